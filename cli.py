@@ -1,0 +1,116 @@
+"""Command-line plumbing shared by the seeder, the leecher and the runner.
+
+Every bad input ends in one clear line on stderr and exit code 2
+(``UsageError``); a run that could not finish ends with exit code 1
+(``RunError``).  No traceback reaches a user.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ipaddress
+import os
+import sys
+
+PROJECT_DIR = os.path.dirname(os.path.abspath(__file__))
+MUSIC_DIR = os.path.join(PROJECT_DIR, "music")
+DEFAULT_PORT = 9000
+CLASSROOM_SEEDERS = [("127.0.0.1", DEFAULT_PORT), ("127.0.0.2", DEFAULT_PORT),
+                     ("127.0.0.3", DEFAULT_PORT)]
+EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+
+
+class UsageError(Exception):
+    """Bad input from the user: exit code 2."""
+
+
+class RunError(Exception):
+    """The run could not finish: exit code 1."""
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse that reports a usage error on one line."""
+
+    def error(self, message):
+        self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (see -h)\n")
+
+
+def run_main(prog: str, body) -> int:
+    """Run ``body()`` and turn our errors and Ctrl-C into exit codes."""
+    try:
+        return body()
+    except UsageError as exc:
+        print(f"{prog}: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except RunError as exc:
+        print(f"{prog}: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+    except KeyboardInterrupt:
+        print(f"{prog}: interrupted", file=sys.stderr)
+        return 130
+
+
+# ------------------------------------------------------- argument types
+def probability(text: str) -> float:
+    """A probability given as 0.1 or as a percentage such as 10%."""
+    try:
+        value = float(text[:-1]) / 100 if text.endswith("%") else float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a probability: {text!r}")
+    if not 0.0 <= value < 1.0:
+        raise argparse.ArgumentTypeError(
+            f"probability must be in [0, 1): {text!r}")
+    return value
+
+
+def non_negative(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}")
+    if value < 0 or value != value or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"must be a finite number >= 0: "
+                                         f"{text!r}")
+    return value
+
+
+def positive(text: str) -> float:
+    value = non_negative(text)
+    if value == 0:
+        raise argparse.ArgumentTypeError(f"must be > 0: {text!r}")
+    return value
+
+
+def port_number(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a port number: {text!r}")
+    if not 1 <= value <= 65535:
+        raise argparse.ArgumentTypeError(f"port must be 1-65535: {text!r}")
+    return value
+
+
+def ip_address(text: str) -> str:
+    try:
+        return str(ipaddress.IPv4Address(text))
+    except ValueError:
+        if text == "localhost":
+            return "127.0.0.1"
+        raise argparse.ArgumentTypeError(f"not an IPv4 address: {text!r}")
+
+
+def parse_address(text: str, default_port: int = DEFAULT_PORT
+                  ) -> tuple[str, int]:
+    """'127.0.0.2:9000' or '127.0.0.2' -> ('127.0.0.2', 9000)."""
+    host, sep, port = text.strip().rpartition(":")
+    if not sep:
+        host, port = text.strip(), str(default_port)
+    try:
+        return ip_address(host), port_number(port)
+    except argparse.ArgumentTypeError as exc:
+        raise UsageError(f"bad seeder address {text!r}: {exc}") from None
+
+
+def format_address(addr: tuple[str, int]) -> str:
+    return f"{addr[0]}:{addr[1]}"

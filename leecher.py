@@ -1,0 +1,947 @@
+"""P2P FACOM leecher: finds seeders, downloads a song in chunks, plays it.
+
+``Download`` is the engine (one ``select`` loop; the GUI runs it in one
+worker thread); the rest of the module is the terminal leecher:
+
+    python3 leecher.py ping   [--seeders 127.0.0.1:9000,127.0.0.2:9000]
+    python3 leecher.py search QUERY
+    python3 leecher.py get NAME -o DIR [--method random] [--json STATS.json]
+
+How losses are found: the REQUEST carries a seed, so the leecher knows the
+exact order in which each seeder sends its first pass.  A chunk still
+missing when three chunks sent after it have arrived is lost and is asked
+for again at once (NACK).  Chunks whose first copy never came are asked for
+after the seeder's DONE, or when the seeder falls silent; NACKed chunks are
+asked for again when their retransmission does not come back in time.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import random
+import select
+import signal
+import socket
+import sys
+import time
+from dataclasses import dataclass, field
+
+import cli
+import protocol as p
+
+DEFAULT_WINDOW = 256  # chunks a seeder may have in flight to us
+RTO_FLOOR = 0.25
+RTO_MAX = 2.0
+REORDER_THRESHOLD = 3  # RFC 9002: lost once 3 later packets have arrived
+MAX_SILENT_TIMEOUTS = 5  # consecutive silences before a seeder is gone
+DEFAULT_TIMEOUT = 30.0  # give up after this long without any new chunk
+SOCKET_BUFFER = 4 * 1024 * 1024
+PING_TIMEOUT = 0.4
+PING_TRIES = 3
+SEARCH_TIMEOUT = 1.0
+SIDECAR_SUFFIX = ".part.json"
+
+
+# ----------------------------------------------------------- the socket
+@dataclass
+class Peer:
+    """A seeder as the leecher knows it after PING."""
+
+    addr: tuple[str, int]
+    rtt: float | None = None
+    token: int = 0
+    name: str = ""
+    files: int = 0
+    load: int = 0
+    order: int = p.Order.SEQUENTIAL
+    ordered_percent: int = 50
+
+    @property
+    def alive(self) -> bool:
+        return self.rtt is not None
+
+
+class Endpoint:
+    """The leecher's UDP socket; ``loss`` drops received datagrams on
+    purpose so that the NACK path can be shown with any seeder."""
+
+    def __init__(self, loss: float = 0.0, seed: int | None = None,
+                 bind: tuple[str, int] = ("0.0.0.0", 0)):
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        for option in (socket.SO_RCVBUF, socket.SO_SNDBUF):
+            try:
+                self.sock.setsockopt(socket.SOL_SOCKET, option, SOCKET_BUFFER)
+            except OSError:
+                pass
+        self.sock.bind(bind)
+        self.sock.setblocking(False)
+        self.loss = loss
+        self.rng = random.Random(seed)
+        self.dropped = 0
+        self.bad = 0
+
+    def close(self) -> None:
+        self.sock.close()
+
+    def send(self, msg, addr, session: int = 0) -> None:
+        try:
+            self.sock.sendto(p.encode(msg, session), addr)
+        except (BlockingIOError, InterruptedError):
+            pass  # like a loss on the way: timers will ask again
+        except OSError:
+            pass  # nobody there (ICMP); silence is handled by timeouts
+
+    def receive(self, timeout: float) -> list[tuple[p.Datagram, tuple]]:
+        """Everything that arrives within ``timeout`` (at least one wait)."""
+        readable, _, _ = select.select([self.sock], [], [], max(0, timeout))
+        received = []
+        while readable and len(received) < 1024:
+            try:
+                data, addr = self.sock.recvfrom(2048)
+            except (BlockingIOError, InterruptedError):
+                break
+            except OSError:
+                continue  # ICMP error for an earlier send
+            if self.loss and self.rng.random() < self.loss:
+                self.dropped += 1
+                continue
+            try:
+                received.append((p.decode(data), addr))
+            except p.ProtocolError:
+                self.bad += 1
+        return received
+
+
+def ping(endpoint: Endpoint, addrs, timeout: float = PING_TIMEOUT,
+         tries: int = PING_TRIES) -> dict[tuple, Peer]:
+    """PING every seeder (a few tries) and return them all, alive or not."""
+    peers = {addr: Peer(addr) for addr in addrs}
+    nonces = {}
+    for _ in range(tries):
+        waiting = [a for a, peer in peers.items() if not peer.alive]
+        if not waiting:
+            break
+        for addr in waiting:
+            nonce = random.getrandbits(32)
+            nonces[nonce] = (addr, time.monotonic())
+            endpoint.send(p.Ping(nonce), addr)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline and any(
+                not peers[a].alive for a in waiting):
+            for datagram, addr in endpoint.receive(
+                    deadline - time.monotonic()):
+                _take_pong(datagram.message, addr, peers, nonces)
+    return peers
+
+
+def _take_pong(msg, addr, peers, nonces) -> None:
+    if not isinstance(msg, p.Pong) or msg.nonce not in nonces:
+        return
+    sent_to, sent_at = nonces[msg.nonce]
+    if sent_to != addr:
+        return
+    peer = peers[addr]
+    if peer.alive:
+        return
+    peer.rtt = time.monotonic() - sent_at
+    peer.token, peer.name, peer.files, peer.load = (msg.token, msg.name,
+                                                    msg.files, msg.load)
+    peer.order, peer.ordered_percent = msg.order, msg.ordered_percent
+
+
+@dataclass
+class Song:
+    """One file as found by SEARCH: the same SHA-256 on several seeders is
+    one song with several sources."""
+
+    info: p.FileInfo
+    sources: list = field(default_factory=list)
+
+
+def search(endpoint: Endpoint, peers: list[Peer], query: str,
+           timeout: float = SEARCH_TIMEOUT) -> list[Song]:
+    if len(query.encode("utf-8")) > p.MAX_QUERY:
+        raise cli.UsageError(f"search query longer than {p.MAX_QUERY} bytes")
+    by_addr = {peer.addr: peer for peer in peers}
+    pending = set(by_addr)
+    songs: dict[bytes, Song] = {}
+    for peer in peers:
+        endpoint.send(p.Search(query, peer.token), peer.addr)
+    deadline = time.monotonic() + timeout
+    while pending and time.monotonic() < deadline:
+        for datagram, addr in endpoint.receive(deadline - time.monotonic()):
+            msg = datagram.message
+            if addr not in by_addr:
+                continue
+            if isinstance(msg, p.Retry):
+                by_addr[addr].token = msg.token
+                endpoint.send(p.Search(query, msg.token), addr)
+            elif isinstance(msg, p.SearchResult):
+                _merge(songs, msg.files, addr)
+                if datagram.flags & p.FLAG_LAST:
+                    pending.discard(addr)
+    return sorted(songs.values(), key=lambda s: s.info.name.lower())
+
+
+def _merge(songs: dict, files, addr) -> None:
+    for info in files:
+        song = songs.setdefault(info.sha256, Song(info))
+        if addr not in song.sources:
+            song.sources.append(addr)
+            song.sources.sort()
+
+
+def safe_name(song: p.FileInfo) -> str:
+    """The file name to save under: never a path, never hidden."""
+    name = os.path.basename(song.name.replace("\\", "/")).replace("\0", "")
+    if not name or name.startswith("."):
+        name = song.file_id.hex() + ".mp3"
+    return name
+
+
+# --------------------------------------------------------------- transfers
+@dataclass
+class Transfer:
+    """One REQUEST to one seeder and what came back for it."""
+
+    sid: int
+    peer: Peer
+    ranges: p.RangeSet
+    order: int
+    percent: int
+    seed: int
+    window: int
+    requested_at: float
+    last_heard: float
+    rto: float
+    first_pass: list  # chunk indices in the order the seeder sends them
+    position: dict  # chunk index -> its place in first_pass
+    checked_upto: int = 0  # first-pass places already examined for loss
+    highest_place: int = -1
+    highest_seq: int = -1
+    limit: int = 0
+    unacked: int = 0
+    nack_round: int = 0
+    silences: int = 0
+    heard: bool = False
+    done: bool = False
+    dead: bool = False
+    seeder_counters: p.Done | None = None
+
+    def request(self, file_id: bytes) -> p.Request:
+        return p.Request(file_id, p.Order(self.order), tuple(self.ranges),
+                         self.window, self.peer.token, self.percent,
+                         self.seed)
+
+
+@dataclass
+class Options:
+    method: str | None = None  # None: each seeder's own order
+    window: int = DEFAULT_WINDOW
+    timeout: float = DEFAULT_TIMEOUT
+    loss: float = 0.0
+    seed: int | None = None
+    force: bool = False
+
+
+class Download:
+    """Download one song from its seeders into ``out_dir``.
+
+    ``run()`` blocks until the file is complete and verified (returns the
+    final path) or raises ``cli.RunError``.  ``stop()`` may be called from
+    another thread.  ``events`` (a ``queue.Queue``) receives tuples for a
+    GUI; ``player`` (see player.py) is fed the contiguous prefix.
+    """
+
+    def __init__(self, endpoint: Endpoint, song: Song, peers: dict,
+                 out_dir: str, options: Options | None = None, events=None,
+                 player=None, log=None):
+        self.endpoint = endpoint
+        self.song = song
+        self.info = song.info
+        self.peers = peers
+        self.options = options or Options()
+        self.events = events
+        self.player = player
+        self.log = log or (lambda line: None)
+        self.rng = random.Random(self.options.seed)
+        self.name = safe_name(song.info)
+        self.final_path = os.path.join(out_dir, self.name)
+        self.part_path = self.final_path + ".part"
+        self.state = p.ReceiveState(self.info.chunks)
+        self.transfers: dict[tuple, Transfer] = {}
+        self.nacked_at: dict[int, float] = {}
+        self.renack_after = 0.3
+        self.nacks_sent = 0
+        self.retransmitted = 0
+        self.per_seeder: dict[str, int] = {}
+        self.sent_t = [None] * self.info.chunks
+        self.received_t = [None] * self.info.chunks
+        self.played_t = [None] * self.info.chunks
+        self.retransmit_flag = bytearray(self.info.chunks)
+        self.fed_chunks = 0
+        self.started = None
+        self.finished = None
+        self._stop = False
+        self._fd = None
+
+    # ------------------------------------------------------------ control
+    def stop(self) -> None:
+        self._stop = True
+
+    def _emit(self, *event) -> None:
+        if self.events is not None:
+            self.events.put(event)
+
+    def run(self) -> str:
+        self._open_part()
+        self.started = time.monotonic()
+        try:
+            self._start_transfers(self._sources(), self.state.missing)
+            self._loop()
+            self._feed_player()
+            self._finish()
+        finally:
+            self._cancel_all()
+            self._close_part()
+        self.finished = time.monotonic()
+        self._emit("complete", self.final_path)
+        return self.final_path
+
+    def _sources(self) -> list[Peer]:
+        alive = [self.peers[a] for a in self.song.sources
+                 if a in self.peers and self.peers[a].alive]
+        if not alive:
+            raise cli.RunError("no seeder with this song is alive")
+        return alive
+
+    # -------------------------------------------------------------- files
+    def _open_part(self) -> None:
+        try:
+            self._fd = os.open(self.part_path, os.O_RDWR | os.O_CREAT, 0o644)
+            os.ftruncate(self._fd, self.info.size)
+        except OSError as exc:
+            raise cli.RunError(f"cannot write {self.part_path}: "
+                               f"{exc.strerror or exc}") from None
+
+    def _close_part(self) -> None:
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
+
+    def _write_chunk(self, index: int, data: bytes) -> None:
+        try:
+            os.pwrite(self._fd, data, index * self.info.chunk_size)
+        except OSError as exc:
+            raise cli.RunError(f"cannot write {self.part_path}: "
+                               f"{exc.strerror or exc} (partial file kept)"
+                               ) from None
+
+    def _finish(self) -> None:
+        os.fsync(self._fd)
+        digest = hashlib.sha256()
+        offset = 0
+        while offset < self.info.size:
+            block = os.pread(self._fd, 1 << 20, offset)
+            if not block:
+                break
+            digest.update(block)
+            offset += len(block)
+        if digest.digest() != self.info.sha256:
+            raise cli.RunError(f"SHA-256 of {self.name} does not match the "
+                               f"seeders' (partial file kept)")
+        os.replace(self.part_path, self.final_path)
+
+    # ------------------------------------------------------------- starts
+    def _start_transfers(self, peers: list[Peer], wanted: p.RangeSet):
+        """Split ``wanted`` chunks among ``peers`` and REQUEST each share."""
+        wanted_list = list(wanted.values())
+        shares = p.split_among(len(wanted_list), len(peers))
+        for peer, share in zip(peers, shares):
+            ranges = p.RangeSet()
+            for start, end in share:
+                for i in range(start, end):
+                    ranges.add(wanted_list[i])
+            if ranges:
+                self._start_transfer(peer, ranges)
+
+    def _start_transfer(self, peer: Peer, ranges: p.RangeSet) -> None:
+        while len(ranges) > p.MAX_REQUEST_RANGES:  # cannot happen for shares
+            raise cli.RunError("too many ranges for one request")
+        if self.options.method:
+            order = p.ORDER_NAMES[self.options.method]
+            percent = 50
+        else:
+            order, percent = p.Order(peer.order), peer.ordered_percent
+        seed = self.rng.getrandbits(32)
+        first_pass = p.send_order(ranges, order, seed, percent / 100)
+        now = time.monotonic()
+        sid = self.rng.getrandbits(32) or 1
+        transfer = Transfer(
+            sid, peer, ranges, order, percent, seed, self.options.window,
+            now, now, self._base_rto(peer), first_pass,
+            {index: place for place, index in enumerate(first_pass)},
+            limit=self.options.window)
+        self.transfers[(peer.addr, sid)] = transfer
+        self.endpoint.send(transfer.request(self.info.file_id), peer.addr,
+                           sid)
+        self.log(f"asked {cli.format_address(peer.addr)} for "
+                 f"{ranges.count()} chunks ({p.order_name(order)})")
+        self._emit("request", cli.format_address(peer.addr), ranges.count())
+
+    @staticmethod
+    def _base_rto(peer: Peer) -> float:
+        return max(RTO_FLOOR, 4 * (peer.rtt or 0.05))
+
+    # --------------------------------------------------------------- loop
+    def _loop(self) -> None:
+        last_progress = time.monotonic()
+        received_before = 0
+        while not self.state.complete:
+            if self._stop:
+                raise cli.RunError("stopped (partial file kept)")
+            now = time.monotonic()
+            for datagram, addr in self.endpoint.receive(
+                    self._next_timer(now) - now):
+                self._dispatch(datagram, addr)
+            now = time.monotonic()
+            self._check_timers(now)
+            self._feed_player()
+            if self.state.received != received_before:
+                received_before = self.state.received
+                last_progress = now
+            elif now - last_progress > self.options.timeout:
+                raise cli.RunError(
+                    f"no progress for {self.options.timeout:.0f} s "
+                    f"(partial file kept)")
+
+    def _next_timer(self, now: float) -> float:
+        wake = now + 0.1
+        for transfer in self._open_transfers():
+            wake = min(wake, transfer.last_heard + transfer.rto)
+        return max(now, wake)
+
+    def _open_transfers(self) -> list[Transfer]:
+        return [t for t in self.transfers.values()
+                if not t.dead and not (t.done and not self._missing_of(t))]
+
+    def _missing_of(self, transfer: Transfer) -> p.RangeSet:
+        return self.state.missing_in(transfer.ranges)
+
+    def _dispatch(self, datagram: p.Datagram, addr) -> None:
+        msg = datagram.message
+        transfer = self.transfers.get((addr, datagram.session))
+        if isinstance(msg, p.Chunk):
+            self._on_chunk(msg, datagram.flags, transfer, addr)
+            return
+        if transfer is None:
+            return  # a reply to an old or unknown session
+        if isinstance(msg, p.Done):
+            self._on_done(transfer, msg)
+        elif isinstance(msg, p.Retry):
+            transfer.peer.token = msg.token
+            self.endpoint.send(transfer.request(self.info.file_id), addr,
+                               transfer.sid)
+        elif isinstance(msg, p.Error):
+            self.log(f"{cli.format_address(addr)} refused: {msg.text}")
+            self._give_up_on(transfer)
+
+    # ------------------------------------------------------------- chunks
+    def _on_chunk(self, chunk: p.Chunk, flags: int, transfer, addr) -> None:
+        index = chunk.index
+        if chunk.file_id != self.info.file_id or index >= self.info.chunks \
+                or len(chunk.data) != self._chunk_length(index):
+            self.endpoint.bad += 1
+            return
+        now = time.monotonic()
+        retransmit = bool(flags & p.FLAG_RETRANSMIT)
+        if transfer is not None:
+            self._credit(transfer, chunk.tx_seq, now)
+        if self.state.add(index):
+            self._store(chunk, retransmit, transfer, addr, now)
+        if transfer is not None and not retransmit:
+            self._detect_losses(transfer, index, now)
+
+    def _chunk_length(self, index: int) -> int:
+        return min(self.info.chunk_size,
+                   self.info.size - index * self.info.chunk_size)
+
+    def _store(self, chunk, retransmit, transfer, addr, now) -> None:
+        index = chunk.index
+        self._write_chunk(index, chunk.data)
+        self.received_t[index] = now - self.started
+        if transfer is not None:
+            self.sent_t[index] = (transfer.requested_at - self.started
+                                  + (transfer.peer.rtt or 0) / 2
+                                  + chunk.send_ms / 1000)
+        asked_at = self.nacked_at.pop(index, None)
+        if retransmit:
+            self.retransmitted += 1
+            self.retransmit_flag[index] = 1
+            if asked_at is not None:  # learn how long a NACK takes
+                sample = now - asked_at
+                self.renack_after = max(0.1, 0.8 * self.renack_after
+                                        + 0.2 * 2 * sample)
+        seeder = cli.format_address(addr)
+        self.per_seeder[seeder] = self.per_seeder.get(seeder, 0) + 1
+        self._emit("chunk", index, self.sent_t[index], self.received_t[index],
+                   retransmit, seeder)
+
+    def _credit(self, transfer: Transfer, tx_seq: int, now: float) -> None:
+        transfer.heard = True
+        transfer.last_heard = now
+        transfer.silences = 0
+        transfer.rto = self._base_rto(transfer.peer)
+        if tx_seq > transfer.highest_seq:
+            transfer.highest_seq = tx_seq
+        transfer.unacked += 1
+        if transfer.unacked >= max(1, transfer.window // 4):
+            self._ack(transfer)
+
+    def _ack(self, transfer: Transfer) -> None:
+        transfer.unacked = 0
+        transfer.limit = max(transfer.limit,
+                             transfer.highest_seq + 1 + transfer.window)
+        self.endpoint.send(p.Ack(transfer.limit), transfer.peer.addr,
+                           transfer.sid)
+
+    def _detect_losses(self, transfer: Transfer, index: int, now: float):
+        place = transfer.position.get(index)
+        if place is None or place <= transfer.highest_place:
+            return
+        transfer.highest_place = place
+        upto = place - REORDER_THRESHOLD
+        lost = [transfer.first_pass[k]
+                for k in range(transfer.checked_upto, max(upto, 0))
+                if not self.state.have[transfer.first_pass[k]]]
+        transfer.checked_upto = max(transfer.checked_upto, upto)
+        self._nack(transfer, [i for i in lost if i not in self.nacked_at],
+                   now)
+
+    def _on_done(self, transfer: Transfer, done: p.Done) -> None:
+        transfer.done = True
+        transfer.seeder_counters = done
+        now = time.monotonic()
+        transfer.last_heard = now
+        self._nack(transfer, self._due_for_nack(transfer, now), now)
+
+    def _due_for_nack(self, transfer: Transfer, now: float) -> list[int]:
+        return [i for i in self._missing_of(transfer).values()
+                if now - self.nacked_at.get(i, -1e9) >= self.renack_after]
+
+    def _nack(self, transfer: Transfer, chunks: list[int], now: float):
+        if not chunks:
+            return
+        transfer.nack_round = (transfer.nack_round + 1) & 0xFFFF
+        transfer.limit = max(transfer.limit,
+                             transfer.highest_seq + 1 + transfer.window)
+        ranges = p.RangeSet()
+        for index in chunks:
+            ranges.add(index)
+            self.nacked_at[index] = now
+        pairs = list(ranges)
+        for start in range(0, len(pairs), p.MAX_NACK_RANGES):
+            nack = p.Nack(transfer.limit, transfer.nack_round,
+                          tuple(pairs[start:start + p.MAX_NACK_RANGES]))
+            self.endpoint.send(nack, transfer.peer.addr, transfer.sid)
+            self.nacks_sent += 1
+        self._emit("nack", chunks)
+
+    # -------------------------------------------------------------- timers
+    def _check_timers(self, now: float) -> None:
+        for transfer in self._open_transfers():
+            if now - transfer.last_heard >= transfer.rto:
+                self._on_silence(transfer, now)
+        self._renack_overdue(now)
+
+    def _renack_overdue(self, now: float) -> None:
+        overdue = [i for i, t in self.nacked_at.items()
+                   if now - t >= self.renack_after]
+        if not overdue:
+            return
+        for transfer in self._open_transfers():
+            mine = [i for i in overdue if i in transfer.ranges]
+            self._nack(transfer, mine, now)
+
+    def _on_silence(self, transfer: Transfer, now: float) -> None:
+        transfer.silences += 1
+        transfer.last_heard = now
+        transfer.rto = min(RTO_MAX, transfer.rto * 2)
+        if transfer.silences > MAX_SILENT_TIMEOUTS:
+            self.log(f"{cli.format_address(transfer.peer.addr)} stopped "
+                     f"answering")
+            self._give_up_on(transfer)
+        elif not transfer.heard:
+            self.endpoint.send(transfer.request(self.info.file_id),
+                               transfer.peer.addr, transfer.sid)
+        else:
+            # Silence with credit left means everything in flight was lost.
+            transfer.limit = max(transfer.limit,
+                                 transfer.highest_seq + 1) + transfer.window
+            self.endpoint.send(p.Ack(transfer.limit), transfer.peer.addr,
+                               transfer.sid)
+            # Silent twice, or DONE seen: the rest of the first pass (or the
+            # DONE itself) was lost.  The seeder skips chunks not yet sent.
+            if transfer.done or transfer.silences >= 2:
+                self._nack(transfer, self._due_for_nack(transfer, now), now)
+
+    def _give_up_on(self, transfer: Transfer) -> None:
+        """Move a seeder's missing share to the seeders still answering."""
+        transfer.dead = True
+        self.endpoint.send(p.Cancel(), transfer.peer.addr, transfer.sid)
+        missing = self._missing_of(transfer)
+        self._emit("seeder-gone", cli.format_address(transfer.peer.addr))
+        if not missing:
+            return
+        dead = {t.peer.addr for t in self.transfers.values() if t.dead}
+        alive = [peer for peer in self._sources() if peer.addr not in dead]
+        if not alive:
+            alive = self._ping_again(dead)
+        if not alive:
+            raise cli.RunError("all seeders with this song are gone "
+                               "(partial file kept)")
+        self._start_transfers(alive, missing)
+
+    def _ping_again(self, dead: set) -> list[Peer]:
+        """Seeders that were gone may be back: ask every source once."""
+        found = ping(self.endpoint, self.song.sources)
+        self.peers.update(found)
+        return [peer for peer in found.values() if peer.alive]
+
+    def _cancel_all(self) -> None:
+        for transfer in self.transfers.values():
+            if not transfer.dead:
+                self.endpoint.send(p.Cancel(), transfer.peer.addr,
+                                   transfer.sid)
+
+    # -------------------------------------------------------------- player
+    def _feed_player(self) -> None:
+        if self.player is None:
+            return
+        ready = self.state.contiguous()
+        if ready <= self.fed_chunks:
+            return
+        start = self.fed_chunks * self.info.chunk_size
+        end = min(self.info.size, ready * self.info.chunk_size)
+        self.player.feed(os.pread(self._fd, end - start, start))
+        self.fed_chunks = ready
+        if ready == self.info.chunks:
+            self.player.finish_input()
+
+    def record_played(self, byte_end: int, when: float) -> None:
+        """Player callback: every byte before ``byte_end`` has played."""
+        if self.started is None:
+            return
+        last = min(self.info.chunks, -(-byte_end // self.info.chunk_size))
+        for index in range(last - 1, -1, -1):
+            if self.played_t[index] is not None:
+                break
+            self.played_t[index] = when - self.started
+
+    # --------------------------------------------------------------- stats
+    def stats(self) -> dict:
+        end = self.finished or time.monotonic()
+        elapsed = end - (self.started or end)
+        return {
+            "file": self.name,
+            "size": self.info.size,
+            "sha256": self.info.sha256.hex(),
+            "chunks": self.info.chunks,
+            "chunks_received": self.state.received,
+            "duplicates": self.state.duplicates,
+            "nacks_sent": self.nacks_sent,
+            "chunks_retransmitted": self.retransmitted,
+            "datagrams_dropped_by_leecher": self.endpoint.dropped,
+            "bad_datagrams": self.endpoint.bad,
+            "elapsed_s": round(elapsed, 4),
+            "goodput_Bps": round(self.info.size / elapsed, 1)
+            if elapsed and self.state.complete else 0.0,
+            "per_seeder": dict(self.per_seeder),
+            "seeders_gone": sorted({cli.format_address(t.peer.addr)
+                                    for t in self.transfers.values()
+                                    if t.dead}),
+            "timeline": self.timeline(),
+        }
+
+    def timeline(self) -> list[dict]:
+        def r(value):
+            return None if value is None else round(value, 4)
+        return [{"chunk": i, "sent": r(self.sent_t[i]),
+                 "received": r(self.received_t[i]),
+                 "played": r(self.played_t[i]),
+                 "retransmitted": bool(self.retransmit_flag[i])}
+                for i in range(self.info.chunks)]
+
+
+# ------------------------------------------------------------ terminal UI
+def read_seeders(text: str | None) -> list[tuple[str, int]]:
+    """--seeders, else a seeders.txt (cwd, then project), else the class."""
+    if text:
+        return [cli.parse_address(part) for part in text.split(",")
+                if part.strip()]
+    for folder in (os.getcwd(), cli.PROJECT_DIR):
+        path = os.path.join(folder, "seeders.txt")
+        if os.path.isfile(path):
+            with open(path, encoding="utf-8") as handle:
+                lines = [line.split("#")[0].strip() for line in handle]
+            found = [cli.parse_address(line) for line in lines if line]
+            if found:
+                return found
+    return list(cli.CLASSROOM_SEEDERS)
+
+
+def find_alive(endpoint: Endpoint, addrs, out=print) -> dict[tuple, Peer]:
+    peers = ping(endpoint, addrs)
+    for peer in peers.values():
+        where = cli.format_address(peer.addr)
+        if peer.alive:
+            out(f"  {where:<21} alive  {peer.rtt * 1000:6.1f} ms  "
+                f"{peer.files} file(s), {p.order_name(p.Order(peer.order))}"
+                f", load {peer.load}")
+        else:
+            out(f"  {where:<21} no answer")
+    if not any(peer.alive for peer in peers.values()):
+        raise cli.RunError("no seeder is alive (start one: python3 "
+                           "seeder.py -i 127.0.0.1 -p 9000)")
+    return peers
+
+
+def pick_song(songs: list[Song], name: str) -> Song:
+    exact = [s for s in songs if s.info.name.lower() == name.lower()]
+    if len(exact) == 1 or len(songs) == 1:
+        return (exact or songs)[0]
+    if not songs:
+        raise cli.UsageError(f"no seeder has a song matching {name!r}")
+    names = ", ".join(s.info.name for s in songs[:5])
+    raise cli.UsageError(f"{name!r} matches several songs: {names}")
+
+
+def format_size(size: float) -> str:
+    for unit in ("B", "KB", "MB", "GB"):
+        if size < 1000 or unit == "GB":
+            return f"{size:.0f} {unit}" if unit == "B" else \
+                f"{size:.1f} {unit}"
+        size /= 1000
+    return ""
+
+
+def print_songs(songs: list[Song]) -> None:
+    if not songs:
+        print("no songs found")
+        return
+    print(f"{'name':<36} {'size':>9} {'duration':>8}  seeders")
+    for song in songs:
+        info = song.info
+        duration = (f"{info.duration_ms // 60000}:"
+                    f"{info.duration_ms // 1000 % 60:02d}"
+                    if info.duration_ms else "?")
+        sources = ", ".join(cli.format_address(a) for a in song.sources)
+        print(f"{info.name[:36]:<36} {format_size(info.size):>9} "
+              f"{duration:>8}  {len(song.sources)} ({sources})")
+
+
+class Progress:
+    """A bar on a terminal; a plain line per second otherwise."""
+
+    def __init__(self, download: Download, stream=sys.stdout):
+        self.download = download
+        self.stream = stream
+        self.tty = stream.isatty()
+        self.last = 0.0
+
+    def update(self, force: bool = False) -> None:
+        now = time.monotonic()
+        if not force and now - self.last < (0.2 if self.tty else 1.0):
+            return
+        self.last = now
+        d = self.download
+        done, total = d.state.received, d.info.chunks
+        elapsed = now - (d.started or now)
+        rate = done * d.info.chunk_size / elapsed if elapsed else 0
+        text = (f"{100 * done // max(total, 1):3d}% {done}/{total} chunks "
+                f"{format_size(rate)}/s  nacks {d.nacks_sent}  "
+                f"resent {d.retransmitted}")
+        if self.tty:
+            width = 30
+            filled = width * done // max(total, 1)
+            bar = "#" * filled + "." * (width - filled)
+            self.stream.write(f"\r[{bar}] {text}")
+            if force:
+                self.stream.write("\n")
+        else:
+            self.stream.write(text + "\n")
+        self.stream.flush()
+
+
+def report(stats: dict) -> str:
+    lines = [
+        f"file            {stats['file']} ({format_size(stats['size'])}, "
+        f"SHA-256 verified)",
+        f"chunks          {stats['chunks']} "
+        f"({stats['chunks_received']} received, "
+        f"{stats['duplicates']} duplicates)",
+        f"nacks sent      {stats['nacks_sent']}",
+        f"retransmitted   {stats['chunks_retransmitted']} chunks",
+        f"elapsed         {stats['elapsed_s']:.2f} s",
+        f"goodput         {format_size(stats['goodput_Bps'])}/s",
+    ]
+    for seeder, count in sorted(stats["per_seeder"].items()):
+        lines.append(f"  from {seeder:<21} {count} chunks")
+    if stats["seeders_gone"]:
+        lines.append("seeders gone    " + ", ".join(stats["seeders_gone"]))
+    return "\n".join(lines)
+
+
+def write_json(path: str, stats: dict) -> None:
+    try:
+        with open(path, "w", encoding="utf-8") as handle:
+            json.dump(stats, handle, indent=1)
+    except OSError as exc:
+        raise cli.RunError(f"cannot write {path}: {exc.strerror or exc}")
+
+
+def _endpoint(args) -> Endpoint:
+    return Endpoint(getattr(args, "loss", 0.0), getattr(args, "rng_seed",
+                                                         None))
+
+
+def cmd_ping(args) -> int:
+    endpoint = _endpoint(args)
+    try:
+        find_alive(endpoint, read_seeders(args.seeders))
+    finally:
+        endpoint.close()
+    return cli.EXIT_OK
+
+
+def cmd_search(args) -> int:
+    endpoint = _endpoint(args)
+    try:
+        peers = find_alive(endpoint, read_seeders(args.seeders))
+        songs = search(endpoint, [x for x in peers.values() if x.alive],
+                       args.query)
+    finally:
+        endpoint.close()
+    print_songs(songs)
+    return cli.EXIT_OK
+
+
+def check_output(out_dir: str, song: Song, force: bool) -> str | None:
+    """Refuse a missing folder; say when the song is already there."""
+    if not os.path.isdir(out_dir):
+        raise cli.UsageError(f"output folder not found: {out_dir}")
+    if not os.access(out_dir, os.W_OK):
+        raise cli.UsageError(f"output folder is not writable: {out_dir}")
+    final = os.path.join(out_dir, safe_name(song.info))
+    if os.path.exists(final) and not force:
+        if _sha256_file(final) == song.info.sha256:
+            return final
+        raise cli.UsageError(f"{final} exists and differs; use --force to "
+                             f"replace it")
+    return None
+
+
+def _sha256_file(path: str) -> bytes:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.digest()
+
+
+def cmd_get(args) -> int:
+    options = Options(args.method, args.window, args.timeout, args.loss,
+                      args.rng_seed, args.force)
+    endpoint = _endpoint(args)
+    try:
+        print("seeders:")
+        peers = find_alive(endpoint, read_seeders(args.seeders))
+        songs = search(endpoint, [x for x in peers.values() if x.alive],
+                       args.name)
+        song = pick_song(songs, args.name)
+        existing = check_output(args.output, song, args.force)
+        if existing:
+            print(f"{existing} is already here and verified")
+            return cli.EXIT_OK
+        download = Download(endpoint, song, peers, args.output, options,
+                            log=lambda line: print("  " + line))
+        path = run_with_progress(download)
+    finally:
+        endpoint.close()
+    stats = download.stats()
+    print(f"saved {path}")
+    print(report(stats))
+    if args.json:
+        write_json(args.json, stats)
+    return cli.EXIT_OK
+
+
+def run_with_progress(download: Download) -> str:
+    """Run the download on this thread, drawing progress between turns."""
+    progress = Progress(download)
+    original = download._feed_player
+
+    def feed_and_draw():
+        original()
+        progress.update()
+    download._feed_player = feed_and_draw
+    try:
+        return download.run()
+    finally:
+        progress.update(force=True)
+
+
+def build_parser() -> cli.Parser:
+    parser = cli.Parser(prog="leecher.py", description=(
+        "Find P2P FACOM seeders, search their songs and download one."))
+    sub = parser.add_subparsers(dest="command", required=True,
+                                parser_class=cli.Parser)
+    common = cli.Parser(add_help=False)
+    common.add_argument("--seeders", metavar="ADDR,ADDR",
+                        help="seeders to use (default: seeders.txt or "
+                             "127.0.0.1-3:9000)")
+    sub.add_parser("ping", parents=[common], help="which seeders are alive")
+    find = sub.add_parser("search", parents=[common], help="search songs")
+    find.add_argument("query", nargs="?", default="",
+                      help="words of the name (empty: all songs)")
+    get = sub.add_parser("get", parents=[common], help="download a song")
+    add_get_arguments(get)
+    return parser
+
+
+def add_get_arguments(get) -> None:
+    get.add_argument("name", help="song name (or a unique part of it)")
+    get.add_argument("-o", "--output", default="downloads",
+                     help="folder to save into (default downloads/)")
+    get.add_argument("--method", choices=list(p.ORDER_NAMES),
+                     help="sending order to ask for (default: each "
+                          "seeder's own)")
+    get.add_argument("--json", metavar="FILE", help="write statistics here")
+    get.add_argument("--loss", type=cli.probability, default=0.0,
+                     metavar="P", help="drop received datagrams on purpose")
+    get.add_argument("--rng-seed", type=int, default=None, metavar="N")
+    get.add_argument("--window", type=int, default=DEFAULT_WINDOW,
+                     help="chunks in flight per seeder (default 256)")
+    get.add_argument("--timeout", type=cli.positive, default=DEFAULT_TIMEOUT,
+                     metavar="S", help="give up after S s without progress")
+    get.add_argument("--force", action="store_true",
+                     help="replace an existing file of the same name")
+
+
+def main(argv=None) -> int:
+    args = build_parser().parse_args(argv)
+    if hasattr(signal, "SIGXFSZ"):  # over a file-size limit: EFBIG, not death
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+    commands = {"ping": cmd_ping, "search": cmd_search, "get": cmd_get}
+
+    def body():
+        if args.command == "get" and not 1 <= args.window <= 4096:
+            raise cli.UsageError("--window must be between 1 and 4096")
+        return commands[args.command](args)
+    return cli.run_main("leecher", body)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,657 @@
+"""P2P FACOM wire protocol: messages, sending orders and receive bookkeeping.
+
+This module does no I/O: no sockets, no clock reads, no files.  Seeders and
+leechers (``seeder.py``, ``leecher.py``) feed it bytes and numbers and send
+what it gives back.  Every datagram is one header followed by a body:
+
+Header (16 bytes, network byte order, ``HEADER``)
+
+=========== ====== ==========================================================
+field       bytes  meaning
+=========== ====== ==========================================================
+magic       2      ``b"PF"``
+version     1      ``VERSION`` (1)
+type        1      message type (``MsgType``)
+flags       1      ``FLAG_*`` bits (last search page, retransmitted chunk)
+reserved    1      0
+session     4      session id chosen by the leecher (0 when none)
+length      2      body length in bytes
+crc32       4      CRC-32 of header (this field zeroed) and body
+=========== ====== ==========================================================
+
+Bodies (fixed part packed with ``struct``, then a variable tail)
+
+============== =============================================================
+type           body
+============== =============================================================
+PING           nonce u32
+PONG           nonce u32, token u32, files u16, load u16, order u8,
+               ordered fraction u8 (percent), name (UTF-8)
+SEARCH         token u32, query (UTF-8, at most ``MAX_QUERY`` bytes)
+SEARCH_RESULT  count u16, then per file: id 8s, size u64, chunks u32,
+               chunk size u16, duration ms u32, sha256 32s, name len u16,
+               name (UTF-8)
+REQUEST        file id 8s, order u8, ordered fraction u8 (percent),
+               token u32, seed u32, window u16, count u16, ranges
+               (start u32, end u32)
+CHUNK          file id 8s, index u32, tx seq u32, send time ms u32, data
+ACK            limit u32 (the seeder may send tx seq < limit)
+NACK           limit u32, round u16, count u16, ranges
+CANCEL         (empty)
+DONE           sent u32, resent u32, dropped u32, duplicated u32,
+               bytes sent u64
+RETRY          token u32 (the REQUEST did not carry the address's token)
+ERROR          code u16, text (UTF-8)
+============== =============================================================
+
+Ranges are half-open ``[start, end)`` chunk intervals.  Files are named on
+the wire by ``file_id`` = the first 8 bytes of their SHA-256.  A datagram is
+at most ``MAX_DATAGRAM`` (1472) bytes, so IP never fragments it.
+"""
+
+from __future__ import annotations
+
+import bisect
+import enum
+import struct
+import zlib
+from dataclasses import dataclass, field
+from typing import Iterable, Iterator, Sequence, Union
+
+MAGIC = b"PF"
+VERSION = 1
+HEADER = struct.Struct("!2sBBBxIHI")
+MAX_DATAGRAM = 1472  # 1500 (Ethernet MTU) - 20 (IPv4) - 8 (UDP)
+MAX_BODY = MAX_DATAGRAM - HEADER.size
+
+FLAG_LAST = 0x01  # SEARCH_RESULT: last page of the answer
+FLAG_RETRANSMIT = 0x02  # CHUNK: sent again after a NACK
+
+FILE_ID_SIZE = 8
+SHA256_SIZE = 32
+MAX_QUERY = 200
+RANGE = struct.Struct("!II")
+
+
+class MsgType(enum.IntEnum):
+    PING = 1
+    PONG = 2
+    SEARCH = 3
+    SEARCH_RESULT = 4
+    REQUEST = 5
+    CHUNK = 6
+    ACK = 7
+    NACK = 8
+    CANCEL = 9
+    DONE = 10
+    RETRY = 11
+    ERROR = 12
+
+
+class Order(enum.IntEnum):
+    SEQUENTIAL = 0
+    RANDOM = 1
+    SEMI_RANDOM = 2
+    DEFAULT = 255  # REQUEST: "use the seeder's -m"
+
+
+ORDER_NAMES = {
+    "sequential": Order.SEQUENTIAL,
+    "random": Order.RANDOM,
+    "semi-random": Order.SEMI_RANDOM,
+}
+
+
+def order_name(order: Order) -> str:
+    for name, value in ORDER_NAMES.items():
+        if value == order:
+            return name
+    return "default"
+
+
+class ErrorCode(enum.IntEnum):
+    NOT_FOUND = 1  # no such file id
+    FILE_GONE = 2  # the file vanished or changed while being served
+    BAD_REQUEST = 3  # ranges out of bounds, too many ranges, bad order
+    BUSY = 4  # too many sessions
+    UNKNOWN_SESSION = 5
+
+
+class ProtocolError(ValueError):
+    """Raised by ``decode`` for any datagram that is not a valid message."""
+
+
+CHUNK_FIXED = struct.Struct("!8sIII")
+CHUNK_SIZE = 1400  # payload bytes per chunk; CHUNK datagram = 1436 bytes
+assert HEADER.size + CHUNK_FIXED.size + CHUNK_SIZE <= MAX_DATAGRAM
+
+
+# ---------------------------------------------------------------- messages
+@dataclass(frozen=True)
+class Ping:
+    nonce: int
+    TYPE = MsgType.PING
+
+
+@dataclass(frozen=True)
+class Pong:
+    nonce: int
+    token: int
+    files: int
+    load: int
+    order: int
+    ordered_percent: int
+    name: str
+    TYPE = MsgType.PONG
+
+
+@dataclass(frozen=True)
+class Search:
+    query: str
+    token: int = 0
+    TYPE = MsgType.SEARCH
+
+
+@dataclass(frozen=True)
+class FileInfo:
+    file_id: bytes
+    size: int
+    chunks: int
+    chunk_size: int
+    duration_ms: int  # 0 when unknown
+    sha256: bytes
+    name: str
+
+
+@dataclass(frozen=True)
+class SearchResult:
+    files: tuple[FileInfo, ...]
+    TYPE = MsgType.SEARCH_RESULT
+
+
+@dataclass(frozen=True)
+class Request:
+    file_id: bytes
+    order: Order
+    ranges: tuple[tuple[int, int], ...]
+    window: int
+    token: int = 0
+    ordered_percent: int = 50
+    seed: int = 0
+    TYPE = MsgType.REQUEST
+
+
+@dataclass(frozen=True)
+class Chunk:
+    file_id: bytes
+    index: int
+    tx_seq: int
+    send_ms: int
+    data: bytes
+    TYPE = MsgType.CHUNK
+
+
+@dataclass(frozen=True)
+class Ack:
+    limit: int
+    TYPE = MsgType.ACK
+
+
+@dataclass(frozen=True)
+class Nack:
+    limit: int
+    round: int
+    ranges: tuple[tuple[int, int], ...]
+    TYPE = MsgType.NACK
+
+
+@dataclass(frozen=True)
+class Cancel:
+    TYPE = MsgType.CANCEL
+
+
+@dataclass(frozen=True)
+class Done:
+    sent: int
+    resent: int
+    dropped: int
+    duplicated: int
+    bytes_sent: int
+    TYPE = MsgType.DONE
+
+
+@dataclass(frozen=True)
+class Retry:
+    token: int
+    TYPE = MsgType.RETRY
+
+
+@dataclass(frozen=True)
+class Error:
+    code: int
+    text: str
+    TYPE = MsgType.ERROR
+
+
+Message = Union[Ping, Pong, Search, SearchResult, Request, Chunk, Ack, Nack,
+                Cancel, Done, Retry, Error]
+
+
+@dataclass(frozen=True)
+class Datagram:
+    """A decoded datagram: the message plus the header fields around it."""
+
+    message: Message
+    session: int = 0
+    flags: int = 0
+
+
+# ------------------------------------------------------------ body codecs
+PING_BODY = struct.Struct("!I")
+PONG_FIXED = struct.Struct("!IIHHBB")
+SEARCH_FIXED = struct.Struct("!I")
+FILE_FIXED = struct.Struct("!8sQIHI32sH")
+COUNT = struct.Struct("!H")
+REQUEST_FIXED = struct.Struct("!8sBBIIHH")
+ACK_BODY = struct.Struct("!I")
+NACK_FIXED = struct.Struct("!IHH")
+DONE_BODY = struct.Struct("!IIIIQ")
+RETRY_BODY = struct.Struct("!I")
+ERROR_FIXED = struct.Struct("!H")
+
+MAX_REQUEST_RANGES = (MAX_BODY - REQUEST_FIXED.size) // RANGE.size
+MAX_NACK_RANGES = (MAX_BODY - NACK_FIXED.size) // RANGE.size
+MAX_TEXT = 400
+
+
+def _text(data: bytes, what: str) -> str:
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ProtocolError(f"{what} is not UTF-8") from exc
+
+
+def _unpack(fmt: struct.Struct, body: bytes, offset: int = 0) -> tuple:
+    if len(body) < offset + fmt.size:
+        raise ProtocolError("body too short")
+    return fmt.unpack_from(body, offset)
+
+
+def _exact(fmt: struct.Struct, body: bytes) -> tuple:
+    if len(body) != fmt.size:
+        raise ProtocolError(f"body must be {fmt.size} bytes")
+    return fmt.unpack(body)
+
+
+def _encode_ranges(ranges: Sequence[tuple[int, int]]) -> bytes:
+    return b"".join(RANGE.pack(start, end) for start, end in ranges)
+
+
+def _decode_ranges(body: bytes, offset: int, count: int) -> tuple:
+    if len(body) != offset + count * RANGE.size:
+        raise ProtocolError("range list length does not match its count")
+    ranges = tuple(RANGE.iter_unpack(body[offset:]))
+    for start, end in ranges:
+        if start >= end:
+            raise ProtocolError("empty or reversed range")
+    return ranges
+
+
+def _encode_file(info: FileInfo) -> bytes:
+    name = info.name.encode("utf-8")
+    return FILE_FIXED.pack(info.file_id, info.size, info.chunks,
+                           info.chunk_size, info.duration_ms, info.sha256,
+                           len(name)) + name
+
+
+def _decode_files(body: bytes) -> tuple[FileInfo, ...]:
+    (count,) = _unpack(COUNT, body)
+    offset = COUNT.size
+    files = []
+    for _ in range(count):
+        fid, size, chunks, csize, dur, sha, name_len = _unpack(
+            FILE_FIXED, body, offset)
+        offset += FILE_FIXED.size
+        if len(body) < offset + name_len:
+            raise ProtocolError("file name truncated")
+        name = _text(body[offset:offset + name_len], "file name")
+        offset += name_len
+        files.append(FileInfo(fid, size, chunks, csize, dur, sha, name))
+    if offset != len(body):
+        raise ProtocolError("trailing bytes after file list")
+    return tuple(files)
+
+
+def _encode_body(msg: Message) -> bytes:
+    if isinstance(msg, Ping):
+        return PING_BODY.pack(msg.nonce)
+    if isinstance(msg, Pong):
+        return PONG_FIXED.pack(msg.nonce, msg.token, msg.files, msg.load,
+                               msg.order, msg.ordered_percent
+                               ) + msg.name.encode("utf-8")
+    if isinstance(msg, Search):
+        return SEARCH_FIXED.pack(msg.token) + msg.query.encode("utf-8")
+    if isinstance(msg, SearchResult):
+        return COUNT.pack(len(msg.files)) + b"".join(
+            _encode_file(f) for f in msg.files)
+    if isinstance(msg, Request):
+        return REQUEST_FIXED.pack(
+            msg.file_id, msg.order, msg.ordered_percent, msg.token, msg.seed,
+            msg.window, len(msg.ranges)) + _encode_ranges(msg.ranges)
+    if isinstance(msg, Chunk):
+        return CHUNK_FIXED.pack(msg.file_id, msg.index, msg.tx_seq,
+                                msg.send_ms) + msg.data
+    if isinstance(msg, Ack):
+        return ACK_BODY.pack(msg.limit)
+    if isinstance(msg, Nack):
+        return NACK_FIXED.pack(msg.limit, msg.round,
+                               len(msg.ranges)) + _encode_ranges(msg.ranges)
+    if isinstance(msg, Cancel):
+        return b""
+    if isinstance(msg, Done):
+        return DONE_BODY.pack(msg.sent, msg.resent, msg.dropped,
+                              msg.duplicated, msg.bytes_sent)
+    if isinstance(msg, Retry):
+        return RETRY_BODY.pack(msg.token)
+    if isinstance(msg, Error):
+        return ERROR_FIXED.pack(msg.code) + msg.text.encode("utf-8")[:MAX_TEXT]
+    raise TypeError(f"not a message: {msg!r}")
+
+
+def _decode_body(kind: MsgType, body: bytes) -> Message:
+    if kind is MsgType.PING:
+        return Ping(*_exact(PING_BODY, body))
+    if kind is MsgType.PONG:
+        fixed = _unpack(PONG_FIXED, body)
+        return Pong(*fixed, _text(body[PONG_FIXED.size:], "seeder name"))
+    if kind is MsgType.SEARCH:
+        (token,) = _unpack(SEARCH_FIXED, body)
+        if len(body) - SEARCH_FIXED.size > MAX_QUERY:
+            raise ProtocolError("search query too long")
+        return Search(_text(body[SEARCH_FIXED.size:], "search query"), token)
+    if kind is MsgType.SEARCH_RESULT:
+        return SearchResult(_decode_files(body))
+    if kind is MsgType.REQUEST:
+        fid, order, percent, token, seed, window, count = _unpack(
+            REQUEST_FIXED, body)
+        if order not in Order._value2member_map_:
+            raise ProtocolError(f"unknown sending order {order}")
+        if percent > 100:
+            raise ProtocolError("ordered fraction above 100 %")
+        ranges = _decode_ranges(body, REQUEST_FIXED.size, count)
+        return Request(fid, Order(order), ranges, window, token, percent, seed)
+    if kind is MsgType.CHUNK:
+        fid, index, tx_seq, send_ms = _unpack(CHUNK_FIXED, body)
+        return Chunk(fid, index, tx_seq, send_ms, body[CHUNK_FIXED.size:])
+    if kind is MsgType.ACK:
+        return Ack(*_exact(ACK_BODY, body))
+    if kind is MsgType.NACK:
+        limit, round_, count = _unpack(NACK_FIXED, body)
+        return Nack(limit, round_, _decode_ranges(body, NACK_FIXED.size,
+                                                  count))
+    if kind is MsgType.CANCEL:
+        if body:
+            raise ProtocolError("CANCEL carries no body")
+        return Cancel()
+    if kind is MsgType.DONE:
+        return Done(*_exact(DONE_BODY, body))
+    if kind is MsgType.RETRY:
+        return Retry(*_exact(RETRY_BODY, body))
+    if kind is MsgType.ERROR:
+        (code,) = _unpack(ERROR_FIXED, body)
+        return Error(code, _text(body[ERROR_FIXED.size:], "error text"))
+    raise ProtocolError(f"unhandled message type {kind}")  # pragma: no cover
+
+
+def encode(msg: Message, session: int = 0, flags: int = 0) -> bytes:
+    """Pack one message into one datagram (header + body, CRC filled in)."""
+    body = _encode_body(msg)
+    if len(body) > MAX_BODY:
+        raise ValueError(f"{type(msg).__name__} body of {len(body)} bytes "
+                         f"exceeds {MAX_BODY}")
+    header = HEADER.pack(MAGIC, VERSION, msg.TYPE, flags, session,
+                         len(body), 0)
+    crc = zlib.crc32(body, zlib.crc32(header))
+    return header[:-4] + crc.to_bytes(4, "big") + body
+
+
+def decode(data: bytes) -> Datagram:
+    """Parse one datagram; any malformed input raises ``ProtocolError``."""
+    if len(data) < HEADER.size:
+        raise ProtocolError("datagram shorter than the header")
+    if len(data) > MAX_DATAGRAM:
+        raise ProtocolError("datagram longer than the maximum")
+    magic, version, kind, flags, session, length, crc = HEADER.unpack_from(
+        data)
+    if magic != MAGIC:
+        raise ProtocolError("bad magic")
+    if version != VERSION:
+        raise ProtocolError(f"unsupported protocol version {version}")
+    if length != len(data) - HEADER.size:
+        raise ProtocolError("length field does not match the datagram")
+    body = bytes(data[HEADER.size:])
+    zeroed = bytes(data[:HEADER.size - 4]) + b"\0\0\0\0"
+    if zlib.crc32(body, zlib.crc32(zeroed)) != crc:
+        raise ProtocolError("CRC mismatch")
+    try:
+        msg_type = MsgType(kind)
+    except ValueError:
+        raise ProtocolError(f"unknown message type {kind}") from None
+    return Datagram(_decode_body(msg_type, body), session, flags)
+
+
+def search_result_pages(files: Iterable[FileInfo]) -> list[SearchResult]:
+    """Split a list of files into SEARCH_RESULT messages that each fit."""
+    pages: list[list[FileInfo]] = [[]]
+    used = COUNT.size
+    for info in files:
+        size = len(_encode_file(info))
+        if size + COUNT.size > MAX_BODY:
+            continue  # a name this long cannot be announced at all
+        if used + size > MAX_BODY:
+            pages.append([])
+            used = COUNT.size
+        pages[-1].append(info)
+        used += size
+    return [SearchResult(tuple(page)) for page in pages]
+
+
+def file_id_of(sha256: bytes) -> bytes:
+    return sha256[:FILE_ID_SIZE]
+
+
+def chunk_count(size: int, chunk_size: int = CHUNK_SIZE) -> int:
+    return (size + chunk_size - 1) // chunk_size
+
+
+# ------------------------------------------------------------------ ranges
+class RangeSet:
+    """A set of non-negative integers kept as sorted disjoint [start, end)."""
+
+    def __init__(self, ranges: Iterable[tuple[int, int]] = ()):
+        self._starts: list[int] = []
+        self._ends: list[int] = []
+        for start, end in ranges:
+            self.add(start, end)
+
+    def add(self, start: int, end: int | None = None) -> None:
+        end = start + 1 if end is None else end
+        if start >= end:
+            return
+        # Every range touching [start, end) is merged into one.
+        lo = bisect.bisect_left(self._ends, start)
+        hi = bisect.bisect_right(self._starts, end)
+        if lo < hi:
+            start = min(start, self._starts[lo])
+            end = max(end, self._ends[hi - 1])
+        self._starts[lo:hi] = [start]
+        self._ends[lo:hi] = [end]
+
+    def remove(self, start: int, end: int | None = None) -> None:
+        end = start + 1 if end is None else end
+        if start >= end:
+            return
+        lo = bisect.bisect_right(self._ends, start)
+        hi = bisect.bisect_left(self._starts, end)
+        if lo >= hi:
+            return
+        keep_starts, keep_ends = [], []
+        if self._starts[lo] < start:
+            keep_starts.append(self._starts[lo])
+            keep_ends.append(start)
+        if self._ends[hi - 1] > end:
+            keep_starts.append(end)
+            keep_ends.append(self._ends[hi - 1])
+        self._starts[lo:hi] = keep_starts
+        self._ends[lo:hi] = keep_ends
+
+    def __contains__(self, value: int) -> bool:
+        i = bisect.bisect_right(self._starts, value) - 1
+        return i >= 0 and value < self._ends[i]
+
+    def __iter__(self) -> Iterator[tuple[int, int]]:
+        return iter(zip(self._starts, self._ends))
+
+    def __len__(self) -> int:
+        """Number of ranges (not of integers: see ``count``)."""
+        return len(self._starts)
+
+    def __bool__(self) -> bool:
+        return bool(self._starts)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, RangeSet) and list(self) == list(other)
+
+    def __repr__(self) -> str:
+        return f"RangeSet({list(self)!r})"
+
+    def count(self) -> int:
+        return sum(e - s for s, e in self)
+
+    def values(self) -> Iterator[int]:
+        for start, end in self:
+            yield from range(start, end)
+
+    def first(self) -> int | None:
+        return self._starts[0] if self._starts else None
+
+    def intersection(self, other: "RangeSet") -> "RangeSet":
+        result = RangeSet()
+        for start, end in other:
+            lo = bisect.bisect_right(self._ends, start)
+            hi = bisect.bisect_left(self._starts, end)
+            for i in range(lo, hi):
+                result.add(max(start, self._starts[i]), min(end, self._ends[i]))
+        return result
+
+    def head(self, max_ranges: int) -> list[tuple[int, int]]:
+        return list(zip(self._starts[:max_ranges], self._ends[:max_ranges]))
+
+
+# ---------------------------------------------------------- sending orders
+class OrderRng:
+    """A tiny seeded generator (SplitMix64) that every Python agrees on.
+
+    The leecher recomputes the seeder's sending order from the REQUEST's
+    seed, so both sides must shuffle identically whatever their Python
+    version: ``random.shuffle`` does not promise that.
+    """
+
+    MASK = (1 << 64) - 1
+
+    def __init__(self, seed: int):
+        self.state = seed & self.MASK
+
+    def next(self) -> int:
+        self.state = (self.state + 0x9E3779B97F4A7C15) & self.MASK
+        z = self.state
+        z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & self.MASK
+        z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & self.MASK
+        return z ^ (z >> 31)
+
+    def shuffle(self, items: list) -> None:
+        for i in range(len(items) - 1, 0, -1):
+            j = self.next() % (i + 1)
+            items[i], items[j] = items[j], items[i]
+
+
+def send_order(ranges: Iterable[tuple[int, int]], order: Order, seed: int,
+               ordered_fraction: float = 0.5) -> list[int]:
+    """The chunk indices of ``ranges`` in the order a seeder sends them.
+
+    ``semi-random`` is the original P2P FACOM's: the first part (``ordered
+    fraction`` of the chunks) in order, the rest shuffled.
+    """
+    chunks = [i for start, end in ranges for i in range(start, end)]
+    rng = OrderRng(seed)
+    if order == Order.RANDOM:
+        rng.shuffle(chunks)
+    elif order == Order.SEMI_RANDOM:
+        split = round(len(chunks) * ordered_fraction)
+        rest = chunks[split:]
+        rng.shuffle(rest)
+        chunks[split:] = rest
+    elif order != Order.SEQUENTIAL:
+        raise ValueError(f"no sending order {order!r}")
+    return chunks
+
+
+def split_among(total: int, sources: int, block: int | None = None,
+                max_ranges: int = MAX_REQUEST_RANGES) -> list[RangeSet]:
+    """Deal ``total`` chunks to ``sources`` in round-robin blocks.
+
+    Interleaved blocks let every seeder work near the start of the file at
+    once, which is what playback needs first.  Blocks grow for big files
+    so that each share fits in one REQUEST.
+    """
+    if sources <= 0:
+        return []
+    if block is None:  # small files: blocks small enough to share evenly
+        block = max(4, min(32, total // (sources * 8)))
+    per_source_blocks = -(-total // (block * sources))
+    if per_source_blocks > max_ranges:
+        block = -(-total // (max_ranges * sources))
+    shares = [RangeSet() for _ in range(sources)]
+    for n, start in enumerate(range(0, total, block)):
+        shares[n % sources].add(start, min(start + block, total))
+    return shares
+
+
+# --------------------------------------------------- receiver bookkeeping
+@dataclass
+class ReceiveState:
+    """What a leecher has of one file: which chunks arrived, which not."""
+
+    total: int
+    have: bytearray = field(init=False)
+    missing: RangeSet = field(init=False)
+    received: int = 0
+    duplicates: int = 0
+
+    def __post_init__(self):
+        self.have = bytearray(self.total)
+        self.missing = RangeSet([(0, self.total)] if self.total else [])
+
+    def add(self, index: int) -> bool:
+        """Record chunk ``index``; False when it was a duplicate."""
+        if not 0 <= index < self.total:
+            raise ValueError(f"chunk {index} outside 0..{self.total - 1}")
+        if self.have[index]:
+            self.duplicates += 1
+            return False
+        self.have[index] = 1
+        self.received += 1
+        self.missing.remove(index)
+        return True
+
+    @property
+    def complete(self) -> bool:
+        return self.received == self.total
+
+    def contiguous(self) -> int:
+        """Number of chunks at the start of the file that have all arrived."""
+        first = self.missing.first()
+        return self.total if first is None else first
+
+    def missing_in(self, ranges: RangeSet) -> RangeSet:
+        return self.missing.intersection(ranges)

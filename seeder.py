@@ -1,0 +1,620 @@
+"""P2P FACOM seeder: shares the MP3 files of a folder over UDP.
+
+One ``select`` loop serves every leecher: it answers PING, SEARCH and
+REQUEST, and sends the requested chunks in the requested order, paced by
+the leecher's window (credit) and by the classroom network emulation
+(``--loss``, ``--dup``, ``--delay``, ``--jitter``, ``--rate``).
+
+    python3 seeder.py -i 127.0.0.1 -p 9000 -m sequential [-d music/]
+"""
+
+from __future__ import annotations
+
+import errno
+import hashlib
+import heapq
+import hmac
+import os
+import random
+import select
+import socket
+import sys
+import time
+from collections import deque
+from dataclasses import dataclass, field
+
+import cli
+import protocol as p
+
+MAX_SESSIONS = 256
+MAX_SESSIONS_PER_ADDRESS = 16
+MAX_WINDOW = 4096
+SESSION_IDLE_S = 30.0
+SEND_BURST = 64  # datagrams per loop turn before looking at the socket again
+RECV_BURST = 256
+SOCKET_BUFFER = 4 * 1024 * 1024
+AMPLIFICATION_LIMIT = 3  # RFC 9000 §8: bytes out <= 3x bytes in, unvalidated
+
+
+# ------------------------------------------------------------------ files
+@dataclass
+class SharedFile:
+    path: str
+    info: p.FileInfo
+    mtime_ns: int
+
+
+def _sha256_of(path: str) -> bytes:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.digest()
+
+
+def _duration_ms(path: str) -> int:
+    try:
+        import player
+        return int(player.mp3_duration(path) * 1000)
+    except Exception:  # a file we cannot parse still gets shared
+        return 0
+
+
+class Library:
+    """The shared folder: ``.mp3`` files directly inside it, named by id."""
+
+    def __init__(self, folder: str):
+        self.folder = os.path.realpath(folder)
+        self.by_id: dict[bytes, SharedFile] = {}
+        self._by_path: dict[str, SharedFile] = {}
+
+    def scan(self) -> None:
+        """Re-read the folder; unchanged files keep their cached hash."""
+        found: dict[str, SharedFile] = {}
+        try:
+            names = sorted(os.listdir(self.folder))
+        except OSError:
+            names = []
+        for name in names:
+            path = os.path.join(self.folder, name)
+            if name.lower().endswith(".mp3") and self._inside(path):
+                shared = self._load(path, name)
+                if shared:
+                    found[path] = shared
+        self._by_path = found
+        self.by_id = {f.info.file_id: f for f in found.values()}
+
+    def _inside(self, path: str) -> bool:
+        """Regular files whose real path stays in the folder."""
+        real = os.path.realpath(path)
+        return (os.path.dirname(real) == self.folder
+                and os.path.isfile(real))
+
+    def _load(self, path: str, name: str) -> SharedFile | None:
+        try:
+            stat = os.stat(path)
+            cached = self._by_path.get(path)
+            if cached and cached.mtime_ns == stat.st_mtime_ns \
+                    and cached.info.size == stat.st_size:
+                return cached
+            sha = _sha256_of(path)
+        except OSError:
+            return None
+        info = p.FileInfo(p.file_id_of(sha), stat.st_size,
+                          p.chunk_count(stat.st_size), p.CHUNK_SIZE,
+                          _duration_ms(path), sha, name)
+        return SharedFile(path, info, stat.st_mtime_ns)
+
+    def search(self, query: str) -> list[p.FileInfo]:
+        self.scan()
+        words = query.lower().split()
+        return [f.info for f in self._by_path.values()
+                if all(w in f.info.name.lower() for w in words)]
+
+
+# ------------------------------------------------------ network emulation
+class LinkEmulator:
+    """What a lossy, slow classroom network would do to our datagrams."""
+
+    def __init__(self, loss=0.0, dup=0.0, delay_ms=0.0, jitter_ms=0.0,
+                 rate_kbps=0.0, seed=None):
+        self.loss, self.dup = loss, dup
+        self.delay = delay_ms / 1000
+        self.jitter = jitter_ms / 1000
+        self.rate_Bps = rate_kbps * 1000 / 8
+        self.rng = random.Random(seed)
+        self._bucket_time = 0.0  # when the token bucket will be empty
+
+    def ready_at(self, now: float) -> float:
+        """Earliest time the next datagram may leave (rate pacing)."""
+        if not self.rate_Bps:
+            return now
+        burst = 16 * p.MAX_DATAGRAM / self.rate_Bps  # allow small bursts
+        return max(now, self._bucket_time - burst)
+
+    def spend(self, nbytes: int, now: float) -> None:
+        if self.rate_Bps:
+            self._bucket_time = max(self._bucket_time, now - 0.05) \
+                + nbytes / self.rate_Bps
+
+    def copies(self) -> int:
+        """0 when the datagram is lost, 2 when duplicated, else 1."""
+        if self.loss and self.rng.random() < self.loss:
+            return 0
+        if self.dup and self.rng.random() < self.dup:
+            return 2
+        return 1
+
+    def departure(self, now: float) -> float:
+        if not (self.delay or self.jitter):
+            return now
+        return now + self.delay + self.rng.uniform(0, self.jitter)
+
+
+# --------------------------------------------------------------- sessions
+@dataclass
+class Session:
+    sid: int
+    addr: tuple[str, int]
+    shared: SharedFile
+    fd: int
+    queue: deque
+    limit: int
+    started: float
+    last_heard: float
+    unsent: set = field(default_factory=set)  # still in the first pass
+    resend: deque = field(default_factory=deque)
+    resend_round: int = -1
+    round_chunks: set = field(default_factory=set)
+    tx_seq: int = 0
+    sent: int = 0
+    resent: int = 0
+    dropped: int = 0
+    duplicated: int = 0
+    bytes_sent: int = 0
+    done_sent: bool = False
+
+    def pending(self) -> bool:
+        return bool(self.queue or self.resend)
+
+    def can_send(self) -> bool:
+        return self.pending() and self.tx_seq < self.limit
+
+
+@dataclass
+class Counters:
+    datagrams_in: int = 0
+    bad_datagrams: int = 0
+    sessions: int = 0
+    chunks_sent: int = 0
+    chunks_resent: int = 0
+    dropped: int = 0
+    duplicated: int = 0
+    bytes_sent: int = 0
+    refused: int = 0
+
+
+class Seeder:
+    def __init__(self, ip: str, port: int, folder: str,
+                 order: p.Order = p.Order.SEQUENTIAL,
+                 ordered_fraction: float = 0.5, link: LinkEmulator = None,
+                 name: str | None = None, log=print):
+        self.library = Library(folder)
+        self.library.scan()
+        self.order = order
+        self.ordered_fraction = ordered_fraction
+        self.link = link or LinkEmulator()
+        self.name = name or f"{ip}:{port}"
+        self.log = log
+        self.counters = Counters()
+        self.sessions: dict[tuple, Session] = {}
+        self.delayed: list = []  # heap of (due, n, datagram, addr)
+        self._delayed_n = 0
+        self._secret = os.urandom(16)
+        self._bytes_in: dict[tuple, int] = {}
+        self._bytes_out: dict[tuple, int] = {}
+        self._rr = deque()  # round-robin order of session keys
+        self.sock = self._open_socket(ip, port)
+        self.address = self.sock.getsockname()
+
+    @staticmethod
+    def _open_socket(ip: str, port: int) -> socket.socket:
+        sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        for option in (socket.SO_SNDBUF, socket.SO_RCVBUF):
+            try:
+                sock.setsockopt(socket.SOL_SOCKET, option, SOCKET_BUFFER)
+            except OSError:
+                pass
+        try:
+            sock.bind((ip, port))
+        except OSError as exc:
+            sock.close()
+            reason = ("address already in use" if exc.errno == errno.EADDRINUSE
+                      else exc.strerror or str(exc))
+            raise cli.UsageError(f"cannot listen on {ip}:{port}: {reason}")
+        sock.setblocking(False)
+        return sock
+
+    def close(self) -> None:
+        for session in list(self.sessions.values()):
+            self._end(session)
+        self.sock.close()
+
+    # ------------------------------------------------------------ tokens
+    def token_for(self, addr: tuple[str, int]) -> int:
+        mac = hmac.new(self._secret, f"{addr[0]}:{addr[1]}".encode(),
+                       hashlib.sha256).digest()
+        return int.from_bytes(mac[:4], "big") or 1
+
+    # -------------------------------------------------------------- loop
+    def serve(self, should_stop=lambda: False, poll_s: float = 0.5) -> None:
+        while not should_stop():
+            now = time.monotonic()
+            timeout = max(0.0, min(poll_s, self._next_wakeup(now) - now))
+            readable, _, _ = select.select([self.sock], [], [], timeout)
+            if readable:
+                self._receive_all()
+            now = time.monotonic()
+            self._flush_delayed(now)
+            self._send_round(now)
+            self._expire(now)
+
+    def _next_wakeup(self, now: float) -> float:
+        wake = now + 1.0
+        if self.delayed:
+            wake = min(wake, self.delayed[0][0])
+        if any(s.can_send() for s in self.sessions.values()):
+            wake = min(wake, self.link.ready_at(now))
+        return wake
+
+    def _receive_all(self) -> None:
+        for _ in range(RECV_BURST):
+            try:
+                data, addr = self.sock.recvfrom(2048)
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError:
+                continue  # e.g. ICMP port unreachable from an earlier send
+            self.counters.datagrams_in += 1
+            self._bytes_in[addr] = self._bytes_in.get(addr, 0) + len(data)
+            try:
+                datagram = p.decode(data)
+            except p.ProtocolError:
+                self.counters.bad_datagrams += 1
+                continue
+            self._handle(datagram, addr, time.monotonic())
+
+    # ---------------------------------------------------------- replies
+    def _reply(self, msg, addr, session: int = 0, flags: int = 0) -> None:
+        data = p.encode(msg, session, flags)
+        self._transmit(data, addr)
+
+    def _transmit(self, data: bytes, addr) -> bool:
+        try:
+            self.sock.sendto(data, addr)
+        except (BlockingIOError, InterruptedError):
+            return False
+        except OSError:
+            pass  # the leecher went away; its session will expire
+        self._bytes_out[addr] = self._bytes_out.get(addr, 0) + len(data)
+        return True
+
+    def _handle(self, datagram: p.Datagram, addr, now: float) -> None:
+        msg = datagram.message
+        handler = {
+            p.Ping: self._on_ping, p.Search: self._on_search,
+            p.Request: self._on_request, p.Ack: self._on_ack,
+            p.Nack: self._on_nack, p.Cancel: self._on_cancel,
+        }.get(type(msg))
+        if handler is None:
+            self.counters.bad_datagrams += 1  # a seeder-to-leecher message
+            return
+        handler(msg, datagram.session, addr, now)
+
+    def _on_ping(self, msg: p.Ping, sid, addr, now) -> None:
+        pong = p.Pong(msg.nonce, self.token_for(addr), len(self.library.by_id),
+                      min(len(self.sessions), 0xFFFF), self.order,
+                      round(self.ordered_fraction * 100), self.name[:40])
+        self._reply(pong, addr, sid)
+
+    def _on_search(self, msg: p.Search, sid, addr, now) -> None:
+        if msg.token != self.token_for(addr):
+            self._reply(p.Retry(self.token_for(addr)), addr, sid)
+            return
+        pages = p.search_result_pages(self.library.search(msg.query))
+        for n, page in enumerate(pages):
+            flags = p.FLAG_LAST if n == len(pages) - 1 else 0
+            self._reply(page, addr, sid, flags)
+
+    def _on_request(self, msg: p.Request, sid, addr, now) -> None:
+        key = (addr, sid)
+        if key in self.sessions:
+            self._on_ack(p.Ack(msg.window), sid, addr, now)
+            return  # a repeated REQUEST never restarts a session
+        if msg.token != self.token_for(addr):
+            self._reply(p.Retry(self.token_for(addr)), addr, sid)
+            return
+        error = self._check_request(msg, addr)
+        if error:
+            self.counters.refused += 1
+            self._reply(p.Error(*error), addr, sid)
+            return
+        self._start_session(msg, sid, addr, now)
+
+    def _check_request(self, msg: p.Request, addr):
+        shared = self.library.by_id.get(msg.file_id)
+        if shared is None:
+            self.library.scan()
+            shared = self.library.by_id.get(msg.file_id)
+        if shared is None:
+            return p.ErrorCode.NOT_FOUND, "no such file here"
+        if any(end > shared.info.chunks for _, end in msg.ranges):
+            return p.ErrorCode.BAD_REQUEST, "chunk range beyond the file"
+        if not msg.ranges or not msg.window:
+            return p.ErrorCode.BAD_REQUEST, "empty request"
+        if len(self.sessions) >= MAX_SESSIONS or sum(
+                1 for a, _ in self.sessions if a == addr) \
+                >= MAX_SESSIONS_PER_ADDRESS:
+            return p.ErrorCode.BUSY, "too many sessions"
+        return None
+
+    def _start_session(self, msg: p.Request, sid, addr, now) -> None:
+        shared = self.library.by_id[msg.file_id]
+        try:
+            fd = os.open(shared.path, os.O_RDONLY)
+        except OSError:
+            self._reply(p.Error(p.ErrorCode.FILE_GONE, "file vanished"),
+                        addr, sid)
+            return
+        order = self.order if msg.order == p.Order.DEFAULT else msg.order
+        fraction = (self.ordered_fraction if msg.order == p.Order.DEFAULT
+                    else msg.ordered_percent / 100)
+        chunks = p.send_order(msg.ranges, order, msg.seed, fraction)
+        session = Session(sid, addr, shared, fd, deque(chunks),
+                          min(msg.window, MAX_WINDOW), now, now,
+                          unsent=set(chunks))
+        self.sessions[(addr, sid)] = session
+        self._rr.append((addr, sid))
+        self.counters.sessions += 1
+        self.log(f"session {sid:08x} from {cli.format_address(addr)}: "
+                 f"{shared.info.name}, {len(chunks)} chunks, "
+                 f"{p.order_name(order)}")
+
+    def _session(self, sid, addr, now) -> Session | None:
+        session = self.sessions.get((addr, sid))
+        if session:
+            session.last_heard = now
+        return session
+
+    def _on_ack(self, msg: p.Ack, sid, addr, now) -> None:
+        session = self._session(sid, addr, now)
+        if session:
+            session.limit = max(session.limit,
+                                min(msg.limit, session.tx_seq + MAX_WINDOW))
+
+    def _on_nack(self, msg: p.Nack, sid, addr, now) -> None:
+        session = self._session(sid, addr, now)
+        if session is None:
+            self._reply(p.Error(p.ErrorCode.UNKNOWN_SESSION, "no such session"),
+                        addr, sid)
+            return
+        self._on_ack(msg, sid, addr, now)
+        if msg.round < session.resend_round:
+            return  # a late copy of an old NACK: never resend for it
+        if msg.round > session.resend_round:
+            session.resend_round = msg.round
+            session.round_chunks = set()
+        total = session.shared.info.chunks
+        for start, end in msg.ranges:
+            for index in range(start, min(end, total)):
+                if index in session.unsent:
+                    continue  # its first copy is still on the way
+                if index not in session.round_chunks:
+                    session.round_chunks.add(index)
+                    session.resend.append(index)
+        session.done_sent = False
+
+    def _on_cancel(self, msg, sid, addr, now) -> None:
+        session = self.sessions.get((addr, sid))
+        if session:
+            self._end(session, "cancelled")
+
+    def _end(self, session: Session, why: str = "") -> None:
+        self.sessions.pop((session.addr, session.sid), None)
+        try:
+            os.close(session.fd)
+        except OSError:
+            pass
+        if why:
+            self.log(f"session {session.sid:08x} {why}: {session.sent} sent, "
+                     f"{session.resent} resent")
+
+    def _expire(self, now: float) -> None:
+        for session in list(self.sessions.values()):
+            if now - session.last_heard > SESSION_IDLE_S:
+                self._end(session, "timed out")
+
+    # ------------------------------------------------------------ sending
+    def _send_round(self, now: float) -> None:
+        """Send up to SEND_BURST chunks, taking sessions in turn."""
+        budget = SEND_BURST
+        idle = 0
+        while budget and self._rr and idle < len(self._rr):
+            key = self._rr[0]
+            self._rr.rotate(-1)
+            session = self.sessions.get(key)
+            if session is None:
+                self._rr.remove(key)
+                continue
+            if not session.can_send():
+                self._maybe_done(session)
+                idle += 1
+                continue
+            if self.link.ready_at(now) > now:
+                return
+            if not self._send_next(session, now):
+                return  # socket buffer full: wait for the next turn
+            budget -= 1
+            idle = 0
+
+    def _maybe_done(self, session: Session) -> None:
+        if session.pending() or session.done_sent:
+            return
+        done = p.Done(session.sent, session.resent, session.dropped,
+                      session.duplicated, session.bytes_sent)
+        self._reply(done, session.addr, session.sid)
+        session.done_sent = True
+
+    def _send_next(self, session: Session, now: float) -> bool:
+        resend = bool(session.resend)
+        index = session.resend[0] if resend else session.queue[0]
+        try:
+            data = self._chunk_datagram(session, index, now, resend)
+        except OSError:
+            self._reply(p.Error(p.ErrorCode.FILE_GONE, "file unreadable"),
+                        session.addr, session.sid)
+            self._end(session, "failed: file unreadable")
+            return True
+        if not self._emit(data, session, now):
+            return False
+        if resend:
+            session.resend.popleft()
+        else:
+            session.unsent.discard(session.queue.popleft())
+        session.tx_seq += 1
+        session.sent += 1
+        session.resent += resend
+        session.bytes_sent += len(data)
+        self.counters.chunks_sent += 1
+        self.counters.chunks_resent += resend
+        self.counters.bytes_sent += len(data)
+        return True
+
+    def _chunk_datagram(self, session, index, now, resend) -> bytes:
+        info = session.shared.info
+        data = os.pread(session.fd, info.chunk_size, index * info.chunk_size)
+        expected = min(info.chunk_size, info.size - index * info.chunk_size)
+        if len(data) != expected:
+            raise OSError("file changed while serving")
+        send_ms = int((now - session.started) * 1000) & 0xFFFFFFFF
+        chunk = p.Chunk(info.file_id, index, session.tx_seq, send_ms, data)
+        return p.encode(chunk, session.sid,
+                        p.FLAG_RETRANSMIT if resend else 0)
+
+    def _emit(self, data: bytes, session: Session, now: float) -> bool:
+        """Put one chunk datagram on the (emulated) link."""
+        copies = self.link.copies()
+        self.link.spend(len(data), now)
+        if copies == 0:
+            session.dropped += 1
+            self.counters.dropped += 1
+            return True
+        if copies == 2:
+            session.duplicated += 1
+            self.counters.duplicated += 1
+        due = self.link.departure(now)
+        for _ in range(copies):
+            if due > now:
+                self._delay(due, data, session.addr)
+            elif not self._transmit(data, session.addr):
+                return False
+            due = self.link.departure(now)
+        return True
+
+    def _delay(self, due: float, data: bytes, addr) -> None:
+        self._delayed_n += 1
+        heapq.heappush(self.delayed, (due, self._delayed_n, data, addr))
+
+    def _flush_delayed(self, now: float) -> None:
+        while self.delayed and self.delayed[0][0] <= now:
+            _, _, data, addr = self.delayed[0]
+            if not self._transmit(data, addr):
+                return
+            heapq.heappop(self.delayed)
+
+    def summary(self) -> str:
+        c = self.counters
+        return (f"seeder {self.name} stopped: {c.sessions} sessions, "
+                f"{c.chunks_sent} chunks sent ({c.chunks_resent} resent, "
+                f"{c.dropped} dropped and {c.duplicated} duplicated by "
+                f"emulation), {c.bytes_sent / 1e6:.1f} MB, "
+                f"{c.bad_datagrams} bad datagrams")
+
+
+# -------------------------------------------------------------------- CLI
+def add_arguments(parser) -> None:
+    """Options shared by ``seeder.py`` and ``p2p_facom.py -t seeder``."""
+    parser.add_argument("-i", "--ip", type=cli.ip_address, default="127.0.0.1",
+                        help="address to listen on (default 127.0.0.1)")
+    parser.add_argument("-p", "--port", type=cli.port_number,
+                        default=cli.DEFAULT_PORT, help="UDP port (9000)")
+    parser.add_argument("-m", "--method", choices=list(p.ORDER_NAMES),
+                        default="sequential",
+                        help="sending order when a request names none")
+    parser.add_argument("-d", "--dir", default=cli.MUSIC_DIR,
+                        help="folder of .mp3 files to share (music/)")
+    parser.add_argument("--ordered-fraction", type=cli.non_negative,
+                        default=0.5, help="semi-random: share sent in order")
+    parser.add_argument("--rate", type=cli.non_negative, default=0,
+                        metavar="KBPS", help="emulated link rate, kbit/s")
+    parser.add_argument("--loss", type=cli.probability, default=0.0,
+                        metavar="P", help="emulated loss (0.1 or 10%%)")
+    parser.add_argument("--dup", type=cli.probability, default=0.0,
+                        metavar="P", help="emulated duplication")
+    parser.add_argument("--delay", type=cli.non_negative, default=0,
+                        metavar="MS", help="emulated one-way delay")
+    parser.add_argument("--jitter", type=cli.non_negative, default=0,
+                        metavar="MS", help="emulated extra random delay")
+    parser.add_argument("--rng-seed", type=int, default=None, metavar="N",
+                        help="make loss and orders repeatable")
+    parser.add_argument("--name", default=None, help="name shown to leechers")
+    parser.add_argument("-q", "--quiet", action="store_true",
+                        help="no line per session")
+
+
+def run(args) -> int:
+    """Run a seeder until Ctrl-C (or SIGTERM) from parsed arguments."""
+    if args.ordered_fraction > 1:
+        raise cli.UsageError("--ordered-fraction must be between 0 and 1")
+    if not os.path.isdir(args.dir):
+        raise cli.UsageError(f"shared folder not found: {args.dir}")
+    link = LinkEmulator(args.loss, args.dup, args.delay, args.jitter,
+                        args.rate, args.rng_seed)
+    log = (lambda line: None) if args.quiet else \
+        (lambda line: print(line, flush=True))
+    seeder = Seeder(args.ip, args.port, args.dir, p.ORDER_NAMES[args.method],
+                    args.ordered_fraction, link, args.name, log)
+    files = len(seeder.library.by_id)
+    print(f"seeder {seeder.name}: sharing {files} file(s) from {args.dir}, "
+          f"{args.method} order" + ("" if files else
+                                     " (no .mp3 files yet: add some)"),
+          flush=True)
+    _stop_on_sigterm()
+    try:
+        seeder.serve()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        print(seeder.summary(), flush=True)
+        seeder.close()
+    return cli.EXIT_OK
+
+
+def _stop_on_sigterm() -> None:
+    import signal
+
+    def stop(signum, frame):
+        raise KeyboardInterrupt
+    signal.signal(signal.SIGTERM, stop)
+
+
+def main(argv=None) -> int:
+    parser = cli.Parser(prog="seeder.py", description=(
+        "Share the MP3 files of a folder with P2P FACOM leechers over UDP."))
+    add_arguments(parser)
+    args = parser.parse_args(argv)
+    return cli.run_main("seeder", lambda: run(args))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

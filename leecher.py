@@ -40,7 +40,7 @@ DEFAULT_TIMEOUT = 30.0  # give up after this long without any new chunk
 SOCKET_BUFFER = 4 * 1024 * 1024
 PING_TIMEOUT = 0.4
 PING_TRIES = 3
-SEARCH_TIMEOUT = 1.0
+SEARCH_TIMEOUT = 1.2
 SIDECAR_SUFFIX = ".part.json"
 
 
@@ -167,22 +167,31 @@ def search(endpoint: Endpoint, peers: list[Peer], query: str,
     by_addr = {peer.addr: peer for peer in peers}
     pending = set(by_addr)
     songs: dict[bytes, Song] = {}
-    for peer in peers:
-        endpoint.send(p.Search(query, peer.token), peer.addr)
-    deadline = time.monotonic() + timeout
-    while pending and time.monotonic() < deadline:
-        for datagram, addr in endpoint.receive(deadline - time.monotonic()):
-            msg = datagram.message
-            if addr not in by_addr:
-                continue
-            if isinstance(msg, p.Retry):
-                by_addr[addr].token = msg.token
-                endpoint.send(p.Search(query, msg.token), addr)
-            elif isinstance(msg, p.SearchResult):
-                _merge(songs, msg.files, addr)
-                if datagram.flags & p.FLAG_LAST:
-                    pending.discard(addr)
+    for _ in range(PING_TRIES):  # answers can be lost too: ask again
+        for addr in pending:
+            endpoint.send(p.Search(query, by_addr[addr].token), addr)
+        deadline = time.monotonic() + timeout / PING_TRIES
+        while pending and time.monotonic() < deadline:
+            for datagram, addr in endpoint.receive(
+                    deadline - time.monotonic()):
+                _take_result(datagram, addr, by_addr, pending, songs, query,
+                             endpoint)
+        if not pending:
+            break
     return sorted(songs.values(), key=lambda s: s.info.name.lower())
+
+
+def _take_result(datagram, addr, by_addr, pending, songs, query, endpoint):
+    msg = datagram.message
+    if addr not in pending:
+        return
+    if isinstance(msg, p.Retry):
+        by_addr[addr].token = msg.token
+        endpoint.send(p.Search(query, msg.token), addr)
+    elif isinstance(msg, p.SearchResult):
+        _merge(songs, msg.files, addr)
+        if datagram.flags & p.FLAG_LAST:
+            pending.discard(addr)
 
 
 def _merge(songs: dict, files, addr) -> None:
@@ -630,10 +639,15 @@ class Download:
         if ready == self.info.chunks:
             self.player.finish_input()
 
+    def attach_player(self, player) -> None:
+        """Feed ``player`` (player.Player) the file as it arrives."""
+        self.player = player
+
     def record_played(self, byte_end: int, when: float) -> None:
         """Player callback: every byte before ``byte_end`` has played."""
         if self.started is None:
             return
+        self._emit("played", byte_end, when - self.started)
         last = min(self.info.chunks, -(-byte_end // self.info.chunk_size))
         for index in range(last - 1, -1, -1):
             if self.played_t[index] is not None:

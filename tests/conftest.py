@@ -1,0 +1,100 @@
+"""Shared fixtures: real seeders on loopback addresses, sample songs."""
+
+from __future__ import annotations
+
+import os
+import random
+import shutil
+import socket
+import subprocess
+import sys
+import time
+
+import pytest
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, ROOT)
+PYTHON = sys.executable
+SAMPLE = os.path.join(ROOT, "music", "facom-sample.mp3")
+
+
+def free_port(ips=("127.0.0.1", "127.0.0.2", "127.0.0.3")) -> int:
+    """A UDP port free on every one of ``ips``."""
+    for _ in range(200):
+        port = random.randint(20000, 60000)
+        socks = []
+        try:
+            for ip in ips:
+                sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+                socks.append(sock)
+                sock.bind((ip, port))
+            return port
+        except OSError:
+            continue
+        finally:
+            for sock in socks:
+                sock.close()
+    raise RuntimeError("no free port")
+
+
+class SeederProcess:
+    def __init__(self, ip: str, port: int, *args: str):
+        self.address = f"{ip}:{port}"
+        cmd = [PYTHON, "-u", os.path.join(ROOT, "seeder.py"), "-i", ip,
+               "-p", str(port), *args]
+        self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE,
+                                     stderr=subprocess.STDOUT, text=True)
+        first = self.proc.stdout.readline()
+        if "sharing" not in first:
+            self.proc.kill()
+            raise RuntimeError(f"seeder did not start: {first}")
+        self.output = [first]
+
+    def stop(self) -> str:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+        out, _ = self.proc.communicate(timeout=10)
+        self.output.append(out)
+        return "".join(self.output)
+
+    def kill(self) -> None:
+        self.proc.kill()
+        self.proc.wait(timeout=10)
+
+
+@pytest.fixture
+def seeders():
+    """Start seeders: ``seeders(("127.0.0.1", "-m", "random"), ...)``."""
+    started: list[SeederProcess] = []
+
+    def start(*specs, port: int | None = None):
+        port = port or free_port()
+        group = [SeederProcess(spec[0], port, *spec[1:]) for spec in specs]
+        started.extend(group)
+        return group
+    yield start
+    for seeder in started:
+        if seeder.proc.poll() is None:
+            seeder.proc.kill()
+            seeder.proc.wait(timeout=10)
+
+
+def run_leecher(*args: str, timeout: float = 60) -> subprocess.CompletedProcess:
+    return subprocess.run([PYTHON, os.path.join(ROOT, "leecher.py"), *args],
+                          capture_output=True, text=True, timeout=timeout)
+
+
+def sha256(path: str) -> str:
+    import hashlib
+    with open(path, "rb") as handle:
+        return hashlib.sha256(handle.read()).hexdigest()
+
+
+@pytest.fixture(scope="session")
+def song_dir(tmp_path_factory):
+    """A music folder with the sample song and a 6 s test song."""
+    folder = tmp_path_factory.mktemp("music")
+    shutil.copy(SAMPLE, folder / "facom-sample.mp3")
+    import sample_song
+    sample_song.make_mp3(str(folder / "short-tune.mp3"), seconds=6)
+    return folder

@@ -40,6 +40,7 @@ DEFAULT_TIMEOUT = 30.0  # give up after this long without any new chunk
 SOCKET_BUFFER = 4 * 1024 * 1024
 PING_TIMEOUT = 0.4
 PING_TRIES = 3
+PING_PADDING = 44  # a 64-byte PING earns room for any PONG
 SEARCH_TIMEOUT = 1.2
 SIDECAR_SUFFIX = ".part.json"
 
@@ -126,7 +127,7 @@ def ping(endpoint: Endpoint, addrs, timeout: float = PING_TIMEOUT,
         for addr in waiting:
             nonce = random.getrandbits(32)
             nonces[nonce] = (addr, time.monotonic())
-            endpoint.send(p.Ping(nonce), addr)
+            endpoint.send(p.Ping(nonce, PING_PADDING), addr)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline and any(
                 not peers[a].alive for a in waiting):

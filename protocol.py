@@ -24,10 +24,12 @@ Bodies (fixed part packed with ``struct``, then a variable tail)
 ============== =============================================================
 type           body
 ============== =============================================================
-PING           nonce u32
+PING           nonce u32, padding (zeros; makes room for the PONG under
+               the seeder's 3x anti-amplification limit)
 PONG           nonce u32, token u32, files u16, load u16, order u8,
                ordered fraction u8 (percent), name (UTF-8)
-SEARCH         token u32, query (UTF-8, at most ``MAX_QUERY`` bytes)
+SEARCH         token u32, query (UTF-8; seeders answer at most
+               ``MAX_QUERY`` bytes)
 SEARCH_RESULT  count u16, then per file: id 8s, size u64, chunks u32,
                chunk size u16, duration ms u32, sha256 32s, name len u16,
                name (UTF-8)
@@ -130,6 +132,7 @@ assert HEADER.size + CHUNK_FIXED.size + CHUNK_SIZE <= MAX_DATAGRAM
 @dataclass(frozen=True)
 class Ping:
     nonce: int
+    padding: int = 0
     TYPE = MsgType.PING
 
 
@@ -324,7 +327,7 @@ def _decode_files(body: bytes) -> tuple[FileInfo, ...]:
 
 def _encode_body(msg: Message) -> bytes:
     if isinstance(msg, Ping):
-        return PING_BODY.pack(msg.nonce)
+        return PING_BODY.pack(msg.nonce) + bytes(msg.padding)
     if isinstance(msg, Pong):
         return PONG_FIXED.pack(msg.nonce, msg.token, msg.files, msg.load,
                                msg.order, msg.ordered_percent
@@ -360,14 +363,13 @@ def _encode_body(msg: Message) -> bytes:
 
 def _decode_body(kind: MsgType, body: bytes) -> Message:
     if kind is MsgType.PING:
-        return Ping(*_exact(PING_BODY, body))
+        (nonce,) = _unpack(PING_BODY, body)
+        return Ping(nonce, len(body) - PING_BODY.size)
     if kind is MsgType.PONG:
         fixed = _unpack(PONG_FIXED, body)
         return Pong(*fixed, _text(body[PONG_FIXED.size:], "seeder name"))
     if kind is MsgType.SEARCH:
         (token,) = _unpack(SEARCH_FIXED, body)
-        if len(body) - SEARCH_FIXED.size > MAX_QUERY:
-            raise ProtocolError("search query too long")
         return Search(_text(body[SEARCH_FIXED.size:], "search query"), token)
     if kind is MsgType.SEARCH_RESULT:
         return SearchResult(_decode_files(body))

@@ -34,6 +34,7 @@ SEND_BURST = 64  # datagrams per loop turn before looking at the socket again
 RECV_BURST = 256
 SOCKET_BUFFER = 4 * 1024 * 1024
 AMPLIFICATION_LIMIT = 3  # RFC 9000 §8: bytes out <= 3x bytes in, unvalidated
+MAX_TRACKED_ADDRESSES = 10000  # bounds the guard's memory under a flood
 
 
 # ------------------------------------------------------------------ files
@@ -151,6 +152,46 @@ class LinkEmulator:
         return now + self.delay + self.rng.uniform(0, self.jitter)
 
 
+# ---------------------------------------------------- anti-amplification
+class AmplificationGuard:
+    """Never let a spoofed source aim our replies at a third party.
+
+    Until an address proves it receives what we send (by echoing the token
+    of its PONG), it gets at most ``AMPLIFICATION_LIMIT`` times the bytes
+    it sent us (RFC 9000 §8).
+    """
+
+    def __init__(self):
+        self.credit: dict[tuple, int] = {}
+        self.validated: dict[tuple, None] = {}  # insertion-ordered set
+        self.refused = 0
+
+    def received(self, addr, nbytes: int) -> None:
+        if addr in self.validated:
+            return
+        if len(self.credit) >= MAX_TRACKED_ADDRESSES:
+            self.credit.clear()  # forgetting credit only ever sends less
+        self.credit[addr] = self.credit.get(addr, 0) \
+            + AMPLIFICATION_LIMIT * nbytes
+
+    def validate(self, addr) -> None:
+        if addr not in self.validated:
+            if len(self.validated) >= MAX_TRACKED_ADDRESSES:
+                self.validated.pop(next(iter(self.validated)))
+            self.validated[addr] = None
+            self.credit.pop(addr, None)
+
+    def allow(self, addr, nbytes: int) -> bool:
+        if addr in self.validated:
+            return True
+        left = self.credit.get(addr, 0)
+        if nbytes > left:
+            self.refused += 1
+            return False
+        self.credit[addr] = left - nbytes
+        return True
+
+
 # --------------------------------------------------------------- sessions
 @dataclass
 class Session:
@@ -164,6 +205,7 @@ class Session:
     last_heard: float
     unsent: set = field(default_factory=set)  # still in the first pass
     resend: deque = field(default_factory=deque)
+    resend_queued: set = field(default_factory=set)  # bounds ``resend``
     resend_round: int = -1
     round_chunks: set = field(default_factory=set)
     tx_seq: int = 0
@@ -211,8 +253,7 @@ class Seeder:
         self.delayed: list = []  # heap of (due, n, datagram, addr)
         self._delayed_n = 0
         self._secret = os.urandom(16)
-        self._bytes_in: dict[tuple, int] = {}
-        self._bytes_out: dict[tuple, int] = {}
+        self.guard = AmplificationGuard()
         self._rr = deque()  # round-robin order of session keys
         self.sock = self._open_socket(ip, port)
         self.address = self.sock.getsockname()
@@ -276,7 +317,7 @@ class Seeder:
             except OSError:
                 continue  # e.g. ICMP port unreachable from an earlier send
             self.counters.datagrams_in += 1
-            self._bytes_in[addr] = self._bytes_in.get(addr, 0) + len(data)
+            self.guard.received(addr, len(data))
             try:
                 datagram = p.decode(data)
             except p.ProtocolError:
@@ -287,7 +328,8 @@ class Seeder:
     # ---------------------------------------------------------- replies
     def _reply(self, msg, addr, session: int = 0, flags: int = 0) -> None:
         data = p.encode(msg, session, flags)
-        self._transmit(data, addr)
+        if self.guard.allow(addr, len(data)):
+            self._transmit(data, addr)
 
     def _transmit(self, data: bytes, addr) -> bool:
         try:
@@ -296,7 +338,6 @@ class Seeder:
             return False
         except OSError:
             pass  # the leecher went away; its session will expire
-        self._bytes_out[addr] = self._bytes_out.get(addr, 0) + len(data)
         return True
 
     def _handle(self, datagram: p.Datagram, addr, now: float) -> None:
@@ -318,8 +359,12 @@ class Seeder:
         self._reply(pong, addr, sid)
 
     def _on_search(self, msg: p.Search, sid, addr, now) -> None:
-        if msg.token != self.token_for(addr):
-            self._reply(p.Retry(self.token_for(addr)), addr, sid)
+        if not self._check_token(msg.token, sid, addr):
+            return
+        if len(msg.query.encode("utf-8")) > p.MAX_QUERY:
+            self._reply(p.Error(p.ErrorCode.BAD_REQUEST,
+                                f"search query longer than {p.MAX_QUERY} "
+                                f"bytes"), addr, sid)
             return
         pages = p.search_result_pages(self.library.search(msg.query))
         for n, page in enumerate(pages):
@@ -331,8 +376,7 @@ class Seeder:
         if key in self.sessions:
             self._on_ack(p.Ack(msg.window), sid, addr, now)
             return  # a repeated REQUEST never restarts a session
-        if msg.token != self.token_for(addr):
-            self._reply(p.Retry(self.token_for(addr)), addr, sid)
+        if not self._check_token(msg.token, sid, addr):
             return
         error = self._check_request(msg, addr)
         if error:
@@ -340,6 +384,15 @@ class Seeder:
             self._reply(p.Error(*error), addr, sid)
             return
         self._start_session(msg, sid, addr, now)
+
+    def _check_token(self, token: int, sid, addr) -> bool:
+        """A right token proves the address receives our replies."""
+        if token == self.token_for(addr):
+            self.guard.validate(addr)
+            return True
+        self.counters.refused += 1
+        self._reply(p.Retry(self.token_for(addr)), addr, sid)
+        return False
 
     def _check_request(self, msg: p.Request, addr):
         shared = self.library.by_id.get(msg.file_id)
@@ -409,8 +462,10 @@ class Seeder:
             for index in range(start, min(end, total)):
                 if index in session.unsent:
                     continue  # its first copy is still on the way
-                if index not in session.round_chunks:
+                if index not in session.round_chunks \
+                        and index not in session.resend_queued:
                     session.round_chunks.add(index)
+                    session.resend_queued.add(index)
                     session.resend.append(index)
         session.done_sent = False
 
@@ -478,7 +533,7 @@ class Seeder:
         if not self._emit(data, session, now):
             return False
         if resend:
-            session.resend.popleft()
+            session.resend_queued.discard(session.resend.popleft())
         else:
             session.unsent.discard(session.queue.popleft())
         session.tx_seq += 1

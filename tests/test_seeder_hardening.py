@@ -1,0 +1,159 @@
+"""The seeder under hostile input: amplification, floods, bounds, files."""
+
+import os
+import select
+import socket
+import subprocess
+import sys
+import time
+
+import protocol as p
+import seeder as seeder_module
+from conftest import ROOT, run_leecher, sha256
+
+
+def exchange(address: str, datagrams, wait: float = 0.6):
+    """Send datagrams from one socket; return everything that came back."""
+    ip, port = address.split(":")
+    replies = []
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        for data in datagrams:
+            sock.sendto(data, (ip, int(port)))
+        deadline = time.monotonic() + wait
+        while (left := deadline - time.monotonic()) > 0:
+            if select.select([sock], [], [], left)[0]:
+                replies.append(sock.recv(2048))
+    return replies
+
+
+def song_id(song_dir, name="facom-sample.mp3"):
+    import hashlib
+    digest = hashlib.sha256((song_dir / name).read_bytes()).digest()
+    return p.file_id_of(digest)
+
+
+def test_request_without_token_gets_at_most_three_times_its_bytes(
+        seeders, song_dir):
+    (seeder,) = seeders(("127.0.0.1", "-d", str(song_dir), "-q"))
+    request = p.encode(p.Request(song_id(song_dir), p.Order.SEQUENTIAL,
+                                 ((0, 230),), 4096, token=12345), session=9)
+    replies = exchange(seeder.address, [request] * 5)
+    sent = 5 * len(request)
+    received = sum(len(r) for r in replies)
+    assert received <= 3 * sent
+    kinds = {type(p.decode(r).message) for r in replies}
+    assert kinds == {p.Retry}  # no chunk ever left for an unproven address
+
+
+def test_search_without_token_is_not_answered_with_results(seeders,
+                                                            song_dir):
+    (seeder,) = seeders(("127.0.0.1", "-d", str(song_dir), "-q"))
+    replies = exchange(seeder.address, [p.encode(p.Search("", 0))])
+    assert [type(p.decode(r).message) for r in replies] == [p.Retry]
+
+
+def test_echoed_token_unlocks_the_song(seeders, song_dir):
+    (seeder,) = seeders(("127.0.0.1", "-d", str(song_dir), "-q"))
+    ip, port = seeder.address.split(":")
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        sock.settimeout(2)
+        sock.sendto(p.encode(p.Search("", 0)), (ip, int(port)))
+        token = p.decode(sock.recv(2048)).message.token
+        sock.sendto(p.encode(p.Request(song_id(song_dir), p.Order.SEQUENTIAL,
+                                       ((0, 3),), 8, token), session=4),
+                    (ip, int(port)))
+        first = p.decode(sock.recv(2048))
+    assert isinstance(first.message, p.Chunk) and first.message.index == 0
+
+
+def test_amplification_guard_limits_unvalidated_bytes():
+    guard = seeder_module.AmplificationGuard()
+    addr = ("127.0.0.9", 5000)
+    assert not guard.allow(addr, 1)
+    guard.received(addr, 20)
+    assert guard.allow(addr, 60) and not guard.allow(addr, 1)
+    guard.validate(addr)
+    assert guard.allow(addr, 10**6)
+
+
+def test_sessions_per_address_are_bounded_with_a_clear_error(seeders,
+                                                             song_dir):
+    (seeder,) = seeders(("127.0.0.1", "-d", str(song_dir), "-q",
+                         "--rate", "8"))
+    ip, port = seeder.address.split(":")
+    limit = seeder_module.MAX_SESSIONS_PER_ADDRESS
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        sock.settimeout(2)
+        sock.sendto(p.encode(p.Ping(1, 44)), (ip, int(port)))
+        token = p.decode(sock.recv(2048)).message.token
+        for sid in range(1, limit + 2):
+            sock.sendto(p.encode(p.Request(
+                song_id(song_dir), p.Order.SEQUENTIAL, ((0, 1),), 1, token),
+                session=sid), (ip, int(port)))
+        errors = []
+        deadline = time.monotonic() + 2
+        while time.monotonic() < deadline and not errors:
+            try:
+                msg = p.decode(sock.recv(2048))
+            except socket.timeout:
+                break
+            if isinstance(msg.message, p.Error):
+                errors.append((msg.session, msg.message))
+    assert errors and errors[0][0] == limit + 1
+    assert errors[0][1].code == p.ErrorCode.BUSY
+
+
+def test_flood_of_hostile_datagrams_during_a_download(seeders, song_dir,
+                                                      tmp_path):
+    (seeder,) = seeders(("127.0.0.1", "-d", str(song_dir), "-q",
+                         "--rate", "1500"))
+    ip, port = seeder.address.split(":")
+    flood = subprocess.Popen([sys.executable, os.path.join(ROOT, "tests",
+                                                           "flood.py"),
+                              ip, port, "100000"], stdout=subprocess.PIPE,
+                             text=True)
+    result = run_leecher("get", "facom-sample", "-o", str(tmp_path),
+                         "--seeders", seeder.address, timeout=120)
+    sent = int(flood.communicate(timeout=90)[0])
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert sha256(tmp_path / "facom-sample.mp3") == \
+        sha256(song_dir / "facom-sample.mp3")
+    assert seeder.proc.poll() is None  # still alive
+    summary = seeder.stop()
+    bad = int(summary.split(" bad datagrams")[0].rsplit(" ", 1)[1])
+    assert sent == 100000
+    assert bad > 50000  # most hostile datagrams arrive and are counted
+
+
+def test_only_files_inside_the_shared_folder_are_served(seeders, tmp_path):
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    outside = tmp_path / "secret.mp3"
+    outside.write_bytes(b"secret" * 100)
+    (shared / "escape.mp3").symlink_to(outside)
+    (shared / "..hidden.mp3").write_bytes(b"ID3" + b"\0" * 500)
+    (shared / "sub").mkdir()
+    (shared / "sub" / "deep.mp3").write_bytes(b"deep" * 100)
+    (shared / "notes.txt").write_text("not music")
+    library = seeder_module.Library(str(shared))
+    library.scan()
+    names = sorted(f.info.name for f in library.by_id.values())
+    assert names == ["..hidden.mp3"]  # a plain file; the name is harmless
+    assert all("secret" not in f.path for f in library.by_id.values())
+    (seeder,) = seeders(("127.0.0.1", "-d", str(shared), "-q"))
+    found = run_leecher("search", "", "--seeders", seeder.address)
+    assert "escape" not in found.stdout and "deep" not in found.stdout
+    assert "..hidden.mp3" in found.stdout
+
+
+def test_leecher_saves_under_a_safe_name_whatever_the_seeder_says():
+    import leecher
+    info = p.FileInfo(b"\1" * 8, 1, 1, 1400, 0, b"\0" * 32, "../../etc/x")
+    assert leecher.safe_name(info) == "x"
+    for hostile in ("..", "/", "", ".bashrc", "a\0/.."):
+        name = leecher.safe_name(p.FileInfo(b"\1" * 8, 1, 1, 1400, 0,
+                                            b"\0" * 32, hostile))
+        assert "/" not in name and not name.startswith(".")

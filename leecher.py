@@ -26,6 +26,7 @@ import signal
 import socket
 import sys
 import time
+import zlib
 from dataclasses import dataclass, field
 
 import cli
@@ -43,6 +44,7 @@ PING_TRIES = 3
 PING_PADDING = 44  # a 64-byte PING earns room for any PONG
 SEARCH_TIMEOUT = 1.2
 SIDECAR_SUFFIX = ".part.json"
+SAVE_EVERY_S = 5.0
 
 
 # ----------------------------------------------------------- the socket
@@ -211,6 +213,47 @@ def safe_name(song: p.FileInfo) -> str:
     return name
 
 
+# ------------------------------------------------------------- resuming
+class Sidecar:
+    """``NAME.part.json``: what an interrupted download already has.
+
+    It names the song by SHA-256 and keeps each received chunk's CRC-32, so
+    a new run re-checks the ``.part`` bytes before trusting them.
+    """
+
+    CHANGED = object()
+
+    def __init__(self, path: str):
+        self.path = path
+
+    def load(self, info: p.FileInfo):
+        """{chunk: crc}, ``CHANGED`` for another song, None for nothing."""
+        try:
+            with open(self.path, encoding="utf-8") as handle:
+                data = json.load(handle)
+            if data["sha256"] != info.sha256.hex() \
+                    or data["chunk_size"] != info.chunk_size:
+                return self.CHANGED
+            crcs = {int(k): int(v) for k, v in data["crc32"].items()}
+        except (OSError, ValueError, KeyError, TypeError, AttributeError):
+            return None
+        return {i: c for i, c in crcs.items() if 0 <= i < info.chunks}
+
+    def save(self, info: p.FileInfo, crcs: dict) -> None:
+        data = {"sha256": info.sha256.hex(), "size": info.size,
+                "chunk_size": info.chunk_size, "crc32": crcs}
+        temporary = self.path + ".tmp"
+        with open(temporary, "w", encoding="utf-8") as handle:
+            json.dump(data, handle)
+        os.replace(temporary, self.path)
+
+    def remove(self) -> None:
+        try:
+            os.remove(self.path)
+        except FileNotFoundError:
+            pass
+
+
 # --------------------------------------------------------------- transfers
 @dataclass
 class Transfer:
@@ -280,6 +323,9 @@ class Download:
         self.name = safe_name(song.info)
         self.final_path = os.path.join(out_dir, self.name)
         self.part_path = self.final_path + ".part"
+        self.sidecar_path = self.final_path + SIDECAR_SUFFIX
+        self.crcs: dict[int, int] = {}  # chunk -> CRC-32, for resuming
+        self.resumed = 0
         self.state = p.ReceiveState(self.info.chunks)
         self.transfers: dict[tuple, Transfer] = {}
         self.nacked_at: dict[int, float] = {}
@@ -309,10 +355,15 @@ class Download:
         self._open_part()
         self.started = time.monotonic()
         try:
-            self._start_transfers(self._sources(), self.state.missing)
+            self._resume()
+            if not self.state.complete:
+                self._start_transfers(self._sources(), self.state.missing)
             self._loop()
             self._feed_player()
             self._finish()
+        except BaseException:
+            self._save_progress()  # Ctrl-C, failure, window closed: resume
+            raise
         finally:
             self._cancel_all()
             self._close_part()
@@ -335,6 +386,37 @@ class Download:
         except OSError as exc:
             raise cli.RunError(f"cannot write {self.part_path}: "
                                f"{exc.strerror or exc}") from None
+
+    def _resume(self) -> None:
+        """Take back the chunks an interrupted run left in ``.part``."""
+        kept = Sidecar(self.sidecar_path).load(self.info)
+        if kept is None:
+            return
+        if kept is Sidecar.CHANGED:
+            self.log("the song changed on the seeders since the last try: "
+                     "starting over")
+            return
+        good = 0
+        for index, crc in kept.items():
+            data = os.pread(self._fd, self._chunk_length(index),
+                            index * self.info.chunk_size)
+            if zlib.crc32(data) == crc:  # re-check what the disk holds
+                self.state.add(index)
+                self.crcs[index] = crc
+                good += 1
+        self.resumed = good
+        self.log(f"resuming: {good} of {self.info.chunks} chunks already "
+                 f"here")
+        self._emit("resumed", good)
+
+    def _save_progress(self) -> None:
+        if self._fd is None or not self.state.received:
+            return
+        try:
+            Sidecar(self.sidecar_path).save(self.info, self.crcs)
+        except OSError as exc:
+            self.log(f"cannot save progress to {self.sidecar_path}: "
+                     f"{exc.strerror or exc}")
 
     def _close_part(self) -> None:
         if self._fd is not None:
@@ -360,9 +442,11 @@ class Download:
             digest.update(block)
             offset += len(block)
         if digest.digest() != self.info.sha256:
+            self.crcs.clear()  # nothing in it can be trusted for a resume
             raise cli.RunError(f"SHA-256 of {self.name} does not match the "
                                f"seeders' (partial file kept)")
         os.replace(self.part_path, self.final_path)
+        Sidecar(self.sidecar_path).remove()
 
     # ------------------------------------------------------------- starts
     def _start_transfers(self, peers: list[Peer], wanted: p.RangeSet):
@@ -378,8 +462,12 @@ class Download:
                 self._start_transfer(peer, ranges)
 
     def _start_transfer(self, peer: Peer, ranges: p.RangeSet) -> None:
-        while len(ranges) > p.MAX_REQUEST_RANGES:  # cannot happen for shares
-            raise cli.RunError("too many ranges for one request")
+        pairs = list(ranges)
+        if len(pairs) > p.MAX_REQUEST_RANGES:  # scattered: several requests
+            for start in range(0, len(pairs), p.MAX_REQUEST_RANGES):
+                self._start_transfer(peer, p.RangeSet(
+                    pairs[start:start + p.MAX_REQUEST_RANGES]))
+            return
         if self.options.method:
             order = p.ORDER_NAMES[self.options.method]
             percent = 50
@@ -407,9 +495,12 @@ class Download:
 
     # --------------------------------------------------------------- loop
     def _loop(self) -> None:
-        last_progress = time.monotonic()
+        last_progress = last_save = time.monotonic()
         received_before = 0
         while not self.state.complete:
+            if time.monotonic() - last_save > SAVE_EVERY_S:
+                self._save_progress()  # survives even a kill -9
+                last_save = time.monotonic()
             if self._stop:
                 raise cli.RunError("stopped (partial file kept)")
             now = time.monotonic()
@@ -481,6 +572,7 @@ class Download:
     def _store(self, chunk, retransmit, transfer, addr, now) -> None:
         index = chunk.index
         self._write_chunk(index, chunk.data)
+        self.crcs[index] = zlib.crc32(chunk.data)
         self.received_t[index] = now - self.started
         if transfer is not None:
             self.sent_t[index] = (transfer.requested_at - self.started
@@ -882,7 +974,13 @@ def cmd_get(args) -> int:
             return cli.EXIT_OK
         download = Download(endpoint, song, peers, args.output, options,
                             log=lambda line: print("  " + line))
-        path = run_with_progress(download)
+        try:
+            path = run_with_progress(download)
+        except (KeyboardInterrupt, cli.RunError):
+            if os.path.exists(download.part_path):
+                print(f"partial download kept in {download.part_path}: run "
+                      f"the same command again to resume", file=sys.stderr)
+            raise
     finally:
         endpoint.close()
     stats = download.stats()

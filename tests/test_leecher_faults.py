@@ -1,0 +1,201 @@
+"""The leecher under faults: resume, seeders coming and going, disks."""
+
+import json
+import os
+import resource
+import shutil
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from conftest import PYTHON, ROOT, SeederProcess, free_port, run_leecher, \
+    sha256
+
+
+def start_get(*args):
+    return subprocess.Popen([PYTHON, os.path.join(ROOT, "leecher.py"), "get",
+                             *args], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+
+
+def wait_for_chunks(part_dir, name, timeout=10):
+    """Wait until the leecher has written a first sidecar or some data."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if os.path.exists(os.path.join(part_dir, name + ".part")):
+            return
+        time.sleep(0.05)
+    raise AssertionError("the download never started")
+
+
+def test_interrupted_get_resumes_and_ends_byte_exact(seeders, song_dir,
+                                                     tmp_path):
+    (seeder,) = seeders(("127.0.0.1", "-d", str(song_dir), "-q",
+                         "--rate", "300"))
+    first = start_get("facom-sample", "-o", str(tmp_path), "--seeders",
+                      seeder.address)
+    wait_for_chunks(tmp_path, "facom-sample.mp3")
+    time.sleep(1.5)
+    first.send_signal(signal.SIGINT)
+    out, err = first.communicate(timeout=10)
+    assert first.returncode == 130
+    assert "run the same command again to resume" in err
+    assert "Traceback" not in err
+    sidecar = tmp_path / "facom-sample.mp3.part.json"
+    kept = json.loads(sidecar.read_text())
+    assert 0 < len(kept["crc32"]) < 230
+    assert not (tmp_path / "facom-sample.mp3").exists()
+    # Corrupt one kept chunk on disk: the resume must notice and fetch it.
+    some = int(next(iter(kept["crc32"])))
+    with open(tmp_path / "facom-sample.mp3.part", "r+b") as part:
+        part.seek(some * 1400)
+        part.write(b"\xff" * 10)
+    stats = tmp_path / "s.json"
+    second = run_leecher("get", "facom-sample", "-o", str(tmp_path),
+                         "--seeders", seeder.address, "--json", str(stats))
+    assert second.returncode == 0, second.stderr
+    assert "resuming: " in second.stdout
+    resumed = int(second.stdout.split("resuming: ")[1].split()[0])
+    assert resumed == len(kept["crc32"]) - 1
+    assert sha256(tmp_path / "facom-sample.mp3") == \
+        sha256(song_dir / "facom-sample.mp3")
+    assert not sidecar.exists()
+    assert not (tmp_path / "facom-sample.mp3.part").exists()
+    received = json.loads(stats.read_text())["chunks_received"]
+    assert received == 230
+
+
+def test_song_changed_on_the_seeders_restarts_cleanly(seeders, tmp_path):
+    music = tmp_path / "music"
+    music.mkdir()
+    shutil.copy(os.path.join(ROOT, "music", "facom-sample.mp3"),
+                music / "song.mp3")
+    out = tmp_path / "out"
+    out.mkdir()
+    (seeder,) = seeders(("127.0.0.1", "-d", str(music), "-q",
+                         "--rate", "300"))
+    first = start_get("song", "-o", str(out), "--seeders", seeder.address)
+    wait_for_chunks(out, "song.mp3")
+    time.sleep(1.0)
+    first.send_signal(signal.SIGINT)
+    first.communicate(timeout=10)
+    assert (out / "song.mp3.part.json").exists()
+    data = bytearray((music / "song.mp3").read_bytes())
+    data[5000:5010] = b"0123456789"
+    (music / "song.mp3").write_bytes(bytes(data))
+    again = run_leecher("get", "song", "-o", str(out), "--seeders",
+                        seeder.address)
+    assert again.returncode == 0, again.stderr
+    assert "changed on the seeders" in again.stdout
+    assert sha256(out / "song.mp3") == sha256(music / "song.mp3")
+
+
+def test_all_seeders_gone_stops_with_a_reason_and_keeps_the_part(
+        seeders, song_dir, tmp_path):
+    group = seeders(("127.0.0.1", "-d", str(song_dir), "-q", "--rate", "200"),
+                    ("127.0.0.2", "-d", str(song_dir), "-q", "--rate", "200"))
+    get = start_get("facom-sample", "-o", str(tmp_path), "--seeders",
+                    ",".join(s.address for s in group), "--timeout", "4")
+    wait_for_chunks(tmp_path, "facom-sample.mp3")
+    time.sleep(0.8)
+    for seeder in group:
+        seeder.kill()
+    out, err = get.communicate(timeout=60)
+    assert get.returncode == 1, out + err
+    assert "gone" in err or "no progress" in err
+    assert (tmp_path / "facom-sample.mp3.part").exists()
+    assert (tmp_path / "facom-sample.mp3.part.json").exists()
+    assert not (tmp_path / "facom-sample.mp3").exists()
+
+
+def test_seeders_dying_and_coming_back(seeders, song_dir, tmp_path):
+    port = free_port()
+    a, b = seeders(("127.0.0.1", "-d", str(song_dir), "-q", "--rate", "250"),
+                   ("127.0.0.2", "-d", str(song_dir), "-q", "--rate", "250"),
+                   port=port)
+    get = start_get("facom-sample", "-o", str(tmp_path), "--seeders",
+                    f"{a.address},{b.address}", "--timeout", "20")
+    wait_for_chunks(tmp_path, "facom-sample.mp3")
+    time.sleep(0.7)
+    a.kill()
+    time.sleep(1.0)
+    b.kill()
+    time.sleep(0.5)
+    back = SeederProcess("127.0.0.1", port, "-d", str(song_dir), "-q")
+    try:
+        out, err = get.communicate(timeout=60)
+    finally:
+        back.kill()
+    assert get.returncode == 0, out + err
+    assert sha256(tmp_path / "facom-sample.mp3") == \
+        sha256(song_dir / "facom-sample.mp3")
+
+
+def test_unwritable_output_and_full_disk_are_clear_errors(seeders, song_dir,
+                                                          tmp_path):
+    (seeder,) = seeders(("127.0.0.1", "-d", str(song_dir), "-q"))
+    # A file-size limit below the song's size stands for a full disk.
+    limit = 100 * 1400
+
+    def small_files():
+        resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
+    result = subprocess.run(
+        [PYTHON, os.path.join(ROOT, "leecher.py"), "get", "facom-sample",
+         "-o", str(tmp_path), "--seeders", seeder.address],
+        capture_output=True, text=True, timeout=60, preexec_fn=small_files)
+    assert result.returncode == 1, result.stderr
+    assert "cannot write" in result.stderr and "Traceback" not in \
+        result.stderr
+    assert not (tmp_path / "facom-sample.mp3").exists()
+    not_a_dir = tmp_path / "file"
+    not_a_dir.write_text("x")
+    result = run_leecher("get", "facom-sample", "-o", str(not_a_dir),
+                         "--seeders", seeder.address)
+    assert result.returncode == 2 and "output folder" in result.stderr
+
+
+def _root() -> bool:
+    return os.geteuid() == 0
+
+
+@pytest.mark.skipif(not _root(), reason="mounting a tmpfs needs root")
+def test_disk_full_mid_download_keeps_the_part_and_says_so(seeders, song_dir,
+                                                           tmp_path):
+    (seeder,) = seeders(("127.0.0.1", "-d", str(song_dir), "-q"))
+    small = tmp_path / "small"
+    small.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=128k", "tmpfs",
+                    str(small)], check=True)
+    try:
+        result = run_leecher("get", "facom-sample", "-o", str(small),
+                             "--seeders", seeder.address)
+        names = sorted(os.listdir(small))
+    finally:
+        subprocess.run(["umount", str(small)], check=True)
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert "No space left on device" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert "facom-sample.mp3" not in names  # nothing passed off as complete
+    assert "facom-sample.mp3.part" in names
+
+
+@pytest.mark.skipif(not _root(), reason="read-only mounts need root")
+def test_read_only_output_folder_is_a_clear_error(seeders, song_dir,
+                                                  tmp_path):
+    (seeder,) = seeders(("127.0.0.1", "-d", str(song_dir), "-q"))
+    ro = tmp_path / "ro"
+    ro.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m,ro", "tmpfs",
+                    str(ro)], check=True)
+    try:
+        result = run_leecher("get", "facom-sample", "-o", str(ro),
+                             "--seeders", seeder.address)
+    finally:
+        subprocess.run(["umount", str(ro)], check=True)
+    assert result.returncode in (1, 2), result.stderr
+    assert "Read-only file system" in result.stderr or \
+        "not writable" in result.stderr
+    assert result.stderr.strip().count("\n") <= 1

@@ -330,6 +330,9 @@ class Download:
         self.transfers: dict[tuple, Transfer] = {}
         self.nacked_at: dict[int, float] = {}
         self.renack_after = 0.3
+        self.orphans = p.RangeSet()  # chunks no live seeder is asked for
+        self.gone: set = set()  # seeders that stopped answering
+        self._next_orphan_ping = 0.0
         self.nacks_sent = 0
         self.retransmitted = 0
         self.per_seeder: dict[str, int] = {}
@@ -514,9 +517,9 @@ class Download:
                 received_before = self.state.received
                 last_progress = now
             elif now - last_progress > self.options.timeout:
-                raise cli.RunError(
-                    f"no progress for {self.options.timeout:.0f} s "
-                    f"(partial file kept)")
+                why = ("all seeders with this song are gone" if self.orphans
+                       else f"no progress for {self.options.timeout:.0f} s")
+                raise cli.RunError(f"{why} (partial file kept)")
 
     def _next_timer(self, now: float) -> float:
         wake = now + 0.1
@@ -657,6 +660,7 @@ class Download:
             if now - transfer.last_heard >= transfer.rto:
                 self._on_silence(transfer, now)
         self._renack_overdue(now)
+        self._adopt_orphans(now)
 
     def _renack_overdue(self, now: float) -> None:
         overdue = [i for i, t in self.nacked_at.items()
@@ -690,27 +694,48 @@ class Download:
                 self._nack(transfer, self._due_for_nack(transfer, now), now)
 
     def _give_up_on(self, transfer: Transfer) -> None:
-        """Move a seeder's missing share to the seeders still answering."""
+        """A seeder is gone: move its missing share to those still here."""
+        addr = transfer.peer.addr
+        self.gone.add(addr)
+        missing = p.RangeSet()
+        for victim in self._open_transfers():
+            if victim.peer.addr == addr:
+                victim.dead = True
+                self.endpoint.send(p.Cancel(), addr, victim.sid)
+                for start, end in self._missing_of(victim):
+                    missing.add(start, end)
         transfer.dead = True
-        self.endpoint.send(p.Cancel(), transfer.peer.addr, transfer.sid)
-        missing = self._missing_of(transfer)
-        self._emit("seeder-gone", cli.format_address(transfer.peer.addr))
+        for start, end in self._missing_of(transfer):
+            missing.add(start, end)
+        self._emit("seeder-gone", cli.format_address(addr))
         if not missing:
             return
-        dead = {t.peer.addr for t in self.transfers.values() if t.dead}
-        alive = [peer for peer in self._sources() if peer.addr not in dead]
-        if not alive:
-            alive = self._ping_again(dead)
-        if not alive:
-            raise cli.RunError("all seeders with this song are gone "
-                               "(partial file kept)")
-        self._start_transfers(alive, missing)
+        live = {t.peer.addr for t in self.transfers.values()} - self.gone
+        alive = [self.peers[a] for a in sorted(live)]
+        if alive:
+            self._start_transfers(alive, missing)
+            return
+        if not self.orphans:
+            self.log(f"no seeder with this song answers: asking again for "
+                     f"up to {self.options.timeout:.0f} s")
+        for start, end in missing:
+            self.orphans.add(start, end)
 
-    def _ping_again(self, dead: set) -> list[Peer]:
-        """Seeders that were gone may be back: ask every source once."""
+    def _adopt_orphans(self, now: float) -> None:
+        """Seeders that were gone may be back: ask every source again."""
+        if not self.orphans or now < self._next_orphan_ping:
+            return
         found = ping(self.endpoint, self.song.sources)
-        self.peers.update(found)
-        return [peer for peer in found.values() if peer.alive]
+        self._next_orphan_ping = time.monotonic() + 1.0
+        alive = [peer for peer in found.values() if peer.alive]
+        if alive:
+            self.peers.update(found)
+            self.gone -= {peer.addr for peer in alive}
+            wanted = self.state.missing.intersection(self.orphans)
+            self.orphans = p.RangeSet()
+            self.log("seeders back: " + ", ".join(
+                cli.format_address(peer.addr) for peer in alive))
+            self._start_transfers(alive, wanted)
 
     def _cancel_all(self) -> None:
         for transfer in self.transfers.values():

@@ -326,6 +326,7 @@ class Download:
         self.sidecar_path = self.final_path + SIDECAR_SUFFIX
         self.crcs: dict[int, int] = {}  # chunk -> CRC-32, for resuming
         self.resumed = 0
+        self.player_attached_at = None
         self.state = p.ReceiveState(self.info.chunks)
         self.transfers: dict[tuple, Transfer] = {}
         self.nacked_at: dict[int, float] = {}
@@ -345,6 +346,7 @@ class Download:
         self.finished = None
         self._stop = False
         self._fd = None
+        self.on_turn = None  # called once per loop turn (progress display)
 
     # ------------------------------------------------------------ control
     def stop(self) -> None:
@@ -513,6 +515,8 @@ class Download:
             now = time.monotonic()
             self._check_timers(now)
             self._feed_player()
+            if self.on_turn:
+                self.on_turn()
             if self.state.received != received_before:
                 received_before = self.state.received
                 last_progress = now
@@ -758,8 +762,10 @@ class Download:
             self.player.finish_input()
 
     def attach_player(self, player) -> None:
-        """Feed ``player`` (player.Player) the file as it arrives."""
+        """Feed ``player`` (player.Player) the file as it arrives; start
+        the player right after this."""
         self.player = player
+        self.player_attached_at = time.monotonic()
 
     def record_played(self, byte_end: int, when: float) -> None:
         """Player callback: every byte before ``byte_end`` has played."""
@@ -795,16 +801,51 @@ class Download:
                                     for t in self.transfers.values()
                                     if t.dead}),
             "timeline": self.timeline(),
+            **self.audio_stats(),
         }
 
+    def audio_stats(self) -> dict:
+        """Start-up, stalls and continuity of what the player played."""
+        if self.player is None:
+            return {}
+        played = self.player.stats
+        startup = played.get("startup_s")
+        return {"startup_s": _round(startup), "stalls": played["stalls"],
+                "stall_s": _round(played["stall_s"]),
+                "played_s": _round(played["played_s"]),
+                "continuity": _round(self.continuity(startup))}
+
+    def continuity(self, startup: float | None) -> float | None:
+        """Share of chunks that arrived before their playback deadline
+        (CoolStreaming's continuity index).  A chunk's deadline is when it
+        would play had playback never stalled: first sound + its media
+        time."""
+        if startup is None or not self.state.complete:
+            return None
+        import player
+        first_sound = self.player_attached_at - self.started + startup
+        media = player.ByteTimeMap()
+        with open(self.final_path, "rb") as handle:
+            for block in iter(lambda: handle.read(1 << 16), b""):
+                media.feed(block)
+        on_time = sum(
+            1 for i in range(self.info.chunks)
+            if self.received_t[i] is None  # was already here (resumed)
+            or self.received_t[i] <= first_sound + media.time_at(
+                i * self.info.chunk_size))
+        return on_time / self.info.chunks
+
     def timeline(self) -> list[dict]:
-        def r(value):
-            return None if value is None else round(value, 4)
+        r = _round
         return [{"chunk": i, "sent": r(self.sent_t[i]),
                  "received": r(self.received_t[i]),
                  "played": r(self.played_t[i]),
                  "retransmitted": bool(self.retransmit_flag[i])}
                 for i in range(self.info.chunks)]
+
+
+def _round(value):
+    return None if value is None else round(value, 4)
 
 
 # ------------------------------------------------------------ terminal UI
@@ -923,6 +964,20 @@ def report(stats: dict) -> str:
         lines.append(f"  from {seeder:<21} {count} chunks")
     if stats["seeders_gone"]:
         lines.append("seeders gone    " + ", ".join(stats["seeders_gone"]))
+    if "stalls" in stats:
+        def seconds(key):
+            value = stats[key]
+            return "-" if value is None else f"{value:.2f} s"
+        continuity = stats["continuity"]
+        lines += [
+            f"start-up        {seconds('startup_s')} (request to first sound)",
+            f"stalls          {stats['stalls']} ({seconds('stall_s')} "
+            f"stalled)",
+            f"continuity      " + ("-" if continuity is None else
+                                   f"{100 * continuity:.1f} % of chunks "
+                                   f"before their deadline"),
+            f"played          {seconds('played_s')}",
+        ]
     return "\n".join(lines)
 
 
@@ -986,6 +1041,7 @@ def _sha256_file(path: str) -> bytes:
 def cmd_get(args) -> int:
     options = Options(args.method, args.window, args.timeout, args.loss,
                       args.rng_seed, args.force)
+    audio = Audio(args) if (args.play or args.preview) else None
     endpoint = _endpoint(args)
     try:
         print("seeders:")
@@ -994,41 +1050,91 @@ def cmd_get(args) -> int:
                        args.name)
         song = pick_song(songs, args.name)
         existing = check_output(args.output, song, args.force)
-        if existing:
+        if existing and not args.play:
             print(f"{existing} is already here and verified")
             return cli.EXIT_OK
         download = Download(endpoint, song, peers, args.output, options,
                             log=lambda line: print("  " + line))
-        try:
-            path = run_with_progress(download)
-        except (KeyboardInterrupt, cli.RunError):
-            if os.path.exists(download.part_path):
-                print(f"partial download kept in {download.part_path}: run "
-                      f"the same command again to resume", file=sys.stderr)
-            raise
+        path = existing or _download(download, audio)
     finally:
         endpoint.close()
-    stats = download.stats()
     print(f"saved {path}")
+    if audio:
+        audio.play_to_the_end(download, path)
+    stats = download.stats()
     print(report(stats))
     if args.json:
         write_json(args.json, stats)
     return cli.EXIT_OK
 
 
+def _download(download: Download, audio) -> str:
+    if audio and audio.preview:
+        audio.start_preview(download)
+    try:
+        return run_with_progress(download)
+    except (KeyboardInterrupt, cli.RunError):
+        if audio:
+            audio.stop()
+        if os.path.exists(download.part_path):
+            print(f"partial download kept in {download.part_path}: run "
+                  f"the same command again to resume", file=sys.stderr)
+        raise
+
+
 def run_with_progress(download: Download) -> str:
     """Run the download on this thread, drawing progress between turns."""
     progress = Progress(download)
-    original = download._feed_player
-
-    def feed_and_draw():
-        original()
-        progress.update()
-    download._feed_player = feed_and_draw
+    download.on_turn = progress.update
     try:
         return download.run()
     finally:
         progress.update(force=True)
+
+
+class Audio:
+    """--play / --preview for the terminal leecher (see player.py)."""
+
+    def __init__(self, args):
+        import player
+        self.module = player
+        try:
+            player.check_ffmpeg()
+        except player.PlayerError as exc:
+            raise cli.UsageError(str(exc)) from None
+        self.preview = args.preview
+        self.prebuffer = args.prebuffer
+        self.sink = player.choose_sink(args.audio_out, args.fast,
+                                       notice=print)
+        self.player = None
+
+    def _new_player(self, download: Download):
+        self.player = self.module.Player(self.sink, self.prebuffer,
+                                         on_played=download.record_played)
+        download.attach_player(self.player)
+        return self.player
+
+    def start_preview(self, download: Download) -> None:
+        self._new_player(download).start()
+
+    def play_to_the_end(self, download: Download, path: str) -> None:
+        if self.player is None:  # --play: the whole file is here
+            if download.started is None:
+                download.started = time.monotonic()
+            self._new_player(download).play_file(path)
+        try:
+            while not self.player.wait(timeout=1.0):
+                print(f"playing {self.player.position_s:5.1f} s "
+                      f"({self.player.state})", flush=True)
+        except KeyboardInterrupt:
+            self.stop()
+            raise
+        if self.player.error:
+            raise cli.RunError(f"playback failed: {self.player.error}")
+
+    def stop(self) -> None:
+        if self.player is not None:
+            self.player.stop()
 
 
 def build_parser() -> cli.Parser:
@@ -1066,6 +1172,17 @@ def add_get_arguments(get) -> None:
                      metavar="S", help="give up after S s without progress")
     get.add_argument("--force", action="store_true",
                      help="replace an existing file of the same name")
+    get.add_argument("--play", action="store_true",
+                     help="play the song once it is downloaded")
+    get.add_argument("--preview", action="store_true",
+                     help="play while downloading")
+    get.add_argument("--prebuffer", type=cli.non_negative, default=2.0,
+                     metavar="S", help="seconds of audio before playing "
+                                       "(default 2)")
+    get.add_argument("--audio-out", metavar="FILE.wav",
+                     help="write what is played to a WAV file")
+    get.add_argument("--fast", action="store_true",
+                     help="with --audio-out: not in real time")
 
 
 def main(argv=None) -> int:

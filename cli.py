@@ -8,6 +8,7 @@ Every bad input ends in one clear line on stderr and exit code 2
 from __future__ import annotations
 
 import argparse
+import hashlib
 import ipaddress
 import os
 import sys
@@ -114,3 +115,12 @@ def parse_address(text: str, default_port: int = DEFAULT_PORT
 
 def format_address(addr: tuple[str, int]) -> str:
     return f"{addr[0]}:{addr[1]}"
+
+
+def sha256_file(path: str) -> bytes:
+    """SHA-256 of a file, read in 1 MiB blocks."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.digest()

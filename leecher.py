@@ -1023,19 +1023,11 @@ def check_output(out_dir: str, song: Song, force: bool) -> str | None:
         raise cli.UsageError(f"output folder is not writable: {out_dir}")
     final = os.path.join(out_dir, safe_name(song.info))
     if os.path.exists(final) and not force:
-        if _sha256_file(final) == song.info.sha256:
+        if cli.sha256_file(final) == song.info.sha256:
             return final
         raise cli.UsageError(f"{final} exists and differs; use --force to "
                              f"replace it")
     return None
-
-
-def _sha256_file(path: str) -> bytes:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.digest()
 
 
 def cmd_get(args) -> int:

@@ -45,14 +45,6 @@ class SharedFile:
     mtime_ns: int
 
 
-def _sha256_of(path: str) -> bytes:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.digest()
-
-
 def _duration_ms(path: str) -> int:
     try:
         import player
@@ -98,7 +90,7 @@ class Library:
             if cached and cached.mtime_ns == stat.st_mtime_ns \
                     and cached.info.size == stat.st_size:
                 return cached
-            sha = _sha256_of(path)
+            sha = cli.sha256_file(path)
         except OSError:
             return None
         info = p.FileInfo(p.file_id_of(sha), stat.st_size,

@@ -1,5 +1,6 @@
 """The leecher under faults: resume, seeders coming and going, disks."""
 
+import contextlib
 import json
 import os
 import resource
@@ -161,20 +162,26 @@ def _root() -> bool:
     return os.geteuid() == 0
 
 
+@contextlib.contextmanager
+def tmpfs(path, options: str):
+    """A small tmpfs mounted at ``path`` for the duration of a block."""
+    path.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", options, "tmpfs",
+                    str(path)], check=True)
+    try:
+        yield path
+    finally:
+        subprocess.run(["umount", str(path)], check=True)
+
+
 @pytest.mark.skipif(not _root(), reason="mounting a tmpfs needs root")
 def test_disk_full_mid_download_keeps_the_part_and_says_so(seeders, song_dir,
                                                            tmp_path):
     (seeder,) = seeders(("127.0.0.1", "-d", str(song_dir), "-q"))
-    small = tmp_path / "small"
-    small.mkdir()
-    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=128k", "tmpfs",
-                    str(small)], check=True)
-    try:
+    with tmpfs(tmp_path / "small", "size=128k") as small:
         result = run_leecher("get", "facom-sample", "-o", str(small),
                              "--seeders", seeder.address)
         names = sorted(os.listdir(small))
-    finally:
-        subprocess.run(["umount", str(small)], check=True)
     assert result.returncode == 1, result.stdout + result.stderr
     assert "No space left on device" in result.stderr
     assert "Traceback" not in result.stderr
@@ -186,15 +193,9 @@ def test_disk_full_mid_download_keeps_the_part_and_says_so(seeders, song_dir,
 def test_read_only_output_folder_is_a_clear_error(seeders, song_dir,
                                                   tmp_path):
     (seeder,) = seeders(("127.0.0.1", "-d", str(song_dir), "-q"))
-    ro = tmp_path / "ro"
-    ro.mkdir()
-    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m,ro", "tmpfs",
-                    str(ro)], check=True)
-    try:
+    with tmpfs(tmp_path / "ro", "size=1m,ro") as ro:
         result = run_leecher("get", "facom-sample", "-o", str(ro),
                              "--seeders", seeder.address)
-    finally:
-        subprocess.run(["umount", str(ro)], check=True)
     assert result.returncode in (1, 2), result.stderr
     assert "Read-only file system" in result.stderr or \
         "not writable" in result.stderr

@@ -936,6 +936,9 @@ class Progress:
         text = (f"{100 * done // max(total, 1):3d}% {done}/{total} chunks "
                 f"{format_size(rate)}/s  nacks {d.nacks_sent}  "
                 f"resent {d.retransmitted}")
+        if d.player is not None:
+            text += f"  play {d.player.position_s:5.1f} s ({d.player.state})"
+
         if self.tty:
             width = 30
             filled = width * done // max(total, 1)

@@ -976,7 +976,7 @@ def report(stats: dict) -> str:
             f"start-up        {seconds('startup_s')} (request to first sound)",
             f"stalls          {stats['stalls']} ({seconds('stall_s')} "
             f"stalled)",
-            f"continuity      " + ("-" if continuity is None else
+            "continuity      " + ("-" if continuity is None else
                                    f"{100 * continuity:.1f} % of chunks "
                                    f"before their deadline"),
             f"played          {seconds('played_s')}",

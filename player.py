@@ -1,256 +1,353 @@
-"""P2P FACOM player: decodes MP3 with audioread (ffmpeg) and plays it.
+"""Play an MP3 file, also while it is still downloading (preview).
 
-Why a FIFO: audioread takes a file name only, and ffmpeg must decode the
-song while it is still arriving.  ``Player.feed`` hands the contiguous
-bytes of the file to a feeder thread that writes them into a named pipe;
-ffmpeg reads the pipe, so every byte is decoded once, as soon as it is
-there, and a pipe that runs dry simply makes ffmpeg wait.
+Design
+------
+Three pieces, all driven by background threads that ``Player`` starts:
 
-Why stalls are counted here: the sink consumes audio in real time.  When
-it needs audio that has not been decoded because its bytes have not
-arrived, playback stops (a *stall*), and resumes at the same sample once
-``prebuffer_s`` more seconds of audio have arrived (or the input ended).
-Nothing is skipped and nothing is played twice.
+* ``ByteTimeMap`` scans MP3 frame headers (stdlib only) as bytes arrive and
+  maps byte offsets to audio time and back.  The player uses it to decide
+  when enough audio has arrived (start-up and the end of a stall), and to
+  tell the caller which bytes have been played.  The seeder uses it, through
+  ``mp3_duration``, to report song lengths.
 
-``ByteTimeMap`` scans MP3 frame headers, so byte offsets of the file map to
-media time (VBR and ID3v2 tags included) without decoding anything.
+* Decoding: a single ffmpeg process (through ``audioread``'s
+  ``FFmpegAudioFile``) reads the MP3 from a named pipe (FIFO) in a private
+  temporary folder.  A feeder thread copies the bytes given to
+  ``Player.feed()`` into the FIFO.  A FIFO, rather than a growing file,
+  because ffmpeg treats it as a non-seekable stream: it reads what is there,
+  blocks until more comes and sees the end of the file only when the feeder
+  closes it (after ``finish_input()``).  So ffmpeg follows the download, and
+  every byte is decoded exactly once.  ffmpeg needs about 50 MP3 frames
+  (~1.3 s of audio) before it reports the stream format and starts
+  decoding; the player simply waits for it.  A decoder thread moves the PCM
+  that ffmpeg produces into the player's buffer.  The feeder keeps at most
+  ``DECODE_AHEAD_S`` seconds of audio ahead of the playback position in the
+  FIFO, so the decoded PCM held in memory stays bounded.
 
-No Tk here: the terminal leecher and the GUI drive the same ``Player``.
-audioread and simpleaudio are imported lazily: the seeder imports this
-module for ``mp3_duration`` and must start fast.
+* A playback thread takes blocks of ~0.1 s of PCM from that buffer and
+  writes them to a ``Sink``, which consumes them in real time (sound card,
+  silent null sink, or a WAV file).
+
+Stalls: once the first sound has been played, a stall starts whenever the
+sink needs audio, the decoder has none ready, and the input is not finished
+(the download has not brought the next bytes yet).  Each such event counts
+as one stall.  The player then waits until ``prebuffer_s`` more seconds of
+audio (per ``ByteTimeMap``, beyond the current position) have been fed, or
+the input is finished, and resumes exactly where it stopped: nothing is
+skipped and nothing is played twice.  The time spent waiting is the stall
+time.  Waiting for the first sound is the start-up time, not a stall.
+
+audioread and simpleaudio are imported lazily, so that importing this module
+is fast and needs only the standard library.
 """
 
 from __future__ import annotations
 
+import atexit
 import bisect
+import collections
+import contextlib
+import errno
 import os
-import queue
 import shutil
+import sys
 import tempfile
 import threading
 import time
 import wave
 from array import array
 
-BYTES_PER_SAMPLE = 2  # 16-bit PCM
-SINK_BLOCK_S = 0.1  # real-time sinks consume audio in pieces this long
-SOUNDCARD_BLOCK_S = 0.5
+FFMPEG_MISSING = "ffmpeg not found: install it with 'apt-get install ffmpeg'"
+DECODE_AHEAD_S = 30.0  # audio handed to ffmpeg beyond the playback position
+FEED_SLICE = 1 << 16   # largest write into the FIFO
+_LIVE_DIRS: set[str] = set()  # FIFO folders of players still running
+
+
+@atexit.register
+def _remove_live_dirs() -> None:
+    """A program may exit without stop(): its daemon threads just die,
+    so remove the FIFO folders they would have removed."""
+    for folder in list(_LIVE_DIRS):
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 class PlayerError(Exception):
-    """A one-line reason why audio cannot be played."""
+    """A problem that stops audio: the message is one line for the user."""
 
 
 def check_ffmpeg() -> None:
+    """Raise PlayerError if the ffmpeg program is not on the PATH."""
     if shutil.which("ffmpeg") is None:
-        raise PlayerError("ffmpeg not found: install it with "
-                          "'apt-get install ffmpeg'")
+        raise PlayerError(FFMPEG_MISSING)
 
 
-# ------------------------------------------------------------ MP3 frames
-MPEG1, MPEG2, MPEG25 = 3, 2, 0
-BITRATES_KBPS = {
-    MPEG1: (0, 32, 40, 48, 56, 64, 80, 96, 112, 128, 160, 192, 224, 256,
-            320),
-    MPEG2: (0, 8, 16, 24, 32, 40, 48, 56, 64, 80, 96, 112, 128, 144, 160),
+def _one_line(exc: BaseException) -> str:
+    text = " ".join(str(exc).split())
+    return text or type(exc).__name__
+
+
+# ---------------------------------------------------------------- MP3 frames
+_BITRATES_KBPS = {
+    1: (0, 32, 40, 48, 56, 64, 80, 96, 112, 128, 160, 192, 224, 256, 320),
+    2: (0, 8, 16, 24, 32, 40, 48, 56, 64, 80, 96, 112, 128, 144, 160),
 }
-SAMPLE_RATES = {MPEG1: (44100, 48000, 32000), MPEG2: (22050, 24000, 16000),
-                MPEG25: (11025, 12000, 8000)}
-LAYER3 = 1
-ID3_HEADER = 10
+# MPEG version bits -> sample rates (0 = MPEG 2.5, 2 = MPEG 2, 3 = MPEG 1)
+_SAMPLE_RATES = {3: (44100, 48000, 32000), 2: (22050, 24000, 16000),
+                 0: (11025, 12000, 8000)}
+_Frame = collections.namedtuple("_Frame", "length samples rate key tag_at")
 
 
-def parse_frame_header(header: bytes):
-    """(frame length, sample rate, samples per frame) or None."""
-    if len(header) < 4 or header[0] != 0xFF or header[1] & 0xE0 != 0xE0:
+def _parse_header(h) -> _Frame | None:
+    """The layer III frame described by the 4 header bytes ``h``, or None."""
+    if h[0] != 0xFF or h[1] & 0xE0 != 0xE0:
         return None
-    version = (header[1] >> 3) & 3
-    layer = (header[1] >> 1) & 3
-    bitrate_index = header[2] >> 4
-    rate_index = (header[2] >> 2) & 3
-    if version == 1 or layer != LAYER3 or bitrate_index in (0, 15) \
-            or rate_index == 3:
-        return None
-    table = BITRATES_KBPS[MPEG1 if version == MPEG1 else MPEG2]
-    bitrate = table[bitrate_index] * 1000
-    rate = SAMPLE_RATES[version][rate_index]
-    padding = (header[2] >> 1) & 1
-    if version == MPEG1:
-        return 144 * bitrate // rate + padding, rate, 1152
-    return 72 * bitrate // rate + padding, rate, 576
+    version, layer = (h[1] >> 3) & 3, (h[1] >> 1) & 3
+    bitrate_index, rate_index = h[2] >> 4, (h[2] >> 2) & 3
+    if version == 1 or layer != 1 or rate_index == 3 \
+            or bitrate_index in (0, 15):
+        return None  # reserved, not layer III, or free format
+    mpeg1 = version == 3
+    rate = _SAMPLE_RATES[version][rate_index]
+    kbps = _BITRATES_KBPS[1 if mpeg1 else 2][bitrate_index]
+    padding = (h[2] >> 1) & 1
+    length = (144000 if mpeg1 else 72000) * kbps // rate + padding
+    mono = h[3] >> 6 == 3
+    # Where a Xing/Info tag would start: after the header and side info.
+    tag_at = (21 if mono else 36) if mpeg1 else (13 if mono else 21)
+    return _Frame(length, 1152 if mpeg1 else 576, rate, (version, rate),
+                  tag_at)
 
 
-def _is_info_frame(frame: bytes) -> bool:
-    """A Xing/Info/VBRI frame describes the file and carries no audio."""
-    return any(tag in frame[:64] for tag in (b"Xing", b"Info", b"VBRI"))
+def _is_tag_frame(frame: _Frame, data, start: int) -> bool:
+    """True for a Xing/Info/VBRI frame: it describes the file, no audio."""
+    at = start + frame.tag_at
+    return bytes(data[at:at + 4]) in (b"Xing", b"Info") \
+        or bytes(data[start + 36:start + 40]) == b"VBRI"
+
+
+def _id3v2_size(head) -> int:
+    """Total size of the ID3v2 tag starting ``head`` (10 bytes), else 0."""
+    if bytes(head[:3]) != b"ID3":
+        return 0
+    size = 0
+    for byte in head[6:10]:
+        size = (size << 7) | (byte & 0x7F)
+    footer = 10 if head[5] & 0x10 else 0
+    return 10 + size + footer
 
 
 class ByteTimeMap:
-    """Byte offset in an MP3 file <-> media time, built as bytes arrive."""
+    """Maps byte offsets of an MP3 file to audio time, built incrementally.
+
+    ``feed()`` the file's bytes in order, in pieces of any size.  Only the
+    unparsed tail (at most one frame) is kept; frames are never rescanned.
+    An ID3v2 tag at the front and a Xing/Info/VBRI frame are skipped (they
+    hold no audio).  Junk between frames is skipped by searching for the
+    next frame header; after junk (and at the start) a frame counts only if
+    the next header confirms it.
+    """
 
     def __init__(self):
-        self._pending = bytearray()  # bytes not yet parsed
-        self._pending_at = 0  # file offset of _pending[0]
-        self._skip = 0  # bytes of an ID3v2 tag still to pass over
-        self._started = False
-        self.offsets = array("Q")  # file offset of each audio frame
-        self.rate = 0
-        self.samples_per_frame = 0
-        self.total_bytes = 0
+        self._buf = bytearray()
+        self._base = 0          # file offset of self._buf[0]
+        self._skip = None       # ID3v2 bytes still to skip (None: unknown)
+        self._key = None        # (version, rate) of the stream, once known
+        self._rate = 0
+        self._spf = 0           # samples per frame
+        self._synced = False    # the next frame follows the previous one
+        self._tag_checked = False
+        self.offsets = array("q")  # first byte of each audio frame (read)
+        self._ends = array("q")    # end byte of each audio frame
+        self._starts = array("q")  # first sample of each audio frame
+        self._samples = 0
 
+    # ------------------------------------------------------------- feeding
     def feed(self, data: bytes) -> None:
-        self.total_bytes += len(data)
-        self._pending += data
-        if not self._started and not self._read_id3():
+        """Append the next bytes of the file."""
+        self._buf += data
+        pos = self._skip_id3()
+        if pos is None:
             return
-        self._scan()
+        while True:
+            step = self._step(pos)
+            if step == 0:
+                break
+            pos += step
+        del self._buf[:pos]
+        self._base += pos
 
-    def _read_id3(self) -> bool:
-        """Skip an ID3v2 tag at the front; False until we know its size."""
-        if len(self._pending) < ID3_HEADER:
-            return False
-        head = self._pending[:ID3_HEADER]
-        if head[:3] == b"ID3":
-            size = 0
-            for byte in head[6:10]:
-                size = (size << 7) | (byte & 0x7F)
-            footer = ID3_HEADER if head[5] & 0x10 else 0
-            self._skip = ID3_HEADER + size + footer
-        self._started = True
-        return True
+    def _skip_id3(self) -> int | None:
+        """Bytes of an ID3v2 tag to pass over at the front of the buffer
+        (None: too few bytes yet to tell whether the file starts with one).
+        """
+        if self._skip is None:
+            head = bytes(self._buf[:10])
+            if len(head) < 10 and b"ID3".startswith(head[:3]):
+                return None  # too early to tell whether a tag starts here
+            self._skip = _id3v2_size(head)
+        skip = min(self._skip, len(self._buf))
+        self._skip -= skip
+        return skip
 
-    def _drop(self, count: int) -> None:
-        del self._pending[:count]
-        self._pending_at += count
+    def _step(self, pos: int) -> int:
+        """Bytes consumed at ``pos`` (0: wait for more data)."""
+        buf = self._buf
+        avail = len(buf) - pos
+        if avail < 4:
+            return 0
+        frame = _parse_header(buf[pos:pos + 4])
+        if frame is None or (self._key and frame.key != self._key):
+            return self._resync(pos)
+        if not self._synced:
+            if avail < frame.length + 4:
+                return 0
+            after = _parse_header(buf[pos + frame.length:
+                                      pos + frame.length + 4])
+            if after is None or after.key != frame.key:
+                return self._resync(pos)
+        if avail < frame.length:
+            return 0
+        self._add(frame, pos)
+        return frame.length
 
-    def _scan(self) -> None:
-        if self._skip:
-            step = min(self._skip, len(self._pending))
-            self._drop(step)
-            self._skip -= step
-            if self._skip:
+    def _resync(self, pos: int) -> int:
+        self._synced = False
+        found = self._buf.find(b"\xff", pos + 1)
+        return (found if found >= 0 else len(self._buf)) - pos
+
+    def _add(self, frame: _Frame, pos: int) -> None:
+        self._synced = True
+        if self._key is None:
+            self._key, self._rate, self._spf = frame.key, frame.rate, \
+                frame.samples
+        if not self._tag_checked:
+            self._tag_checked = True
+            if _is_tag_frame(frame, self._buf, pos):
                 return
-        pos = 0
-        pending = self._pending
-        while len(pending) - pos >= 4:
-            parsed = parse_frame_header(pending[pos:pos + 4])
-            if parsed is None or (self.rate and parsed[1] != self.rate):
-                pos += 1  # not a frame start: resynchronise
-                continue
-            length, rate, samples = parsed
-            if len(pending) - pos < length:
-                break  # wait for the rest of the frame
-            if not self.rate and _is_info_frame(pending[pos:pos + length]):
-                self.rate, self.samples_per_frame = rate, samples
-            else:
-                self.rate, self.samples_per_frame = rate, samples
-                self.offsets.append(self._pending_at + pos)
-            pos += length
-        self._drop(pos)
+        start = self._base + pos
+        self.offsets.append(start)
+        self._ends.append(start + frame.length)
+        self._starts.append(self._samples)
+        self._samples += frame.samples
 
-    @property
-    def frame_s(self) -> float:
-        return self.samples_per_frame / self.rate if self.rate else 0.0
-
+    # ------------------------------------------------------------- queries
     @property
     def seconds(self) -> float:
-        return len(self.offsets) * self.frame_s
+        """Audio duration of the complete frames fed so far."""
+        return self._samples / self._rate if self._rate else 0.0
 
     def time_at(self, byte_offset: int) -> float:
-        frame = bisect.bisect_right(self.offsets, byte_offset) - 1
-        return max(frame, 0) * self.frame_s
+        """Start time of the frame holding ``byte_offset`` (bytes before the
+        first audio frame: 0.0; bytes after the last complete frame or in
+        junk between frames: the start of the next frame)."""
+        i = bisect.bisect_right(self.offsets, byte_offset) - 1
+        if i < 0:
+            return 0.0
+        if byte_offset >= self._ends[i]:
+            return (self._starts[i] + self._spf) / self._rate
+        return self._starts[i] / self._rate
 
     def byte_at(self, seconds: float) -> int:
+        """Start byte of the frame playing at ``seconds``; the end of the
+        last complete frame for times at or past ``self.seconds``."""
         if not self.offsets:
             return 0
-        frame = int(seconds / self.frame_s) if self.frame_s else 0
-        if frame >= len(self.offsets):
-            return self.total_bytes
-        return self.offsets[max(frame, 0)]
+        if seconds >= self.seconds:
+            return self._ends[-1]
+        # + 1e-6 sample: a frame's own start time (starts[i] / rate) must
+        # map back to that frame despite floating-point rounding.
+        sample = seconds * self._rate + 1e-6
+        i = bisect.bisect_right(self._starts, sample) - 1
+        return self.offsets[max(i, 0)]
 
 
 def mp3_duration(path: str) -> float:
-    media = ByteTimeMap()
+    """Duration in seconds of the MP3 file at ``path`` (frame scan)."""
+    frames = ByteTimeMap()
     with open(path, "rb") as handle:
         for block in iter(lambda: handle.read(1 << 16), b""):
-            media.feed(block)
-    return media.seconds
+            frames.feed(block)
+    return frames.seconds
 
 
-# ------------------------------------------------------------------ sinks
+# --------------------------------------------------------------------- sinks
 class Sink:
-    """Consumes interleaved 16-bit PCM."""
+    """Consumes interleaved signed 16-bit little-endian PCM.
+
+    ``write()`` returns once the audio has been played: it sleeps to keep
+    real time unless ``fast``.  After a gap (pause, stall) the real-time
+    clock restarts instead of catching up.
+    """
 
     name = "sink"
-    real_time = True
+    block_s = 0.1  # how much audio the player writes at a time
+    late_s = 0.05  # behind real time by more than this: restart the clock
 
-    def __init__(self):
+    def __init__(self, fast: bool = False):
+        self.fast = fast
         self.rate = 0
         self.channels = 0
         self.frames_written = 0
-        self._clock = None
+        self._deadline = None
 
     def open(self, rate: int, channels: int) -> None:
         self.rate, self.channels = rate, channels
+        self.frames_written = 0
+        self._deadline = None
 
     def write(self, pcm: bytes) -> None:
-        step = int(self.rate * SINK_BLOCK_S) * self.frame_bytes
-        for start in range(0, len(pcm), step or len(pcm) or 1):
-            piece = pcm[start:start + step]
-            self._consume(piece)
-            self.frames_written += len(piece) // self.frame_bytes
-            if self.real_time:
-                self._wait_while_playing(len(piece) // self.frame_bytes)
-
-    @property
-    def frame_bytes(self) -> int:
-        return max(1, self.channels * BYTES_PER_SAMPLE)
-
-    def _consume(self, piece: bytes) -> None:
-        """Send one piece of PCM to its destination."""
-
-    def _wait_while_playing(self, frames: int) -> None:
-        """Return when ``frames`` would have been played, never drifting."""
-        now = time.monotonic()
-        if self._clock is None or self._clock < now:
-            self._clock = now  # after a pause or stall, time restarts
-        self._clock += frames / self.rate
-        time.sleep(max(0.0, self._clock - now))
-
-    def pause_clock(self) -> None:
-        self._clock = None
+        self._output(pcm)
+        frames = len(pcm) // (2 * self.channels)
+        self.frames_written += frames
+        if not self.fast:
+            self._keep_real_time(frames)
 
     def close(self) -> None:
         pass
 
+    def _output(self, pcm: bytes) -> None:
+        pass
+
+    def _keep_real_time(self, frames: int) -> None:
+        now = time.monotonic()
+        if self._deadline is None or now - self._deadline > self.late_s:
+            self._deadline = now
+        self._deadline += frames / self.rate
+        delay = self._deadline - time.monotonic()
+        if delay > 0:
+            time.sleep(delay)
+
 
 class NullSink(Sink):
-    name = "null sink (silent, real time)"
+    """Discards the audio, in real time."""
+
+    name = "null sink"
 
 
 class WavSink(Sink):
-    """Writes exactly what was played to a WAV file."""
+    """Writes what is played to a WAV file; real time unless ``fast``."""
+
+    name = "WAV file"
 
     def __init__(self, path: str, fast: bool = False):
-        super().__init__()
+        super().__init__(fast)
         self.path = path
-        self.real_time = not fast
-        self.name = f"WAV file {path}" + (" (fast)" if fast else "")
         self._wav = None
 
     def open(self, rate: int, channels: int) -> None:
         super().open(rate, channels)
+        self.close()
         try:
             self._wav = wave.open(self.path, "wb")
         except OSError as exc:
             raise PlayerError(f"cannot write {self.path}: "
                               f"{exc.strerror or exc}") from None
         self._wav.setnchannels(channels)
-        self._wav.setsampwidth(BYTES_PER_SAMPLE)
+        self._wav.setsampwidth(2)
         self._wav.setframerate(rate)
 
-    def _consume(self, piece: bytes) -> None:
-        self._wav.writeframesraw(piece)
+    def _output(self, pcm: bytes) -> None:
+        self._wav.writeframesraw(pcm)
 
     def close(self) -> None:
         if self._wav is not None:
@@ -258,166 +355,195 @@ class WavSink(Sink):
             self._wav = None
 
 
-class SoundcardSink(Sink):
-    """The sound card, through simpleaudio."""
+@contextlib.contextmanager
+def _quiet_stderr():
+    """Silence file descriptor 2 (ALSA prints its errors there)."""
+    try:
+        sys.stderr.flush()
+        saved = os.dup(2)
+    except (OSError, ValueError, AttributeError):
+        yield
+        return
+    try:
+        with open(os.devnull, "wb") as devnull:
+            os.dup2(devnull.fileno(), 2)
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
 
-    name = "sound card (simpleaudio)"
-    real_time = False  # play_buffer + wait_done keep the pace themselves
+
+class SoundcardSink(Sink):
+    """Plays through the sound card with simpleaudio, one block at a time
+    (simpleaudio has no streaming interface)."""
+
+    name = "sound card"
+    block_s = 0.25  # fewer, longer blocks: fewer gaps between them
+    poll_s = 0.002
+
+    def __init__(self):
+        super().__init__(fast=False)
+        self._audio = None
+        self._playing = None
+
+    def open(self, rate: int, channels: int) -> None:
+        """Open the device by playing a few ms of silence; PlayerError if
+        there is no usable sound card."""
+        super().open(rate, channels)
+        try:
+            import simpleaudio
+        except ImportError:
+            raise PlayerError("simpleaudio is not installed") from None
+        self._audio = simpleaudio
+        silence = bytes(2 * channels * max(1, rate // 100))
+        try:
+            with _quiet_stderr():
+                self._play(silence)
+        except Exception as exc:  # simpleaudio.SimpleaudioError and kin
+            raise PlayerError(_one_line(exc).split(" -- ")[0].rstrip(".")) \
+                from None
 
     def write(self, pcm: bytes) -> None:
-        import simpleaudio
-        step = int(self.rate * SOUNDCARD_BLOCK_S) * self.frame_bytes
-        for start in range(0, len(pcm), step):
-            piece = pcm[start:start + step]
-            simpleaudio.play_buffer(piece, self.channels, BYTES_PER_SAMPLE,
-                                    self.rate).wait_done()
-            self.frames_written += len(piece) // self.frame_bytes
+        self._play(pcm)
+        self.frames_written += len(pcm) // (2 * self.channels)
 
-    @staticmethod
-    def probe() -> None:
-        """Raise if no sound card can be opened."""
-        import simpleaudio
-        silence = bytes(2 * 2 * 441)
-        simpleaudio.play_buffer(silence, 2, 2, 44100).wait_done()
+    def _play(self, pcm: bytes) -> None:
+        self._playing = self._audio.play_buffer(pcm, self.channels, 2,
+                                                self.rate)
+        while self._playing.is_playing():
+            time.sleep(self.poll_s)
+
+    def close(self) -> None:
+        if self._playing is not None:
+            self._playing.stop()
+            self._playing = None
 
 
 def choose_sink(audio_out: str | None = None, fast: bool = False,
                 notice=print) -> Sink:
+    """A WAV sink for ``audio_out``, else the sound card if it opens, else
+    the null sink.  ``fast`` applies to WAV output only.  Reports the choice
+    with one ``notice("audio: ...")`` line."""
     if audio_out:
-        sink = WavSink(audio_out, fast)
-        notice(f"audio: {sink.name} (--audio-out)")
-        return sink
+        pace = "as fast as decoding goes" if fast else "real time"
+        notice(f"audio: WAV file {audio_out} ({pace})")
+        return WavSink(audio_out, fast=fast)
+    card = SoundcardSink()
     try:
-        SoundcardSink.probe()
-    except Exception as exc:  # ImportError, SimpleaudioError, ...
-        why = str(exc).strip().splitlines()[0] if str(exc).strip() else \
-            type(exc).__name__
-        sink = NullSink()
-        notice(f"audio: no sound card ({why}), using the {sink.name}")
-        return sink
-    sink = SoundcardSink()
-    notice(f"audio: {sink.name}")
-    return sink
+        card.open(44100, 2)
+    except PlayerError as exc:
+        notice(f"audio: no sound card ({exc}), using the null sink "
+               f"(silent, real time)")
+        return NullSink()
+    card.close()
+    notice("audio: sound card (simpleaudio)")
+    return card
 
 
-# ----------------------------------------------------------------- player
-class _Decoder:
-    """ffmpeg (through audioread) reading the song from a FIFO."""
-
-    def __init__(self, pcm: queue.Queue):
-        self.pcm = pcm
-        self.dir = tempfile.mkdtemp(prefix="p2pfacom-")
-        self.fifo = os.path.join(self.dir, "song.mp3")
-        os.mkfifo(self.fifo)
-        self.blocks: queue.Queue = queue.Queue()
-        self.audio = None
-        self.ready = threading.Event()  # rate and channels known
-        self.error = None
-        self.closed = False
-        threading.Thread(target=self._feed, daemon=True).start()
-        threading.Thread(target=self._decode, daemon=True).start()
-
-    def _feed(self) -> None:
-        try:
-            with open(self.fifo, "wb") as pipe:
-                while (block := self.blocks.get()) is not None:
-                    pipe.write(block)
-                    pipe.flush()
-        except OSError:
-            pass  # ffmpeg went away (stop): nothing left to feed
-
-    def _decode(self) -> None:
-        from audioread import ffdec
-        try:
-            self.audio = ffdec.FFmpegAudioFile(self.fifo)
-            self.ready.set()
-            for block in self.audio.read_data(timeout=365 * 86400):
-                self.pcm.put(block)
-        except Exception as exc:  # decoding errors end playback, not us
-            if not self.closed:
-                self.error = f"{type(exc).__name__}: {exc}".strip(": ")
-        finally:
-            self.ready.set()
-            self.pcm.put(None)
-
-    def close(self) -> None:
-        self.closed = True
-        self.blocks.put(None)
-        try:  # unblock a feeder still waiting for ffmpeg to open the FIFO
-            fd = os.open(self.fifo, os.O_RDONLY | os.O_NONBLOCK)
-            os.close(fd)
-        except OSError:
-            pass
-        if self.audio is not None:
-            self.audio.close()
-        shutil.rmtree(self.dir, ignore_errors=True)
-
-
+# -------------------------------------------------------------------- player
 class Player:
-    """Plays an MP3 fed in order, from a file or as it downloads."""
+    """Plays an MP3 file fed in order, possibly while it downloads.
+
+    Thread-safe: ``feed``, ``finish_input``, ``pause``, ``resume`` and
+    ``stop`` may be called from any thread and never block for long.
+    ``on_played(byte_end, when)`` is called from the playback thread.
+    """
 
     def __init__(self, sink: Sink, prebuffer_s: float = 2.0, on_played=None,
                  clock=time.monotonic):
         self.sink = sink
-        self.prebuffer_s = prebuffer_s
+        self.prebuffer_s = max(0.0, float(prebuffer_s))
         self.on_played = on_played
         self.clock = clock
-        self.media = ByteTimeMap()
-        self.error = None
-        self._pcm: queue.Queue = queue.Queue()
-        self._decoder = None
-        self._input_done = False
-        self._state = "waiting"
+        self.error: str | None = None
+        self._map = ByteTimeMap()
         self._cond = threading.Condition()
+        self._done = threading.Event()
+        self._pending = collections.deque()  # fed, not yet in the FIFO
+        self._fed = 0            # bytes given to feed()
+        self._written = 0        # bytes written into the FIFO
+        self._input_done = False
+        self._pcm = bytearray()  # decoded, not yet played
+        self._format = None      # (rate, channels) once ffmpeg reports it
+        self._decoder_done = False
+        self._audio = None       # the FFmpegAudioFile
+        self._frames = 0         # audio frames (samples per channel) played
+        self._rate = 0
         self._paused = False
-        self._stopped = False
-        self._finished = threading.Event()
-        self._thread = None
+        self._stopping = False
+        self._final = None       # "finished" or "stopped"
         self._started_at = None
         self._first_sound = None
-        self.stalls = 0
-        self.stall_s = 0.0
+        self._stall_since = None
+        self._stalls = 0
+        self._stall_s = 0.0
+        self._reported = 0
+        self._threads: list[threading.Thread] = []
+        self._tmpdir = None
+        self._fifo = None
 
-    # ------------------------------------------------------------- input
+    # ---------------------------------------------------------- public API
     def feed(self, data: bytes) -> None:
+        """The next contiguous bytes of the MP3 file."""
         if not data:
             return
         with self._cond:
-            self.media.feed(data)
+            if self._stopping or self._final:
+                return
+            if self._input_done:
+                raise ValueError("feed() after finish_input()")
+            self._map.feed(data)
+            self._fed += len(data)
+            self._pending.append(memoryview(bytes(data)))
             self._cond.notify_all()
-        self._ensure_decoder().blocks.put(bytes(data))
 
     def finish_input(self) -> None:
+        """No more bytes will come."""
         with self._cond:
             self._input_done = True
             self._cond.notify_all()
-        self._ensure_decoder().blocks.put(None)
 
     def play_file(self, path: str) -> None:
+        """Feed the whole file at ``path``, finish the input and start."""
         with open(path, "rb") as handle:
             for block in iter(lambda: handle.read(1 << 16), b""):
                 self.feed(block)
         self.finish_input()
         self.start()
 
-    def _ensure_decoder(self) -> _Decoder:
-        if self._decoder is None:
-            self._decoder = _Decoder(self._pcm)
-        return self._decoder
-
-    # ----------------------------------------------------------- control
     def start(self) -> None:
-        if self._thread is not None:
-            return
-        self._started_at = self.clock()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-        self._thread.start()
+        """Start the threads; the first sound comes once ``prebuffer_s``
+        seconds of audio have been fed (or the input is finished)."""
+        with self._cond:
+            if self._threads or self._final:
+                return
+            self._started_at = self.clock()
+            try:
+                self._tmpdir = tempfile.mkdtemp(prefix="p2p-facom-player-")
+                self._fifo = os.path.join(self._tmpdir, "input.mp3")
+                _LIVE_DIRS.add(self._tmpdir)
+                os.mkfifo(self._fifo)
+            except (OSError, AttributeError) as exc:  # no mkfifo: Windows
+                if self._tmpdir:
+                    shutil.rmtree(self._tmpdir, ignore_errors=True)
+                    _LIVE_DIRS.discard(self._tmpdir)
+                self.error = f"cannot make the decoder's pipe: " \
+                             f"{_one_line(exc)}"
+                self._end_without_threads()
+                return
+            self._threads = [
+                threading.Thread(target=target, name=f"player-{name}",
+                                 daemon=True)
+                for name, target in (("feeder", self._run_feeder),
+                                     ("decoder", self._run_decoder),
+                                     ("playback", self._run_playback))]
+        for thread in self._threads:
+            thread.start()
 
     def pause(self) -> None:
         with self._cond:
-            if self._state in ("playing", "stalled", "waiting"):
-                self._paused = True
-                self._cond.notify_all()
+            self._paused = True
+            self._cond.notify_all()
 
     def resume(self) -> None:
         with self._cond:
@@ -425,127 +551,293 @@ class Player:
             self._cond.notify_all()
 
     def stop(self) -> None:
+        """Stop playback; ends the threads and ffmpeg, removes the FIFO."""
         with self._cond:
-            self._stopped = True
+            if self._final:
+                return
+            self._stopping = True
             self._cond.notify_all()
-        if self._decoder is not None:
-            self._decoder.close()
-        if self._thread is not None and \
-                self._thread is not threading.current_thread():
-            self._thread.join(timeout=5)
-        self._finished.set()
+            if not self._threads:
+                self._end_without_threads()
+                return
+        self._kill_decoder()
+        if threading.current_thread() not in self._threads:
+            self._done.wait(timeout=5.0)
 
-    def wait(self, timeout=None) -> bool:
-        return self._finished.wait(timeout)
+    def wait(self, timeout: float | None = None) -> bool:
+        """Wait until playback has finished or stopped; False on timeout."""
+        return self._done.wait(timeout)
 
     @property
     def state(self) -> str:
-        if self._stopped and self._state != "finished":
-            return "stopped"
-        if self._paused and self._state not in ("finished", "stopped"):
-            return "paused"
-        return self._state
+        with self._cond:
+            if self._final:
+                return self._final
+            if self._paused:
+                return "paused"
+            if self._stall_since is not None:
+                return "stalled"
+            return "waiting" if self._first_sound is None else "playing"
 
     @property
     def position_s(self) -> float:
-        rate = self.sink.rate
-        return self.sink.frames_written / rate if rate else 0.0
+        """Seconds of audio played so far."""
+        with self._cond:
+            return self._position()
 
     @property
     def stats(self) -> dict:
-        startup = None
-        if self._first_sound is not None:
-            startup = self._first_sound - self._started_at
-        return {"startup_s": startup, "stalls": self.stalls,
-                "stall_s": self.stall_s, "played_s": self.position_s}
+        with self._cond:
+            stall_s = self._stall_s
+            if self._stall_since is not None:
+                stall_s += self.clock() - self._stall_since
+            startup = None if self._first_sound is None \
+                else self._first_sound - self._started_at
+            return {"startup_s": startup, "stalls": self._stalls,
+                    "stall_s": stall_s, "played_s": self._position()}
 
-    # ---------------------------------------------------------- playback
-    def _run(self) -> None:
+    # ------------------------------------------------------------- helpers
+    def _position(self) -> float:
+        return self._frames / self._rate if self._rate else 0.0
+
+    def _fail(self, message: str) -> None:
+        with self._cond:
+            if self.error is None and not self._stopping:
+                self.error = message
+            self._cond.notify_all()
+
+    def _end_without_threads(self) -> None:
+        self._final = "stopped"
+        self._done.set()
+
+    def _kill_decoder(self) -> None:
+        with self._cond:
+            audio = self._audio
+        proc = getattr(audio, "proc", None)
+        if proc is not None and proc.poll() is None:
+            proc.kill()  # the decoder thread reaps it (audio.close())
+
+    # ------------------------------------------------------ feeder thread
+    def _run_feeder(self) -> None:
+        fd = self._open_fifo()
+        if fd is None:
+            return
         try:
-            if self._wait_for_audio(self.prebuffer_s):
-                self._play()
+            while (data := self._next_input()) is not None:
+                while data:
+                    data = data[os.write(fd, data):]
+        except OSError:
+            pass  # ffmpeg is gone; the decoder thread says why
+        finally:
+            os.close(fd)
+
+    def _open_fifo(self) -> int | None:
+        """Open the FIFO for writing once ffmpeg has opened it for reading
+        (a blocking open could wait forever if ffmpeg never starts)."""
+        while True:
+            try:
+                fd = os.open(self._fifo, os.O_WRONLY | os.O_NONBLOCK)
+            except OSError as exc:
+                if exc.errno != errno.ENXIO:
+                    return None
+                with self._cond:
+                    if self._decoder_done:
+                        return None
+                    self._cond.wait(0.01)
+                continue
+            os.set_blocking(fd, True)
+            return fd
+
+    def _next_input(self) -> memoryview | None:
+        """The next bytes for ffmpeg, None when the input ends or on stop.
+        Waits while enough audio is already ahead of the position."""
+        with self._cond:
+            while True:
+                if self._stopping:
+                    return None
+                if self._pending and self._may_decode_more():
+                    data = self._pending.popleft()
+                    if len(data) > FEED_SLICE:
+                        self._pending.appendleft(data[FEED_SLICE:])
+                        data = data[:FEED_SLICE]
+                    self._written += len(data)
+                    return data
+                if self._input_done and not self._pending:
+                    return None
+                self._cond.wait()
+
+    def _may_decode_more(self) -> bool:
+        ahead = self._map.time_at(self._written) - self._position()
+        return ahead < DECODE_AHEAD_S
+
+    # ----------------------------------------------------- decoder thread
+    def _run_decoder(self) -> None:
+        try:
+            self._decode()
         except PlayerError as exc:
-            self.error = str(exc)
+            self._fail(str(exc))
+        except Exception as exc:  # audioread's DecodeError, OSError, ...
+            self._fail(f"decoder: {_one_line(exc)}")
+        finally:
+            with self._cond:
+                self._decoder_done = True
+                self._cond.notify_all()
+
+    def _decode(self) -> None:
+        from audioread import ffdec
+        try:
+            # Returns once ffmpeg has printed the stream format, i.e. after
+            # it has read ~50 frames from the FIFO (or its end).
+            audio = ffdec.FFmpegAudioFile(self._fifo)
+        except ffdec.NotInstalledError:
+            raise PlayerError(FFMPEG_MISSING) from None
+        except (ffdec.UnsupportedError, ffdec.CommunicationError):
+            raise PlayerError("decoder: ffmpeg found no MP3 audio in the "
+                              "data") from None
+        try:
+            with self._cond:
+                self._audio = audio
+                if self._stopping:
+                    return
+                if audio.samplerate <= 0 or audio.channels <= 0:
+                    raise PlayerError("decoder: no audio stream found")
+                self._format = (audio.samplerate, audio.channels)
+                self._cond.notify_all()
+            self._pump(audio)
+        finally:
+            audio.close()  # kills ffmpeg if still running, and reaps it
+        self._check_exit(audio)
+
+    def _pump(self, audio) -> None:
+        """Move ffmpeg's PCM into self._pcm until ffmpeg ends."""
+        from audioread.ffdec import ReadTimeoutError
+        while True:
+            try:
+                for block in audio.read_data(timeout=1.0):
+                    with self._cond:
+                        self._pcm += block
+                        self._cond.notify_all()
+                return
+            except ReadTimeoutError:
+                continue  # the download is slow; ffmpeg waits for bytes
+
+    def _check_exit(self, audio) -> None:
+        with self._cond:
+            if self._stopping:
+                return
+            input_done = self._input_done
+        code = audio.proc.returncode
+        if code == 0 and input_done:
+            return
+        # audioread keeps ffmpeg's stderr in its reader thread's queue.
+        reader = getattr(audio, "stderr_reader", None)
+        output = b"".join(reader.queue.queue) if reader else b""
+        lines = output.decode("utf-8", "replace").strip().splitlines()
+        why = lines[-1].strip() if lines else f"exit status {code}"
+        raise PlayerError(f"decoder: ffmpeg stopped early ({why})")
+
+    # ---------------------------------------------------- playback thread
+    def _run_playback(self) -> None:
+        finished = False
+        try:
+            if self._wait_until_ready():
+                finished = self._play()
+        except PlayerError as exc:
+            self._fail(str(exc))
+        except Exception as exc:  # a failing sink or on_played callback
+            self._fail(f"playback: {_one_line(exc)}")
+        finally:
+            self._shut_down(finished)
+
+    def _wait_until_ready(self) -> bool:
+        """Wait for the format and the pre-buffer; False if none comes."""
+        with self._cond:
+            while not (self._stopping or self._decoder_done or (
+                    self._format and (self._input_done or
+                                      self._map.seconds >= self.prebuffer_s))):
+                self._cond.wait()
+            return bool(self._format) and not self._stopping
+
+    def _play(self) -> bool:
+        """Play until the end (True) or a stop (False)."""
+        rate, channels = self._format
+        frame_bytes = 2 * channels
+        block_s = getattr(self.sink, "block_s", Sink.block_s)
+        block = max(1, int(rate * block_s)) * frame_bytes
+        with self._cond:
+            self._rate = rate
+        self.sink.open(rate, channels)
+        try:
+            while (pcm := self._next_block(block, frame_bytes)) is not None:
+                self.sink.write(pcm)
+                with self._cond:
+                    self._frames += len(pcm) // frame_bytes
+                    byte_end = self._map.byte_at(self._position())
+                    self._cond.notify_all()  # the feeder may go on
+                self._report(byte_end)
         finally:
             self.sink.close()
-            if self._decoder is not None:
-                self.error = self.error or self._decoder.error
-                self._decoder.close()
-            if not self._stopped:
-                self._state = "finished"
-            self._report_played(final=True)
-            self._finished.set()
-
-    def _buffered_s(self) -> float:
-        return self.media.seconds - self.position_s
-
-    def _wait_for_audio(self, seconds: float) -> bool:
-        """Block until ``seconds`` of audio are fed beyond the play point,
-        the input ended, or stop(); False when stopped."""
         with self._cond:
-            while not self._stopped and not self._input_done and (
-                    self._paused or self._buffered_s() < seconds):
-                self._cond.wait(0.1)
-            while self._paused and not self._stopped:
-                self._cond.wait(0.1)
-            return not self._stopped
+            return not self._stopping and self.error is None
 
-    def _play(self) -> None:
-        decoder = self._ensure_decoder()
-        while not decoder.ready.wait(0.1):
-            if self._stopped:
-                return
-        if decoder.audio is None:
-            return  # decoding failed before it began: error is set
-        self.sink.open(decoder.audio.samplerate, decoder.audio.channels)
-        self._state = "playing"
-        while not self._stopped:
+    def _next_block(self, block: int, frame_bytes: int) -> bytes | None:
+        """Up to ``block`` bytes of PCM; waits while paused or stalled.
+        None at the end of the audio or on stop."""
+        with self._cond:
+            while not self._stopping:
+                if self._paused:
+                    self._cond.wait()
+                elif len(self._pcm) >= frame_bytes:
+                    size = min(len(self._pcm), block)
+                    size -= size % frame_bytes
+                    pcm = bytes(self._pcm[:size])
+                    del self._pcm[:size]
+                    if self._first_sound is None:
+                        self._first_sound = self.clock()
+                    return pcm
+                elif self._decoder_done:
+                    return None
+                elif self._first_sound is not None and not self._input_done:
+                    self._stall(frame_bytes)
+                else:
+                    self._cond.wait()  # start-up or the decoder's tail
+            return None
+
+    def _stall(self, frame_bytes: int) -> None:
+        """Called with the lock held when the decoder has nothing ready
+        and more input is to come: wait for prebuffer_s more seconds."""
+        self._stalls += 1
+        self._stall_since = self.clock()
+        target = self._position() + self.prebuffer_s
+        while not (self._stopping or self._decoder_done or (
+                len(self._pcm) >= frame_bytes and (
+                    self._input_done or self._map.seconds >= target))):
+            self._cond.wait()
+        self._stall_s += self.clock() - self._stall_since
+        self._stall_since = None
+
+    def _report(self, byte_end: int) -> None:
+        """Tell on_played that every byte before byte_end has played."""
+        self._reported = max(self._reported, byte_end)
+        if self.on_played is not None:
+            self.on_played(self._reported, self.clock())
+
+    def _shut_down(self, finished: bool) -> None:
+        with self._cond:
+            self._stopping = True  # feeder and decoder end if still running
+            self._cond.notify_all()
+        self._kill_decoder()
+        for thread in self._threads:
+            if thread is not threading.current_thread():
+                thread.join()
+        shutil.rmtree(self._tmpdir, ignore_errors=True)
+        _LIVE_DIRS.discard(self._tmpdir)
+        if finished:
             try:
-                block = self._pcm.get(timeout=0.05)
-            except queue.Empty:
-                if not self._stall():
-                    return
-                continue
-            if block is None:
-                return  # the decoder reached the end of the song
-            if not self._wait_for_audio(0):
-                return  # stopped while paused
-            self._write(block)
-
-    def _write(self, block: bytes) -> None:
-        if self._first_sound is None:
-            self._first_sound = self.clock()
-        step = int(self.sink.rate * SINK_BLOCK_S) * self.sink.frame_bytes
-        for start in range(0, len(block), step or len(block)):
-            if self._paused:
-                self.sink.pause_clock()
-                if not self._wait_for_audio(0):
-                    return
-            self.sink.write(block[start:start + step])
-            self._report_played()
-
-    def _stall(self) -> bool:
-        """No decoded audio ready.  Stall unless the input is complete or
-        enough is fed (then ffmpeg is merely busy).  False when stopped."""
-        if self._input_done or self._buffered_s() > self.prebuffer_s:
-            return not self._stopped
-        self.stalls += 1
-        self._state = "stalled"
-        began = self.clock()
-        self.sink.pause_clock()
-        resumed = self._wait_for_audio(self.prebuffer_s)
-        self.stall_s += self.clock() - began
-        self._state = "playing"
-        return resumed
-
-    def _report_played(self, final: bool = False) -> None:
-        if self.on_played is None:
-            return
-        if final and self._state == "finished":
-            byte_end = self.media.total_bytes
-        else:
-            byte_end = self.media.byte_at(self.position_s)
-        try:
-            self.on_played(byte_end, self.clock())
-        except Exception:  # a callback bug must not stop the music
-            pass
+                self._report(self._fed)
+            except Exception as exc:
+                self._fail(f"playback: {_one_line(exc)}")
+        with self._cond:
+            self._final = "finished" if finished else "stopped"
+            self._cond.notify_all()
+        self._done.set()

@@ -1,6 +1,5 @@
 """protocol.py without sockets: codecs, sending orders, bookkeeping."""
 
-import random
 import struct
 import zlib
 

@@ -49,6 +49,12 @@ def run_main(prog: str, body) -> int:
     except KeyboardInterrupt:
         print(f"{prog}: interrupted", file=sys.stderr)
         return 130
+    except Exception as exc:  # a bug: one line for users, all for us
+        if os.environ.get("P2PFACOM_DEBUG"):
+            raise
+        print(f"{prog}: unexpected error: {type(exc).__name__}: {exc} "
+              f"(set P2PFACOM_DEBUG=1 for details)", file=sys.stderr)
+        return EXIT_FAILED
 
 
 # ------------------------------------------------------- argument types

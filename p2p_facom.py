@@ -133,8 +133,8 @@ def run_demo(argv) -> int:
 
 
 def demo_leecher(args, seeders: str) -> int:
-    import gui
-    if not args.terminal and gui.display_available():
+    if not args.terminal and _gui().display_available():
+        import gui
         argv = ["--seeders", seeders, "-o", args.output, "--song", args.song]
         if args.lang:
             argv += ["--lang", args.lang]
@@ -144,6 +144,11 @@ def demo_leecher(args, seeders: str) -> int:
     return leecher.main(["get", args.song, "-o", args.output, "--seeders",
                          seeders, "--force", "--preview",
                          "--json", os.path.join(args.output, "stats.json")])
+
+
+def _gui():
+    import gui
+    return gui
 
 
 # ------------------------------------------------------------------ main

@@ -117,6 +117,7 @@ class LinkEmulator:
         self.rate_Bps = rate_kbps * 1000 / 8
         self.rng = random.Random(seed)
         self._bucket_time = 0.0  # when the token bucket will be empty
+        self._last_due = 0.0  # departure of the latest delayed datagram
 
     def ready_at(self, now: float) -> float:
         """Earliest time the next datagram may leave (rate pacing)."""
@@ -139,9 +140,14 @@ class LinkEmulator:
         return 1
 
     def departure(self, now: float) -> float:
+        """When a datagram sent now arrives at the other end.  Jitter
+        varies the delay but keeps the order, as one network path does:
+        reordering would look like loss to the leecher."""
         if not (self.delay or self.jitter):
             return now
-        return now + self.delay + self.rng.uniform(0, self.jitter)
+        due = now + self.delay + self.rng.uniform(0, self.jitter)
+        self._last_due = max(self._last_due, due)
+        return self._last_due
 
 
 # ---------------------------------------------------- anti-amplification
@@ -321,7 +327,7 @@ class Seeder:
     def _reply(self, msg, addr, session: int = 0, flags: int = 0) -> None:
         data = p.encode(msg, session, flags)
         if self.guard.allow(addr, len(data)):
-            self._transmit(data, addr)
+            self._on_link(data, addr, time.monotonic())
 
     def _transmit(self, data: bytes, addr) -> bool:
         try:
@@ -509,7 +515,8 @@ class Seeder:
             return
         done = p.Done(session.sent, session.resent, session.dropped,
                       session.duplicated, session.bytes_sent)
-        self._reply(done, session.addr, session.sid)
+        if self.link.copies():  # DONE can be lost like any datagram
+            self._reply(done, session.addr, session.sid)
         session.done_sent = True
 
     def _send_next(self, session: Session, now: float) -> bool:
@@ -559,14 +566,17 @@ class Seeder:
         if copies == 2:
             session.duplicated += 1
             self.counters.duplicated += 1
+            self._on_link(data, session.addr, now)  # the extra copy
+        return self._on_link(data, session.addr, now)
+
+    def _on_link(self, data: bytes, addr, now: float) -> bool:
+        """Send now, or later if the emulated link delays it: replies and
+        DONE too, so that they never overtake the chunks."""
         due = self.link.departure(now)
-        for _ in range(copies):
-            if due > now:
-                self._delay(due, data, session.addr)
-            elif not self._transmit(data, session.addr):
-                return False
-            due = self.link.departure(now)
-        return True
+        if due > now:
+            self._delay(due, data, addr)
+            return True
+        return self._transmit(data, addr)
 
     def _delay(self, due: float, data: bytes, addr) -> None:
         self._delayed_n += 1

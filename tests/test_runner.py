@@ -1,0 +1,102 @@
+"""p2p_facom.py: the original command line, the demo, one-line errors."""
+
+import os
+import subprocess
+import sys
+
+from conftest import ROOT, free_port, run_leecher, sha256
+
+RUNNER = os.path.join(ROOT, "p2p_facom.py")
+
+
+def runner(*args, timeout=60, **kwargs):
+    return subprocess.run([sys.executable, RUNNER, *args],
+                          capture_output=True, text=True, timeout=timeout,
+                          **kwargs)
+
+
+def test_help_shows_the_original_options():
+    result = runner("-h")
+    assert result.returncode == 0
+    for option in ("-t {seeder,leecher}", "-i IP", "-p PORT",
+                   "-m {sequential,random,semi-random}", "demo"):
+        assert option in result.stdout
+
+
+def test_original_runner_name_still_works():
+    result = subprocess.run([sys.executable, os.path.join(ROOT,
+                                                          "p2p-runner.py"),
+                             "-h"], capture_output=True, text=True)
+    assert result.returncode == 0 and "-t {seeder,leecher}" in result.stdout
+
+
+def test_original_seeder_command_serves_a_leecher(song_dir, tmp_path):
+    port = free_port()
+    seeder = subprocess.Popen([sys.executable, "-u", RUNNER, "-t", "seeder",
+                               "-i", "127.0.0.2", "-p", str(port), "-m",
+                               "semi-random", "-d", str(song_dir)],
+                              stdout=subprocess.PIPE, text=True)
+    try:
+        assert "semi-random order" in seeder.stdout.readline()
+        result = run_leecher("get", "short-tune", "-o", str(tmp_path),
+                             "--seeders", f"127.0.0.2:{port}")
+    finally:
+        seeder.terminate()
+        summary = seeder.communicate(timeout=10)[0]
+    assert result.returncode == 0, result.stderr
+    assert "semi-random" in result.stdout
+    assert sha256(tmp_path / "short-tune.mp3") == \
+        sha256(song_dir / "short-tune.mp3")
+    assert "stopped: 1 sessions" in summary
+
+
+def test_bad_input_is_one_line_and_exit_2(tmp_path):
+    cases = [
+        ("-t", "seeder", "-p", "70000"),
+        ("-t", "seeder", "-i", "not-an-ip"),
+        ("-t", "seeder", "--loss", "1.5"),
+        ("-t", "seeder", "-m", "backwards"),
+        ("-t", "seeder", "-d", str(tmp_path / "missing")),
+        ("-t", "nobody"),
+        ("demo", "-d", str(tmp_path / "missing")),
+    ]
+    for args in cases:
+        result = runner(*args)
+        assert result.returncode == 2, (args, result.stderr)
+        assert result.stderr.strip().count("\n") == 0, result.stderr
+        assert "Traceback" not in result.stderr
+
+
+def test_port_in_use_is_one_line_and_exit_2():
+    port = free_port()
+    first = subprocess.Popen([sys.executable, "-u", RUNNER, "-t", "seeder",
+                              "-p", str(port), "-q"],
+                             stdout=subprocess.PIPE, text=True)
+    try:
+        first.stdout.readline()
+        second = runner("-t", "seeder", "-p", str(port))
+    finally:
+        first.terminate()
+        first.wait(timeout=10)
+    assert second.returncode == 2
+    assert second.stderr.strip() == (f"seeder: error: cannot listen on "
+                                     f"127.0.0.1:{port}: address already "
+                                     f"in use")
+
+
+def test_demo_in_a_terminal_plays_the_song_and_stops_its_seeders(song_dir,
+                                                                 tmp_path):
+    port = free_port()
+    result = runner("demo", "--terminal", "-p", str(port), "-d",
+                    str(song_dir), "--song", "short-tune.mp3", "-o",
+                    str(tmp_path), timeout=120, cwd=tmp_path)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert result.stdout.count("sharing") == 3
+    assert "audio: " in result.stdout and "continuity" in result.stdout
+    assert result.stdout.count("stopped: 1 sessions") == 3
+    assert sha256(tmp_path / "short-tune.mp3") == \
+        sha256(song_dir / "short-tune.mp3")
+    assert (tmp_path / "stats.json").exists()
+    check = subprocess.run(["pgrep", "-f", f"seeder.py.*-p {port}"],
+                           capture_output=True)
+    assert check.returncode == 1  # no seeder left behind

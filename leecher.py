@@ -17,6 +17,7 @@ asked for again when their retransmission does not come back in time.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -810,6 +811,8 @@ class Download:
             return {}
         played = self.player.stats
         startup = played.get("startup_s")
+        if startup is not None:  # from the request, not from play()
+            startup += self.player_attached_at - self.started
         return {"startup_s": _round(startup), "stalls": played["stalls"],
                 "stall_s": _round(played["stall_s"]),
                 "played_s": _round(played["played_s"]),
@@ -823,7 +826,6 @@ class Download:
         if startup is None or not self.state.complete:
             return None
         import player
-        first_sound = self.player_attached_at - self.started + startup
         media = player.ByteTimeMap()
         with open(self.final_path, "rb") as handle:
             for block in iter(lambda: handle.read(1 << 16), b""):
@@ -831,7 +833,7 @@ class Download:
         on_time = sum(
             1 for i in range(self.info.chunks)
             if self.received_t[i] is None  # was already here (resumed)
-            or self.received_t[i] <= first_sound + media.time_at(
+            or self.received_t[i] <= startup + media.time_at(
                 i * self.info.chunk_size))
         return on_time / self.info.chunks
 
@@ -1037,6 +1039,11 @@ def cmd_get(args) -> int:
     options = Options(args.method, args.window, args.timeout, args.loss,
                       args.rng_seed, args.force)
     audio = Audio(args) if (args.play or args.preview) else None
+    with Keys.active(audio):
+        return _get(args, options, audio)
+
+
+def _get(args, options: Options, audio) -> int:
     endpoint = _endpoint(args)
     try:
         print("seeders:")
@@ -1067,7 +1074,8 @@ def _download(download: Download, audio) -> str:
     if audio and audio.preview:
         audio.start_preview(download)
     try:
-        return run_with_progress(download)
+        return run_with_progress(download, audio.handle_keys if audio
+                                 else None)
     except (KeyboardInterrupt, cli.RunError):
         if audio:
             audio.stop()
@@ -1077,14 +1085,61 @@ def _download(download: Download, audio) -> str:
         raise
 
 
-def run_with_progress(download: Download) -> str:
-    """Run the download on this thread, drawing progress between turns."""
+def run_with_progress(download: Download, also=None) -> str:
+    """Run the download on this thread, drawing progress between turns
+    (and calling ``also``, e.g. the player's keys)."""
     progress = Progress(download)
-    download.on_turn = progress.update
+
+    def turn():
+        progress.update()
+        if also:
+            also()
+    download.on_turn = turn
     try:
         return download.run()
     finally:
         progress.update(force=True)
+
+
+KEYS_HELP = "keys: p or space = pause/resume, q = stop playing"
+
+
+class Keys:
+    """Single key presses on a terminal, without waiting for Enter."""
+
+    def __init__(self):
+        self.fd = sys.stdin.fileno() if sys.stdin and sys.stdin.isatty() \
+            else None
+        self._saved = None
+
+    @classmethod
+    @contextlib.contextmanager
+    def active(cls, audio):
+        keys = audio.keys if audio else cls()
+        if audio:
+            keys.open()
+        try:
+            yield keys
+        finally:
+            keys.close()
+
+    def open(self) -> None:
+        if self.fd is not None:
+            import termios
+            import tty
+            self._saved = termios.tcgetattr(self.fd)
+            tty.setcbreak(self.fd)  # Ctrl-C still interrupts
+
+    def close(self) -> None:
+        if self._saved is not None:
+            import termios
+            termios.tcsetattr(self.fd, termios.TCSADRAIN, self._saved)
+            self._saved = None
+
+    def read(self) -> str | None:
+        if self._saved is None or not select.select([self.fd], [], [], 0)[0]:
+            return None
+        return os.read(self.fd, 1).decode("latin-1").lower()
 
 
 class Audio:
@@ -1102,6 +1157,7 @@ class Audio:
         self.sink = player.choose_sink(args.audio_out, args.fast,
                                        notice=print)
         self.player = None
+        self.keys = Keys()
 
     def _new_player(self, download: Download):
         self.player = self.module.Player(self.sink, self.prebuffer,
@@ -1111,21 +1167,39 @@ class Audio:
 
     def start_preview(self, download: Download) -> None:
         self._new_player(download).start()
+        print(KEYS_HELP)
 
     def play_to_the_end(self, download: Download, path: str) -> None:
         if self.player is None:  # --play: the whole file is here
             if download.started is None:
                 download.started = time.monotonic()
             self._new_player(download).play_file(path)
+            print(KEYS_HELP)
+        last = 0.0
         try:
-            while not self.player.wait(timeout=1.0):
-                print(f"playing {self.player.position_s:5.1f} s "
-                      f"({self.player.state})", flush=True)
+            while not self.player.wait(timeout=0.1):
+                self.handle_keys()
+                if time.monotonic() - last >= 1.0:
+                    last = time.monotonic()
+                    print(f"playing {self.player.position_s:5.1f} s "
+                          f"({self.player.state})", flush=True)
         except KeyboardInterrupt:
             self.stop()
             raise
         if self.player.error:
             raise cli.RunError(f"playback failed: {self.player.error}")
+
+    def handle_keys(self) -> None:
+        key = self.keys.read()
+        if self.player is None or key is None:
+            return
+        if key in " p":
+            if self.player.state == "paused":
+                self.player.resume()
+            else:
+                self.player.pause()
+        elif key == "q":
+            self.player.stop()
 
     def stop(self) -> None:
         if self.player is not None:

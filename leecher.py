@@ -17,8 +17,10 @@ asked for again when their retransmission does not come back in time.
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import hashlib
+import math
 import json
 import os
 import random
@@ -28,6 +30,7 @@ import socket
 import sys
 import time
 import zlib
+from array import array
 from dataclasses import dataclass, field
 
 import cli
@@ -235,14 +238,26 @@ class Sidecar:
             if data["sha256"] != info.sha256.hex() \
                     or data["chunk_size"] != info.chunk_size:
                 return self.CHANGED
-            crcs = {int(k): int(v) for k, v in data["crc32"].items()}
+            crcs = array("I")
+            crcs.frombytes(base64.b64decode(data["crc32"]))
+            if sys.byteorder == "little":
+                crcs.byteswap()  # stored big-endian
+            ranges = [(int(s), int(e)) for s, e in data["chunks"]]
         except (OSError, ValueError, KeyError, TypeError, AttributeError):
             return None
-        return {i: c for i, c in crcs.items() if 0 <= i < info.chunks}
+        return {i: crcs[i] for start, end in ranges
+                for i in range(max(start, 0), min(end, info.chunks,
+                                                  len(crcs)))}
 
-    def save(self, info: p.FileInfo, crcs: dict) -> None:
+    def save(self, info: p.FileInfo, state: p.ReceiveState,
+             crcs: array) -> None:
+        crcs = array("I", crcs)
+        if sys.byteorder == "little":
+            crcs.byteswap()
         data = {"sha256": info.sha256.hex(), "size": info.size,
-                "chunk_size": info.chunk_size, "crc32": crcs}
+                "chunk_size": info.chunk_size,
+                "chunks": list(state.present()),
+                "crc32": base64.b64encode(crcs.tobytes()).decode("ascii")}
         temporary = self.path + ".tmp"
         with open(temporary, "w", encoding="utf-8") as handle:
             json.dump(data, handle)
@@ -270,8 +285,7 @@ class Transfer:
     requested_at: float
     last_heard: float
     rto: float
-    first_pass: list  # chunk indices in the order the seeder sends them
-    position: dict  # chunk index -> its place in first_pass
+    first_pass: array  # chunk indices in the order the seeder sends them
     checked_upto: int = 0  # first-pass places already examined for loss
     highest_place: int = -1
     highest_seq: int = -1
@@ -288,6 +302,30 @@ class Transfer:
         return p.Request(file_id, p.Order(self.order), tuple(self.ranges),
                          self.window, self.peer.token, self.percent,
                          self.seed)
+
+
+class Timeline:
+    """Per chunk: when it was sent, received and played, in seconds since
+    the request (NaN: not known).  Arrays, so that a 200 MB song costs a
+    few MB."""
+
+    def __init__(self, chunks: int):
+        self.sent = array("d", [math.nan]) * chunks
+        self.received = array("d", [math.nan]) * chunks
+        self.played = array("d", [math.nan]) * chunks
+        self.retransmitted = bytearray(chunks)
+
+    @staticmethod
+    def get(series: array, index: int) -> float | None:
+        value = series[index]
+        return None if math.isnan(value) else value
+
+    def rows(self):
+        for i in range(len(self.sent)):
+            yield {"chunk": i, "sent": _round(self.get(self.sent, i)),
+                   "received": _round(self.get(self.received, i)),
+                   "played": _round(self.get(self.played, i)),
+                   "retransmitted": bool(self.retransmitted[i])}
 
 
 @dataclass
@@ -325,8 +363,12 @@ class Download:
         self.final_path = os.path.join(out_dir, self.name)
         self.part_path = self.final_path + ".part"
         self.sidecar_path = self.final_path + SIDECAR_SUFFIX
-        self.crcs: dict[int, int] = {}  # chunk -> CRC-32, for resuming
+        self.crcs = array("I", bytes(4 * song.info.chunks))  # for resuming
+        # Each chunk's place in the first pass of the transfer it belongs
+        # to (one array for all transfers: a chunk is in one at a time).
+        self.place = array("i", [-1]) * song.info.chunks
         self.resumed = 0
+        self._untrusted = False
         self.player_attached_at = None
         self.state = p.ReceiveState(self.info.chunks)
         self.transfers: dict[tuple, Transfer] = {}
@@ -338,10 +380,7 @@ class Download:
         self.nacks_sent = 0
         self.retransmitted = 0
         self.per_seeder: dict[str, int] = {}
-        self.sent_t = [None] * self.info.chunks
-        self.received_t = [None] * self.info.chunks
-        self.played_t = [None] * self.info.chunks
-        self.retransmit_flag = bytearray(self.info.chunks)
+        self.times = Timeline(self.info.chunks)
         self.fed_chunks = 0
         self.started = None
         self.finished = None
@@ -416,10 +455,10 @@ class Download:
         self._emit("resumed", good)
 
     def _save_progress(self) -> None:
-        if self._fd is None or not self.state.received:
+        if self._fd is None or not self.state.received or self._untrusted:
             return
         try:
-            Sidecar(self.sidecar_path).save(self.info, self.crcs)
+            Sidecar(self.sidecar_path).save(self.info, self.state, self.crcs)
         except OSError as exc:
             self.log(f"cannot save progress to {self.sidecar_path}: "
                      f"{exc.strerror or exc}")
@@ -448,7 +487,8 @@ class Download:
             digest.update(block)
             offset += len(block)
         if digest.digest() != self.info.sha256:
-            self.crcs.clear()  # nothing in it can be trusted for a resume
+            self._untrusted = True  # keep no sidecar: start over next time
+            Sidecar(self.sidecar_path).remove()
             raise cli.RunError(f"SHA-256 of {self.name} does not match the "
                                f"seeders' (partial file kept)")
         os.replace(self.part_path, self.final_path)
@@ -480,13 +520,15 @@ class Download:
         else:
             order, percent = p.Order(peer.order), peer.ordered_percent
         seed = self.rng.getrandbits(32)
-        first_pass = p.send_order(ranges, order, seed, percent / 100)
+        first_pass = array("I", p.send_order(ranges, order, seed,
+                                             percent / 100))
+        for place, index in enumerate(first_pass):
+            self.place[index] = place
         now = time.monotonic()
         sid = self.rng.getrandbits(32) or 1
         transfer = Transfer(
             sid, peer, ranges, order, percent, seed, self.options.window,
             now, now, self._base_rto(peer), first_pass,
-            {index: place for place, index in enumerate(first_pass)},
             limit=self.options.window)
         self.transfers[(peer.addr, sid)] = transfer
         self.endpoint.send(transfer.request(self.info.file_id), peer.addr,
@@ -581,23 +623,24 @@ class Download:
         index = chunk.index
         self._write_chunk(index, chunk.data)
         self.crcs[index] = zlib.crc32(chunk.data)
-        self.received_t[index] = now - self.started
+        times = self.times
+        times.received[index] = now - self.started
         if transfer is not None:
-            self.sent_t[index] = (transfer.requested_at - self.started
-                                  + (transfer.peer.rtt or 0) / 2
-                                  + chunk.send_ms / 1000)
+            times.sent[index] = (transfer.requested_at - self.started
+                                 + (transfer.peer.rtt or 0) / 2
+                                 + chunk.send_ms / 1000)
         asked_at = self.nacked_at.pop(index, None)
         if retransmit:
             self.retransmitted += 1
-            self.retransmit_flag[index] = 1
+            times.retransmitted[index] = 1
             if asked_at is not None:  # learn how long a NACK takes
                 sample = now - asked_at
                 self.renack_after = max(0.1, 0.8 * self.renack_after
                                         + 0.2 * 2 * sample)
         seeder = cli.format_address(addr)
         self.per_seeder[seeder] = self.per_seeder.get(seeder, 0) + 1
-        self._emit("chunk", index, self.sent_t[index], self.received_t[index],
-                   retransmit, seeder)
+        self._emit("chunk", index, times.get(times.sent, index),
+                   times.received[index], retransmit, seeder)
 
     def _credit(self, transfer: Transfer, tx_seq: int, now: float) -> None:
         transfer.heard = True
@@ -618,8 +661,10 @@ class Download:
                            transfer.sid)
 
     def _detect_losses(self, transfer: Transfer, index: int, now: float):
-        place = transfer.position.get(index)
-        if place is None or place <= transfer.highest_place:
+        place = self.place[index]
+        if place < 0 or place >= len(transfer.first_pass) \
+                or transfer.first_pass[place] != index \
+                or place <= transfer.highest_place:
             return
         transfer.highest_place = place
         upto = place - REORDER_THRESHOLD
@@ -775,12 +820,12 @@ class Download:
         self._emit("played", byte_end, when - self.started)
         last = min(self.info.chunks, -(-byte_end // self.info.chunk_size))
         for index in range(last - 1, -1, -1):
-            if self.played_t[index] is not None:
-                break
-            self.played_t[index] = when - self.started
+            if self.times.played[index] == self.times.played[index]:
+                break  # not NaN: played already, and so is all before it
+            self.times.played[index] = when - self.started
 
     # --------------------------------------------------------------- stats
-    def stats(self) -> dict:
+    def stats(self, timeline: bool = True) -> dict:
         end = self.finished or time.monotonic()
         elapsed = end - (self.started or end)
         return {
@@ -801,7 +846,7 @@ class Download:
             "seeders_gone": sorted({cli.format_address(t.peer.addr)
                                     for t in self.transfers.values()
                                     if t.dead}),
-            "timeline": self.timeline(),
+            **({"timeline": self.timeline()} if timeline else {}),
             **self.audio_stats(),
         }
 
@@ -832,18 +877,13 @@ class Download:
                 media.feed(block)
         on_time = sum(
             1 for i in range(self.info.chunks)
-            if self.received_t[i] is None  # was already here (resumed)
-            or self.received_t[i] <= startup + media.time_at(
+            if math.isnan(self.times.received[i])  # here before (resumed)
+            or self.times.received[i] <= startup + media.time_at(
                 i * self.info.chunk_size))
         return on_time / self.info.chunks
 
     def timeline(self) -> list[dict]:
-        r = _round
-        return [{"chunk": i, "sent": r(self.sent_t[i]),
-                 "received": r(self.received_t[i]),
-                 "played": r(self.played_t[i]),
-                 "retransmitted": bool(self.retransmit_flag[i])}
-                for i in range(self.info.chunks)]
+        return list(self.times.rows())
 
 
 def _round(value):
@@ -986,10 +1026,19 @@ def report(stats: dict) -> str:
     return "\n".join(lines)
 
 
-def write_json(path: str, stats: dict) -> None:
+def write_json(path: str, stats: dict, timeline=None) -> None:
+    """Write the statistics; ``timeline`` rows are streamed one by one so
+    that a long song never sits in memory as a list of dicts."""
     try:
         with open(path, "w", encoding="utf-8") as handle:
-            json.dump(stats, handle, indent=1)
+            head = json.dumps(stats, indent=1)
+            if timeline is None:
+                handle.write(head)
+                return
+            handle.write(head[:-2] + ',\n "timeline": [')
+            for n, row in enumerate(timeline):
+                handle.write((",\n  " if n else "\n  ") + json.dumps(row))
+            handle.write("\n ]\n}\n")
     except OSError as exc:
         raise cli.RunError(f"cannot write {path}: {exc.strerror or exc}")
 
@@ -1063,10 +1112,10 @@ def _get(args, options: Options, audio) -> int:
     print(f"saved {path}")
     if audio:
         audio.play_to_the_end(download, path)
-    stats = download.stats()
+    stats = download.stats(timeline=False)
     print(report(stats))
     if args.json:
-        write_json(args.json, stats)
+        write_json(args.json, stats, download.times.rows())
     return cli.EXIT_OK
 
 

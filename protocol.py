@@ -655,5 +655,15 @@ class ReceiveState:
         first = self.missing.first()
         return self.total if first is None else first
 
+    def present(self) -> Iterator[tuple[int, int]]:
+        """The ranges of chunks that have arrived."""
+        start = 0
+        for gap_start, gap_end in self.missing:
+            if gap_start > start:
+                yield start, gap_start
+            start = gap_end
+        if start < self.total:
+            yield start, self.total
+
     def missing_in(self, ranges: RangeSet) -> RangeSet:
         return self.missing.intersection(ranges)

@@ -46,10 +46,11 @@ def test_interrupted_get_resumes_and_ends_byte_exact(seeders, song_dir,
     assert "Traceback" not in err
     sidecar = tmp_path / "facom-sample.mp3.part.json"
     kept = json.loads(sidecar.read_text())
-    assert 0 < len(kept["crc32"]) < 230
+    kept_chunks = [i for s, e in kept["chunks"] for i in range(s, e)]
+    assert 0 < len(kept_chunks) < 230
     assert not (tmp_path / "facom-sample.mp3").exists()
     # Corrupt one kept chunk on disk: the resume must notice and fetch it.
-    some = int(next(iter(kept["crc32"])))
+    some = kept_chunks[0]
     with open(tmp_path / "facom-sample.mp3.part", "r+b") as part:
         part.seek(some * 1400)
         part.write(b"\xff" * 10)
@@ -59,7 +60,7 @@ def test_interrupted_get_resumes_and_ends_byte_exact(seeders, song_dir,
     assert second.returncode == 0, second.stderr
     assert "resuming: " in second.stdout
     resumed = int(second.stdout.split("resuming: ")[1].split()[0])
-    assert resumed == len(kept["crc32"]) - 1
+    assert resumed == len(kept_chunks) - 1
     assert sha256(tmp_path / "facom-sample.mp3") == \
         sha256(song_dir / "facom-sample.mp3")
     assert not sidecar.exists()

@@ -188,6 +188,7 @@ def test_receive_state_tracks_missing_duplicates_and_prefix():
     assert state.contiguous() == 2
     assert list(state.missing) == [(2, 5), (6, 10)]
     assert list(state.missing_in(p.RangeSet([(4, 7)]))) == [(4, 5), (6, 7)]
+    assert list(state.present()) == [(0, 2), (5, 6)]
     for i in range(10):
         state.add(i)
     assert state.complete and state.contiguous() == 10

@@ -20,6 +20,7 @@ import select
 import socket
 import sys
 import time
+from array import array
 from collections import deque
 from dataclasses import dataclass, field
 
@@ -35,6 +36,7 @@ RECV_BURST = 256
 SOCKET_BUFFER = 4 * 1024 * 1024
 AMPLIFICATION_LIMIT = 3  # RFC 9000 §8: bytes out <= 3x bytes in, unvalidated
 MAX_TRACKED_ADDRESSES = 10000  # bounds the guard's memory under a flood
+MAX_DELAYED = 20000  # datagrams held by the emulated delay (~29 MB)
 
 
 # ------------------------------------------------------------------ files
@@ -191,21 +193,48 @@ class AmplificationGuard:
 
 
 # --------------------------------------------------------------- sessions
+class FirstPass:
+    """The chunks still to send for the first time, in sending order: an
+    array and a cursor, and a flag per chunk of the file, so a session
+    costs a few bytes per chunk whatever arrives."""
+
+    def __init__(self, chunks: list[int], total: int):
+        self.order = array("I", chunks)
+        self.next = 0
+        self.waiting = bytearray(total)
+        for index in self.order:
+            self.waiting[index] = 1
+
+    def __bool__(self) -> bool:
+        return self.next < len(self.order)
+
+    def __contains__(self, index: int) -> bool:
+        return bool(self.waiting[index])
+
+    def peek(self) -> int:
+        return self.order[self.next]
+
+    def pop(self) -> int:
+        index = self.order[self.next]
+        self.next += 1
+        self.waiting[index] = 0
+        return index
+
+
 @dataclass
 class Session:
     sid: int
     addr: tuple[str, int]
     shared: SharedFile
     fd: int
-    queue: deque
+    queue: "FirstPass"
     limit: int
     started: float
     last_heard: float
-    unsent: set = field(default_factory=set)  # still in the first pass
     resend: deque = field(default_factory=deque)
-    resend_queued: set = field(default_factory=set)  # bounds ``resend``
+    resend_queued: bytearray = b""  # a flag per chunk: bounds ``resend``
     resend_round: int = -1
-    round_chunks: set = field(default_factory=set)
+    round_chunks: bytearray = b""  # a flag per chunk asked for this round
     tx_seq: int = 0
     sent: int = 0
     resent: int = 0
@@ -302,7 +331,8 @@ class Seeder:
         wake = now + 1.0
         if self.delayed:
             wake = min(wake, self.delayed[0][0])
-        if any(s.can_send() for s in self.sessions.values()):
+        if len(self.delayed) < MAX_DELAYED and any(
+                s.can_send() for s in self.sessions.values()):
             wake = min(wake, self.link.ready_at(now))
         return wake
 
@@ -421,9 +451,11 @@ class Seeder:
         fraction = (self.ordered_fraction if msg.order == p.Order.DEFAULT
                     else msg.ordered_percent / 100)
         chunks = p.send_order(msg.ranges, order, msg.seed, fraction)
-        session = Session(sid, addr, shared, fd, deque(chunks),
+        total = shared.info.chunks
+        session = Session(sid, addr, shared, fd, FirstPass(chunks, total),
                           min(msg.window, MAX_WINDOW), now, now,
-                          unsent=set(chunks))
+                          resend_queued=bytearray(total),
+                          round_chunks=bytearray(total))
         self.sessions[(addr, sid)] = session
         self._rr.append((addr, sid))
         self.counters.sessions += 1
@@ -454,16 +486,16 @@ class Seeder:
             return  # a late copy of an old NACK: never resend for it
         if msg.round > session.resend_round:
             session.resend_round = msg.round
-            session.round_chunks = set()
+            session.round_chunks = bytearray(len(session.round_chunks))
         total = session.shared.info.chunks
         for start, end in msg.ranges:
             for index in range(start, min(end, total)):
-                if index in session.unsent:
+                if index in session.queue:
                     continue  # its first copy is still on the way
-                if index not in session.round_chunks \
-                        and index not in session.resend_queued:
-                    session.round_chunks.add(index)
-                    session.resend_queued.add(index)
+                if not (session.round_chunks[index]
+                        or session.resend_queued[index]):
+                    session.round_chunks[index] = 1
+                    session.resend_queued[index] = 1
                     session.resend.append(index)
         session.done_sent = False
 
@@ -503,7 +535,8 @@ class Seeder:
                 self._maybe_done(session)
                 idle += 1
                 continue
-            if self.link.ready_at(now) > now:
+            if self.link.ready_at(now) > now or \
+                    len(self.delayed) >= MAX_DELAYED:
                 return
             if not self._send_next(session, now):
                 return  # socket buffer full: wait for the next turn
@@ -521,7 +554,7 @@ class Seeder:
 
     def _send_next(self, session: Session, now: float) -> bool:
         resend = bool(session.resend)
-        index = session.resend[0] if resend else session.queue[0]
+        index = session.resend[0] if resend else session.queue.peek()
         try:
             data = self._chunk_datagram(session, index, now, resend)
         except OSError:
@@ -532,9 +565,9 @@ class Seeder:
         if not self._emit(data, session, now):
             return False
         if resend:
-            session.resend_queued.discard(session.resend.popleft())
+            session.resend_queued[session.resend.popleft()] = 0
         else:
-            session.unsent.discard(session.queue.popleft())
+            session.queue.pop()
         session.tx_seq += 1
         session.sent += 1
         session.resent += resend

@@ -1,0 +1,490 @@
+"""The leecher's window (gui.py) under Xvfb, against real seeders, and the
+double-click launcher.
+
+The Xvfb fixture starts its own X server on a free display number and skips
+only when the Xvfb program is missing.  Screenshots go to test-artifacts/.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import select
+import shutil
+import subprocess
+import time
+
+import pytest
+
+from conftest import PYTHON, ROOT, free_port, sha256
+
+import gui  # noqa: E402  (conftest puts the project on sys.path)
+import player  # noqa: E402
+
+ARTIFACTS = os.path.join(ROOT, "test-artifacts")
+LAUNCHER = os.path.join(ROOT, "launcher", "p2p-facom-launcher.sh")
+DESKTOP = os.path.join(ROOT, "launcher", "p2p-facom.desktop")
+SONG = "short-tune.mp3"  # 6 s, made by conftest's song_dir
+
+
+# ------------------------------------------------------------ fixtures
+@pytest.fixture(scope="module")
+def display():
+    """An Xvfb server of our own; DISPLAY points at it meanwhile."""
+    xvfb = shutil.which("Xvfb")
+    if xvfb is None:
+        pytest.skip("Xvfb is not installed")
+    read, write = os.pipe()
+    proc = subprocess.Popen(
+        [xvfb, "-displayfd", str(write), "-screen", "0", "1280x800x24",
+         "-dpi", "96", "-nolisten", "tcp"], pass_fds=(write,),
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    os.close(write)
+    number = b""
+    while not number.endswith(b"\n"):
+        if not select.select([read], [], [], 10)[0]:
+            proc.kill()
+            pytest.fail("Xvfb did not start")
+        number += os.read(read, 16) or b"\n"
+    os.close(read)
+    saved = os.environ.get("DISPLAY")
+    os.environ["DISPLAY"] = ":" + number.decode().strip()
+    yield os.environ["DISPLAY"]
+    if saved is None:
+        del os.environ["DISPLAY"]
+    else:
+        os.environ["DISPLAY"] = saved
+    proc.terminate()
+    proc.wait(timeout=10)
+
+
+@pytest.fixture
+def window(display):
+    """Make an App; always close it (and its threads) afterwards."""
+    import tkinter as tk
+    apps = []
+
+    def make(addresses, **settings):
+        root = tk.Tk()
+        settings.setdefault("sink", player.NullSink())
+        app = gui.App(root, gui.Settings(addresses, **settings))
+        apps.append(app)
+        return app
+    yield make
+    for app in apps:
+        app.close()
+
+
+def classroom(seeders, song_dir, rate: int, *extra: str):
+    """The three classroom seeders (sequential, random, semi-random)."""
+    common = ("-d", str(song_dir), "--rate", str(rate), "--delay", "30",
+              "-q", *extra)
+    group = seeders(("127.0.0.1", "-m", "sequential", *common),
+                    ("127.0.0.2", "-m", "random", *common),
+                    ("127.0.0.3", "-m", "semi-random", *common))
+    return [gui.cli.parse_address(s.address) for s in group]
+
+
+def pump(app, until, timeout: float = 20.0, what: str = "condition"):
+    """Run the Tk event loop until ``until()`` is true."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        app.root.update()
+        if until():
+            return
+        time.sleep(0.01)
+    raise AssertionError(f"timed out waiting for {what}; status: "
+                         f"{app.status_text()!r}")
+
+
+def screenshot(app, name: str) -> str | None:
+    """The window as a PNG in test-artifacts/ (imagemagick's import)."""
+    os.makedirs(ARTIFACTS, exist_ok=True)
+    app.plot.redraw_if_due(time.monotonic(), force=True)
+    for _ in range(5):
+        app.root.update()
+    path = os.path.join(ARTIFACTS, name)
+    root = app.root
+    # No window manager here: the window (menu bar included) starts at
+    # the screen's top; crop the screen to it.
+    crop = (f"{root.winfo_width()}x{root.winfo_rooty() + root.winfo_height()}"
+            f"+{root.winfo_rootx()}+0")
+    if shutil.which("import"):
+        command = ["import", "-window", "root", "-crop", crop, path]
+    elif shutil.which("xwd"):
+        path = path.rsplit(".", 1)[0] + ".xwd"
+        command = ["xwd", "-root", "-out", path]
+    else:
+        return None
+    subprocess.run(command, check=True, timeout=30)
+    return path
+
+
+# ------------------------------------------------------------ the window
+def test_download_with_preview_fills_the_window(window, seeders, song_dir,
+                                                tmp_path):
+    addresses = classroom(seeders, song_dir, 32)
+    out = tmp_path / "downloads"
+    app = window(addresses, lang="en", output=str(out), song=SONG,
+                 prebuffer=1.0, loss=0.06, rng_seed=11)  # drops 5 of 60
+
+    pump(app, lambda: sum(row.alive for row in app.peer_rows) == 3,
+         what="three seeders alive")
+    assert [row.address for row in app.peer_rows] == \
+        [f"{ip}:{port}" for ip, port in addresses]
+    pump(app, lambda: app.selected_song() is not None, what="--song")
+    assert app.selected_song().info.name == SONG
+    assert app.song_tree.item("0")["values"][3] == 3  # seeders
+
+    app.start_download()
+    started = time.monotonic()
+    pump(app, lambda: time.monotonic() - started > 1.6
+         or app.progress_var.get() == 100, what="a while")
+    during = screenshot(app, "gui-during-download.png")
+    late = len(app.loop_lag_ms)  # the next poll waited for the screenshot
+
+    pump(app, lambda: bool(app.stats), what="the download's end")
+    assert app.progress_var.get() == 100
+    assert "100 %" in app.progress_label.cget("text")
+    assert sha256(out / SONG) == sha256(song_dir / SONG)
+    assert app.status_text().startswith("Done:")
+
+    # the preview plays to the end; the final audio statistics follow
+    pump(app, lambda: app.preview_player.state == "finished"
+         and app.stats.get("played_s", 0) > 5, timeout=20,
+         what="the preview's end")
+    lags = app.loop_lag_ms[:late] + app.loop_lag_ms[late + 1:]
+    played = app.plot.data["played"][1]
+    pump(app, lambda: played and played[-1] == app.stats["chunks"] - 1,
+         what="the last chunk played")
+    app.plot.redraw_if_due(time.monotonic(), force=True)
+    lines = app.plot.lines
+    for series in ("sent", "received", "played"):
+        assert len(lines[series].get_xdata()) > 0, series
+    chunks = app.stats["chunks"]
+    assert len(lines["received"].get_xdata()) == chunks
+    assert max(lines["played"].get_ydata()) == chunks - 1
+    assert app.stats["datagrams_dropped_by_leecher"] > 0
+    assert len(lines["nack"].get_xdata()) > 0
+    assert len(lines["rtx"].get_xdata()) == \
+        app.stats["chunks_retransmitted"] > 0
+
+    check_saved_statistics(app, tmp_path)
+    after = screenshot(app, "gui-after-download.png")
+
+    check_language_switch(app)
+    screenshot(app, "gui-after-download-pt.png")
+    check_player_controls(app)
+    # "never freezes": during the download and the preview the Tk loop
+    # was never late by half a second (typically < 50 ms: a plot redraw)
+    app.loop_lag_ms[:] = lags
+    lag = {q: app.lag_percentile(q) for q in (50, 99, 100)}
+    with open(os.path.join(ARTIFACTS, "gui-loop-lag.json"), "w") as out:
+        json.dump({"samples": len(lags),
+                   **{f"p{q}_ms": round(v, 1) for q, v in lag.items()}},
+                  out)
+    assert len(lags) > 50 and lag[100] < 500, lag
+    for path in (during, after):
+        assert path is None or os.path.getsize(path) > 10_000
+
+
+def check_saved_statistics(app, tmp_path) -> None:
+    """JSON, CSV and PNG saved; the panel shows the JSON's numbers."""
+    paths = {kind: str(tmp_path / f"stats.{kind}")
+             for kind in ("json", "csv", "png")}
+    app.save_stats_json(paths["json"])
+    pump(app, lambda: app.status_text() == f"Saved {paths['json']}.",
+         what="the JSON")
+    app.save_stats_csv(paths["csv"])
+    pump(app, lambda: app.status_text() == f"Saved {paths['csv']}.",
+         what="the CSV")
+    app.save_plot_png(paths["png"])
+    assert os.path.getsize(paths["png"]) > 10_000
+
+    with open(paths["json"], encoding="utf-8") as handle:
+        saved = json.load(handle)
+    assert len(saved["timeline"]) == saved["chunks"]
+    values = {key: label.cget("text")
+              for key, label in app.stats_panel.values.items()}
+    for key in ("chunks", "chunks_received", "duplicates", "nacks_sent",
+                "chunks_retransmitted", "datagrams_dropped_by_leecher"):
+        assert values[key] == str(saved[key]), key
+    for key in ("elapsed_s", "startup_s", "played_s"):
+        assert values[key] == f"{saved[key]:.2f} s", key
+    assert values["stalls"] == f"{saved['stalls']} ({saved['stall_s']:.2f} s)"
+    assert values["continuity"] == f"{100 * saved['continuity']:.1f} %"
+    assert values["goodput_Bps"].endswith("KB/s")
+    for seeder, count in saved["per_seeder"].items():
+        ip = seeder.rpartition(":")[0]  # one port for all: shown once
+        assert f"{ip}: {count}" in values["per_seeder"]
+    assert saved["chunks_received"] == saved["chunks"]
+    with open(paths["csv"], encoding="utf-8") as handle:
+        csv_text = handle.read()
+    assert f"nacks_sent,{saved['nacks_sent']}" in csv_text
+    assert "chunk,sent_s,received_s,played_s,retransmitted" in csv_text
+
+
+def check_language_switch(app) -> None:
+    english = {"download": app.download_button.cget("text"),
+               "refresh": app.refresh_button.cget("text"),
+               "x": app.plot.axes.get_xlabel(),
+               "menu": app.menubar.entrycget(0, "label"),
+               "heading": app.song_tree.heading("name")["text"],
+               "stat": app.stats_panel.names["nacks_sent"].cget("text"),
+               "status": app.status_text()}
+    app.set_language("pt")
+    app.root.update()
+    assert app.download_button.cget("text") == "Baixar"
+    assert app.refresh_button.cget("text") == "Atualizar"
+    assert app.plot.axes.get_xlabel() == "tempo desde o pedido (s)"
+    assert app.menubar.entrycget(0, "label") == "Arquivo"
+    assert app.song_tree.heading("name")["text"] == "Nome"
+    assert app.stats_panel.names["nacks_sent"].cget("text") == \
+        "NACKs enviados:"
+    assert app.status_text().startswith("Salvo")
+    assert app.order_box.get() == "a de cada seeder"
+    assert "," in app.stats_panel.values["elapsed_s"].cget("text")
+    legend = [t.get_text() for t in app.plot.axes.get_legend().get_texts()]
+    assert legend[:3] == ["enviado", "recebido", "tocado"]
+    app.set_language("en")
+    assert app.download_button.cget("text") == english["download"]
+    assert app.menubar.entrycget(0, "label") == english["menu"]
+    assert app.stats_panel.names["nacks_sent"].cget("text") == \
+        english["stat"]
+    app.set_language("pt")  # the third screenshot is in Portuguese
+
+
+def check_player_controls(app) -> None:
+    """Play the downloaded file again: pause, resume, stop."""
+    assert app.play_button.instate(["!disabled"])
+    app.play()
+    pump(app, lambda: app.player is not app.preview_player
+         and app.player.state == "playing" and app.player.position_s > 0.2,
+         what="playing the file")
+    assert app.position_label.cget("text").endswith("tocando")
+    app.pause()
+    pump(app, lambda: app.player.state == "paused", what="paused")
+    app.play()
+    pump(app, lambda: app.player.state == "playing", what="resumed")
+    app.stop_playback()
+    pump(app, lambda: app.player.state == "stopped"
+         and app.play_button.instate(["!disabled"]), what="stopped")
+
+
+def test_stop_resume_and_close_mid_download(window, seeders, song_dir,
+                                            tmp_path, monkeypatch):
+    # one slow seeder: a 16-datagram burst, then two chunks a second
+    (seeder,) = seeders(("127.0.0.1", "-d", str(song_dir), "--rate", "24",
+                         "-q"))
+    monkeypatch.setenv("PATH", str(tmp_path))  # no ffmpeg: no preview
+    app = window([gui.cli.parse_address(seeder.address)], lang="en",
+                 output=str(tmp_path), song=SONG)
+    pump(app, lambda: app.selected_song() is not None, what="the song")
+    app.start_download()
+    pump(app, lambda: app.got >= 10, what="ten chunks")
+    app.search("other")  # the worker is busy: refused, one line
+    assert app.status_text() == "A download is already running."
+    assert app.search_button.instate(["disabled"])
+    assert any("No preview: ffmpeg not found" in line
+               for line in app.status_history)
+    assert app.preview_player is None
+
+    app.stop_download()
+    pump(app, lambda: app.status_text().startswith("Download stopped"),
+         what="the stop")
+    kept = app.got
+    assert (tmp_path / (SONG + ".part.json")).exists()
+    app.start_download()
+    pump(app, lambda: app.got > kept + 2, what="more chunks")
+    assert f"Resuming: {kept} chunks were already here." in \
+        app.status_history
+
+    worker = app.worker
+    started = time.monotonic()
+    app.close()
+    assert time.monotonic() - started < 3
+    assert not worker.is_alive()
+    assert (tmp_path / (SONG + ".part")).exists()
+    assert (tmp_path / (SONG + ".part.json")).exists()  # resumable
+    assert not (tmp_path / SONG).exists()
+    import tkinter as tk
+    with pytest.raises(tk.TclError):
+        app.root.winfo_exists()
+
+
+def test_no_seeder_alive_is_one_readable_line(window):
+    port = free_port()
+    app = window([("127.0.0.1", port), ("127.0.0.2", port)], lang="pt")
+    pump(app, lambda: "Nenhum seeder ativo" in app.status_text(),
+         what="the error")
+    assert "\n" not in app.status_text()
+    assert "Traceback" not in app.status_text()
+    states = [app.seeder_tree.item(i)["values"][1]
+              for i in app.seeder_tree.get_children()]
+    assert states == ["sem resposta", "sem resposta"]
+    app.start_download()  # nothing picked: says so, does not fail
+    assert app.status_text() == "Escolha antes uma música da lista."
+    app.seeders_var.set("127.0.0.1:99999")
+    app.refresh_seeders()
+    assert app.status_text().startswith("Endereço de seeder inválido")
+
+
+# --------------------------------------------------------- no display
+def run_python(*args, env=None, timeout=30):
+    env = dict(os.environ if env is None else env)
+    env.pop("DISPLAY", None)
+    env.pop("WAYLAND_DISPLAY", None)
+    return subprocess.run([PYTHON, *args], capture_output=True, text=True,
+                          timeout=timeout, env=env, cwd=ROOT)
+
+
+def test_without_a_display_main_says_so_in_one_line(tmp_path):
+    for command in (["gui.py", "-o", str(tmp_path)],
+                    ["p2p_facom.py", "-t", "leecher", "-o", str(tmp_path)]):
+        result = run_python(*command)
+        assert result.returncode == 2, result.stderr
+        assert result.stderr.count("\n") == 1, result.stderr
+        assert "python3 leecher.py get NAME" in result.stderr
+
+
+def test_importing_gui_needs_no_display_nor_matplotlib():
+    result = run_python("-c", "import sys, gui; "
+                              "print('matplotlib' in sys.modules, "
+                              "gui.display_available())")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["False", "False"]
+
+
+def test_language_comes_from_the_locale():
+    assert gui.detect_language({"LANG": "pt_BR.UTF-8"}) == "pt"
+    assert gui.detect_language({"LC_ALL": "en_US.UTF-8",
+                                "LANG": "pt_BR.UTF-8"}) == "en"
+    assert gui.detect_language({"LC_ALL": "pt_PT"}) == "pt"
+    assert gui.detect_language({"LANG": "C.UTF-8"}) == "en"
+    assert gui.detect_language({}) == "en"
+
+
+def test_every_string_exists_in_both_languages():
+    english, portuguese = gui.STRINGS["en"], gui.STRINGS["pt"]
+    assert english.keys() == portuguese.keys()
+    fields = re.compile(r"{(\w+)}")
+    for key in english:
+        assert sorted(fields.findall(english[key])) == \
+            sorted(fields.findall(portuguese[key])), key
+
+
+# ------------------------------------------------------------ launcher
+def fake_project(tmp_path, with_venv: bool):
+    """A copy of launcher/ in a project whose .venv/bin/python only
+    writes down how it was started."""
+    project = tmp_path / "my project"
+    shutil.copytree(os.path.join(ROOT, "launcher"), project / "launcher")
+    if with_venv:
+        fake = project / ".venv" / "bin" / "python"
+        fake.parent.mkdir(parents=True)
+        fake.write_text('#!/bin/sh\n[ "$1" = -c ] && exit 0\n'
+                        'echo "SM=${SESSION_MANAGER-unset} PWD=$PWD '
+                        'ARGS=$*" > "$(dirname "$0")/../../ran.txt"\n')
+        fake.chmod(0o755)
+    return project
+
+
+def launcher_env(**extra):
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("DISPLAY", "WAYLAND_DISPLAY")}
+    env.update(extra)
+    return env
+
+
+def test_launcher_without_set_up_says_to_run_setup(tmp_path):
+    project = fake_project(tmp_path, with_venv=False)
+    result = subprocess.run([str(project / "launcher" /
+                                 "p2p-facom-launcher.sh")],
+                            capture_output=True, text=True, timeout=30,
+                            env=launcher_env(LANG="C.UTF-8", LC_ALL=""))
+    assert result.returncode == 1
+    assert "./setup.sh demo" in result.stderr
+    assert result.stderr.count("\n") == 1
+
+
+def test_launcher_uses_the_venv_without_session_manager(tmp_path):
+    project = fake_project(tmp_path, with_venv=True)
+    result = subprocess.run([str(project / "launcher" /
+                                 "p2p-facom-launcher.sh"), "--lang", "pt"],
+                            capture_output=True, text=True, timeout=30,
+                            cwd=tmp_path, env=launcher_env(
+                                SESSION_MANAGER="local/host:@/tmp/.ICE"))
+    assert result.returncode == 0, result.stderr
+    assert (project / "ran.txt").read_text().strip() == \
+        f"SM=unset PWD={project} ARGS=gui.py --lang pt"
+
+
+def test_launcher_with_the_real_venv_and_no_display(tmp_path):
+    result = subprocess.run([LAUNCHER, "-o", str(tmp_path)],
+                            capture_output=True, text=True, timeout=30,
+                            env=launcher_env())
+    assert result.returncode == 2
+    assert result.stderr.strip() == gui.STRINGS["en"]["no_display"] or \
+        result.stderr.strip() == gui.STRINGS["pt"]["no_display"]
+
+
+def desktop_exec(path: str) -> list[str]:
+    """The Exec key of a desktop entry as an argv, per the Desktop Entry
+    Specification (string escapes first, then quoting)."""
+    with open(path, encoding="utf-8") as handle:
+        line = next(x for x in handle if x.startswith("Exec="))
+    value = line[len("Exec="):].rstrip("\n")
+    value = re.sub(r"\\(.)", lambda m: {"s": " ", "n": "\n", "t": "\t",
+                                         "r": "\r"}.get(m[1], m[0]
+                                                        if m[1] != "\\"
+                                                        else "\\"), value)
+    args, current, quoted, i = [], "", False, 0
+    while i < len(value):
+        char = value[i]
+        if quoted and char == "\\" and value[i + 1] in '"`$\\':
+            current += value[i + 1]
+            i += 1
+        elif char == '"':
+            quoted = not quoted
+        elif char == " " and not quoted:
+            if current:
+                args.append(current)
+            current = ""
+        else:
+            current += char
+        i += 1
+    return args + ([current] if current else [])
+
+
+def test_desktop_file_runs_the_script_next_to_it(tmp_path):
+    project = fake_project(tmp_path, with_venv=True)
+    desktop = str(project / "launcher" / "p2p-facom.desktop")
+    argv = [str(project / "launcher" / "p2p-facom.desktop")
+            if arg == "%k" else arg for arg in desktop_exec(desktop)]
+    result = subprocess.run(argv, capture_output=True, text=True,
+                            timeout=30, cwd="/", env=launcher_env())
+    assert result.returncode == 0, result.stderr
+    assert (project / "ran.txt").read_text().startswith("SM=unset PWD=")
+
+
+def test_installed_desktop_entry_has_an_absolute_command(tmp_path):
+    project = fake_project(tmp_path, with_venv=True)
+    home = tmp_path / "home"
+    result = subprocess.run([str(project / "launcher" /
+                                 "p2p-facom-launcher.sh"), "--install"],
+                            capture_output=True, text=True, timeout=30,
+                            env=launcher_env(HOME=str(home),
+                                             XDG_DATA_HOME=str(home)))
+    assert result.returncode == 0, result.stderr
+    entry = home / "applications" / "p2p-facom.desktop"
+    assert desktop_exec(str(entry)) == [str(project / "launcher" /
+                                            "p2p-facom-launcher.sh")]
+    if shutil.which("gio"):  # GLib's own parser, when it is here
+        subprocess.run(["gio", "launch", str(entry)], timeout=30,
+                       env=launcher_env(), check=True)
+        deadline = time.monotonic() + 10
+        while not (project / "ran.txt").exists() and \
+                time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert "ARGS=gui.py" in (project / "ran.txt").read_text()

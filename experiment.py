@@ -1,0 +1,528 @@
+"""P2P FACOM experiment: compare the sending orders while playing.
+
+    python3 p2p_facom.py experiment [--runs N] [--loss P] [--rate KBPS]
+        [--delay MS] [--seeders K] [--song NAME] [-o DIR]
+
+Starts its own K seeders on 127.0.0.1 .. 127.0.0.K (one free port), then
+downloads the same song with each sending order (sequential, random,
+semi-random) N times under the same emulated link (rate, loss, delay) and
+the same seeds, with preview on: playback starts while the song downloads,
+on the silent null sink, in real time.  For each order it prints start-up
+delay, stalls, stall time, continuity index, completion time and chunks
+retransmitted (median and min-max over the runs), writes them as CSV and
+draws a PNG comparing the orders, both into -o DIR.
+
+The seeders are started again for every download, with the same seeds, so
+that run r of every order meets the same emulated losses.
+
+What to expect with the defaults (3 seeders that together carry 1.2x the
+song's bit rate, 5 % loss): sequential starts at once and never stalls;
+semi-random starts as fast, then stalls once where its shuffled half
+begins; random waits almost to the end of the download before the first
+seconds of the song are complete, so it starts late (and, having nearly
+everything by then, rarely stalls afterwards: the player only starts on a
+complete prefix).
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+
+import cli
+import protocol as p
+
+ORDERS = ("sequential", "random", "semi-random")
+DEFAULT_RUNS = 3
+DEFAULT_LOSS = 0.05
+DEFAULT_DELAY_MS = 20.0
+DEFAULT_SEEDERS = 3
+# Default link rate of each seeder, as a multiple of the song's bit rate
+# divided among the seeders: together they carry DEFAULT_RATE_FACTOR x the
+# bit rate.  Just above 1x, a sequential download stays ahead of playback
+# while a random one delivers the start of the song last.
+DEFAULT_RATE_FACTOR = 1.2
+MIN_RATE_KBPS = 8.0
+MAX_SEEDERS = 16
+SONG = os.path.join(cli.MUSIC_DIR, "facom-sample.mp3")
+SEEDER_START_S = 30.0
+PLAY_SLACK_S = 60.0  # playback may take this much longer than the song
+
+# (key, column title, unit, format) of each measure, in table order.
+MEASURES = (
+    ("startup_s", "start-up", "s", "{:.2f}"),
+    ("stalls", "stalls", "", "{:.0f}"),
+    ("stall_s", "stall time", "s", "{:.2f}"),
+    ("continuity", "continuity", "%", "{:.1f}"),
+    ("completion_s", "completion", "s", "{:.2f}"),
+    ("retransmitted", "retransmitted", "chunks", "{:.0f}"),
+)
+
+
+# ---------------------------------------------------------------- options
+def build_parser() -> cli.Parser:
+    parser = cli.Parser(
+        prog="p2p_facom.py experiment",
+        description="Compare the sending orders (sequential, random, "
+                    "semi-random): K seeders on 127.0.0.1..K, N downloads "
+                    "per order with preview on, a table, a CSV and a PNG.")
+    parser.add_argument("--runs", type=_count, default=DEFAULT_RUNS,
+                        metavar="N", help=f"downloads per order "
+                                          f"(default {DEFAULT_RUNS})")
+    parser.add_argument("--loss", type=cli.probability, default=DEFAULT_LOSS,
+                        metavar="P", help="emulated loss at each seeder "
+                                          "(0.05 or 5%%; default 5%%)")
+    parser.add_argument("--rate", type=cli.positive, default=None,
+                        metavar="KBPS",
+                        help=f"emulated link rate of each seeder, kbit/s "
+                             f"(default: {DEFAULT_RATE_FACTOR}x the song's "
+                             f"bit rate, divided among the seeders)")
+    parser.add_argument("--delay", type=cli.non_negative,
+                        default=DEFAULT_DELAY_MS, metavar="MS",
+                        help=f"emulated one-way delay (default "
+                             f"{DEFAULT_DELAY_MS:.0f} ms)")
+    parser.add_argument("--seeders", type=_count, default=DEFAULT_SEEDERS,
+                        metavar="K", help=f"seeders, 1-{MAX_SEEDERS} "
+                                          f"(default {DEFAULT_SEEDERS})")
+    parser.add_argument("--song", default=None, metavar="NAME",
+                        help="an .mp3 file, or the name of one in music/ "
+                             "(default: the sample song)")
+    parser.add_argument("-o", "--output", default="experiment-results",
+                        metavar="DIR", help="folder for the CSV and the PNG "
+                                            "(default experiment-results/)")
+    parser.add_argument("--prebuffer", type=cli.non_negative, default=2.0,
+                        metavar="S", help="seconds of audio before playing "
+                                          "(default 2, as the leecher)")
+    parser.add_argument("--seed", type=int, default=1, metavar="N",
+                        help="seed of the emulated losses and the orders")
+    parser.add_argument("--port", type=cli.port_number, default=None,
+                        help="UDP port of the seeders (default: a free one)")
+    parser.add_argument("--orders", default=",".join(ORDERS),
+                        help="sending orders to compare, comma-separated "
+                             "(default all three)")
+    return parser
+
+
+def _count(text: str) -> int:
+    import argparse
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}")
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1: {text!r}")
+    return value
+
+
+def find_song(name: str | None) -> str:
+    """``--song``: a path to an .mp3 file, or a name in music/."""
+    if name is None:
+        if not os.path.exists(SONG):
+            import p2p_facom
+            p2p_facom.ensure_sample(cli.MUSIC_DIR)
+        return SONG
+    candidates = [name, os.path.join(cli.MUSIC_DIR, name),
+                  os.path.join(cli.MUSIC_DIR, name + ".mp3")]
+    for path in candidates:
+        if os.path.isfile(path):
+            if not path.lower().endswith(".mp3"):
+                raise cli.UsageError(f"not an .mp3 file: {name}")
+            return os.path.abspath(path)
+    raise cli.UsageError(f"song not found: {name} (give an .mp3 file or a "
+                         f"name in {cli.MUSIC_DIR})")
+
+
+def check_args(args) -> list[str]:
+    if args.seeders > MAX_SEEDERS:
+        raise cli.UsageError(f"--seeders must be between 1 and "
+                             f"{MAX_SEEDERS}")
+    orders = [o.strip() for o in args.orders.split(",") if o.strip()]
+    unknown = [o for o in orders if o not in p.ORDER_NAMES]
+    if unknown or not orders:
+        raise cli.UsageError(f"unknown sending order {unknown[0]!r} (choose "
+                             f"from {', '.join(ORDERS)})" if unknown
+                             else "no sending order given")
+    if os.path.exists(args.output) and not os.path.isdir(args.output):
+        raise cli.UsageError(f"output is not a folder: {args.output}")
+    try:
+        os.makedirs(args.output, exist_ok=True)
+    except OSError as exc:
+        raise cli.UsageError(f"cannot make the output folder "
+                             f"{args.output}: {exc.strerror or exc}")
+    if not os.access(args.output, os.W_OK):
+        raise cli.UsageError(f"output folder is not writable: "
+                             f"{args.output}")
+    return list(dict.fromkeys(orders))
+
+
+# ------------------------------------------------------------------ song
+class SongInfo:
+    def __init__(self, path: str):
+        import player
+        self.path = path
+        self.name = os.path.basename(path)
+        self.size = os.path.getsize(path)
+        self.frames = player.ByteTimeMap()
+        with open(path, "rb") as handle:
+            for block in iter(lambda: handle.read(1 << 16), b""):
+                self.frames.feed(block)
+        self.duration = self.frames.seconds
+        if self.duration <= 0:
+            raise cli.UsageError(f"no MP3 audio found in {path}")
+        self.kbps = self.size * 8 / self.duration / 1000
+
+    def media_time(self, chunk: int) -> float:
+        """Audio time at the start of chunk ``chunk``."""
+        return self.frames.time_at(chunk * p.CHUNK_SIZE)
+
+
+# --------------------------------------------------------------- seeders
+class Seeders:
+    """K seeder processes on 127.0.0.1..K, started for one download."""
+
+    def __init__(self, share: str, count: int, port: int, link: list[str],
+                 seed: int):
+        self.procs: list[subprocess.Popen] = []
+        self.addresses = []
+        try:
+            for k in range(count):
+                ip = f"127.0.0.{k + 1}"
+                cmd = [sys.executable, "-u",
+                       os.path.join(cli.PROJECT_DIR, "seeder.py"), "-i", ip,
+                       "-p", str(port), "-d", share, "-q", "--rng-seed",
+                       str(seed + k), *link]
+                proc = subprocess.Popen(cmd, stdout=subprocess.PIPE,
+                                        stderr=subprocess.STDOUT, text=True)
+                self.procs.append(proc)
+                self.addresses.append((ip, port))
+            for proc in self.procs:
+                line = _first_line(proc, SEEDER_START_S)
+                if "sharing" not in line:
+                    raise cli.RunError(
+                        "a seeder did not start: " + (line.strip().replace(
+                            "seeder: error: ", "") or "no answer"))
+        except BaseException:
+            self.stop()
+            raise
+
+    def stop(self) -> None:
+        for proc in self.procs:
+            if proc.poll() is None:
+                proc.terminate()
+        for proc in self.procs:
+            try:
+                proc.communicate(timeout=5)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.communicate()
+
+
+def _first_line(proc: subprocess.Popen, timeout: float) -> str:
+    import select
+    ready, _, _ = select.select([proc.stdout], [], [], timeout)
+    return proc.stdout.readline() if ready else ""
+
+
+def free_port(count: int) -> int:
+    import random
+    import socket
+    rng = random.Random()
+    for _ in range(200):
+        port = rng.randint(20000, 60000)
+        socks = []
+        try:
+            for k in range(count):
+                sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+                socks.append(sock)
+                sock.bind((f"127.0.0.{k + 1}", port))
+            return port
+        except OSError:
+            continue
+        finally:
+            for sock in socks:
+                sock.close()
+    raise cli.RunError("no free UDP port on 127.0.0.1..")
+
+
+# ----------------------------------------------------------- one download
+def download_once(song: SongInfo, order: str, addresses, out_dir: str,
+                  prebuffer: float, seed: int) -> dict:
+    """One download with preview on the null sink; its statistics plus
+    the received and played times of every chunk."""
+    import leecher
+    import player
+    endpoint = leecher.Endpoint(seed=seed)
+    try:
+        peers = leecher.ping(endpoint, addresses)
+        alive = [peer for peer in peers.values() if peer.alive]
+        if not alive:
+            raise cli.RunError("no seeder answered")
+        songs = leecher.search(endpoint, alive, song.name)
+        found = leecher.pick_song(songs, song.name)
+        options = leecher.Options(method=order, seed=seed, force=True)
+        download = leecher.Download(endpoint, found, peers, out_dir, options)
+        audio = player.Player(player.NullSink(), prebuffer,
+                              on_played=download.record_played)
+        download.attach_player(audio)
+        audio.start()
+        try:
+            download.run()
+            if not audio.wait(timeout=song.duration + PLAY_SLACK_S):
+                raise cli.RunError("playback did not finish in time")
+        finally:
+            audio.stop()
+        if audio.error:
+            raise cli.RunError(f"playback failed: {audio.error}")
+    finally:
+        endpoint.close()
+    stats = download.stats(timeline=False)
+    return {
+        "startup_s": stats.get("startup_s"),
+        "stalls": stats.get("stalls"),
+        "stall_s": stats.get("stall_s"),
+        "continuity": None if stats.get("continuity") is None
+        else 100 * stats["continuity"],
+        "completion_s": stats["elapsed_s"],
+        "retransmitted": stats["chunks_retransmitted"],
+        "received": list(download.times.received),
+        "played": list(download.times.played),
+    }
+
+
+# ------------------------------------------------------------- summaries
+def summarize(runs: list[dict]) -> dict:
+    """{measure: (median, min, max)} over the runs (None when unknown)."""
+    summary = {}
+    for key, *_ in MEASURES:
+        values = [r[key] for r in runs if r.get(key) is not None]
+        summary[key] = ((statistics.median(values), min(values),
+                         max(values)) if values else (None, None, None))
+    return summary
+
+
+def _cell(value, spec: str) -> str:
+    return "-" if value is None else spec.format(value)
+
+
+def format_table(summaries: dict, runs: int) -> str:
+    """One row per order; each cell 'median (min-max)'."""
+    heads = ["order"] + [f"{title} ({unit})" if unit else title
+                         for _, title, unit, _ in MEASURES]
+    rows = []
+    for order, summary in summaries.items():
+        row = [order]
+        for key, _, _, spec in MEASURES:
+            med, low, high = summary[key]
+            cell = _cell(med, spec)
+            if runs > 1 and med is not None:
+                cell += f" ({_cell(low, spec)}-{_cell(high, spec)})"
+            row.append(cell)
+        rows.append(row)
+    widths = [max(len(r[i]) for r in [heads] + rows)
+              for i in range(len(heads))]
+    lines = ["  ".join(h.ljust(w) if i == 0 else h.rjust(w)
+                       for i, (h, w) in enumerate(zip(heads, widths)))]
+    for row in rows:
+        lines.append("  ".join(c.ljust(w) if i == 0 else c.rjust(w)
+                               for i, (c, w) in enumerate(zip(row, widths))))
+    note = "median (min-max) over " if runs > 1 else "one run each; "
+    return "\n".join(lines) + f"\n{note}{runs} run(s)"
+
+
+def write_csv(path: str, summaries: dict, runs: int) -> None:
+    with open(path, "w", newline="", encoding="utf-8") as handle:
+        out = csv.writer(handle)
+        head = ["order", "runs"]
+        for key, *_ in MEASURES:
+            head += [f"{key}_median", f"{key}_min", f"{key}_max"]
+        out.writerow(head)
+        for order, summary in summaries.items():
+            row = [order, runs]
+            for key, *_ in MEASURES:
+                row += ["" if v is None else round(v, 4)
+                        for v in summary[key]]
+            out.writerow(row)
+
+
+def write_runs_csv(path: str, results: dict) -> None:
+    with open(path, "w", newline="", encoding="utf-8") as handle:
+        out = csv.writer(handle)
+        out.writerow(["order", "run"] + [key for key, *_ in MEASURES])
+        for order, runs in results.items():
+            for n, run in enumerate(runs, 1):
+                out.writerow([order, n] + [
+                    "" if run[key] is None else round(run[key], 4)
+                    for key, *_ in MEASURES])
+
+
+# ------------------------------------------------------------------ plot
+COLORS = {"sequential": "#1b9e77", "random": "#d95f02",
+          "semi-random": "#7570b3"}
+
+
+def ready_curve(song: SongInfo, received: list[float]):
+    """(time, seconds of audio ready in order) after each arrival."""
+    n = len(received)
+    arrivals = sorted((t, i) for i, t in enumerate(received)
+                      if not math.isnan(t))
+    have = bytearray(n)
+    contiguous = 0
+    times, ready = [0.0], [0.0]
+    for t, i in arrivals:
+        have[i] = 1
+        while contiguous < n and have[contiguous]:
+            contiguous += 1
+        times.append(t)
+        ready.append(song.duration if contiguous >= n
+                     else song.media_time(contiguous))
+    return times, ready
+
+
+def played_curve(song: SongInfo, played: list[float]):
+    points = sorted((t, song.media_time(i + 1) if i + 1 < len(played)
+                     else song.duration)
+                    for i, t in enumerate(played) if not math.isnan(t))
+    return [t for t, _ in points], [m for _, m in points]
+
+
+def draw_png(path: str, song: SongInfo, results: dict, summaries: dict,
+             conditions: str) -> None:
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(16, 9), dpi=100)
+    FigureCanvasAgg(fig)
+    fig.suptitle(f"Sending orders compared: {song.name}\n{conditions}",
+                 fontsize=18)
+    grid = fig.add_gridspec(2, 4, height_ratios=(1, 1.3), hspace=0.55,
+                            wspace=0.3, left=0.06, right=0.98, top=0.85,
+                            bottom=0.17)
+    orders = list(summaries)
+    bars = (("startup_s", "Start-up (s)"), ("stall_s", "Stall time (s)"),
+            ("continuity", "Continuity (%)"),
+            ("completion_s", "Download time (s)"))
+    labels = [o.replace("-", "-\n") for o in orders]
+    for col, (key, title) in enumerate(bars):
+        ax = fig.add_subplot(grid[0, col])
+        meds, lows, highs = [], [], []
+        for order in orders:
+            med, low, high = summaries[order][key]
+            med = med or 0.0
+            meds.append(med)
+            lows.append(med - (med if low is None else low))
+            highs.append((med if high is None else high) - med)
+        ax.bar(range(len(orders)), meds, yerr=[lows, highs], capsize=6,
+               color=[COLORS.get(o, "grey") for o in orders])
+        ax.set_xticks(range(len(orders)))
+        ax.set_xticklabels(labels, fontsize=13)
+        ax.set_title(title, fontsize=16, pad=10)
+        ax.tick_params(axis="y", labelsize=12)
+        top = max(m + h for m, h in zip(meds, highs)) or 1.0
+        ax.set_ylim(0, 120 if key == "continuity" else
+                    top * (1.45 if key == "stall_s" else 1.25))
+        for x, (order, med) in enumerate(zip(orders, meds)):
+            text = f"{med:.0f}" if key == "continuity" else f"{med:.1f}"
+            if key == "stall_s":
+                stalls = summaries[order]["stalls"][0]
+                if stalls is not None:
+                    text += f"\n({stalls:.0f} stall" \
+                        f"{'' if round(stalls) == 1 else 's'})"
+            ax.annotate(text, (x, med + highs[x]), ha="center",
+                        va="bottom", fontsize=12, xytext=(0, 2),
+                        textcoords="offset points")
+    ax = fig.add_subplot(grid[1, :])
+    for n, order in enumerate(orders):
+        first = results[order][0]
+        color = COLORS.get(order, "grey")
+        width = 5.0 - 1.3 * n  # later orders thinner: equal curves show
+        t, m = ready_curve(song, first["received"])
+        ax.step(t, m, where="post", color=color, linewidth=width,
+                label=f"{order}: audio downloaded in order")
+        t, m = played_curve(song, first["played"])
+        ax.plot(t, m, color=color, linewidth=width - 0.5, linestyle="--",
+                label=f"{order}: audio played")
+    ax.set_xlabel("seconds since the request", fontsize=15)
+    ax.set_ylabel("song position (s)", fontsize=15)
+    ax.set_title("Run 1: playback (dashed) can only follow the audio "
+                 "downloaded in order (solid); flat dashed = waiting",
+                 fontsize=15)
+    ax.tick_params(labelsize=12)
+    ax.set_ylim(0, song.duration * 1.05)
+    ax.set_xlim(left=0)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=12, ncol=3, loc="upper center",
+              bbox_to_anchor=(0.5, -0.16), frameon=False)
+    fig.savefig(path)
+
+
+# ------------------------------------------------------------------ main
+def run(args) -> int:
+    orders = check_args(args)
+    song = SongInfo(find_song(args.song))
+    rate = args.rate or max(MIN_RATE_KBPS, round(
+        DEFAULT_RATE_FACTOR * song.kbps / args.seeders, 1))
+    port = args.port or free_port(args.seeders)
+    link = ["--rate", str(rate), "--loss", str(args.loss),
+            "--delay", str(args.delay)]
+    conditions = (f"{args.seeders} seeder(s) x {rate:g} kbit/s "
+                  f"(song {song.kbps:.0f} kbit/s, {song.duration:.1f} s), "
+                  f"loss {args.loss:.0%}, delay {args.delay:g} ms, "
+                  f"prebuffer {args.prebuffer:g} s, {args.runs} run(s), "
+                  f"seed {args.seed}")
+    print(f"experiment: {conditions}", flush=True)
+    results: dict[str, list[dict]] = {order: [] for order in orders}
+    with tempfile.TemporaryDirectory(prefix="p2p-facom-experiment-") as tmp:
+        share = os.path.join(tmp, "share")
+        os.makedirs(share)
+        shutil.copy(song.path, os.path.join(share, song.name))
+        for run_n in range(args.runs):
+            seed = args.seed * 1000 + run_n
+            for order in orders:
+                out_dir = os.path.join(tmp, f"{order}-{run_n}")
+                os.makedirs(out_dir)
+                seeders = Seeders(share, args.seeders, port, link,
+                                  seed * MAX_SEEDERS)
+                try:
+                    result = download_once(song, order, seeders.addresses,
+                                           out_dir, args.prebuffer, seed)
+                finally:
+                    seeders.stop()
+                shutil.rmtree(out_dir, ignore_errors=True)
+                results[order].append(result)
+                print(f"  {order:<11} run {run_n + 1}/{args.runs}: "
+                      f"start-up {_cell(result['startup_s'], '{:.2f}')} s, "
+                      f"{result['stalls']} stall(s) "
+                      f"({_cell(result['stall_s'], '{:.2f}')} s), "
+                      f"continuity {_cell(result['continuity'], '{:.1f}')} "
+                      f"%, done in {result['completion_s']:.2f} s",
+                      flush=True)
+    summaries = {order: summarize(results[order]) for order in orders}
+    print()
+    print(format_table(summaries, args.runs))
+    csv_path = os.path.join(args.output, "experiment.csv")
+    runs_path = os.path.join(args.output, "experiment-runs.csv")
+    png_path = os.path.join(args.output, "experiment.png")
+    try:
+        write_csv(csv_path, summaries, args.runs)
+        write_runs_csv(runs_path, results)
+        draw_png(png_path, song, results, summaries, conditions)
+    except OSError as exc:
+        raise cli.RunError(f"cannot write into {args.output}: "
+                           f"{exc.strerror or exc}")
+    print(f"\nwrote {csv_path}, {runs_path} and {png_path}")
+    return cli.EXIT_OK
+
+
+def main(argv=None) -> int:
+    args = build_parser().parse_args(argv)
+    return cli.run_main("experiment", lambda: run(args))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,307 @@
+"""Helpers shared by the benchmark scripts in bench/.
+
+Every script prints the machine line (CPU, cores, Python, date) and the
+command that reproduces its figures.  Processes are started on loopback
+addresses only (127.0.0.0/8), every wait is bounded, and every process a
+script starts is ended by that script (``Procs``).
+"""
+
+from __future__ import annotations
+
+import datetime
+import hashlib
+import json
+import os
+import platform
+import random
+import shlex
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+BENCH_DIR = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(BENCH_DIR)
+sys.path.insert(0, ROOT)
+PYTHON = sys.executable
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+
+
+# ------------------------------------------------------------- reporting
+def machine_line() -> str:
+    model = platform.processor() or "unknown CPU"
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as handle:
+            for line in handle:
+                if line.startswith("model name"):
+                    model = line.split(":", 1)[1].strip()
+                    break
+    except OSError:
+        pass
+    now = datetime.datetime.now(datetime.timezone.utc)
+    return (f"machine: {model}, {os.cpu_count()} cores, Python "
+            f"{platform.python_version()}, {platform.system()} "
+            f"{platform.release()}, {now:%Y-%m-%d %H:%M} UTC")
+
+
+def header(title: str, script: str, argv: list[str]) -> None:
+    """Print what is measured, the machine and the command to repeat it.
+    Also makes SIGTERM unwind like Ctrl-C, so that ``Procs`` still ends
+    every process the script started."""
+    signal.signal(signal.SIGTERM, _interrupt)
+    rel = os.path.relpath(os.path.abspath(script), ROOT)
+    command = " ".join(shlex.quote(a) for a in [".venv/bin/python", rel,
+                                                 *argv])
+    print(f"# {title}")
+    print(machine_line())
+    print(f"reproduce (from the project folder): {command}")
+    print(flush=True)
+
+
+def _interrupt(signum, frame):
+    raise KeyboardInterrupt
+
+
+def median(values):
+    values = [v for v in values if v is not None]
+    return statistics.median(values) if values else None
+
+
+def fmt(value, spec: str = ".2f", none: str = "-") -> str:
+    return none if value is None else format(value, spec)
+
+
+def mbps(nbytes: float, seconds: float | None) -> float | None:
+    """Megabytes (10^6) per second."""
+    return nbytes / seconds / 1e6 if seconds else None
+
+
+# ------------------------------------------------------------ test data
+def random_file(path: str, size: int, seed: int) -> str:
+    """``size`` pseudo-random bytes from ``seed`` (repeatable)."""
+    rng = random.Random(seed)
+    with open(path, "wb") as handle:
+        left = size
+        while left:
+            block = min(left, 1 << 20)
+            handle.write(rng.randbytes(block))
+            left -= block
+    return path
+
+
+def sha256_file(path: str) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def temp_dir(prefix: str) -> tempfile.TemporaryDirectory:
+    return tempfile.TemporaryDirectory(prefix=f"p2p-bench-{prefix}-")
+
+
+def free_port(ips=("127.0.0.1", "127.0.0.2", "127.0.0.3")) -> int:
+    """A UDP port free on every one of ``ips`` (loopback only)."""
+    rng = random.Random()
+    for _ in range(200):
+        port = rng.randint(20000, 60000)
+        socks = []
+        try:
+            for ip in ips:
+                sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+                socks.append(sock)
+                sock.bind((ip, port))
+            return port
+        except OSError:
+            continue
+        finally:
+            for sock in socks:
+                sock.close()
+    raise RuntimeError("no free UDP port")
+
+
+def check_loopback(ip: str) -> str:
+    if not ip.startswith("127."):
+        raise ValueError(f"benchmarks only target 127.0.0.0/8, not {ip}")
+    return ip
+
+
+# ------------------------------------------------------------ processes
+def cpu_seconds(pid: int) -> float | None:
+    """User + system CPU time of a running process (/proc/PID/stat)."""
+    try:
+        with open(f"/proc/{pid}/stat", encoding="ascii") as handle:
+            fields = handle.read().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    # After the ")" field 3 (state) is fields[0]: utime is field 14.
+    return (int(fields[11]) + int(fields[12])) / CLK_TCK
+
+
+def peak_rss_mb(pid: int) -> float | None:
+    """VmHWM (peak resident set) of a running process, in MB (10^6)."""
+    try:
+        with open(f"/proc/{pid}/status", encoding="ascii") as handle:
+            for line in handle:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) * 1024 / 1e6
+    except OSError:
+        pass
+    return None
+
+
+class Procs:
+    """Every process a benchmark starts; ``close()`` ends those still
+    running (by their own pid, never by name)."""
+
+    def __init__(self):
+        self.procs: list[subprocess.Popen] = []
+
+    def add(self, proc: subprocess.Popen) -> subprocess.Popen:
+        self.procs.append(proc)
+        return proc
+
+    def close(self) -> None:
+        for proc in self.procs:
+            if proc.poll() is None:
+                proc.terminate()
+        for proc in self.procs:
+            try:
+                proc.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait(timeout=5)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+
+class Seeder:
+    """A ``seeder.py`` process on a loopback address."""
+
+    def __init__(self, procs: Procs, ip: str, port: int, folder: str,
+                 *extra: str, log_path: str | None = None):
+        self.address = f"{check_loopback(ip)}:{port}"
+        cmd = [PYTHON, "-u", os.path.join(ROOT, "seeder.py"), "-i", ip,
+               "-p", str(port), "-d", folder, "-q", *extra]
+        self.proc = procs.add(subprocess.Popen(
+            cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+            text=True))
+        first = _readline(self.proc, 60)
+        if "sharing" not in first:
+            self.proc.kill()
+            raise RuntimeError(f"seeder did not start: {first.strip()}")
+        self.summary = ""
+
+    @property
+    def pid(self) -> int:
+        return self.proc.pid
+
+    def cpu(self) -> float | None:
+        return cpu_seconds(self.proc.pid)
+
+    def stop(self) -> str:
+        """SIGTERM; returns the summary line the seeder prints."""
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+        try:
+            out, _ = self.proc.communicate(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            out, _ = self.proc.communicate(timeout=5)
+        lines = [ln for ln in (out or "").splitlines() if "stopped:" in ln]
+        self.summary = lines[-1] if lines else ""
+        return self.summary
+
+    def counters(self) -> dict:
+        """Numbers of the summary line: sent, resent, dropped, ..."""
+        import re
+        m = re.search(r"(\d+) sessions, (\d+) chunks sent \((\d+) resent, "
+                      r"(\d+) dropped and (\d+) duplicated", self.summary)
+        if not m:
+            return {}
+        keys = ("sessions", "sent", "resent", "dropped", "duplicated")
+        return dict(zip(keys, map(int, m.groups())))
+
+
+def _readline(proc: subprocess.Popen, timeout: float) -> str:
+    import select
+    ready, _, _ = select.select([proc.stdout], [], [], timeout)
+    return proc.stdout.readline() if ready else ""
+
+
+class Measured:
+    """Run a command to its end (bounded: killed after ``timeout``), with
+    its wall time, CPU time and peak RSS from ``wait4`` (no psutil).
+
+    The wait blocks in ``wait4`` (no polling, so the wall time is exact);
+    a timer thread kills the process at the deadline, and with
+    ``sample_hwm`` another one samples VmHWM from /proc meanwhile."""
+
+    def __init__(self, cmd: list[str], timeout: float, cwd: str = ROOT,
+                 stdout_path: str | None = None, sample_hwm: bool = False):
+        import threading
+        self.cmd = cmd
+        self.hwm_mb = None
+        self.timed_out = False
+        finished = threading.Event()
+        with open(stdout_path or os.devnull, "wb") as out:
+            start = time.monotonic()
+            proc = subprocess.Popen(cmd, cwd=cwd, stdout=out,
+                                    stderr=subprocess.STDOUT)
+
+            def kill():
+                self.timed_out = True
+                proc.kill()
+            timer = threading.Timer(timeout, kill)
+            timer.start()
+
+            def sample():
+                while not finished.wait(0.02):
+                    hwm = peak_rss_mb(proc.pid)
+                    if hwm is not None:
+                        self.hwm_mb = max(self.hwm_mb or 0, hwm)
+            sampler = threading.Thread(target=sample, daemon=True)
+            if sample_hwm:
+                sampler.start()
+            try:
+                _, status, usage = os.wait4(proc.pid, 0)
+            finally:
+                self.wall = time.monotonic() - start
+                finished.set()
+                timer.cancel()
+        if sample_hwm:
+            sampler.join()
+        proc.returncode = os.waitstatus_to_exitcode(status)
+        self.returncode = proc.returncode
+        self.cpu = usage.ru_utime + usage.ru_stime
+        self.maxrss_mb = usage.ru_maxrss * 1024 / 1e6  # ru_maxrss is KiB
+        self.stdout_path = stdout_path
+
+    def output(self) -> str:
+        if not self.stdout_path:
+            return ""
+        with open(self.stdout_path, encoding="utf-8", errors="replace") as f:
+            return f.read()
+
+
+def leecher_cmd(name: str, out_dir: str, seeders: list[str],
+                json_path: str, *extra: str) -> list[str]:
+    return [PYTHON, os.path.join(ROOT, "leecher.py"), "get", name, "-o",
+            out_dir, "--seeders", ",".join(seeders), "--json", json_path,
+            "--force", *extra]
+
+
+def load_stats(json_path: str) -> dict:
+    """The leecher's statistics without the (long) timeline."""
+    with open(json_path, encoding="utf-8") as handle:
+        stats = json.load(handle)
+    stats.pop("timeline", None)
+    return stats

@@ -1,0 +1,198 @@
+"""Throughput on loopback, 0 % loss: P2P FACOM against a raw Python UDP
+pair (the limit) and against atftp/atftpd (a peer), in the same run.
+
+Figures: goodput in MB/s (10^6 bytes), median over --reps repetitions,
+the three transfers interleaved so that machine noise hits them alike.
+
+* ours: one seeder -> the terminal leecher; goodput = the leecher's
+  ``goodput_Bps`` (request to verified file, SHA-256 included).
+* raw: bench/rawudp.py, a Python sender and receiver with the same 1436-byte
+  datagrams and no reliability; goodput = distinct bytes received / (last
+  arrival - first send).  Its loss is printed too.
+* atftp: ``atftp -g`` from ``atftpd`` with blksize 1428 (the same 1400-ish
+  bytes per datagram) and windowsize 64; goodput = size / the client's
+  wall time (its process start included).
+
+Targets: ours >= 0.5x raw, ours >= 1.0x atftp.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+
+import common as c
+
+
+def run_raw(procs: c.Procs, path: str, size: int) -> dict:
+    port = c.free_port(("127.0.0.1",))
+    script = os.path.join(c.BENCH_DIR, "rawudp.py")
+    recv = procs.add(subprocess.Popen(
+        [c.PYTHON, script, "recv", str(port), str(size)],
+        stdout=subprocess.PIPE, text=True))
+    if recv.stdout.readline().strip() != "ready":
+        raise RuntimeError("raw receiver did not start")
+    sent = subprocess.run([c.PYTHON, script, "send", str(port), path],
+                          capture_output=True, text=True, timeout=60,
+                          check=True)
+    out, _ = recv.communicate(timeout=70)
+    got = json.loads(out.strip().splitlines()[-1])
+    start = json.loads(sent.stdout)["start"]
+    elapsed = (got["last"] - start) if got["last"] else None
+    return {"goodput": c.mbps(got["bytes"], elapsed),
+            "loss": 1 - got["chunks_received"] / got["chunks"]}
+
+
+def run_ours(seeder: c.Seeder, name: str, tmp: str, rep: int) -> dict:
+    out_dir = os.path.join(tmp, f"ours-{rep}")
+    os.makedirs(out_dir)
+    stats_path = os.path.join(tmp, f"ours-{rep}.json")
+    cpu_before = seeder.cpu()
+    run = c.Measured(c.leecher_cmd(name, out_dir, [seeder.address],
+                                   stats_path, "--rng-seed", str(rep)),
+                     timeout=120, stdout_path=stats_path + ".log")
+    if run.returncode != 0:
+        raise RuntimeError(f"leecher failed: {run.output()[-500:]}")
+    stats = c.load_stats(stats_path)
+    seeder_cpu = seeder.cpu() - cpu_before
+    shutil.rmtree(out_dir)
+    return {"goodput": stats["goodput_Bps"] / 1e6,
+            "elapsed": stats["elapsed_s"], "process_wall": run.wall,
+            "leecher_cpu": run.cpu, "seeder_cpu": seeder_cpu,
+            "retransmitted": stats["chunks_retransmitted"]}
+
+
+class Atftp:
+    """atftpd on 127.0.0.1 serving ``folder``; None if it cannot run."""
+
+    def __init__(self, procs: c.Procs, folder: str):
+        self.error = None
+        self.proc = None
+        if not (shutil.which("atftpd") and shutil.which("atftp")):
+            self.error = "atftp/atftpd not installed (apt-get install " \
+                         "atftp atftpd)"
+            return
+        self.port = 6969 if _udp_free("127.0.0.1", 6969) \
+            else c.free_port(("127.0.0.1",))
+        self.proc = procs.add(subprocess.Popen(
+            ["atftpd", "--daemon", "--no-fork", "--port", str(self.port),
+             "--bind-address", "127.0.0.1", folder],
+            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE))
+        time.sleep(0.3)
+        if self.proc.poll() is not None:
+            self.error = ("atftpd exited: " +
+                          self.proc.stderr.read().decode()[-200:].strip())
+
+    def get(self, name: str, out_path: str, size: int) -> dict:
+        cmd = ["atftp", "-g", "-r", name, "-l", out_path, "--option",
+               "blksize 1428", "--option", "windowsize 64", "127.0.0.1",
+               str(self.port)]
+        run = c.Measured(cmd, timeout=120, stdout_path=out_path + ".log")
+        ok = (run.returncode == 0 and os.path.exists(out_path)
+              and os.path.getsize(out_path) == size)
+        if not ok:
+            return {"error": f"atftp exit {run.returncode}: "
+                             f"{run.output()[-200:].strip()}"}
+        return {"goodput": c.mbps(size, run.wall), "wall": run.wall,
+                "cpu": run.cpu, "path": out_path}
+
+
+def _udp_free(ip: str, port: int) -> bool:
+    import socket
+    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    try:
+        sock.bind((ip, port))
+        return True
+    except OSError:
+        return False
+    finally:
+        sock.close()
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--size-mb", type=float, default=20.0)
+    parser.add_argument("--reps", type=int, default=5)
+    parser.add_argument("--seed", type=int, default=1)
+    args = parser.parse_args(argv)
+    c.header("throughput: ours vs raw UDP pair vs atftp (loopback, 0 % "
+             "loss)", __file__, sys.argv[1:] if argv is None else argv)
+    size = int(args.size_mb * 1e6)
+    with c.temp_dir("tput") as tmp, c.Procs() as procs:
+        share = os.path.join(tmp, "share")
+        os.makedirs(share)
+        os.chmod(tmp, 0o755)  # atftpd drops root and reads as nobody
+        os.chmod(share, 0o755)
+        name = "bench-20mb.mp3"
+        path = c.random_file(os.path.join(share, name), size, args.seed)
+        os.chmod(path, 0o644)
+        digest = c.sha256_file(path)
+        seeder = c.Seeder(procs, "127.0.0.1", c.free_port(("127.0.0.1",)),
+                          share)
+        atftp = Atftp(procs, share)
+        rows = {"ours": [], "raw": [], "atftp": []}
+        for rep in range(args.reps):
+            rows["raw"].append(run_raw(procs, path, size))
+            rows["ours"].append(run_ours(seeder, name, tmp, rep))
+            if not atftp.error:
+                result = atftp.get(name, os.path.join(tmp, f"tftp-{rep}"),
+                                   size)
+                if "error" in result:
+                    atftp.error = result["error"]
+                else:
+                    if c.sha256_file(result["path"]) != digest:
+                        atftp.error = "atftp delivered different bytes"
+                    os.remove(result["path"])
+                    rows["atftp"].append(result)
+            print(f"rep {rep + 1}: ours {rows['ours'][-1]['goodput']:.1f}"
+                  f"  raw {rows['raw'][-1]['goodput']:.1f} (loss "
+                  f"{100 * rows['raw'][-1]['loss']:.1f} %)  atftp "
+                  + (f"{rows['atftp'][-1]['goodput']:.1f}" if rows['atftp']
+                     and not atftp.error else "-") + " MB/s", flush=True)
+        seeder.stop()
+    ours = c.median(r["goodput"] for r in rows["ours"])
+    raw = c.median(r["goodput"] for r in rows["raw"])
+    raw_loss = c.median(r["loss"] for r in rows["raw"])
+    print()
+    print(f"file {size / 1e6:.0f} MB random bytes (seed {args.seed}), "
+          f"{args.reps} reps, medians")
+    print(f"{'transfer':<10} {'MB/s':>8}")
+    print(f"{'ours':<10} {ours:8.1f}   (leecher process wall "
+          f"{c.median(r['process_wall'] for r in rows['ours']):.2f} s incl. "
+          f"start, ping, search; leecher CPU "
+          f"{c.median(r['leecher_cpu'] for r in rows['ours']):.2f} s, "
+          f"seeder CPU {c.median(r['seeder_cpu'] for r in rows['ours']):.2f}"
+          f" s)")
+    print(f"{'raw pair':<10} {raw:8.1f}   (no reliability; "
+          f"{100 * raw_loss:.1f} % of datagrams lost)")
+    if atftp.error or not rows["atftp"]:
+        print(f"{'atftp':<10} {'-':>8}   cannot run: {atftp.error}")
+        tftp = None
+    else:
+        tftp = c.median(r["goodput"] for r in rows["atftp"])
+        print(f"{'atftp':<10} {tftp:8.1f}   (client wall incl. process "
+              f"start; byte-exact)")
+    print()
+    # Ratios per repetition (the three ran back to back), then the median.
+    ratio_raw = c.median(o["goodput"] / r["goodput"]
+                         for o, r in zip(rows["ours"], rows["raw"]))
+    print(f"ours / raw   = {ratio_raw:.2f}x  (median of per-rep ratios; "
+          f"target >= 0.5x: {'met' if ratio_raw >= 0.5 else 'MISSED'})")
+    if tftp:
+        ratio_tftp = c.median(o["goodput"] / t["goodput"]
+                              for o, t in zip(rows["ours"], rows["atftp"]))
+        print(f"ours / atftp = {ratio_tftp:.2f}x  (median of per-rep "
+              f"ratios; target >= 1.0x: "
+              f"{'met' if ratio_tftp >= 1.0 else 'MISSED'})")
+    else:
+        print("ours / atftp = -  (atftp could not run)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -11,6 +11,8 @@ import argparse
 import hashlib
 import ipaddress
 import os
+import random
+import socket
 import sys
 
 PROJECT_DIR = os.path.dirname(os.path.abspath(__file__))
@@ -81,6 +83,17 @@ def non_negative(text: str) -> float:
     return value
 
 
+def at_least_one(text: str) -> int:
+    """A whole number >= 1 (runs, seeders, ...)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}")
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1: {text!r}")
+    return value
+
+
 def positive(text: str) -> float:
     value = non_negative(text)
     if value == 0:
@@ -130,3 +143,46 @@ def sha256_file(path: str) -> bytes:
         for block in iter(lambda: handle.read(1 << 20), b""):
             digest.update(block)
     return digest.digest()
+
+
+# ------------------------------------------------- loopback test plumbing
+def free_port(ips=("127.0.0.1", "127.0.0.2", "127.0.0.3")) -> int:
+    """A UDP port free on every one of ``ips`` at once (the demo, the
+    experiment, the tests and the benchmarks start seeders on several
+    loopback addresses with one port)."""
+    rng = random.Random()
+    for _ in range(200):
+        port = rng.randint(20000, 60000)
+        socks = []
+        try:
+            for ip in ips:
+                sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+                socks.append(sock)
+                sock.bind((ip, port))
+            return port
+        except OSError:
+            continue
+        finally:
+            for sock in socks:
+                sock.close()
+    raise RunError(f"no free UDP port on {', '.join(ips)}")
+
+
+def end_processes(procs, grace_s: float = 5.0) -> list[str]:
+    """Terminate every process still running, give them ``grace_s`` to
+    finish (a seeder prints its summary), then kill.  Returns what each
+    printed on a pipe ("" for none)."""
+    import subprocess  # only the runner and the tools start processes
+    for proc in procs:
+        if proc.poll() is None:
+            proc.terminate()
+    outputs = []
+    for proc in procs:
+        try:
+            out, _ = proc.communicate(timeout=grace_s)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            out, _ = proc.communicate()
+        outputs.append(out.decode(errors="replace")
+                       if isinstance(out, bytes) else out or "")
+    return outputs

@@ -72,7 +72,7 @@ def build_parser() -> cli.Parser:
         description="Compare the sending orders (sequential, random, "
                     "semi-random): K seeders on 127.0.0.1..K, N downloads "
                     "per order with preview on, a table, a CSV and a PNG.")
-    parser.add_argument("--runs", type=_count, default=DEFAULT_RUNS,
+    parser.add_argument("--runs", type=cli.at_least_one, default=DEFAULT_RUNS,
                         metavar="N", help=f"downloads per order "
                                           f"(default {DEFAULT_RUNS})")
     parser.add_argument("--loss", type=cli.probability, default=DEFAULT_LOSS,
@@ -87,7 +87,7 @@ def build_parser() -> cli.Parser:
                         default=DEFAULT_DELAY_MS, metavar="MS",
                         help=f"emulated one-way delay (default "
                              f"{DEFAULT_DELAY_MS:.0f} ms)")
-    parser.add_argument("--seeders", type=_count, default=DEFAULT_SEEDERS,
+    parser.add_argument("--seeders", type=cli.at_least_one, default=DEFAULT_SEEDERS,
                         metavar="K", help=f"seeders, 1-{MAX_SEEDERS} "
                                           f"(default {DEFAULT_SEEDERS})")
     parser.add_argument("--song", default=None, metavar="NAME",
@@ -107,17 +107,6 @@ def build_parser() -> cli.Parser:
                         help="sending orders to compare, comma-separated "
                              "(default all three)")
     return parser
-
-
-def _count(text: str) -> int:
-    import argparse
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}")
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1: {text!r}")
-    return value
 
 
 def find_song(name: str | None) -> str:
@@ -212,42 +201,13 @@ class Seeders:
             raise
 
     def stop(self) -> None:
-        for proc in self.procs:
-            if proc.poll() is None:
-                proc.terminate()
-        for proc in self.procs:
-            try:
-                proc.communicate(timeout=5)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.communicate()
+        cli.end_processes(self.procs)
 
 
 def _first_line(proc: subprocess.Popen, timeout: float) -> str:
     import select
     ready, _, _ = select.select([proc.stdout], [], [], timeout)
     return proc.stdout.readline() if ready else ""
-
-
-def free_port(count: int) -> int:
-    import random
-    import socket
-    rng = random.Random()
-    for _ in range(200):
-        port = rng.randint(20000, 60000)
-        socks = []
-        try:
-            for k in range(count):
-                sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-                socks.append(sock)
-                sock.bind((f"127.0.0.{k + 1}", port))
-            return port
-        except OSError:
-            continue
-        finally:
-            for sock in socks:
-                sock.close()
-    raise cli.RunError("no free UDP port on 127.0.0.1..")
 
 
 # ----------------------------------------------------------- one download
@@ -467,7 +427,8 @@ def run(args) -> int:
     song = SongInfo(find_song(args.song))
     rate = args.rate or max(MIN_RATE_KBPS, round(
         DEFAULT_RATE_FACTOR * song.kbps / args.seeders, 1))
-    port = args.port or free_port(args.seeders)
+    port = args.port or cli.free_port(
+        [f"127.0.0.{k + 1}" for k in range(args.seeders)])
     link = ["--rate", str(rate), "--loss", str(args.loss),
             "--delay", str(args.delay)]
     conditions = (f"{args.seeders} seeder(s) x {rate:g} kbit/s "

@@ -101,17 +101,9 @@ def start_seeders(args) -> list[subprocess.Popen]:
 
 
 def stop_seeders(procs) -> None:
-    for proc in procs:
-        if proc.poll() is None:
-            proc.terminate()
-    for proc in procs:
-        try:
-            out, _ = proc.communicate(timeout=5)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            out, _ = proc.communicate()
-        if out and out.strip():
-            print(out.strip().splitlines()[-1])
+    for out in cli.end_processes(procs):
+        if out.strip():
+            print(out.strip().splitlines()[-1])  # the seeder's summary
 
 
 def run_demo(argv) -> int:

@@ -9,14 +9,12 @@ script starts is ended by that script (``Procs``).
 from __future__ import annotations
 
 import datetime
-import hashlib
 import json
 import os
 import platform
 import random
 import shlex
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -26,6 +24,8 @@ import time
 BENCH_DIR = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(BENCH_DIR)
 sys.path.insert(0, ROOT)
+import cli  # noqa: E402
+
 PYTHON = sys.executable
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 
@@ -93,35 +93,14 @@ def random_file(path: str, size: int, seed: int) -> str:
 
 
 def sha256_file(path: str) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
+    return cli.sha256_file(path).hex()
 
 
 def temp_dir(prefix: str) -> tempfile.TemporaryDirectory:
     return tempfile.TemporaryDirectory(prefix=f"p2p-bench-{prefix}-")
 
 
-def free_port(ips=("127.0.0.1", "127.0.0.2", "127.0.0.3")) -> int:
-    """A UDP port free on every one of ``ips`` (loopback only)."""
-    rng = random.Random()
-    for _ in range(200):
-        port = rng.randint(20000, 60000)
-        socks = []
-        try:
-            for ip in ips:
-                sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-                socks.append(sock)
-                sock.bind((ip, port))
-            return port
-        except OSError:
-            continue
-        finally:
-            for sock in socks:
-                sock.close()
-    raise RuntimeError("no free UDP port")
+free_port = cli.free_port
 
 
 def check_loopback(ip: str) -> str:
@@ -166,15 +145,7 @@ class Procs:
         return proc
 
     def close(self) -> None:
-        for proc in self.procs:
-            if proc.poll() is None:
-                proc.terminate()
-        for proc in self.procs:
-            try:
-                proc.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(timeout=5)
+        cli.end_processes(self.procs)
 
     def __enter__(self):
         return self

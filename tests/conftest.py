@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import os
-import random
 import shutil
-import socket
 import subprocess
 import sys
 
@@ -16,24 +14,7 @@ sys.path.insert(0, ROOT)
 PYTHON = sys.executable
 SAMPLE = os.path.join(ROOT, "music", "facom-sample.mp3")
 
-
-def free_port(ips=("127.0.0.1", "127.0.0.2", "127.0.0.3")) -> int:
-    """A UDP port free on every one of ``ips``."""
-    for _ in range(200):
-        port = random.randint(20000, 60000)
-        socks = []
-        try:
-            for ip in ips:
-                sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-                socks.append(sock)
-                sock.bind((ip, port))
-            return port
-        except OSError:
-            continue
-        finally:
-            for sock in socks:
-                sock.close()
-    raise RuntimeError("no free port")
+from cli import free_port  # noqa: E402  (re-exported for the tests)
 
 
 class SeederProcess:
@@ -84,9 +65,8 @@ def run_leecher(*args: str, timeout: float = 60) -> subprocess.CompletedProcess:
 
 
 def sha256(path: str) -> str:
-    import hashlib
-    with open(path, "rb") as handle:
-        return hashlib.sha256(handle.read()).hexdigest()
+    from cli import sha256_file
+    return sha256_file(path).hex()
 
 
 @pytest.fixture(scope="session")

@@ -77,3 +77,35 @@ def song_dir(tmp_path_factory):
     import sample_song
     sample_song.make_mp3(str(folder / "short-tune.mp3"), seconds=6)
     return folder
+
+
+@pytest.fixture(scope="session")
+def display():
+    """An Xvfb server of our own; DISPLAY points at it meanwhile.  Skips
+    only when the Xvfb program is missing (./setup.sh test installs it)."""
+    import select
+    xvfb = shutil.which("Xvfb")
+    if xvfb is None:
+        pytest.skip("Xvfb is not installed")
+    read, write = os.pipe()
+    proc = subprocess.Popen(
+        [xvfb, "-displayfd", str(write), "-screen", "0", "1280x800x24",
+         "-dpi", "96", "-nolisten", "tcp"], pass_fds=(write,),
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    os.close(write)
+    number = b""
+    while not number.endswith(b"\n"):
+        if not select.select([read], [], [], 10)[0]:
+            proc.kill()
+            pytest.fail("Xvfb did not start")
+        number += os.read(read, 16) or b"\n"
+    os.close(read)
+    saved = os.environ.get("DISPLAY")
+    os.environ["DISPLAY"] = ":" + number.decode().strip()
+    yield os.environ["DISPLAY"]
+    if saved is None:
+        del os.environ["DISPLAY"]
+    else:
+        os.environ["DISPLAY"] = saved
+    proc.terminate()
+    proc.wait(timeout=10)

@@ -1,0 +1,108 @@
+"""The leecher's window as a user starts it: `python3 p2p_facom.py -t
+leecher` in its own process, on a real X server (Xvfb), driven with the
+mouse and the keyboard through xdotool, against three real seeders.
+
+No Tk object of the test's own: what is checked is what a user gets — a
+window that finds the song, downloads it on a double-click, plays it, and
+closes with Ctrl+Q.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import time
+
+import pytest
+
+from conftest import PYTHON, ROOT, sha256
+
+ARTIFACTS = os.path.join(ROOT, "test-artifacts")
+SONG = "short-tune.mp3"
+# Where the first row of the songs table is, in window coordinates, with
+# the window at its natural size (the screenshot in test-artifacts/ shows
+# it): the left column, below the search box.  Fonts move it by a few
+# pixels, so the clicks try a few heights around it.
+FIRST_SONG_ROW_X, FIRST_SONG_ROW_YS = 90, (338, 344, 332, 350, 326)
+
+
+def xdotool(*args: str) -> str:
+    result = subprocess.run(["xdotool", *args], capture_output=True,
+                            text=True, timeout=20)
+    return result.stdout.strip()
+
+
+def wait_for(condition, timeout: float, what: str, proc=None):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = condition()
+        if value:
+            return value
+        if proc is not None and proc.poll() is not None:
+            raise AssertionError(f"the window exited ({proc.returncode}) "
+                                 f"before {what}: {proc.stderr.read()}")
+        time.sleep(0.2)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+@pytest.fixture
+def one_song(tmp_path, song_dir):
+    folder = tmp_path / "music"
+    folder.mkdir()
+    shutil.copy(song_dir / SONG, folder / SONG)
+    return folder
+
+
+def test_window_downloads_on_double_click_and_closes_with_ctrl_q(
+        display, seeders, one_song, tmp_path):
+    if shutil.which("xdotool") is None:
+        pytest.fail("xdotool is missing: ./setup.sh test installs it")
+    common = ("-d", str(one_song), "--rate", "64", "--loss", "0.05",
+              "--rng-seed", "3", "-q")
+    group = seeders(("127.0.0.1", "-m", "sequential", *common),
+                    ("127.0.0.2", "-m", "random", *common),
+                    ("127.0.0.3", "-m", "semi-random", *common))
+    out = tmp_path / "downloads"
+    window = subprocess.Popen(
+        [PYTHON, os.path.join(ROOT, "p2p_facom.py"), "-t", "leecher",
+         "--lang", "en", "-o", str(out),
+         "--seeders", ",".join(s.address for s in group)],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        window_id = wait_for(
+            lambda: xdotool("search", "--name", "P2P FACOM").split()[:1],
+            30, "the window", window)[0]
+        part = out / (SONG + ".part")
+
+        heights = iter(FIRST_SONG_ROW_YS * 20)
+
+        def download_started():
+            if part.exists() or (out / SONG).exists():
+                return True
+            # The songs table fills once the seeders answer; until then
+            # a double-click lands on an empty row and does nothing.
+            xdotool("mousemove", "--window", window_id,
+                    str(FIRST_SONG_ROW_X), str(next(heights)), "click",
+                    "--repeat", "2", "--delay", "80", "1")
+            return False
+        wait_for(download_started, 30, "a double-click to start the "
+                 "download", window)
+        wait_for(lambda: (out / SONG).exists(), 60,
+                 "the verified song", window)
+        assert sha256(str(out / SONG)) == sha256(str(one_song / SONG))
+        assert not part.exists()
+        time.sleep(1.0)  # let the plot and the statistics panel refresh
+        os.makedirs(ARTIFACTS, exist_ok=True)
+        shot = os.path.join(ARTIFACTS, "window-process.png")
+        subprocess.run(["import", "-window", "root", "-crop",
+                        "1100x760+0+0", shot], check=True, timeout=30)
+        assert os.path.getsize(shot) > 20_000  # a drawn window, not black
+
+        xdotool("key", "--window", window_id, "ctrl+q")
+        assert window.wait(timeout=15) == 0, window.stderr.read()
+    finally:
+        if window.poll() is None:
+            window.kill()
+            window.wait(timeout=10)
+    assert "Traceback" not in window.stderr.read()

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import errno
 import hashlib
 import math
 import json
@@ -31,18 +32,27 @@ import sys
 import time
 import zlib
 from array import array
+from collections import deque
 from dataclasses import dataclass, field
+from operator import itemgetter
 
 import cli
 import protocol as p
 
 DEFAULT_WINDOW = 256  # chunks a seeder may have in flight to us
-RTO_FLOOR = 0.25
+RTO_FLOOR = 0.05
 RTO_MAX = 2.0
 REORDER_THRESHOLD = 3  # RFC 9002: lost once 3 later packets have arrived
 MAX_SILENT_TIMEOUTS = 5  # consecutive silences before a seeder is gone
 DEFAULT_TIMEOUT = 30.0  # give up after this long without any new chunk
 SOCKET_BUFFER = 4 * 1024 * 1024
+RECEIVE_BATCH = 1024  # datagrams taken per loop turn (and buffer slots)
+SLOT = p.MAX_DATAGRAM + 1  # a longer datagram fills its slot: rejected
+POLL_S = 0.1  # the loop looks at stop() and progress at least this often
+RENACK_FLOOR = 0.01  # a NACKed chunk is asked for again after >= 10 ms
+HASH_STEP = 256  # chunks of contiguous prefix hashed at a time
+FILL_GAP = 8  # missing chunks a write may cover with zeros (see _fill)
+IOV_MAX = min(os.sysconf("SC_IOV_MAX"), RECEIVE_BATCH)  # per pwritev
 PING_TIMEOUT = 0.4
 PING_TRIES = 3
 PING_PADDING = 44  # a 64-byte PING earns room for any PONG
@@ -84,6 +94,9 @@ class Endpoint:
                 pass
         self.sock.bind(bind)
         self.sock.setblocking(False)
+        arena = memoryview(bytearray(RECEIVE_BATCH * SLOT))
+        self._slots = [arena[start:start + SLOT]
+                       for start in range(0, len(arena), SLOT)]
         self.loss = loss
         self.rng = random.Random(seed)
         self.dropped = 0
@@ -100,22 +113,34 @@ class Endpoint:
         except OSError:
             pass  # nobody there (ICMP); silence is handled by timeouts
 
-    def receive(self, timeout: float) -> list[tuple[p.Datagram, tuple]]:
-        """Everything that arrives within ``timeout`` (at least one wait)."""
+    def receive_raw(self, timeout: float) -> list[tuple[memoryview, tuple]]:
+        """What arrives within ``timeout`` (at least one wait), undecoded:
+        views into buffer slots that the next call reuses, so whatever must
+        outlive it is copied or written out before."""
         readable, _, _ = select.select([self.sock], [], [], max(0, timeout))
         received = []
-        while readable and len(received) < 1024:
+        if not readable:
+            return received
+        recvfrom_into, loss = self.sock.recvfrom_into, self.loss
+        for slot in self._slots:  # a slot that got no datagram stays free
             try:
-                data, addr = self.sock.recvfrom(2048)
+                size, addr = recvfrom_into(slot)
             except (BlockingIOError, InterruptedError):
                 break
             except OSError:
                 continue  # ICMP error for an earlier send
-            if self.loss and self.rng.random() < self.loss:
+            if loss and self.rng.random() < loss:
                 self.dropped += 1
                 continue
+            received.append((slot[:size], addr))
+        return received
+
+    def receive(self, timeout: float) -> list[tuple[p.Datagram, tuple]]:
+        """Everything that arrives within ``timeout``, decoded."""
+        received = []
+        for view, addr in self.receive_raw(timeout):
             try:
-                received.append((p.decode(data), addr))
+                received.append((p.decode(view), addr))
             except p.ProtocolError:
                 self.bad += 1
         return received
@@ -249,14 +274,15 @@ class Sidecar:
                 for i in range(max(start, 0), min(end, info.chunks,
                                                   len(crcs)))}
 
-    def save(self, info: p.FileInfo, state: p.ReceiveState,
+    def save(self, info: p.FileInfo, chunks: list[tuple[int, int]],
              crcs: array) -> None:
+        """Record the ``chunks`` ranges as here, with their ``crcs``."""
         crcs = array("I", crcs)
         if sys.byteorder == "little":
             crcs.byteswap()
         data = {"sha256": info.sha256.hex(), "size": info.size,
                 "chunk_size": info.chunk_size,
-                "chunks": list(state.present()),
+                "chunks": chunks,
                 "crc32": base64.b64encode(crcs.tobytes()).decode("ascii")}
         temporary = self.path + ".tmp"
         with open(temporary, "w", encoding="utf-8") as handle:
@@ -271,7 +297,7 @@ class Sidecar:
 
 
 # --------------------------------------------------------------- transfers
-@dataclass
+@dataclass(eq=False)  # compared (and hashed) by identity
 class Transfer:
     """One REQUEST to one seeder and what came back for it."""
 
@@ -297,6 +323,14 @@ class Transfer:
     done: bool = False
     dead: bool = False
     seeder_counters: p.Done | None = None
+    stored: int = 0  # chunks of this transfer that we did not have yet
+    ack_every: int = field(init=False)  # chunks between two ACKs
+    base_rto: float = field(init=False)  # the RTO while the seeder talks
+    clock_offset: float = 0.0  # seeder's send_ms 0, in our timeline's time
+
+    def __post_init__(self):
+        self.ack_every = max(1, self.window // 4)
+        self.base_rto = self.rto
 
     def request(self, file_id: bytes) -> p.Request:
         return p.Request(file_id, p.Order(self.order), tuple(self.ranges),
@@ -372,14 +406,26 @@ class Download:
         self.player_attached_at = None
         self.state = p.ReceiveState(self.info.chunks)
         self.transfers: dict[tuple, Transfer] = {}
-        self.nacked_at: dict[int, float] = {}
+        self.nacked_at: dict[int, float] = {}  # chunk -> its last NACK
+        # (time, chunk) in NACK order, so the oldest is found at the head;
+        # entries whose chunk came or was NACKed again since are skipped.
+        self._nack_order: deque = deque()
         self.renack_after = 0.3
+        self._nack_rtt = None  # smoothed 2 x (NACK -> retransmission)
+        self._fresh: list = []  # (chunk, data view) to write this turn
+        self._unchecked: list = []  # runs written since the last CRC pass
+        self._unwritten = p.RangeSet()  # chunks whose write failed
+        self._zeros = bytes(song.info.chunk_size)
+        self._digest = hashlib.sha256()  # of the file's contiguous prefix
+        self._hashed_chunks = 0
         self.orphans = p.RangeSet()  # chunks no live seeder is asked for
         self.gone: set = set()  # seeders that stopped answering
         self._next_orphan_ping = 0.0
         self.nacks_sent = 0
         self.retransmitted = 0
-        self.per_seeder: dict[str, int] = {}
+        # Chunks stored per seeder address: counted by each transfer, and
+        # here for chunks of no (more) known transfer.
+        self.stored_from: dict[tuple, int] = {}
         self.times = Timeline(self.info.chunks)
         self.fed_chunks = 0
         self.started = None
@@ -458,34 +504,41 @@ class Download:
         if self._fd is None or not self.state.received or self._untrusted:
             return
         try:
-            Sidecar(self.sidecar_path).save(self.info, self.state, self.crcs)
+            with contextlib.suppress(cli.RunError):
+                self._write_fresh()  # stopped in mid-turn: write it first
+            self._checksum_written()
+            kept = p.RangeSet(self.state.present())
+            for start, end in self._unwritten:
+                kept.remove(start, end)
+            Sidecar(self.sidecar_path).save(self.info, list(kept), self.crcs)
         except OSError as exc:
             self.log(f"cannot save progress to {self.sidecar_path}: "
                      f"{exc.strerror or exc}")
+
+    def _checksum_written(self) -> None:
+        """The CRC-32 of each chunk written since the last save, as the
+        file holds it: the next run trusts a chunk only if it still
+        matches.  Done here, not per chunk, because saves are rare."""
+        size = self.info.chunk_size
+        for start, end in self._unchecked:
+            for first in range(start, end, 512):  # reads of at most 700 KB
+                last = min(end, first + 512)
+                block = memoryview(os.pread(self._fd, (last - first) * size,
+                                            first * size))
+                for index in range(first, last):
+                    offset = (index - first) * size
+                    self.crcs[index] = zlib.crc32(block[offset:offset + size])
+        self._unchecked.clear()
 
     def _close_part(self) -> None:
         if self._fd is not None:
             os.close(self._fd)
             self._fd = None
 
-    def _write_chunk(self, index: int, data: bytes) -> None:
-        try:
-            os.pwrite(self._fd, data, index * self.info.chunk_size)
-        except OSError as exc:
-            raise cli.RunError(f"cannot write {self.part_path}: "
-                               f"{exc.strerror or exc} (partial file kept)"
-                               ) from None
-
     def _finish(self) -> None:
         os.fsync(self._fd)
-        digest = hashlib.sha256()
-        offset = 0
-        while offset < self.info.size:
-            block = os.pread(self._fd, 1 << 20, offset)
-            if not block:
-                break
-            digest.update(block)
-            offset += len(block)
+        self._hash_prefix()
+        digest = self._digest
         if digest.digest() != self.info.sha256:
             self._untrusted = True  # keep no sidecar: start over next time
             Sidecar(self.sidecar_path).remove()
@@ -494,18 +547,39 @@ class Download:
         os.replace(self.part_path, self.final_path)
         Sidecar(self.sidecar_path).remove()
 
+    def _hash_prefix(self) -> None:
+        """Hash the file's contiguous prefix as it grows (in steps, and all
+        of it at the end), so little is left to hash when it is complete."""
+        ready = self.state.contiguous()
+        new = ready - self._hashed_chunks
+        if new <= 0 or (new < HASH_STEP and ready < self.info.chunks):
+            return
+        start = self._hashed_chunks * self.info.chunk_size
+        end = min(self.info.size, ready * self.info.chunk_size)
+        while start < end:
+            block = os.pread(self._fd, min(end - start, 1 << 20), start)
+            if not block:
+                break  # shorter than it should be: the digest says so
+            self._digest.update(block)
+            start += len(block)
+        first = self._hashed_chunks * self.info.chunk_size
+        self._hashed_chunks = ready
+        if hasattr(os, "posix_fadvise"):
+            # Hashed, so not read again: have the kernel start writing it
+            # to disk now, so that the fsync at the end has less to do.
+            os.posix_fadvise(self._fd, first, end - first,
+                             os.POSIX_FADV_DONTNEED)
+
     # ------------------------------------------------------------- starts
     def _start_transfers(self, peers: list[Peer], wanted: p.RangeSet):
         """Split ``wanted`` chunks among ``peers`` and REQUEST each share."""
         wanted_list = list(wanted.values())
         shares = p.split_among(len(wanted_list), len(peers))
         for peer, share in zip(peers, shares):
-            ranges = p.RangeSet()
-            for start, end in share:
-                for i in range(start, end):
-                    ranges.add(wanted_list[i])
-            if ranges:
-                self._start_transfer(peer, ranges)
+            chunks = [wanted_list[i] for start, end in share
+                      for i in range(start, end)]
+            if chunks:
+                self._start_transfer(peer, p.RangeSet(p.runs(chunks)))
 
     def _start_transfer(self, peer: Peer, ranges: p.RangeSet) -> None:
         pairs = list(ranges)
@@ -529,7 +603,8 @@ class Download:
         transfer = Transfer(
             sid, peer, ranges, order, percent, seed, self.options.window,
             now, now, self._base_rto(peer), first_pass,
-            limit=self.options.window)
+            limit=self.options.window,
+            clock_offset=now - self.started + (peer.rtt or 0) / 2)
         self.transfers[(peer.addr, sid)] = transfer
         self.endpoint.send(transfer.request(self.info.file_id), peer.addr,
                            sid)
@@ -552,12 +627,11 @@ class Download:
             if self._stop:
                 raise cli.RunError("stopped (partial file kept)")
             now = time.monotonic()
-            for datagram, addr in self.endpoint.receive(
-                    self._next_timer(now) - now):
-                self._dispatch(datagram, addr)
+            self._take(self.endpoint.receive_raw(self._next_timer(now) - now))
             now = time.monotonic()
             self._check_timers(now)
             self._feed_player()
+            self._hash_prefix()
             if self.on_turn:
                 self.on_turn()
             if self.state.received != received_before:
@@ -569,9 +643,12 @@ class Download:
                 raise cli.RunError(f"{why} (partial file kept)")
 
     def _next_timer(self, now: float) -> float:
-        wake = now + 0.1
+        wake = now + POLL_S
         for transfer in self._open_transfers():
             wake = min(wake, transfer.last_heard + transfer.rto)
+        oldest = self._oldest_nack()
+        if oldest is not None:
+            wake = min(wake, oldest + self.renack_after)
         return max(now, wake)
 
     def _open_transfers(self) -> list[Transfer]:
@@ -581,12 +658,85 @@ class Download:
     def _missing_of(self, transfer: Transfer) -> p.RangeSet:
         return self.state.missing_in(transfer.ranges)
 
-    def _dispatch(self, datagram: p.Datagram, addr) -> None:
+    def _take(self, received: list) -> None:
+        """One turn's datagrams: chunks on the fast path, the rest decoded.
+
+        The loop runs once per chunk, the hottest code of the leecher, so it
+        does only what must be done per chunk, with locals and without
+        calls where it can: ACKs when due, the furthest first-pass place,
+        and for a new chunk its times and a queued write.  Writes, loss
+        detection and timers are per turn.  The chunks' data are views of
+        the endpoint's buffer: they are written out before the next receive.
+        """
+        heard = {}  # transfers that sent chunks this turn (ordered set)
+        chunk_fields, data_at = p.chunk_fields, p.CHUNK_DATA_AT
+        file_id, total, last = self.info.file_id, self.info.chunks, \
+            self.info.chunks - 1
+        full, last_length = self.info.chunk_size, self._chunk_length(last)
+        transfers, places, add = self.transfers, self.place, self.state.add
+        fresh, received_at, sent_at = (self._fresh, self.times.received,
+                                       self.times.sent)
+        started, monotonic = self.started, time.monotonic
+        nacked_at = self.nacked_at
+        for view, addr in received:
+            fields = chunk_fields(view)
+            if fields is None:
+                self._on_message(view, addr)
+                continue
+            session, flags, chunk_file, index, tx_seq, send_ms = fields
+            data = view[data_at:]
+            if chunk_file != file_id or index >= total or len(data) != (
+                    full if index != last else last_length):
+                self.endpoint.bad += 1
+                continue
+            retransmit = flags & p.FLAG_RETRANSMIT
+            transfer = transfers.get((addr, session))
+            if transfer is not None:
+                heard[transfer] = None
+                if tx_seq > transfer.highest_seq:
+                    transfer.highest_seq = tx_seq
+                transfer.unacked += 1
+                if transfer.unacked >= transfer.ack_every:
+                    self._ack(transfer)
+                place = places[index]
+                if not retransmit and transfer.highest_place < place \
+                        < len(transfer.first_pass) \
+                        and transfer.first_pass[place] == index:
+                    transfer.highest_place = place
+            if not add(index):
+                continue
+            now = monotonic()
+            fresh.append((index, data))
+            received_at[index] = now - started
+            if transfer is not None:
+                sent_at[index] = transfer.clock_offset + send_ms / 1000
+                transfer.stored += 1
+            else:  # a late chunk of a session we gave up on
+                self.stored_from[addr] = self.stored_from.get(addr, 0) + 1
+            asked_at = nacked_at.pop(index, None) if nacked_at else None
+            if retransmit:
+                self._on_retransmission(index, asked_at, transfer, now)
+            if self.events is not None:
+                self._emit("chunk", index, self.times.get(sent_at, index),
+                           received_at[index], bool(retransmit),
+                           cli.format_address(addr))
+        self._write_fresh()
+        now = time.monotonic()
+        for transfer in heard:
+            transfer.heard = True
+            transfer.last_heard = now
+            transfer.silences = 0
+            transfer.rto = transfer.base_rto
+            self._detect_losses(transfer, now)
+
+    def _on_message(self, view: memoryview, addr) -> None:
+        try:
+            datagram = p.decode(view)
+        except p.ProtocolError:
+            self.endpoint.bad += 1
+            return
         msg = datagram.message
         transfer = self.transfers.get((addr, datagram.session))
-        if isinstance(msg, p.Chunk):
-            self._on_chunk(msg, datagram.flags, transfer, addr)
-            return
         if transfer is None:
             return  # a reply to an old or unknown session
         if isinstance(msg, p.Done):
@@ -600,58 +750,24 @@ class Download:
             self._give_up_on(transfer)
 
     # ------------------------------------------------------------- chunks
-    def _on_chunk(self, chunk: p.Chunk, flags: int, transfer, addr) -> None:
-        index = chunk.index
-        if chunk.file_id != self.info.file_id or index >= self.info.chunks \
-                or len(chunk.data) != self._chunk_length(index):
-            self.endpoint.bad += 1
-            return
-        now = time.monotonic()
-        retransmit = bool(flags & p.FLAG_RETRANSMIT)
-        if transfer is not None:
-            self._credit(transfer, chunk.tx_seq, now)
-        if self.state.add(index):
-            self._store(chunk, retransmit, transfer, addr, now)
-        if transfer is not None and not retransmit:
-            self._detect_losses(transfer, index, now)
-
     def _chunk_length(self, index: int) -> int:
         return min(self.info.chunk_size,
                    self.info.size - index * self.info.chunk_size)
 
-    def _store(self, chunk, retransmit, transfer, addr, now) -> None:
-        index = chunk.index
-        self._write_chunk(index, chunk.data)
-        self.crcs[index] = zlib.crc32(chunk.data)
-        times = self.times
-        times.received[index] = now - self.started
-        if transfer is not None:
-            times.sent[index] = (transfer.requested_at - self.started
-                                 + (transfer.peer.rtt or 0) / 2
-                                 + chunk.send_ms / 1000)
-        asked_at = self.nacked_at.pop(index, None)
-        if retransmit:
-            self.retransmitted += 1
-            times.retransmitted[index] = 1
-            if asked_at is not None:  # learn how long a NACK takes
-                sample = now - asked_at
-                self.renack_after = max(0.1, 0.8 * self.renack_after
-                                        + 0.2 * 2 * sample)
-        seeder = cli.format_address(addr)
-        self.per_seeder[seeder] = self.per_seeder.get(seeder, 0) + 1
-        self._emit("chunk", index, times.get(times.sent, index),
-                   times.received[index], retransmit, seeder)
-
-    def _credit(self, transfer: Transfer, tx_seq: int, now: float) -> None:
-        transfer.heard = True
-        transfer.last_heard = now
-        transfer.silences = 0
-        transfer.rto = self._base_rto(transfer.peer)
-        if tx_seq > transfer.highest_seq:
-            transfer.highest_seq = tx_seq
-        transfer.unacked += 1
-        if transfer.unacked >= max(1, transfer.window // 4):
-            self._ack(transfer)
+    def _on_retransmission(self, index, asked_at, transfer, now) -> None:
+        """A new chunk that came as a retransmission (NACKed at
+        ``asked_at``, if we know when)."""
+        self.retransmitted += 1
+        self.times.retransmitted[index] = 1
+        if asked_at is None:
+            return
+        # Learn how long a NACK takes to come back: ask again after twice
+        # that (smoothed), never sooner than twice the seeder's RTT.
+        sample = 2 * (now - asked_at)
+        self._nack_rtt = sample if self._nack_rtt is None \
+            else 0.8 * self._nack_rtt + 0.2 * sample
+        rtt = (transfer.peer.rtt or 0.0) if transfer is not None else 0.0
+        self.renack_after = max(RENACK_FLOOR, 2 * rtt, self._nack_rtt)
 
     def _ack(self, transfer: Transfer) -> None:
         transfer.unacked = 0
@@ -660,20 +776,84 @@ class Download:
         self.endpoint.send(p.Ack(transfer.limit), transfer.peer.addr,
                            transfer.sid)
 
-    def _detect_losses(self, transfer: Transfer, index: int, now: float):
-        place = self.place[index]
-        if place < 0 or place >= len(transfer.first_pass) \
-                or transfer.first_pass[place] != index \
-                or place <= transfer.highest_place:
+    def _detect_losses(self, transfer: Transfer, now: float) -> None:
+        """NACK the first-pass chunks that three later ones overtook."""
+        upto = transfer.highest_place - REORDER_THRESHOLD
+        if upto <= transfer.checked_upto:
             return
-        transfer.highest_place = place
-        upto = place - REORDER_THRESHOLD
-        lost = [transfer.first_pass[k]
-                for k in range(transfer.checked_upto, max(upto, 0))
-                if not self.state.have[transfer.first_pass[k]]]
-        transfer.checked_upto = max(transfer.checked_upto, upto)
+        first_pass, have = transfer.first_pass, self.state.have
+        lost = [first_pass[k] for k in range(transfer.checked_upto, upto)
+                if not have[first_pass[k]]]
+        transfer.checked_upto = upto
         self._nack(transfer, [i for i in lost if i not in self.nacked_at],
                    now)
+
+    def _write_fresh(self) -> None:
+        """Write this turn's new chunks: one ``pwritev`` per run of chunks
+        that follow each other in the file (short gaps filled, see
+        ``_fill``)."""
+        fresh = self._fresh
+        if not fresh:
+            return
+        fresh.sort(key=itemgetter(0))
+        self._fresh = []
+        first = previous = fresh[0][0]
+        views = []
+        for index, data in fresh:
+            if index != previous + 1 and views \
+                    and not self._fill(views, previous + 1, index):
+                self._write_run(first, views, fresh)
+                first, views = index, []
+            views.append(data)
+            previous = index
+        self._write_run(first, views, fresh)
+
+    def _fill(self, views: list, start: int, end: int) -> bool:
+        """Bridge a gap of a few chunks that are all still missing with
+        zeros, what the file holds there anyway (their data is written when
+        they come; nothing reads or trusts a missing chunk), so that a lost
+        chunk does not cost a write call of its own.  False: not bridged."""
+        if end - start > FILL_GAP or any(self.state.have[start:end]):
+            return False
+        views.extend([self._zeros] * (end - start))
+        return True
+
+    def _write_run(self, first: int, views: list, fresh: list) -> None:
+        """Write chunks ``first``, ``first + 1``... of the sorted ``fresh``;
+        when that fails, none from ``first`` on is to be trusted on resume.
+        """
+        try:
+            self._write_at(views, first)
+        except cli.RunError:
+            for index, _ in fresh:
+                if index >= first:
+                    self._unwritten.add(index)
+            raise
+        self._unchecked.append((first, first + len(views)))
+
+    def _write_at(self, views: list, first: int) -> None:
+        """Write the data of chunks ``first``, ``first + 1``... in order."""
+        size = self.info.chunk_size
+        try:
+            for part in range(0, len(views), IOV_MAX):
+                block = views[part:part + IOV_MAX]
+                offset = (first + part) * size
+                end = min(self.info.size, offset + len(block) * size)
+                written = os.pwritev(self._fd, block, offset)
+                if written < end - offset:  # the disk is full, most likely
+                    self._write_rest(b"".join(block)[written:],
+                                     offset + written)
+        except OSError as exc:
+            raise cli.RunError(f"cannot write {self.part_path}: "
+                               f"{exc.strerror or exc} (partial file kept)"
+                               ) from None
+
+    def _write_rest(self, data: bytes, offset: int) -> None:
+        while data:
+            written = os.pwrite(self._fd, data, offset)
+            if not written:
+                raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+            data, offset = data[written:], offset + written
 
     def _on_done(self, transfer: Transfer, done: p.Done) -> None:
         transfer.done = True
@@ -692,11 +872,10 @@ class Download:
         transfer.nack_round = (transfer.nack_round + 1) & 0xFFFF
         transfer.limit = max(transfer.limit,
                              transfer.highest_seq + 1 + transfer.window)
-        ranges = p.RangeSet()
         for index in chunks:
-            ranges.add(index)
             self.nacked_at[index] = now
-        pairs = list(ranges)
+            self._nack_order.append((now, index))
+        pairs = list(p.runs(sorted(set(chunks))))
         for start in range(0, len(pairs), p.MAX_NACK_RANGES):
             nack = p.Nack(transfer.limit, transfer.nack_round,
                           tuple(pairs[start:start + p.MAX_NACK_RANGES]))
@@ -713,13 +892,25 @@ class Download:
         self._adopt_orphans(now)
 
     def _renack_overdue(self, now: float) -> None:
-        overdue = [i for i, t in self.nacked_at.items()
-                   if now - t >= self.renack_after]
+        overdue = []
+        while self._oldest_nack() is not None \
+                and now - self._nack_order[0][0] >= self.renack_after:
+            overdue.append(self._nack_order.popleft()[1])
         if not overdue:
             return
         for transfer in self._open_transfers():
             mine = [i for i in overdue if i in transfer.ranges]
             self._nack(transfer, mine, now)
+        for index in overdue:  # no transfer asks for it: forget the NACK
+            if self.nacked_at.get(index, now) < now:
+                del self.nacked_at[index]
+
+    def _oldest_nack(self) -> float | None:
+        """When the oldest NACK still waiting for its chunk was sent."""
+        order, nacked_at = self._nack_order, self.nacked_at
+        while order and nacked_at.get(order[0][1]) != order[0][0]:
+            order.popleft()  # the chunk came, or was NACKed again since
+        return order[0][0] if order else None
 
     def _on_silence(self, transfer: Transfer, now: float) -> None:
         transfer.silences += 1
@@ -842,13 +1033,24 @@ class Download:
             "elapsed_s": round(elapsed, 4),
             "goodput_Bps": round(self.info.size / elapsed, 1)
             if elapsed and self.state.complete else 0.0,
-            "per_seeder": dict(self.per_seeder),
+            "per_seeder": self.per_seeder,
             "seeders_gone": sorted({cli.format_address(t.peer.addr)
                                     for t in self.transfers.values()
                                     if t.dead}),
             **({"timeline": self.timeline()} if timeline else {}),
             **self.audio_stats(),
         }
+
+    @property
+    def per_seeder(self) -> dict[str, int]:
+        """Chunks stored per seeder, by ``IP:port``."""
+        counts = dict(self.stored_from)
+        for transfer in list(self.transfers.values()):
+            if transfer.stored:
+                addr = transfer.peer.addr
+                counts[addr] = counts.get(addr, 0) + transfer.stored
+        return {cli.format_address(addr): count
+                for addr, count in counts.items()}
 
     def audio_stats(self) -> dict:
         """Start-up, stalls and continuity of what the player played."""

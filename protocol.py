@@ -55,6 +55,7 @@ from __future__ import annotations
 
 import bisect
 import enum
+import itertools
 import struct
 import zlib
 from dataclasses import dataclass, field
@@ -126,6 +127,13 @@ class ProtocolError(ValueError):
 CHUNK_FIXED = struct.Struct("!8sIII")
 CHUNK_SIZE = 1400  # payload bytes per chunk; CHUNK datagram = 1436 bytes
 assert HEADER.size + CHUNK_FIXED.size + CHUNK_SIZE <= MAX_DATAGRAM
+# CHUNK is almost all the traffic: its header and fixed body part are read
+# and written in one go (``chunk_fields``, ``encode_chunk``).
+CHUNK_HEAD = struct.Struct(HEADER.format + CHUNK_FIXED.format[1:])
+CHUNK_DATA_AT = CHUNK_HEAD.size  # the chunk's data starts here
+MAX_CHUNK_DATA = MAX_DATAGRAM - CHUNK_DATA_AT
+CRC_AT = HEADER.size - 4
+_ZERO_CRC = bytes(4)
 
 
 # ---------------------------------------------------------------- messages
@@ -341,9 +349,6 @@ def _encode_body(msg: Message) -> bytes:
         return REQUEST_FIXED.pack(
             msg.file_id, msg.order, msg.ordered_percent, msg.token, msg.seed,
             msg.window, len(msg.ranges)) + _encode_ranges(msg.ranges)
-    if isinstance(msg, Chunk):
-        return CHUNK_FIXED.pack(msg.file_id, msg.index, msg.tx_seq,
-                                msg.send_ms) + msg.data
     if isinstance(msg, Ack):
         return ACK_BODY.pack(msg.limit)
     if isinstance(msg, Nack):
@@ -405,8 +410,14 @@ def _decode_body(kind: MsgType, body: bytes) -> Message:
     raise ProtocolError(f"unhandled message type {kind}")  # pragma: no cover
 
 
+_CHUNK_TYPE = int(MsgType.CHUNK)
+
+
 def encode(msg: Message, session: int = 0, flags: int = 0) -> bytes:
     """Pack one message into one datagram (header + body, CRC filled in)."""
+    if isinstance(msg, Chunk):
+        return encode_chunk(msg.file_id, msg.index, msg.tx_seq, msg.send_ms,
+                            msg.data, session, flags)
     body = _encode_body(msg)
     if len(body) > MAX_BODY:
         raise ValueError(f"{type(msg).__name__} body of {len(body)} bytes "
@@ -417,8 +428,55 @@ def encode(msg: Message, session: int = 0, flags: int = 0) -> bytes:
     return header[:-4] + crc.to_bytes(4, "big") + body
 
 
+def encode_chunk(file_id: bytes, index: int, tx_seq: int, send_ms: int,
+                 data, session: int = 0, flags: int = 0) -> bytes:
+    """``encode(Chunk(...))`` without building the message: a seeder sends
+    one per chunk.  ``data`` may be any bytes-like object."""
+    if len(data) > MAX_CHUNK_DATA:
+        raise ValueError(f"Chunk body of {CHUNK_FIXED.size + len(data)} "
+                         f"bytes exceeds {MAX_BODY}")
+    length = CHUNK_FIXED.size + len(data)
+    head = CHUNK_HEAD.pack(MAGIC, VERSION, _CHUNK_TYPE, flags, session,
+                           length, 0, file_id, index, tx_seq, send_ms)
+    crc = zlib.crc32(data, zlib.crc32(head))  # with the CRC field zero
+    return CHUNK_HEAD.pack(MAGIC, VERSION, _CHUNK_TYPE, flags, session,
+                           length, crc, file_id, index, tx_seq,
+                           send_ms) + data
+
+
+def chunk_fields(data) -> tuple | None:
+    """``(session, flags, file_id, index, tx_seq, send_ms)`` when ``data``
+    (bytes or a memoryview) is a valid CHUNK datagram, else None: ``decode``
+    then says what is wrong with it.  The chunk's data is
+    ``data[CHUNK_DATA_AT:]``.  Builds no message: a leecher calls this
+    once per chunk."""
+    size = len(data)
+    if not CHUNK_DATA_AT <= size <= MAX_DATAGRAM or data[3] != _CHUNK_TYPE:
+        return None
+    (magic, version, _, flags, session, length, crc, file_id, index, tx_seq,
+     send_ms) = CHUNK_HEAD.unpack_from(data)
+    if magic != MAGIC or version != VERSION or length != size - HEADER.size:
+        return None
+    # A leecher passes a memoryview: these slices copy nothing.
+    if zlib.crc32(data[HEADER.size:], zlib.crc32(
+            _ZERO_CRC, zlib.crc32(data[:CRC_AT]))) != crc:
+        return None
+    return session, flags, file_id, index, tx_seq, send_ms
+
+
 def decode(data: bytes) -> Datagram:
-    """Parse one datagram; any malformed input raises ``ProtocolError``."""
+    """Parse one datagram; any malformed input raises ``ProtocolError``.
+    CHUNK, most of the traffic, skips the general path's type dispatch."""
+    fields = chunk_fields(data)
+    if fields is None:
+        return _decode_any(data)
+    session, flags, *chunk = fields
+    return Datagram(Chunk(*chunk, bytes(data[CHUNK_DATA_AT:])), session,
+                    flags)
+
+
+def _decode_any(data: bytes) -> Datagram:
+    """The general path of ``decode``: every type, every check."""
     if len(data) < HEADER.size:
         raise ProtocolError("datagram shorter than the header")
     if len(data) > MAX_DATAGRAM:
@@ -432,7 +490,7 @@ def decode(data: bytes) -> Datagram:
     if length != len(data) - HEADER.size:
         raise ProtocolError("length field does not match the datagram")
     body = bytes(data[HEADER.size:])
-    zeroed = bytes(data[:HEADER.size - 4]) + b"\0\0\0\0"
+    zeroed = bytes(data[:CRC_AT]) + _ZERO_CRC
     if zlib.crc32(body, zlib.crc32(zeroed)) != crc:
         raise ProtocolError("CRC mismatch")
     try:
@@ -584,7 +642,8 @@ def send_order(ranges: Iterable[tuple[int, int]], order: Order, seed: int,
     ``semi-random`` is the original P2P FACOM's: the first part (``ordered
     fraction`` of the chunks) in order, the rest shuffled.
     """
-    chunks = [i for start, end in ranges for i in range(start, end)]
+    chunks = list(itertools.chain.from_iterable(
+        range(start, end) for start, end in ranges))
     rng = OrderRng(seed)
     if order == Order.RANDOM:
         rng.shuffle(chunks)
@@ -622,17 +681,22 @@ def split_among(total: int, sources: int, block: int | None = None,
 # --------------------------------------------------- receiver bookkeeping
 @dataclass
 class ReceiveState:
-    """What a leecher has of one file: which chunks arrived, which not."""
+    """What a leecher has of one file: which chunks arrived, which not.
+
+    ``add`` runs once per chunk, so it only flags the chunk; ``missing``
+    takes the arrivals out in runs when someone reads it."""
 
     total: int
     have: bytearray = field(init=False)
-    missing: RangeSet = field(init=False)
     received: int = 0
     duplicates: int = 0
+    _missing: RangeSet = field(init=False, repr=False)
+    _arrived: list = field(init=False, repr=False)  # not yet out of missing
 
     def __post_init__(self):
         self.have = bytearray(self.total)
-        self.missing = RangeSet([(0, self.total)] if self.total else [])
+        self._missing = RangeSet([(0, self.total)] if self.total else [])
+        self._arrived = []
 
     def add(self, index: int) -> bool:
         """Record chunk ``index``; False when it was a duplicate."""
@@ -643,8 +707,17 @@ class ReceiveState:
             return False
         self.have[index] = 1
         self.received += 1
-        self.missing.remove(index)
+        self._arrived.append(index)
         return True
+
+    @property
+    def missing(self) -> RangeSet:
+        if self._arrived:
+            arrived = sorted(self._arrived)
+            self._arrived.clear()
+            for start, end in runs(arrived):
+                self._missing.remove(start, end)
+        return self._missing
 
     @property
     def complete(self) -> bool:
@@ -667,3 +740,14 @@ class ReceiveState:
 
     def missing_in(self, ranges: RangeSet) -> RangeSet:
         return self.missing.intersection(ranges)
+
+
+def runs(ordered: list[int]) -> Iterator[tuple[int, int]]:
+    """The [start, end) runs of consecutive values in a sorted list."""
+    start = previous = ordered[0]
+    for value in ordered[1:]:
+        if value != previous + 1:
+            yield start, previous + 1
+            start = value
+        previous = value
+    yield start, previous + 1

@@ -83,9 +83,6 @@ def main(argv=None) -> int:
     parser.add_argument("--keep", metavar="DIR",
                         help="copy the raw stacks here")
     parser.add_argument("--seed", type=int, default=1)
-    parser.add_argument("--patches", default=None,
-                        help="run the leecher with candidate fixes from "
-                             "bench/whatif_leecher.py (comma-separated)")
     args = parser.parse_args(argv)
     spy = py_spy()
     c.header("profile: seeder and leecher under py-spy", __file__,
@@ -115,9 +112,6 @@ def main(argv=None) -> int:
         leecher = c.leecher_cmd(name, out_dir, [seeder.address],
                                 stats_path, "--method", args.method,
                                 "--rng-seed", str(args.seed))
-        if args.patches:
-            leecher[1:2] = [os.path.join(c.BENCH_DIR, "whatif_leecher.py"),
-                            args.patches]
         cmd = [spy, "record", "-r", str(args.rate), "-f", "raw",
                "--function", "-o", leecher_raw, "--", *leecher]
         run = c.Measured(cmd, timeout=300, stdout_path=stats_path + ".log")
@@ -131,8 +125,7 @@ def main(argv=None) -> int:
             print(f"leecher failed: {run.output()[-400:]}")
             return 1
         stats = c.load_stats(stats_path)
-        print(f"{size / 1e6:.0f} MB, loss {args.loss}, {args.method}, "
-              f"leecher patches: {args.patches or 'none'}: "
+        print(f"{size / 1e6:.0f} MB, loss {args.loss}, {args.method}: "
               f"goodput {stats['goodput_Bps'] / 1e6:.1f} MB/s (slowed by "
               f"sampling), {stats['chunks_retransmitted']} retransmitted")
         print(f"seeder: {seeder.summary}")

@@ -212,3 +212,86 @@ def test_search_results_are_paged_to_fit():
     assert [f for page in pages for f in page.files] == files
     for page in pages:
         assert len(p.encode(page)) <= p.MAX_DATAGRAM
+
+
+def _general(data: bytes):
+    """What the general decoding path makes of ``data`` (or its error)."""
+    try:
+        return p._decode_any(data)
+    except p.ProtocolError:
+        return p.ProtocolError
+
+
+def _fast(data: bytes):
+    try:
+        return p.decode(data)
+    except p.ProtocolError:
+        return p.ProtocolError
+
+
+CHUNKS = st.builds(
+    p.Chunk, st.binary(min_size=8, max_size=8), st.integers(0, 2**32 - 1),
+    st.integers(0, 2**32 - 1), st.integers(0, 2**32 - 1),
+    st.binary(max_size=p.MAX_CHUNK_DATA))
+
+
+@settings(max_examples=400, deadline=None)
+@given(CHUNKS, st.integers(0, 2**32 - 1), st.integers(0, 255),
+       st.lists(st.tuples(st.integers(0, 1600), st.integers(0, 255)),
+                max_size=3), st.integers(-40, 40))
+def test_chunk_fast_path_decodes_like_the_general_path(
+        chunk, session, flags, edits, resize):
+    data = bytearray(p.encode(chunk, session, flags))
+    assert p.decode(bytes(data)) == p.Datagram(chunk, session, flags)
+    for pos, value in edits:  # corrupt it: both paths must agree still
+        if pos < len(data):
+            data[pos] = value
+    data = data[:len(data) + resize] if resize < 0 else data + bytes(resize)
+    assert _fast(bytes(data)) == _general(bytes(data))
+    assert _fast(memoryview(data)) == _general(bytes(data))
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.binary(max_size=1600))
+def test_chunk_fields_accepts_only_what_decode_calls_a_chunk(data):
+    fields = p.chunk_fields(data)
+    decoded = _general(data)
+    if fields is None:
+        assert decoded is p.ProtocolError \
+            or not isinstance(decoded.message, p.Chunk)
+        return
+    session, flags, *chunk = fields
+    assert decoded == p.Datagram(
+        p.Chunk(*chunk, data[p.CHUNK_DATA_AT:]), session, flags)
+
+
+def test_chunk_encoding_has_the_documented_layout():
+    chunk = p.Chunk(FID, 7, 9, 11, b"abc")
+    data = p.encode_chunk(FID, 7, 9, 11, memoryview(b"abc"), 5,
+                          p.FLAG_RETRANSMIT)
+    assert data == p.encode(chunk, 5, p.FLAG_RETRANSMIT)
+    header = p.HEADER.unpack_from(data)
+    assert header[:6] == (b"PF", 1, p.MsgType.CHUNK, p.FLAG_RETRANSMIT, 5,
+                          p.CHUNK_FIXED.size + 3)
+    zeroed = data[:12] + b"\0" * 4 + data[16:]
+    assert header[6] == zlib.crc32(zeroed)
+    assert p.CHUNK_FIXED.unpack_from(data, 16) == (FID, 7, 9, 11)
+    with pytest.raises(ValueError):
+        p.encode_chunk(FID, 0, 0, 0, bytes(p.MAX_CHUNK_DATA + 1))
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.integers(1, 300), st.lists(st.integers(0, 299), max_size=400))
+def test_receive_state_missing_is_the_complement_of_what_arrived(total,
+                                                                 adds):
+    state = p.ReceiveState(total)
+    arrived = set()
+    for n, index in enumerate(adds):
+        index %= total
+        assert state.add(index) == (index not in arrived)
+        arrived.add(index)
+        if n % 7 == 0:  # read it now and then, as the leecher does
+            assert set(state.missing.values()) == \
+                set(range(total)) - arrived
+    assert set(state.missing.values()) == set(range(total)) - arrived
+    assert state.received == len(arrived)

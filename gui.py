@@ -14,8 +14,10 @@ queue (``App.inbox``), which the Tk thread drains every ``POLL_MS`` with
 
 The live plot shows, per chunk, when it was sent, received and played (x:
 seconds since the request, y: chunk index); NACKed chunks and chunks that
-arrived as a retransmission are marked.  It is redrawn at most every
-``PLOT_EVERY_S``.
+arrived as a retransmission are marked.  Its data lines are redrawn at
+most every ``PLOT_EVERY_S``, on a background (axes, ticks, legend) that a
+thread of its own renders (``BackgroundPainter``).  While the Tk thread
+polls, the download's loop waits (``Worker.giving_way``).
 
 matplotlib is imported when the window is built, not with this module:
 ``import gui`` is cheap and needs no display.
@@ -24,6 +26,7 @@ matplotlib is imported when the window is built, not with this module:
 from __future__ import annotations
 
 import collections
+import contextlib
 import csv
 import math
 import os
@@ -33,7 +36,7 @@ import sys
 import threading
 import time
 import traceback
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import cli
 import leecher
@@ -48,9 +51,19 @@ except ImportError:  # python3-tk is not installed
     tk = None
 
 POLL_MS = 50            # how often the Tk thread drains the inbox
-EVENT_BUDGET_S = 0.03   # most time one poll spends on messages
+EVENT_BUDGET_S = 0.015  # most time one poll spends on messages
+SWITCH_INTERVAL_S = 0.001  # see App.__init__
+GIVE_WAY_MAX_S = 0.5    # the download waits for the Tk thread at most this
 PLOT_EVERY_S = 0.25     # the plot is redrawn at most this often
-MAX_PLOT_POINTS = 20000  # per series; more are thinned for drawing
+# Points per series on the screen (the axes are ~600 px wide).  Not more:
+# numpy lets the GIL go in loops over more than 500 items, and each time
+# the Tk thread then waits to get it back from the busy download thread.
+LIVE_POINTS = 500
+SAVE_POINTS = 20000     # per series in a saved PNG
+X_START_S = 2.0         # the x axis's first limit; it doubles as needed
+SETTLE_S = 1.0          # no new data this long: x fits the data again
+PLOT_SIZE = (6.6, 4.0)  # inches, until the window gives it its size
+PLOT_DPI = 100
 LAG_KEEP = 100_000      # event-loop lag samples kept for benchmarks
 WINDOW_SIZE = "1100x718"  # + the menu bar: about 1100x750 in all
 FONT_SIZE = 11
@@ -475,6 +488,9 @@ class Worker(threading.Thread):
         self.player = None
         self.closing = False
         self.stop_requested = False
+        # Clear while the Tk thread works: the download then waits.
+        self.window_idle = threading.Event()
+        self.window_idle.set()
 
     # -------------------------------------------------- Tk thread side
     def submit(self, job: str, *args) -> None:
@@ -485,6 +501,21 @@ class Worker(threading.Thread):
         download = self.download
         if download is not None:
             download.stop()
+
+    @contextlib.contextmanager
+    def giving_way(self):
+        """While in this block, the download's loop waits at its next turn
+        (GIVE_WAY_MAX_S at most).  Else the Tk thread shares the GIL with
+        it: its work then takes 3-5 times longer, and every Tk call, which
+        lets the GIL go, waits up to a switch interval to get it back."""
+        self.window_idle.clear()
+        try:
+            yield
+        finally:
+            self.window_idle.set()
+
+    def _give_way(self) -> None:
+        self.window_idle.wait(GIVE_WAY_MAX_S)
 
     def shutdown(self) -> None:
         """Stop the download (its .part is kept) and end the thread."""
@@ -562,6 +593,7 @@ class Worker(threading.Thread):
         download = leecher.Download(self._endpoint(), song, self.peers,
                                     out_dir, leecher.Options(method=method),
                                     events=self.inbox)
+        download.on_turn = self._give_way
         self.download = download
         if self.closing or self.stop_requested:  # Stop came first
             self.post("download-failed", "stopped", True, download.part_path)
@@ -637,41 +669,174 @@ SERIES = (  # name, string key, matplotlib style
 )
 
 
-def thinned(values: list) -> list:
-    step = -(-len(values) // MAX_PLOT_POINTS)
+def thinned(values: list, most: int) -> list:
+    """At most about ``most`` of ``values``, evenly spread."""
+    step = -(-len(values) // most)
     return values if step <= 1 else values[::step]
 
 
+@dataclass(frozen=True)
+class Look:
+    """Everything the plot's background depends on."""
+
+    inches: tuple        # the figure's (width, height) on the screen
+    dpi: float           # the figure's on the screen (100 x Tk's scaling)
+    x_limit: float
+    y_limits: tuple
+    labels: tuple        # x label, y label, then one per SERIES
+
+
+@dataclass(frozen=True)
+class Painting:
+    look: Look
+    rgba: object         # numpy array (height, width, 4)
+    axes_box: object     # the axes' position in the figure (a Bbox)
+
+
+def decorated_figure(look: Look, background: str):
+    """A figure with the plot's axes, grid, labels and legend, and one
+    empty line per series: (figure, axes, lines by series name)."""
+    from matplotlib.figure import Figure
+    figure = Figure(figsize=look.inches, dpi=look.dpi, facecolor=background)
+    axes = figure.add_subplot()
+    lines = {name: axes.plot([], [], label=label, **style)[0]
+             for (name, _, style), label in zip(SERIES, look.labels[2:])}
+    axes.grid(True, alpha=0.3)
+    axes.tick_params(labelsize=11)
+    axes.set_xlabel(look.labels[0], fontsize=12)
+    axes.set_ylabel(look.labels[1], fontsize=12)
+    axes.legend(loc="lower center", bbox_to_anchor=(0.5, 1.0),
+                ncols=len(SERIES), frameon=False, fontsize=11,
+                handlelength=1.4, handletextpad=0.4,
+                columnspacing=1.2, borderaxespad=0.3)
+    axes.set_xlim(0, look.x_limit)
+    axes.set_ylim(*look.y_limits)
+    return figure, axes, lines
+
+
+class BackgroundPainter(threading.Thread):
+    """Renders the plot's background (axes, ticks, labels, legend: all
+    but the data) on a thread of its own.  It is mostly text, 50-100 ms
+    of it, which would stop the Tk thread each time the axes change;
+    here the Tk thread only shares the GIL meanwhile.  Only the latest
+    wanted look is painted; the Tk thread picks ``painted`` up."""
+
+    def __init__(self, background: str):
+        super().__init__(name="plot-painter", daemon=True)
+        self.background = background
+        self.wanted: Look | None = None
+        self.painted: Painting | None = None
+        self.closing = False
+        self.wakeup = threading.Condition()
+        self.figure = self.axes = self.canvas = None
+        self.labels = None  # the figure's
+        self.layout = None  # run by hand: see _lay_out
+        self.laid_out_for = None
+
+    def paint(self, look: Look) -> None:
+        with self.wakeup:
+            self.wanted = look
+            self.wakeup.notify()
+
+    def close(self) -> None:
+        with self.wakeup:
+            self.closing = True
+            self.wakeup.notify()
+
+    def run(self) -> None:
+        while True:
+            with self.wakeup:
+                while self.wanted is None and not self.closing:
+                    self.wakeup.wait()
+                if self.closing:
+                    return
+                look, self.wanted = self.wanted, None
+            self.painted = self._render(look)
+
+    def _render(self, look: Look) -> Painting:
+        import numpy as np
+        from matplotlib.backends.backend_agg import FigureCanvasAgg
+        from matplotlib.layout_engine import ConstrainedLayoutEngine
+        if look.labels != self.labels:  # a new language: a new figure
+            self.figure, self.axes, _ = decorated_figure(look,
+                                                         self.background)
+            self.canvas = FigureCanvasAgg(self.figure)
+            self.labels = look.labels
+            self.layout = ConstrainedLayoutEngine()
+            self.laid_out_for = None
+        self.figure.set_dpi(look.dpi)
+        self.figure.set_size_inches(look.inches)
+        self.axes.set_xlim(0, look.x_limit)
+        self.axes.set_ylim(*look.y_limits)
+        self._lay_out(look)
+        self.canvas.draw()
+        return Painting(look, np.array(self.canvas.buffer_rgba()),
+                        self.axes.get_position())
+
+    def _lay_out(self, look: Look) -> None:
+        """Run the layout only when it can change (a third of a draw):
+        size, language, digits of the limits."""
+        key = (look.inches, look.dpi, look.labels,
+               len(str(int(look.x_limit))), len(str(int(look.y_limits[1]))))
+        if key != self.laid_out_for:
+            self.layout.execute(self.figure)
+            self.laid_out_for = key
+
+
 class ChunkPlot:
-    """The live plot: a matplotlib Figure in a Tk canvas."""
+    """The live plot: per chunk, when it was sent, received and played.
+
+    The Tk canvas shows a figure in which only the data lines are drawn
+    (at most LIVE_POINTS a series, at most every PLOT_EVERY_S): each
+    redraw puts the background back and draws the lines on it (blitting,
+    a few ms).  The background comes from a BackgroundPainter, asked for
+    a new one when the axes change: a new download, an x limit that
+    doubles (so: seldom), a language switch, a resize.
+    """
 
     def __init__(self, master, tr, background: str = "white"):
         from matplotlib.backends.backend_tkagg import FigureCanvasTkAgg
         from matplotlib.figure import Figure
-        from matplotlib.layout_engine import ConstrainedLayoutEngine
         self.tr = tr
-        # The layout is computed only when it can change (size, labels,
-        # number of digits on the x axis): it costs a third of a redraw.
-        self.layout = ConstrainedLayoutEngine()
-        self.laid_out_for = None
-        self.figure = Figure(figsize=(6.6, 4.0), dpi=100,
+        self.figure = Figure(figsize=PLOT_SIZE, dpi=PLOT_DPI,
                              facecolor=background)
         self.axes = self.figure.add_subplot()
+        self.axes.set_axis_off()  # the painter draws all that
+        self.lines = {name: self.axes.plot([], [], animated=True,
+                                           **style)[0]
+                      for name, _, style in SERIES}
         self.canvas = FigureCanvasTkAgg(self.figure, master=master)
         self.widget = self.canvas.get_tk_widget()
-        self.widget.bind("<Configure>", self._on_resize, add="+")
+        self.canvas.mpl_connect("draw_event", self._on_full_draw)
+        self.painter = BackgroundPainter(background)
+        self.painter.start()
         self.data = {name: ([], []) for name, _, _ in SERIES}
-        self.lines = {name: self.axes.plot([], [], **style)[0]
-                      for name, _, style in SERIES}
         self.title = ""
         self.x_max = 0.0
+        self.look = Look(self._inches(), self.figure.dpi, X_START_S,
+                         (0, 1), self._labels())
+        self.shown: Painting | None = None  # the background on screen
+        self.background = None  # the same, as the canvas keeps it
         self.dirty = True
         self.drawn_at = 0.0
-        self.axes.grid(True, alpha=0.3)
-        self.axes.tick_params(labelsize=11)
-        self.axes.set_xlim(0, 1)
-        self.axes.set_ylim(0, 1)
-        self.relabel()
+        self.painter.paint(self.look)
+
+    def _inches(self) -> tuple:
+        """The figure's size, as the canvas set it: a background painted
+        at this size and dpi has the same pixels as the canvas."""
+        return tuple(self.figure.get_size_inches())
+
+    def _fits(self, painting: Painting | None) -> bool:
+        return painting is not None and painting.look.dpi == \
+            self.figure.dpi and painting.look.inches == self._inches()
+
+    def _labels(self) -> tuple:
+        return (self.tr("x_label"), self.tr("y_label"),
+                *(self.tr(key) for _, key, _ in SERIES))
+
+    def _want(self, **changes) -> None:
+        self.look = replace(self.look, **changes)
+        self.painter.paint(self.look)
 
     def reset(self, chunks: int, title: str) -> None:
         for xs, ys in self.data.values():
@@ -679,54 +844,105 @@ class ChunkPlot:
             ys.clear()
         self.title = title
         self.x_max = 0.0
-        self.axes.set_ylim(-0.5, max(chunks, 1) - 0.5)
-        self.relabel()
+        self.dirty = True
+        self._want(x_limit=X_START_S, y_limits=(-0.5, max(chunks, 1) - 0.5))
 
     def add(self, series: str, x: float, y: int) -> None:
         xs, ys = self.data[series]
         xs.append(x)
         ys.append(y)
-        self.x_max = max(self.x_max, x)
+        if x > self.x_max:
+            self.x_max = x
         self.dirty = True
 
     def relabel(self) -> None:
-        axes = self.axes
-        axes.set_xlabel(self.tr("x_label"), fontsize=12)
-        axes.set_ylabel(self.tr("y_label"), fontsize=12)
-        for name, key, _ in SERIES:
-            self.lines[name].set_label(self.tr(key))
-        axes.legend(loc="lower center", bbox_to_anchor=(0.5, 1.0),
-                    ncols=len(SERIES), frameon=False, fontsize=11,
-                    handlelength=1.4, handletextpad=0.4,
-                    columnspacing=1.2, borderaxespad=0.3)
-        self.dirty = True
+        self._want(labels=self._labels())
+
+    def up_to_date(self) -> bool:
+        """The screen shows the background of the latest look."""
+        return self.shown is not None and self.shown.look == self.look
 
     def redraw_if_due(self, now: float, force: bool = False) -> None:
-        if not self.dirty or (not force and
-                              now - self.drawn_at < PLOT_EVERY_S):
+        """Show a new background if one came, else the new data if the
+        last redraw is PLOT_EVERY_S old (``force``: whatever its age)."""
+        self._fit_x(now)
+        painted = self.painter.painted
+        if painted is not self.shown and self._fits(painted):
+            self._show_background(painted)
+        elif self.dirty and self.background is not None and \
+                (force or now - self.drawn_at >= PLOT_EVERY_S):
+            self.canvas.restore_region(self.background)
+            self._draw_lines()
+            self.canvas.blit(self.axes.bbox)
+        else:
             return
-        for name, (xs, ys) in self.data.items():
-            self.lines[name].set_data(thinned(xs), thinned(ys))
-        x_end = max(1.0, self.x_max * 1.04)
-        self.axes.set_xlim(0, x_end)
-        self._lay_out(len(str(int(x_end))))
-        self.canvas.draw_idle()
         self.dirty = False
         self.drawn_at = now
 
-    def _on_resize(self, event) -> None:
-        self.dirty = True  # the next redraw lays the figure out again
+    def _fit_x(self, now: float) -> None:
+        """While data comes, double the x limit until it fits (each change
+        is a new background: it changes seldom); once no data came for
+        SETTLE_S, fit it to the data."""
+        limit = self.look.x_limit
+        if not self.dirty and now - self.drawn_at > SETTLE_S:
+            limit = self._tight_x_limit()
+        while limit < self.x_max * 1.04:
+            limit *= 2
+        if limit != self.look.x_limit:
+            self._want(x_limit=limit)
 
-    def _lay_out(self, x_digits: int) -> None:
-        key = (self.widget.winfo_width(), self.widget.winfo_height(),
-               x_digits, self.axes.get_xlabel(), self.axes.get_ylim())
-        if key != self.laid_out_for:
-            self.layout.execute(self.figure)
-            self.laid_out_for = key
+    def _tight_x_limit(self) -> float:
+        return max(X_START_S / 2, self.x_max * 1.04)
+
+    def _show_background(self, painting: Painting) -> None:
+        """Put ``painting`` in the canvas' image, the lines on it, and
+        all of it on the screen."""
+        import numpy as np
+        self.shown = painting
+        self.axes.set_position(painting.axes_box)
+        self.axes.set_xlim(0, painting.look.x_limit)
+        self.axes.set_ylim(*painting.look.y_limits)
+        renderer = self.canvas.get_renderer()
+        np.asarray(renderer.buffer_rgba())[...] = painting.rgba
+        self.background = self.canvas.copy_from_bbox(self.axes.bbox)
+        self._draw_lines()
+        self.canvas.blit()
+
+    def _put_data(self, lines: dict, most: int) -> None:
+        for name, (xs, ys) in self.data.items():
+            lines[name].set_data(thinned(xs, most), thinned(ys, most))
+
+    def _draw_lines(self) -> None:
+        self._put_data(self.lines, LIVE_POINTS)
+        for line in self.lines.values():
+            self.axes.draw_artist(line)
+
+    def _on_full_draw(self, event) -> None:
+        """The canvas drew the figure itself, that is without background
+        (at the start, on a resize): put it back, or ask for one of the
+        new size."""
+        painted = self.painter.painted
+        if self._fits(painted):
+            self._show_background(painted)
+        else:
+            self.background = None
+        if (self._inches(), self.figure.dpi) != (self.look.inches,
+                                                 self.look.dpi):
+            self._want(inches=self._inches(), dpi=self.figure.dpi)
 
     def save_png(self, path: str) -> None:
-        self.redraw_if_due(time.monotonic(), force=True)
-        self.figure.savefig(path, dpi=150)
+        """The plot at 150 dpi, with up to SAVE_POINTS points a series."""
+        look = replace(self.look, x_limit=self._tight_x_limit())
+        figure, _, lines = decorated_figure(look,
+                                            self.figure.get_facecolor())
+        figure.set_layout_engine("constrained")
+        self._put_data(lines, SAVE_POINTS)
+        figure.savefig(path, dpi=150)
+
+    def close(self) -> None:
+        self.painter.close()
+        # Not left drawing when the interpreter exits: that would abort.
+        self.painter.join(timeout=5.0)
 
 
 # ---------------------------------------------------------- statistics
@@ -761,14 +977,19 @@ class StatsPanel:
         self.stats = stats
         for key, label in self.values.items():
             label.configure(text=stat_text(key, stats, lang))
-        self.relabel()
+        self._show_title()
 
     def relabel(self) -> None:
+        """The names too: after a language switch only (``show`` leaves
+        them: every Tk call may cost the Tk thread a wait for the GIL)."""
+        self._show_title()
+        for key, label in self.names.items():
+            label.configure(text=self.tr("stat_" + key) + ":")
+
+    def _show_title(self) -> None:
         name = self.stats.get("file")
         self.frame.configure(text=self.tr("statistics_of", name=name)
                              if name else self.tr("statistics"))
-        for key, label in self.names.items():
-            label.configure(text=self.tr("stat_" + key) + ":")
 
 
 # ------------------------------------------------------------- the app
@@ -776,14 +997,18 @@ class App:
     """The leecher's window.  Tests drive it through its methods
     (``refresh_seeders``, ``search``, ``select_song``, ``start_download``,
     ``set_language``, ``save_*``, ``close``) while pumping
-    ``root.update()``.  ``loop_lag_ms`` holds, for every poll, how late
-    the Tk event loop ran it (for benchmarks: see ``lag_percentile``)."""
+    ``root.update()``.  ``loop_lag_ms`` holds, for every poll, how long
+    after it was due it ended (for benchmarks: see ``lag_percentile``)."""
 
     def __init__(self, root, settings: Settings):
         self.root = root
         self.settings = settings
         self.lang = settings.lang if settings.lang in STRINGS else "en"
         self.inbox = StampedQueue()
+        # Other threads of this process (download, plot painter, player)
+        # are busy in Python.  Each Tk call lets the GIL go, and getting it
+        # back takes up to a switch interval: 5 ms by default.
+        sys.setswitchinterval(SWITCH_INTERVAL_S)
         self.worker = Worker(self.inbox, settings)
         self.loop_lag_ms: list[float] = []
         self._relabelers: list = []
@@ -818,6 +1043,7 @@ class App:
         self._status = ("ready", {}, "info")
         self.status_history = collections.deque(maxlen=100)
         self._buttons_state = None
+        self._shown: dict = {}  # widget -> options last given, see _show
         self.closed = False
         self._poll_id = None
         self._poll_due = 0.0
@@ -972,12 +1198,12 @@ class App:
         self.stop_button = self._label(
             ttk.Button(buttons, command=self.stop_download), "stop_download")
         self.stop_button.pack(side="left", padx=(6, 0))
-        self.progress_var = tk.DoubleVar(value=0.0)
-        ttk.Progressbar(frame, variable=self.progress_var, maximum=100
-                        ).grid(row=4, column=0, columnspan=3, sticky="ew",
+        self.progress_bar = ttk.Progressbar(frame, maximum=100)
+        self.progress_bar.grid(row=4, column=0, columnspan=3, sticky="ew",
                                pady=(4, 0))
-        self.progress_label = ttk.Label(frame, style="Small.TLabel")
-        self.progress_label.grid(row=5, column=0, columnspan=3, sticky="w")
+        self.progress_label = text_width_free(ttk.Label(
+            frame, style="Small.TLabel"))
+        self.progress_label.grid(row=5, column=0, columnspan=3, sticky="ew")
         self._relabelers.append(self._show_progress)
         frame.columnconfigure(2, weight=1)
 
@@ -1048,8 +1274,8 @@ class App:
                                                   "TProgressbar")
         self.position_bar.grid(row=1, column=0, columnspan=3, sticky="ew",
                                pady=(5, 0))
-        self.position_label = ttk.Label(frame)
-        self.position_label.grid(row=2, column=0, columnspan=3, sticky="w")
+        self.position_label = text_width_free(ttk.Label(frame))
+        self.position_label.grid(row=2, column=0, columnspan=3, sticky="ew")
         self._relabelers.append(self._show_player)
 
     # ------------------------------------------------------ user actions
@@ -1171,6 +1397,7 @@ class App:
         self._fill_seeders()
         self._fill_songs(keep_selection=True)
         self.stats_panel.show(self.stats, lang)
+        self.stats_panel.relabel()
         self.plot.relabel()
         self.plot.redraw_if_due(time.monotonic(), force=True)
         self._show_status()
@@ -1264,18 +1491,22 @@ class App:
         self._poll_id = self.root.after(POLL_MS, self._poll)
 
     def _poll(self) -> None:
-        now = time.monotonic()
-        self._record_lag(now)
-        self._drain(now)
-        self.plot.redraw_if_due(time.monotonic())
-        self._show_progress()
-        self._show_player()
-        self._watch_playback()
-        self._update_buttons()
+        with self.worker.giving_way():
+            self._drain()
+            self.plot.redraw_if_due(time.monotonic())
+            self._show_progress()
+            self._show_player()
+            self._watch_playback()
+            self._update_buttons()
+        self._record_lag()
         self._schedule_poll()
 
-    def _record_lag(self, now: float) -> None:
-        self.loop_lag_ms.append(max(0.0, now - self._poll_due) * 1000)
+    def _record_lag(self) -> None:
+        """How long after it was due this poll ended, its own work
+        included: a click that came when the poll was due waited that
+        long."""
+        late = time.monotonic() - self._poll_due
+        self.loop_lag_ms.append(max(0.0, late) * 1000)
         if len(self.loop_lag_ms) > LAG_KEEP:
             del self.loop_lag_ms[:LAG_KEEP // 2]
 
@@ -1286,9 +1517,9 @@ class App:
             return None
         return lags[min(len(lags) - 1, math.ceil(q / 100 * len(lags)) - 1)]
 
-    def _drain(self, now: float) -> None:
+    def _drain(self) -> None:
         """Handle queued messages, for at most EVENT_BUDGET_S."""
-        deadline = now + EVENT_BUDGET_S
+        deadline = time.monotonic() + EVENT_BUDGET_S
         while time.monotonic() < deadline:
             try:
                 stamp, message = self.inbox.get_nowait()
@@ -1338,7 +1569,6 @@ class App:
         self.stats_panel.show({}, self.lang)
         self.plot.reset(download.info.chunks, download.name)
         self._plot_frame_relabel()
-        self.progress_var.set(0.0)
 
     def _on_request(self, stamp, addr, count) -> None:
         self.set_status("requested", addr=addr, n=count)
@@ -1380,7 +1610,6 @@ class App:
 
     def _on_complete(self, stamp, path) -> None:
         self.complete = True
-        self.progress_var.set(100.0)
 
     def _on_download_done(self, stamp, path, stats) -> None:
         self.downloading = False
@@ -1388,7 +1617,6 @@ class App:
         self.final_path = path
         self.stats = stats
         self.stats_panel.show(stats, self.lang)
-        self.progress_var.set(100.0)
         self.plot.redraw_if_due(time.monotonic(), force=True)
         self.set_status("done", path=path)
 
@@ -1439,30 +1667,41 @@ class App:
     def _show_progress(self) -> None:
         download = self.download
         if download is None:
-            self.progress_label.configure(text=self.t("no_download"))
+            self._show(self.progress_label, text=self.t("no_download"))
             return
         total = download.info.chunks
         got = total if self.complete else min(self.got, total)
         percent = 100 * got // max(total, 1)
-        self.progress_var.set(percent)
-        self.progress_label.configure(text=self.t(
+        self._show(self.progress_bar, value=percent)
+        self._show(self.progress_label, text=self.t(
             "progress", percent=percent, got=got, total=total,
             nacks=download.nacks_sent, rtx=download.retransmitted))
 
     def _show_player(self) -> None:
         player = self.player
         if player is None:
-            self.position_label.configure(text=self.t("state_none"))
-            self.position_bar.configure(value=0)
+            self._show(self.position_label, text=self.t("state_none"))
+            self._show(self.position_bar, value=0)
             return
         total = self._song_seconds()
         position = player.position_s
-        self.position_bar.configure(value=min(1.0, position / total)
-                                    if total else 0)
-        self.position_label.configure(text=self.t(
+        self._show(self.position_bar, value=round(
+            min(1.0, position / total), 3) if total else 0)
+        self._show(self.position_label, text=self.t(
             "position", pos=fmt_decimal(position, 1, self.lang) + " s",
             total=fmt_decimal(total, 1, self.lang) + " s",
             state=self.t("state_" + player.state)))
+
+    def _show(self, widget, **options) -> None:
+        """Configure ``widget`` only with what changed: every Tk call lets
+        the GIL go, and a busy thread (plot painter, player) may then keep
+        it for a switch interval before the Tk thread gets it back."""
+        shown = self._shown.setdefault(str(widget), {})
+        changed = {key: value for key, value in options.items()
+                   if shown.get(key) != value}
+        if changed:
+            widget.configure(**changed)
+            shown.update(changed)
 
     def _song_seconds(self) -> float:
         info = self.download.info if self.download else None
@@ -1513,7 +1752,19 @@ class App:
         for player in {self.player, self.preview_player} - {None}:
             threading.Thread(target=player.stop, daemon=True).start()
         self.worker.join(timeout=5.0)
+        self.plot.close()
         self.root.destroy()
+
+
+def text_width_free(label):
+    """Make ``label`` ask for no width of its own and wrap a text longer
+    than the width it gets: its text changes many times a second during a
+    download, and if that widened the left column, the plot's canvas would
+    shrink and be fully redrawn each time."""
+    label.configure(width=1, anchor="w")
+    label.bind("<Configure>", lambda event: label.configure(
+        wraplength=max(event.width, 1)))
+    return label
 
 
 def enable(widget, on: bool) -> None:

@@ -1,8 +1,8 @@
 """The leecher's window (gui.py) under Xvfb, against real seeders, and the
 double-click launcher.
 
-The Xvfb fixture starts its own X server on a free display number and skips
-only when the Xvfb program is missing.  Screenshots go to test-artifacts/.
+The Xvfb fixture (conftest.py) starts its own X server on a free display
+number and skips only when the Xvfb program is missing.  Screenshots go to test-artifacts/.
 """
 
 from __future__ import annotations
@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import select
 import shutil
 import subprocess
 import time
@@ -29,36 +28,6 @@ SONG = "short-tune.mp3"  # 6 s, made by conftest's song_dir
 
 
 # ------------------------------------------------------------ fixtures
-@pytest.fixture(scope="module")
-def display():
-    """An Xvfb server of our own; DISPLAY points at it meanwhile."""
-    xvfb = shutil.which("Xvfb")
-    if xvfb is None:
-        pytest.skip("Xvfb is not installed")
-    read, write = os.pipe()
-    proc = subprocess.Popen(
-        [xvfb, "-displayfd", str(write), "-screen", "0", "1280x800x24",
-         "-dpi", "96", "-nolisten", "tcp"], pass_fds=(write,),
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    os.close(write)
-    number = b""
-    while not number.endswith(b"\n"):
-        if not select.select([read], [], [], 10)[0]:
-            proc.kill()
-            pytest.fail("Xvfb did not start")
-        number += os.read(read, 16) or b"\n"
-    os.close(read)
-    saved = os.environ.get("DISPLAY")
-    os.environ["DISPLAY"] = ":" + number.decode().strip()
-    yield os.environ["DISPLAY"]
-    if saved is None:
-        del os.environ["DISPLAY"]
-    else:
-        os.environ["DISPLAY"] = saved
-    proc.terminate()
-    proc.wait(timeout=10)
-
-
 @pytest.fixture
 def window(display):
     """Make an App; always close it (and its threads) afterwards."""
@@ -98,9 +67,15 @@ def pump(app, until, timeout: float = 20.0, what: str = "condition"):
                          f"{app.status_text()!r}")
 
 
-def screenshot(app, name: str) -> str | None:
-    """The window as a PNG in test-artifacts/ (imagemagick's import)."""
+def screenshot(app, name: str, settled: bool = False) -> str | None:
+    """The window as a PNG in test-artifacts/ (imagemagick's import);
+    ``settled``: once the plot's x axis fits the data again (no new data
+    for gui.SETTLE_S)."""
     os.makedirs(ARTIFACTS, exist_ok=True)
+    if settled:
+        calm = time.monotonic() + gui.SETTLE_S + 0.5
+        pump(app, lambda: time.monotonic() > calm, what="the plot settling")
+    pump(app, app.plot.up_to_date, what="the plot's background")
     app.plot.redraw_if_due(time.monotonic(), force=True)
     for _ in range(5):
         app.root.update()
@@ -140,12 +115,12 @@ def test_download_with_preview_fills_the_window(window, seeders, song_dir,
     app.start_download()
     started = time.monotonic()
     pump(app, lambda: time.monotonic() - started > 1.6
-         or app.progress_var.get() == 100, what="a while")
+         or app.progress_bar.cget("value") == 100, what="a while")
     during = screenshot(app, "gui-during-download.png")
     late = len(app.loop_lag_ms)  # the next poll waited for the screenshot
 
     pump(app, lambda: bool(app.stats), what="the download's end")
-    assert app.progress_var.get() == 100
+    assert app.progress_bar.cget("value") == 100
     assert "100 %" in app.progress_label.cget("text")
     assert sha256(out / SONG) == sha256(song_dir / SONG)
     assert app.status_text().startswith("Done:")
@@ -171,7 +146,8 @@ def test_download_with_preview_fills_the_window(window, seeders, song_dir,
         app.stats["chunks_retransmitted"] > 0
 
     check_saved_statistics(app, tmp_path)
-    after = screenshot(app, "gui-after-download.png")
+    after = screenshot(app, "gui-after-download.png", settled=True)
+    assert app.plot.look.x_limit == max(app.plot.x_max * 1.04, 1.0)
 
     check_language_switch(app)
     screenshot(app, "gui-after-download-pt.png")
@@ -228,7 +204,7 @@ def check_saved_statistics(app, tmp_path) -> None:
 def check_language_switch(app) -> None:
     english = {"download": app.download_button.cget("text"),
                "refresh": app.refresh_button.cget("text"),
-               "x": app.plot.axes.get_xlabel(),
+               "x": app.plot.look.labels[0],
                "menu": app.menubar.entrycget(0, "label"),
                "heading": app.song_tree.heading("name")["text"],
                "stat": app.stats_panel.names["nacks_sent"].cget("text"),
@@ -237,7 +213,7 @@ def check_language_switch(app) -> None:
     app.root.update()
     assert app.download_button.cget("text") == "Baixar"
     assert app.refresh_button.cget("text") == "Atualizar"
-    assert app.plot.axes.get_xlabel() == "tempo desde o pedido (s)"
+    assert app.plot.look.labels[0] == "tempo desde o pedido (s)"
     assert app.menubar.entrycget(0, "label") == "Arquivo"
     assert app.song_tree.heading("name")["text"] == "Nome"
     assert app.stats_panel.names["nacks_sent"].cget("text") == \
@@ -245,10 +221,10 @@ def check_language_switch(app) -> None:
     assert app.status_text().startswith("Salvo")
     assert app.order_box.get() == "a de cada seeder"
     assert "," in app.stats_panel.values["elapsed_s"].cget("text")
-    legend = [t.get_text() for t in app.plot.axes.get_legend().get_texts()]
-    assert legend[:3] == ["enviado", "recebido", "tocado"]
+    assert app.plot.look.labels[2:5] == ("enviado", "recebido", "tocado")
     app.set_language("en")
     assert app.download_button.cget("text") == english["download"]
+    assert app.plot.look.labels[0] == english["x"]
     assert app.menubar.entrycget(0, "label") == english["menu"]
     assert app.stats_panel.names["nacks_sent"].cget("text") == \
         english["stat"]
@@ -328,6 +304,34 @@ def test_no_seeder_alive_is_one_readable_line(window):
     app.seeders_var.set("127.0.0.1:99999")
     app.refresh_seeders()
     assert app.status_text().startswith("Endereço de seeder inválido")
+
+
+def test_longer_texts_do_not_resize_the_plot(window):
+    """The labels next to the plot change many times a second during a
+    download: they must not take width from the plot's canvas (each
+    resize is a full redraw)."""
+    app = window([("127.0.0.1", free_port())], lang="pt")
+    for _ in range(10):
+        app.root.update()
+    canvas = app.plot.widget
+    size = (canvas.winfo_width(), canvas.winfo_height())
+    app.progress_label.configure(text=app.t(
+        "progress", percent=100, got=123456, total=123456, nacks=99999,
+        rtx=99999))
+    app.position_label.configure(text=app.t(
+        "position", pos="12345,6 s", total="12345,6 s",
+        state=app.t("state_stalled")))
+    for _ in range(10):
+        app.root.update()
+    assert (canvas.winfo_width(), canvas.winfo_height()) == size
+
+
+def test_the_live_plot_thins_long_series():
+    values = list(range(35714))
+    thinned = gui.thinned(values, gui.LIVE_POINTS)
+    assert len(thinned) <= gui.LIVE_POINTS
+    assert thinned[0] == 0 and thinned[-1] > 35714 - 2 * 35714 // 500
+    assert gui.thinned(values[:300], gui.LIVE_POINTS) == values[:300]
 
 
 # --------------------------------------------------------- no display

@@ -261,13 +261,18 @@ class ByteTimeMap:
         return self.offsets[max(i, 0)]
 
 
-def mp3_duration(path: str) -> float:
-    """Duration in seconds of the MP3 file at ``path`` (frame scan)."""
+def scan_file(path: str) -> ByteTimeMap:
+    """The byte-to-time map of the whole MP3 file at ``path``."""
     frames = ByteTimeMap()
     with open(path, "rb") as handle:
         for block in iter(lambda: handle.read(1 << 16), b""):
             frames.feed(block)
-    return frames.seconds
+    return frames
+
+
+def mp3_duration(path: str) -> float:
+    """Duration in seconds of the MP3 file at ``path`` (frame scan)."""
+    return scan_file(path).seconds
 
 
 # --------------------------------------------------------------------- sinks
@@ -496,6 +501,13 @@ class Player:
             self._fed += len(data)
             self._pending.append(memoryview(bytes(data)))
             self._cond.notify_all()
+
+    def time_map(self, size: int) -> ByteTimeMap | None:
+        """The byte-to-time map of what was fed, once ``size`` bytes (the
+        whole file) were: it is final then, and no other thread writes
+        it.  None before."""
+        with self._cond:
+            return self._map if self._fed >= size else None
 
     def finish_input(self) -> None:
         """No more bytes will come."""

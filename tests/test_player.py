@@ -411,3 +411,20 @@ def test_missing_ffmpeg(monkeypatch, tmp_path, clip):
     assert song.wait(5) and song.state == "stopped"
     assert song.error == str(missing.value)
     assert player_threads() == []
+
+
+def test_player_time_map_is_the_scan_of_the_whole_file():
+    """The leecher's continuity uses the map the player built while being
+    fed, instead of scanning the file again: they must agree."""
+    with open(SAMPLE, "rb") as handle:
+        data = handle.read()
+    fed = player.Player(player.NullSink())
+    fed.feed(data[:5000])
+    assert fed.time_map(len(data)) is None  # not all there: no map yet
+    for start in range(5000, len(data), 7777):
+        fed.feed(data[start:start + 7777])
+    scanned = player.scan_file(SAMPLE)
+    mapped = fed.time_map(len(data))
+    assert mapped is not None and mapped.seconds == scanned.seconds > 19
+    for offset in range(0, len(data), 1400):
+        assert mapped.time_at(offset) == scanned.time_at(offset)

@@ -55,10 +55,11 @@ FILL_GAP = 8  # missing chunks a write may cover with zeros (see _fill)
 IOV_MAX = min(os.sysconf("SC_IOV_MAX"), RECEIVE_BATCH)  # per pwritev
 # A PING or SEARCH and its answer can be lost (30 % loss is a classroom
 # setting): five tries leave 0.3^5 = 0.2 % of seeders wrongly "no answer".
+# The wait doubles every second try (0.3, 0.3, 0.6, 0.6, 1.2 s: 3 s in
+# all), so a seeder slowed down by a busy machine still counts.
 PING_TIMEOUT = 0.3
 PING_TRIES = 5
 PING_PADDING = 44  # a 64-byte PING earns room for any PONG
-SEARCH_TIMEOUT = 1.5
 SIDECAR_SUFFIX = ".part.json"
 SAVE_EVERY_S = 5.0
 
@@ -148,12 +149,17 @@ class Endpoint:
         return received
 
 
+def backoff(first: float, tries: int) -> list[float]:
+    """How long to wait after each try: doubling every second try."""
+    return [first * 2 ** (attempt // 2) for attempt in range(tries)]
+
+
 def ping(endpoint: Endpoint, addrs, timeout: float = PING_TIMEOUT,
          tries: int = PING_TRIES) -> dict[tuple, Peer]:
     """PING every seeder (a few tries) and return them all, alive or not."""
     peers = {addr: Peer(addr) for addr in addrs}
     nonces = {}
-    for _ in range(tries):
+    for wait in backoff(timeout, tries):
         waiting = [a for a, peer in peers.items() if not peer.alive]
         if not waiting:
             break
@@ -161,7 +167,7 @@ def ping(endpoint: Endpoint, addrs, timeout: float = PING_TIMEOUT,
             nonce = random.getrandbits(32)
             nonces[nonce] = (addr, time.monotonic())
             endpoint.send(p.Ping(nonce, PING_PADDING), addr)
-        deadline = time.monotonic() + timeout
+        deadline = time.monotonic() + wait
         while time.monotonic() < deadline and any(
                 not peers[a].alive for a in waiting):
             for datagram, addr in endpoint.receive(
@@ -195,16 +201,16 @@ class Song:
 
 
 def search(endpoint: Endpoint, peers: list[Peer], query: str,
-           timeout: float = SEARCH_TIMEOUT) -> list[Song]:
+           timeout: float = PING_TIMEOUT) -> list[Song]:
     if len(query.encode("utf-8")) > p.MAX_QUERY:
         raise cli.UsageError(f"search query longer than {p.MAX_QUERY} bytes")
     by_addr = {peer.addr: peer for peer in peers}
     pending = set(by_addr)
     songs: dict[bytes, Song] = {}
-    for _ in range(PING_TRIES):  # answers can be lost too: ask again
+    for wait in backoff(timeout, PING_TRIES):  # answers get lost too
         for addr in pending:
             endpoint.send(p.Search(query, by_addr[addr].token), addr)
-        deadline = time.monotonic() + timeout / PING_TRIES
+        deadline = time.monotonic() + wait
         while pending and time.monotonic() < deadline:
             for datagram, addr in endpoint.receive(
                     deadline - time.monotonic()):

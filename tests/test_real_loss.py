@@ -8,7 +8,7 @@ import subprocess
 
 import pytest
 
-from conftest import PYTHON, ROOT, sha256
+from conftest import PYTHON, ROOT, sha256, skip_outside_ci
 
 SEEDER_IP, LEECHER_IP = "10.213.77.1", "10.213.77.2"
 
@@ -30,7 +30,7 @@ def _why_not() -> str | None:
 def namespaces():
     reason = _why_not()
     if reason:
-        pytest.skip(reason)
+        skip_outside_ci(reason)
     tag = f"p2pf{os.getpid() % 100000}"
     seed_ns, leech_ns = f"{tag}s", f"{tag}l"
     try:
@@ -46,7 +46,8 @@ def namespaces():
     except subprocess.CalledProcessError as exc:
         for ns in (seed_ns, leech_ns):
             sh("ip", "netns", "del", ns, check=False)
-        pytest.skip(f"cannot make namespaces here: {exc.stderr.strip()}")
+        skip_outside_ci(f"cannot make namespaces here: "
+                        f"{exc.stderr.strip()}")
     yield seed_ns, leech_ns
     for ns in (seed_ns, leech_ns):
         sh("ip", "netns", "del", ns, check=False)

@@ -110,8 +110,8 @@ def run_demo(argv) -> int:
     args = demo_parser().parse_args(argv)
 
     def body():
-        if not os.path.isdir(args.dir):
-            raise cli.UsageError(f"music folder not found: {args.dir}")
+        import seeder
+        seeder.check_folder(args.dir)
         ensure_sample(args.dir)
         os.makedirs(args.output, exist_ok=True)
         procs = start_seeders(args)

@@ -37,6 +37,11 @@ the input is finished, and resumes exactly where it stopped: nothing is
 skipped and nothing is played twice.  The time spent waiting is the stall
 time.  Waiting for the first sound is the start-up time, not a stall.
 
+Input without audio: once the input is finished, data that holds no MP3
+frame (an empty file, text, another format) or from which ffmpeg decodes
+nothing ends the player with a one-line ``error``, instead of a wait for a
+prebuffer that can never fill.
+
 audioread and simpleaudio are imported lazily, so that importing this module
 is fast and needs only the standard library.
 """
@@ -58,6 +63,8 @@ import wave
 from array import array
 
 FFMPEG_MISSING = "ffmpeg not found: install it with 'apt-get install ffmpeg'"
+NO_AUDIO = "decoder: ffmpeg found no MP3 audio in the data"
+NO_FRAME = "decoder: no MP3 frame found in the data"
 DECODE_AHEAD_S = 30.0  # audio handed to ffmpeg beyond the playback position
 FEED_SLICE = 1 << 16   # largest write into the FIFO
 _LIVE_DIRS: set[str] = set()  # FIFO folders of players still running
@@ -704,8 +711,7 @@ class Player:
         except ffdec.NotInstalledError:
             raise PlayerError(FFMPEG_MISSING) from None
         except (ffdec.UnsupportedError, ffdec.CommunicationError):
-            raise PlayerError("decoder: ffmpeg found no MP3 audio in the "
-                              "data") from None
+            raise PlayerError(NO_AUDIO) from None
         try:
             with self._cond:
                 self._audio = audio
@@ -764,11 +770,20 @@ class Player:
     def _wait_until_ready(self) -> bool:
         """Wait for the format and the pre-buffer; False if none comes."""
         with self._cond:
-            while not (self._stopping or self._decoder_done or (
-                    self._format and (self._input_done or
-                                      self._map.seconds >= self.prebuffer_s))):
+            while not (self._stopping or self._decoder_done or
+                       self._no_frame() or (self._format and (
+                           self._input_done or
+                           self._map.seconds >= self.prebuffer_s))):
                 self._cond.wait()
+            if self._no_frame() and not self._stopping:
+                raise PlayerError(NO_FRAME)
             return bool(self._format) and not self._stopping
+
+    def _no_frame(self) -> bool:
+        """All the input is here and holds no MP3 frame: the prebuffer can
+        never fill, and ffmpeg may be slow to give up (or, given some other
+        format, play what our time map cannot follow)."""
+        return self._input_done and not self._map.offsets
 
     def _play(self) -> bool:
         """Play until the end (True) or a stop (False)."""
@@ -790,6 +805,9 @@ class Player:
         finally:
             self.sink.close()
         with self._cond:
+            if not (self._frames or self._stopping or self.error):
+                # ffmpeg ended well but decoded nothing: not a song.
+                raise PlayerError(NO_AUDIO)
             return not self._stopping and self.error is None
 
     def _next_block(self, block: int, frame_bytes: int) -> bytes | None:

@@ -64,22 +64,30 @@ class Library:
         self.folder = os.path.realpath(folder)
         self.by_id: dict[bytes, SharedFile] = {}
         self._by_path: dict[str, SharedFile] = {}
+        self._told: set[str] = set()  # notices given while still true
 
-    def scan(self) -> None:
-        """Re-read the folder; unchanged files keep their cached hash."""
+    def scan(self) -> list[str]:
+        """Re-read the folder; unchanged files keep their cached hash.
+        Returns the notices about its files (empty, no MP3 frame, same
+        content) not given by an earlier scan."""
         found: dict[str, SharedFile] = {}
+        notices: list[str] = []
+        for name in self._mp3_names():
+            path = os.path.join(self.folder, name)
+            shared = self._load(path, name)
+            if shared and self._worth_sharing(shared, notices):
+                found[path] = shared
+        self._by_path = found
+        self.by_id = self._one_per_content(found.values(), notices)
+        return self._not_told_yet(notices)
+
+    def _mp3_names(self) -> list[str]:
         try:
             names = sorted(os.listdir(self.folder))
         except OSError:
             names = []
-        for name in names:
-            path = os.path.join(self.folder, name)
-            if name.lower().endswith(".mp3") and self._inside(path):
-                shared = self._load(path, name)
-                if shared:
-                    found[path] = shared
-        self._by_path = found
-        self.by_id = {f.info.file_id: f for f in found.values()}
+        return [name for name in names if name.lower().endswith(".mp3")
+                and self._inside(os.path.join(self.folder, name))]
 
     def _inside(self, path: str) -> bool:
         """Regular files whose real path stays in the folder."""
@@ -102,10 +110,45 @@ class Library:
                           _duration_ms(path), sha, name)
         return SharedFile(path, info, stat.st_mtime_ns)
 
+    @staticmethod
+    def _worth_sharing(shared: SharedFile, notices: list[str]) -> bool:
+        """False for an empty file (nothing to stream).  A file without
+        an MP3 frame is still shared (benchmarks share random bytes), but
+        its player will fail: say so."""
+        name = shared.info.name
+        if not shared.info.size:
+            notices.append(f"seeder: {name} is empty: not shared "
+                           f"(nothing to stream)")
+            return False
+        if not shared.info.duration_ms:
+            notices.append(f"seeder: {name}: no MP3 frame found (duration "
+                           f"unknown), shared anyway")
+        return True
+
+    @staticmethod
+    def _one_per_content(files, notices: list[str]) -> dict:
+        """Files by id; of files with the same content (hence the same
+        id) the first name in alphabetical order is shared."""
+        by_id: dict[bytes, SharedFile] = {}
+        for shared in files:  # in name order
+            kept = by_id.setdefault(shared.info.file_id, shared)
+            if kept is not shared:
+                notices.append(
+                    f"seeder: {shared.info.name} has the same content as "
+                    f"{kept.info.name}: shared once, as {kept.info.name}")
+        return by_id
+
+    def _not_told_yet(self, notices: list[str]) -> list[str]:
+        """Each notice once while it holds, not at every rescan; one that
+        stopped holding is told again if it comes back."""
+        new = [line for line in notices if line not in self._told]
+        self._told = set(notices)
+        return new
+
     def search(self, query: str) -> list[p.FileInfo]:
-        self.scan()
+        """Files whose name holds every word of ``query`` (no rescan)."""
         words = query.lower().split()
-        return [f.info for f in self._by_path.values()
+        return [f.info for f in self.by_id.values()
                 if all(w in f.info.name.lower() for w in words)]
 
 
@@ -316,9 +359,12 @@ class Seeder:
     def __init__(self, ip: str, port: int, folder: str,
                  order: p.Order = p.Order.SEQUENTIAL,
                  ordered_fraction: float = 0.5, link: LinkEmulator = None,
-                 name: str | None = None, log=print):
+                 name: str | None = None, log=print, notice=print):
         self.library = Library(folder)
-        self.library.scan()
+        # The first scan's notices are the caller's to print, after the
+        # line that says the seeder started (test harnesses wait for it).
+        self.file_notices = self.library.scan()
+        self.notice = notice
         self.order = order
         self.ordered_fraction = ordered_fraction
         self.link = link or LinkEmulator()
@@ -443,6 +489,7 @@ class Seeder:
                                 f"search query longer than {p.MAX_QUERY} "
                                 f"bytes"), addr, sid)
             return
+        self._rescan()
         pages = p.search_result_pages(self.library.search(msg.query))
         for n, page in enumerate(pages):
             flags = p.FLAG_LAST if n == len(pages) - 1 else 0
@@ -462,6 +509,11 @@ class Seeder:
             return
         self._start_session(msg, sid, addr, now)
 
+    def _rescan(self) -> None:
+        """Re-read the shared folder: files may come and go while we run."""
+        for line in self.library.scan():
+            self.notice(line)
+
     def _check_token(self, token: int, sid, addr) -> bool:
         """A right token proves the address receives our replies."""
         if token == self.token_for(addr):
@@ -474,7 +526,7 @@ class Seeder:
     def _check_request(self, msg: p.Request, addr):
         shared = self.library.by_id.get(msg.file_id)
         if shared is None:
-            self.library.scan()
+            self._rescan()
             shared = self.library.by_id.get(msg.file_id)
         if shared is None:
             return p.ErrorCode.NOT_FOUND, "no such file here"
@@ -553,7 +605,9 @@ class Seeder:
     def _on_cancel(self, msg, sid, addr, now) -> None:
         session = self.sessions.get((addr, sid))
         if session:
-            self._end(session, "cancelled")
+            # The leecher also cancels once it has the whole file: with
+            # every chunk sent and none to resend, the session went well.
+            self._end(session, "cancelled" if session.pending() else "done")
 
     def _end(self, session: Session, why: str = "") -> None:
         self.sessions.pop((session.addr, session.sid), None)
@@ -739,28 +793,41 @@ def run(args) -> int:
     """Run a seeder until Ctrl-C (or SIGTERM) from parsed arguments."""
     if args.ordered_fraction > 1:
         raise cli.UsageError("--ordered-fraction must be between 0 and 1")
-    if not os.path.isdir(args.dir):
-        raise cli.UsageError(f"shared folder not found: {args.dir}")
+    check_folder(args.dir)
     link = LinkEmulator(args.loss, args.dup, args.delay, args.jitter,
                         args.rate, args.rng_seed)
-    log = (lambda line: None) if args.quiet else \
-        (lambda line: print(line, flush=True))
+    # -q silences the line per session, not what is wrong with the files.
     seeder = Seeder(args.ip, args.port, args.dir, p.ORDER_NAMES[args.method],
-                    args.ordered_fraction, link, args.name, log)
+                    args.ordered_fraction, link, args.name,
+                    (lambda line: None) if args.quiet else _say, _say)
     files = len(seeder.library.by_id)
-    print(f"seeder {seeder.name}: sharing {files} file(s) from {args.dir}, "
-          f"{args.method} order" + ("" if files else
-                                     " (no .mp3 files yet: add some)"),
-          flush=True)
+    _say(f"seeder {seeder.name}: sharing {files} file(s) from {args.dir}, "
+         f"{args.method} order" + ("" if files else
+                                    " (no .mp3 files yet: add some)"))
+    for line in seeder.file_notices:
+        _say(line)
     _stop_on_sigterm()
     try:
         seeder.serve()
     except KeyboardInterrupt:
         pass
     finally:
-        print(seeder.summary(), flush=True)
+        _say(seeder.summary())
         seeder.close()
     return cli.EXIT_OK
+
+
+def _say(line: str) -> None:
+    print(line, flush=True)  # flushed: a pipe reader sees it at once
+
+
+def check_folder(folder: str) -> None:
+    """UsageError unless ``folder`` is a folder we can share."""
+    if not os.path.exists(folder):
+        raise cli.UsageError(f"shared folder not found: {folder}")
+    if not os.path.isdir(folder):
+        raise cli.UsageError(f"not a folder: {folder} (-d names the folder "
+                             f"whose .mp3 files are shared)")
 
 
 def _stop_on_sigterm() -> None:

@@ -33,8 +33,10 @@ class SeederProcess:
     def stop(self) -> str:
         if self.proc.poll() is None:
             self.proc.terminate()
-        out, _ = self.proc.communicate(timeout=10)
-        self.output.append(out)
+        self.proc.wait(timeout=10)
+        # read(), not communicate(): the lines the first readline() pulled
+        # into the pipe's buffer would be lost to communicate's raw reads.
+        self.output.append(self.proc.stdout.read())
         return "".join(self.output)
 
     def kill(self) -> None:

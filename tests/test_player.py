@@ -401,6 +401,47 @@ def test_a_decoder_failure_is_one_line_not_an_exception():
     assert song.stats["startup_s"] is None
 
 
+def empty_wav() -> bytes:
+    """A WAV file without samples: audio ffmpeg reads, but not MP3."""
+    import io
+    out = io.BytesIO()
+    with wave.open(out, "wb") as wav:
+        wav.setnchannels(2)
+        wav.setsampwidth(2)
+        wav.setframerate(RATE)
+    return out.getvalue()
+
+
+@pytest.mark.parametrize("data", [b"", b"this is not an mp3 file\n" * 500,
+                                  empty_wav()],
+                         ids=["0 bytes", "text", "empty WAV"])
+def test_finished_input_without_mp3_audio_ends_with_an_error(data):
+    """As in a preview: started first, then fed, then finished.  The
+    prebuffer can never fill: the player must end, not wait forever."""
+    song = player.Player(player.NullSink(), prebuffer_s=2.0)
+    song.start()
+    song.feed(data)
+    song.finish_input()
+    assert song.wait(timeout=10), song.state
+    assert song.state == "stopped" and song.stats["startup_s"] is None
+    assert song.error.startswith("decoder: ") and "MP3" in song.error
+    assert "\n" not in song.error
+    assert player_threads() == []
+
+
+def test_ffmpeg_decoding_nothing_is_an_error_not_a_song(clip, monkeypatch):
+    """Should ffmpeg end well without a sample, the player has played
+    nothing: an error, not a "finished" song."""
+    def pump_nothing(self, audio):
+        for _ in audio.read_data(timeout=1.0):
+            pass  # the PCM is lost, as if ffmpeg had decoded none
+    monkeypatch.setattr(player.Player, "_pump", pump_nothing)
+    song = player.Player(player.NullSink())
+    song.play_file(clip)
+    assert song.wait(timeout=10) and song.state == "stopped"
+    assert song.error == player.NO_AUDIO and song.position_s == 0.0
+
+
 def test_missing_ffmpeg(monkeypatch, tmp_path, clip):
     monkeypatch.setenv("PATH", str(tmp_path))
     with pytest.raises(player.PlayerError) as missing:

@@ -1,0 +1,145 @@
+"""What the seeder tells its user: how sessions end, odd files, bad -d."""
+
+import hashlib
+import os
+import shutil
+import socket
+import subprocess
+
+import protocol as p
+from conftest import PYTHON, ROOT, SAMPLE, run_leecher
+
+
+def output_to_the_end(seeder) -> str:
+    """Stop the seeder and return all it printed.  Not SeederProcess.stop:
+    its communicate() reads the pipe itself and misses the lines that the
+    first readline() buffered along with the "sharing" line."""
+    seeder.proc.terminate()
+    seeder.proc.wait(timeout=10)  # its few lines fit in the pipe
+    return seeder.output[0] + seeder.proc.stdout.read()
+
+
+# ------------------------------------------------------------ how sessions end
+class Client:
+    """A hand-made leecher: one socket, the token from a PONG."""
+
+    def __init__(self, address: str):
+        ip, port = address.split(":")
+        self.seeder = (ip, int(port))
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.settimeout(10)  # a bound on a hang, not a measurement
+        self.token = self.sync().token
+
+    def send(self, msg, session: int = 0) -> None:
+        self.sock.sendto(p.encode(msg, session), self.seeder)
+
+    def next_of(self, kind):
+        """The next message of type ``kind``; others are passed over."""
+        while not isinstance(msg := p.decode(self.sock.recv(2048)).message,
+                             kind):
+            pass
+        return msg
+
+    def sync(self) -> p.Pong:
+        """PING and wait for the PONG: the seeder handles datagrams in
+        order, so everything sent before has been handled."""
+        self.send(p.Ping(7))
+        return self.next_of(p.Pong)
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+def sample_id() -> bytes:
+    with open(SAMPLE, "rb") as handle:
+        return p.file_id_of(hashlib.sha256(handle.read()).digest())
+
+
+def session_end(seeders, folder, chunks: int, window: int) -> str:
+    """Ask for ``chunks`` chunks with ``window`` credit, take what the
+    credit allows, CANCEL, and return the seeder's line for the end."""
+    (seeder,) = seeders(("127.0.0.1", "-d", str(folder)))
+    client = Client(seeder.address)
+    client.send(p.Request(sample_id(), p.Order.SEQUENTIAL, ((0, chunks),),
+                          window, client.token), session=0x51)
+    for _ in range(min(chunks, window)):
+        client.next_of(p.Chunk)
+    client.send(p.Cancel(), session=0x51)
+    client.sync()
+    client.close()
+    output = output_to_the_end(seeder)
+    return next(line for line in output.splitlines()
+                if line.startswith("session 00000051 ") and "from" not in line)
+
+
+def test_cancel_after_every_chunk_was_sent_is_logged_as_done(seeders,
+                                                             song_dir):
+    assert session_end(seeders, song_dir, chunks=3, window=8) == \
+        "session 00000051 done: 3 sent, 0 resent"
+
+
+def test_cancel_before_the_end_is_logged_as_cancelled(seeders, song_dir):
+    assert session_end(seeders, song_dir, chunks=50, window=2) == \
+        "session 00000051 cancelled: 2 sent, 0 resent"
+
+
+def test_a_complete_download_is_done_not_cancelled(seeders, song_dir,
+                                                   tmp_path):
+    (seeder,) = seeders(("127.0.0.1", "-d", str(song_dir)))
+    result = run_leecher("get", "short-tune", "-o", str(tmp_path),
+                         "--seeders", seeder.address)
+    assert result.returncode == 0, result.stdout + result.stderr
+    Client(seeder.address).close()  # its PING: the CANCEL was handled
+    ends = [line for line in output_to_the_end(seeder).splitlines()
+            if line.startswith("session ") and "from" not in line]
+    assert len(ends) == 1 and " done: " in ends[0], ends
+
+
+# ------------------------------------------------------------------ odd files
+def notices(output: str) -> list[str]:
+    return [line for line in output.splitlines()
+            if line.startswith("seeder: ")]
+
+
+def test_duplicates_empty_and_non_mp3_files_are_told_once(seeders,
+                                                           tmp_path):
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    shutil.copy(SAMPLE, shared / "good.mp3")
+    shutil.copy(SAMPLE, shared / "other.mp3")
+    (shared / "empty.mp3").write_bytes(b"")
+    (shared / "noise.mp3").write_bytes(bytes(range(256)) * 40)
+    # -q: it silences sessions, never what is wrong with the files.
+    (seeder,) = seeders(("127.0.0.1", "-d", str(shared), "-q"))
+    assert "sharing 2 file(s)" in seeder.output[0]
+    for _ in range(2):  # each search rescans the folder
+        found = run_leecher("search", "", "--seeders", seeder.address)
+    assert "good.mp3" in found.stdout and "noise.mp3" in found.stdout
+    assert "other.mp3" not in found.stdout and "empty" not in found.stdout
+    shutil.copy(SAMPLE, shared / "third.mp3")  # a new duplicate
+    run_leecher("search", "", "--seeders", seeder.address)
+    assert notices(output_to_the_end(seeder)) == [
+        "seeder: empty.mp3 is empty: not shared (nothing to stream)",
+        ("seeder: noise.mp3: no MP3 frame found (duration unknown), "
+         "shared anyway"),
+        ("seeder: other.mp3 has the same content as good.mp3: shared once, "
+         "as good.mp3"),
+        ("seeder: third.mp3 has the same content as good.mp3: shared once, "
+         "as good.mp3")]
+
+def test_a_folder_of_good_songs_gets_no_notice(seeders, song_dir):
+    (seeder,) = seeders(("127.0.0.1", "-d", str(song_dir), "-q"))
+    run_leecher("search", "", "--seeders", seeder.address)
+    assert notices(output_to_the_end(seeder)) == []
+
+
+def test_a_file_given_as_the_folder_is_one_clear_line():
+    result = subprocess.run(
+        [PYTHON, os.path.join(ROOT, "seeder.py"), "-i", "127.0.0.1", "-d",
+         os.path.join(ROOT, "README.md")], capture_output=True, text=True,
+        timeout=30, check=False)
+    assert result.returncode == 2 and result.stdout == ""
+    assert result.stderr.count("\n") == 1, result.stderr
+    assert "not a folder" in result.stderr and "README.md" in result.stderr
+    assert "not found" not in result.stderr

@@ -291,8 +291,9 @@ def format_table(summaries: dict, runs: int) -> str:
     for row in rows:
         lines.append("  ".join(c.ljust(w) if i == 0 else c.rjust(w)
                                for i, (c, w) in enumerate(zip(row, widths))))
-    note = "median (min-max) over " if runs > 1 else "one run each; "
-    return "\n".join(lines) + f"\n{note}{runs} run(s)"
+    note = f"median (min-max) over {runs} runs" if runs > 1 \
+        else "one run per order"
+    return "\n".join(lines) + "\n" + note
 
 
 def write_csv(path: str, summaries: dict, runs: int) -> None:

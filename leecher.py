@@ -21,6 +21,7 @@ import base64
 import contextlib
 import errno
 import hashlib
+import heapq
 import math
 import json
 import os
@@ -32,7 +33,6 @@ import sys
 import time
 import zlib
 from array import array
-from collections import deque
 from dataclasses import dataclass, field
 from operator import itemgetter
 
@@ -334,6 +334,10 @@ class Transfer:
     stored: int = 0  # chunks of this transfer that we did not have yet
     ack_every: int = field(init=False)  # chunks between two ACKs
     base_rto: float = field(init=False)  # the RTO while the seeder talks
+    # Smoothed time between two receive turns that brought this transfer's
+    # chunks: on a slow (rate-limited) link it is far longer than the RTT,
+    # and a silence is only a silence when it is much longer than that.
+    arrival_gap: float = 0.0
     clock_offset: float = 0.0  # seeder's send_ms 0, in our timeline's time
 
     def __post_init__(self):
@@ -415,9 +419,14 @@ class Download:
         self.state = p.ReceiveState(self.info.chunks)
         self.transfers: dict[tuple, Transfer] = {}
         self.nacked_at: dict[int, float] = {}  # chunk -> its last NACK
-        # (time, chunk) in NACK order, so the oldest is found at the head;
-        # entries whose chunk came or was NACKed again since are skipped.
-        self._nack_order: deque = deque()
+        # When a NACKed chunk that has not come is asked for again: the
+        # wait doubles with each NACK of the same chunk, up to 4x (a chunk
+        # queued behind a slow link is not asked for 50 times, a chunk lost
+        # three times in a row is not left waiting long), and a heap of
+        # (due, chunk) finds the next one; stale entries are skipped.
+        self._renack_due: dict[int, float] = {}
+        self._nack_count: dict[int, int] = {}
+        self._renack_heap: list = []
         self.renack_after = 0.3
         self._nack_rtt = None  # smoothed 2 x (NACK -> retransmission)
         self._fresh: list = []  # (chunk, data view) to write this turn
@@ -481,10 +490,27 @@ class Download:
     def _open_part(self) -> None:
         try:
             self._fd = os.open(self.part_path, os.O_RDWR | os.O_CREAT, 0o644)
-            os.ftruncate(self._fd, self.info.size)
         except OSError as exc:
             raise cli.RunError(f"cannot write {self.part_path}: "
                                f"{exc.strerror or exc}") from None
+        self._lock_part()
+        try:
+            os.ftruncate(self._fd, self.info.size)
+        except OSError as exc:
+            self._close_part()
+            raise cli.RunError(f"cannot write {self.part_path}: "
+                               f"{exc.strerror or exc}") from None
+
+    def _lock_part(self) -> None:
+        """One leecher per .part file: a second one (terminal or window)
+        would write the same file and rename it under the first."""
+        import fcntl
+        try:
+            fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            self._close_part()
+            raise cli.RunError(f"another leecher is already writing "
+                               f"{self.part_path}") from None
 
     def _resume(self) -> None:
         """Take back the chunks an interrupted run left in ``.part``."""
@@ -654,9 +680,9 @@ class Download:
         wake = now + POLL_S
         for transfer in self._open_transfers():
             wake = min(wake, transfer.last_heard + transfer.rto)
-        oldest = self._oldest_nack()
-        if oldest is not None:
-            wake = min(wake, oldest + self.renack_after)
+        due = self._next_renack()
+        if due is not None:
+            wake = min(wake, due)
         return max(now, wake)
 
     def _open_transfers(self) -> list[Transfer]:
@@ -721,7 +747,7 @@ class Download:
                 transfer.stored += 1
             else:  # a late chunk of a session we gave up on
                 self.stored_from[addr] = self.stored_from.get(addr, 0) + 1
-            asked_at = nacked_at.pop(index, None) if nacked_at else None
+            asked_at = self._forget_nack(index) if nacked_at else None
             if retransmit:
                 self._on_retransmission(index, asked_at, transfer, now)
             if self.events is not None:
@@ -731,10 +757,14 @@ class Download:
         self._write_fresh()
         now = time.monotonic()
         for transfer in heard:
+            if transfer.heard and not transfer.silences:
+                gap = now - transfer.last_heard
+                transfer.arrival_gap = gap if not transfer.arrival_gap else \
+                    transfer.arrival_gap + (gap - transfer.arrival_gap) / 8
             transfer.heard = True
             transfer.last_heard = now
             transfer.silences = 0
-            transfer.rto = transfer.base_rto
+            transfer.rto = max(transfer.base_rto, 4 * transfer.arrival_gap)
             self._detect_losses(transfer, now)
 
     def _on_message(self, view: memoryview, addr) -> None:
@@ -872,7 +902,7 @@ class Download:
 
     def _due_for_nack(self, transfer: Transfer, now: float) -> list[int]:
         return [i for i in self._missing_of(transfer).values()
-                if now - self.nacked_at.get(i, -1e9) >= self.renack_after]
+                if now >= self._renack_due.get(i, now)]
 
     def _nack(self, transfer: Transfer, chunks: list[int], now: float):
         if not chunks:
@@ -881,8 +911,12 @@ class Download:
         transfer.limit = max(transfer.limit,
                              transfer.highest_seq + 1 + transfer.window)
         for index in chunks:
+            count = self._nack_count[index] = self._nack_count.get(index,
+                                                                   0) + 1
+            due = now + self.renack_after * 2 ** min(count - 1, 2)
             self.nacked_at[index] = now
-            self._nack_order.append((now, index))
+            self._renack_due[index] = due
+            heapq.heappush(self._renack_heap, (due, index))
         pairs = list(p.runs(sorted(set(chunks))))
         for start in range(0, len(pairs), p.MAX_NACK_RANGES):
             nack = p.Nack(transfer.limit, transfer.nack_round,
@@ -901,24 +935,30 @@ class Download:
 
     def _renack_overdue(self, now: float) -> None:
         overdue = []
-        while self._oldest_nack() is not None \
-                and now - self._nack_order[0][0] >= self.renack_after:
-            overdue.append(self._nack_order.popleft()[1])
+        while (due := self._next_renack()) is not None and due <= now:
+            overdue.append(heapq.heappop(self._renack_heap)[1])
         if not overdue:
             return
         for transfer in self._open_transfers():
             mine = [i for i in overdue if i in transfer.ranges]
             self._nack(transfer, mine, now)
         for index in overdue:  # no transfer asks for it: forget the NACK
-            if self.nacked_at.get(index, now) < now:
-                del self.nacked_at[index]
+            if self._renack_due.get(index, now) <= now:
+                self._forget_nack(index)
 
-    def _oldest_nack(self) -> float | None:
-        """When the oldest NACK still waiting for its chunk was sent."""
-        order, nacked_at = self._nack_order, self.nacked_at
-        while order and nacked_at.get(order[0][1]) != order[0][0]:
-            order.popleft()  # the chunk came, or was NACKed again since
-        return order[0][0] if order else None
+    def _next_renack(self) -> float | None:
+        """When the next NACKed chunk that has not come is due again."""
+        heap, due_of = self._renack_heap, self._renack_due
+        while heap and due_of.get(heap[0][1]) != heap[0][0]:
+            heapq.heappop(heap)  # the chunk came, or was NACKed again since
+        return heap[0][0] if heap else None
+
+    def _forget_nack(self, index: int) -> float | None:
+        """Chunk ``index`` came (or no one asks for it any more): when it
+        was last NACKed, if it was."""
+        self._renack_due.pop(index, None)
+        self._nack_count.pop(index, None)
+        return self.nacked_at.pop(index, None)
 
     def _on_silence(self, transfer: Transfer, now: float) -> None:
         transfer.silences += 1
@@ -998,6 +1038,8 @@ class Download:
             return
         ready = self.state.contiguous()
         if ready <= self.fed_chunks:
+            if not self.info.chunks:  # an empty file: nothing will come
+                self.player.finish_input()
             return
         start = self.fed_chunks * self.info.chunk_size
         end = min(self.info.size, ready * self.info.chunk_size)
@@ -1039,7 +1081,7 @@ class Download:
             "datagrams_dropped_by_leecher": self.endpoint.dropped,
             "bad_datagrams": self.endpoint.bad,
             "elapsed_s": round(elapsed, 4),
-            "goodput_Bps": round(self.info.size / elapsed, 1)
+            "goodput_Bps": round(self.bytes_this_run / elapsed, 1)
             if elapsed and self.state.complete else 0.0,
             "per_seeder": self.per_seeder,
             "seeders_gone": sorted({cli.format_address(t.peer.addr)
@@ -1048,6 +1090,12 @@ class Download:
             **({"timeline": self.timeline()} if timeline else {}),
             **self.audio_stats(),
         }
+
+    @property
+    def bytes_this_run(self) -> int:
+        """Bytes received by this run: a resumed run had some already."""
+        return min(self.info.size, (self.state.received - self.resumed)
+                   * self.info.chunk_size)
 
     @property
     def per_seeder(self) -> dict[str, int]:
@@ -1129,8 +1177,9 @@ def find_alive(endpoint: Endpoint, addrs, out=print) -> dict[tuple, Peer]:
         else:
             out(f"  {where:<21} no answer")
     if not any(peer.alive for peer in peers.values()):
-        raise cli.RunError("no seeder is alive (start one: python3 "
-                           "seeder.py -i 127.0.0.1 -p 9000)")
+        ip, port = next(iter(peers))
+        raise cli.RunError(f"no seeder is alive (start one: python3 "
+                           f"seeder.py -i {ip} -p {port})")
     return peers
 
 
@@ -1176,16 +1225,20 @@ class Progress:
         self.stream = stream
         self.tty = stream.isatty()
         self.last = 0.0
+        self.shown = None  # (chunks, NACKs, resent) of the last line
 
     def update(self, force: bool = False) -> None:
         now = time.monotonic()
         if not force and now - self.last < (0.2 if self.tty else 1.0):
             return
-        self.last = now
         d = self.download
+        counts = (d.state.received, d.nacks_sent, d.retransmitted)
+        if not self.tty and counts == self.shown:
+            return  # a log gets no line that says nothing new
+        self.last, self.shown = now, counts
         done, total = d.state.received, d.info.chunks
         elapsed = now - (d.started or now)
-        rate = done * d.info.chunk_size / elapsed if elapsed else 0
+        rate = d.bytes_this_run / elapsed if elapsed else 0
         text = (f"{100 * done // max(total, 1):3d}% {done}/{total} chunks "
                 f"{format_size(rate)}/s  nacks {d.nacks_sent}  "
                 f"resent {d.retransmitted}")
@@ -1280,12 +1333,37 @@ def cmd_search(args) -> int:
     return cli.EXIT_OK
 
 
-def check_output(out_dir: str, song: Song, force: bool) -> str | None:
-    """Refuse a missing folder; say when the song is already there."""
+def prepare_output(out_dir: str) -> None:
+    """The download folder: made when missing, refused when unusable."""
+    if not os.path.exists(out_dir):
+        try:
+            os.makedirs(out_dir)
+        except OSError as exc:
+            raise cli.UsageError(f"cannot create the output folder "
+                                 f"{out_dir}: {exc.strerror or exc}") from None
     if not os.path.isdir(out_dir):
-        raise cli.UsageError(f"output folder not found: {out_dir}")
+        raise cli.UsageError(f"output is not a folder: {out_dir}")
     if not os.access(out_dir, os.W_OK):
         raise cli.UsageError(f"output folder is not writable: {out_dir}")
+
+
+def check_file_to_write(path: str | None, option: str) -> None:
+    """Refuse a --json / --audio-out path that cannot be written, before
+    the download rather than after it."""
+    if path is None:
+        return
+    folder = os.path.dirname(path) or "."
+    if os.path.isdir(path):
+        raise cli.UsageError(f"{option} {path}: is a folder, not a file")
+    if not os.path.isdir(folder):
+        raise cli.UsageError(f"{option} {path}: folder {folder} not found")
+    if not os.access(folder, os.W_OK):
+        raise cli.UsageError(f"{option} {path}: folder {folder} is not "
+                             f"writable")
+
+
+def check_output(out_dir: str, song: Song, force: bool) -> str | None:
+    """Say when the song is already there (and verified)."""
     final = os.path.join(out_dir, safe_name(song.info))
     if os.path.exists(final) and not force:
         if cli.sha256_file(final) == song.info.sha256:
@@ -1296,6 +1374,14 @@ def check_output(out_dir: str, song: Song, force: bool) -> str | None:
 
 
 def cmd_get(args) -> int:
+    if (args.audio_out or args.fast) and not (args.play or args.preview):
+        raise cli.UsageError("--audio-out and --fast go with --play or "
+                             "--preview")
+    if args.fast and not args.audio_out:
+        raise cli.UsageError("--fast goes with --audio-out FILE.wav")
+    prepare_output(args.output)
+    check_file_to_write(args.json, "--json")
+    check_file_to_write(args.audio_out, "--audio-out")
     options = Options(args.method, args.window, args.timeout, args.loss,
                       args.rng_seed, args.force)
     audio = Audio(args) if (args.play or args.preview) else None
@@ -1339,7 +1425,7 @@ def _download(download: Download, audio) -> str:
     except (KeyboardInterrupt, cli.RunError):
         if audio:
             audio.stop()
-        if os.path.exists(download.part_path):
+        if download.started and os.path.exists(download.part_path):
             print(f"partial download kept in {download.part_path}: run "
                   f"the same command again to resume", file=sys.stderr)
         raise
@@ -1406,6 +1492,10 @@ class Audio:
     """--play / --preview for the terminal leecher (see player.py)."""
 
     def __init__(self, args):
+        import importlib.util
+        if importlib.util.find_spec("audioread") is None:
+            raise cli.UsageError("audioread is missing: run ./setup.sh "
+                                 "install, then use .venv/bin/python")
         import player
         self.module = player
         try:

@@ -2,6 +2,7 @@
 
 import json
 import os
+import re
 import socket
 import threading
 
@@ -140,11 +141,13 @@ def test_malformed_datagrams_are_counted_and_the_seeder_keeps_serving(
 
 def test_output_errors_are_one_line(seeders, song_dir, tmp_path):
     group = seeders(("127.0.0.1", "-d", str(song_dir), "-q"))
-    missing = run_leecher("get", "short", "-o", str(tmp_path / "nope"),
-                          "--seeders", addresses(group))
-    assert missing.returncode == 2
-    assert missing.stderr.strip().count("\n") == 0
-    assert "output folder not found" in missing.stderr
+    (tmp_path / "a-file").write_text("x")
+    impossible = run_leecher("get", "short", "-o",
+                             str(tmp_path / "a-file" / "sub"),
+                             "--seeders", addresses(group))
+    assert impossible.returncode == 2
+    assert impossible.stderr.strip().count("\n") == 0
+    assert "cannot create the output folder" in impossible.stderr
     (tmp_path / "short-tune.mp3").write_bytes(b"something else")
     clash = run_leecher("get", "short", "-o", str(tmp_path),
                         "--seeders", addresses(group))
@@ -158,3 +161,22 @@ def test_output_errors_are_one_line(seeders, song_dir, tmp_path):
     again = run_leecher("get", "short", "-o", str(tmp_path),
                         "--seeders", addresses(group))
     assert again.returncode == 0 and "already here" in again.stdout
+
+
+@pytest.mark.parametrize("loss", ["0", "0.05"])
+def test_slow_seeder_is_not_flooded_with_nacks(seeders, song_dir, tmp_path,
+                                              loss):
+    """A rate-limited link (no delay emulated) spaces the chunks far more
+    than the RTT: that gap is no loss.  Without loss no NACK at all; with
+    5 % loss about one NACK per lost chunk, not one per loop turn."""
+    group = seeders(("127.0.0.1", "-d", str(song_dir), "-q", "--rate",
+                     "200", "--loss", loss, "--rng-seed", "4"))
+    stats_path = tmp_path / "stats.json"
+    result = run_leecher("get", "short-tune", "-o", str(tmp_path),
+                         "--seeders", addresses(group),
+                         "--json", str(stats_path))
+    assert result.returncode == 0, result.stdout + result.stderr
+    stats = json.loads(stats_path.read_text())
+    dropped = int(re.search(r"(\d+) dropped", group[0].stop())[1])
+    assert dropped == 0 if loss == "0" else dropped > 0
+    assert stats["nacks_sent"] <= 3 * dropped + 2, stats["nacks_sent"]

@@ -155,7 +155,7 @@ def test_unwritable_output_and_full_disk_are_clear_errors(seeders, song_dir,
     not_a_dir.write_text("x")
     result = run_leecher("get", "facom-sample", "-o", str(not_a_dir),
                          "--seeders", seeder.address)
-    assert result.returncode == 2 and "output folder" in result.stderr
+    assert result.returncode == 2 and "not a folder" in result.stderr
 
 
 def _root() -> bool:
@@ -200,3 +200,49 @@ def test_read_only_output_folder_is_a_clear_error(seeders, song_dir,
     assert "Read-only file system" in result.stderr or \
         "not writable" in result.stderr
     assert result.stderr.strip().count("\n") <= 1
+
+
+def test_missing_output_folder_is_made(seeders, song_dir, tmp_path):
+    (seeder,) = seeders(("127.0.0.1", "-d", str(song_dir), "-q"))
+    out = tmp_path / "new" / "downloads"
+    result = run_leecher("get", "short-tune", "-o", str(out), "--seeders",
+                         seeder.address)
+    assert result.returncode == 0, result.stderr
+    assert sha256(out / "short-tune.mp3") == sha256(song_dir /
+                                                    "short-tune.mp3")
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--json", "/nonexistent-dir/s.json"], "folder /nonexistent-dir not"),
+    (["--play", "--audio-out", "/nonexistent-dir/x.wav"],
+     "folder /nonexistent-dir not"),
+    (["--audio-out", "x.wav"], "go with --play or --preview"),
+    (["--play", "--fast"], "--fast goes with --audio-out"),
+])
+def test_bad_output_paths_and_options_fail_before_any_download(
+        tmp_path, args, message):
+    # No seeder at that address: exit 2 with the message proves the check
+    # came before the network (it would be exit 1, "no seeder is alive").
+    result = run_leecher("get", "facom-sample", "-o", str(tmp_path),
+                         "--seeders", "127.0.0.9:9", *args)
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert message in result.stderr
+    assert result.stderr.count("\n") == 1 and "Traceback" not in \
+        result.stderr
+
+
+def test_a_second_leecher_on_the_same_part_file_is_refused(
+        seeders, song_dir, tmp_path):
+    import fcntl
+    (seeder,) = seeders(("127.0.0.1", "-d", str(song_dir), "-q"))
+    with open(tmp_path / "short-tune.mp3.part", "wb") as other:
+        fcntl.flock(other, fcntl.LOCK_EX)  # as a running leecher holds it
+        result = run_leecher("get", "short-tune", "-o", str(tmp_path),
+                             "--seeders", seeder.address)
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert "another leecher is already writing" in result.stderr
+    assert "partial download kept" not in result.stderr
+    assert not (tmp_path / "short-tune.mp3").exists()
+    result = run_leecher("get", "short-tune", "-o", str(tmp_path),
+                         "--seeders", seeder.address)  # lock gone: fine
+    assert result.returncode == 0, result.stderr

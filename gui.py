@@ -67,6 +67,7 @@ PLOT_DPI = 100
 LAG_KEEP = 100_000      # event-loop lag samples kept for benchmarks
 WINDOW_SIZE = "1100x718"  # + the menu bar: about 1100x750 in all
 FONT_SIZE = 11
+HEADING_PAD_PX = 14     # a Treeview heading's padding and borders, + a margin
 METHODS = (None, "sequential", "random", "semi-random")
 ORDER_KEYS = {None: "order_own", "sequential": "order_sequential",
               "random": "order_random", "semi-random": "order_semi"}
@@ -115,8 +116,8 @@ STRINGS = {
         "start": "Download",
         "stop_download": "Stop",
         "no_download": "No download yet.",
-        "progress": "{percent} %  ·  {got}/{total} chunks  ·  "
-                    "NACKs {nacks}  ·  retransmitted {rtx}",
+        "progress": "{percent} % · {got}/{total} chunks · "
+                    "NACKs {nacks} · retransmitted {rtx}",
         "save": "Save:",
         "save_png": "Plot PNG",
         "save_json": "Stats JSON",
@@ -141,6 +142,7 @@ STRINGS = {
         "state_paused": "paused",
         "state_stopped": "stopped",
         "state_finished": "finished",
+        "state_failed": "failed",
         "statistics": "Statistics",
         "statistics_of": "Statistics — {name}",
         "stat_size": "Size",
@@ -164,7 +166,8 @@ STRINGS = {
         "no_seeder_alive": "No seeder is alive: start them (python3 "
                            "seeder.py -i 127.0.0.1 -p 9000) and press "
                            "Refresh.",
-        "bad_address": "Bad seeder address: {text}",
+        "bad_address": "Bad seeder address: {address} (use IP:PORT, "
+                       "PORT 1-65535, e.g. 127.0.0.1:9000).",
         "searching": "Searching for “{query}”…",
         "searching_all": "Listing every song…",
         "found": "{n} song(s) found.",
@@ -187,9 +190,16 @@ STRINGS = {
         "sink_card": "Audio: sound card.",
         "preview_off": "No preview: {text}",
         "playing_file": "Playing {name}.",
+        "play_failed": "Cannot play {name}: {text}",
+        "already_here": "{path} is already here and verified (SHA-256): "
+                        "Play plays it.",
         "saved": "Saved {path}.",
         "save_failed": "Cannot save {path}: {text}",
         "nothing_to_save": "Nothing to save yet: download a song first.",
+        "filetype_png": "PNG image",
+        "filetype_json": "JSON file",
+        "filetype_csv": "CSV file",
+        "filetype_all": "All files",
         "error": "Error: {text}",
         "unexpected": "Unexpected error: {text}",
         "no_display": "gui: no display available; use the terminal "
@@ -197,6 +207,8 @@ STRINGS = {
         "no_tk": "gui: Tkinter is missing (install python3-tk, or run "
                  "./setup.sh install); terminal leecher: python3 "
                  "leecher.py get NAME",
+        "not_a_folder": "-o {path} is not a folder",
+        "cannot_create": "cannot create {path}: {text}",
     },
     "pt": {
         "title": "P2P FACOM — leecher",
@@ -233,8 +245,8 @@ STRINGS = {
         "start": "Baixar",
         "stop_download": "Parar",
         "no_download": "Nenhum download ainda.",
-        "progress": "{percent} %  ·  {got}/{total} pedaços  ·  "
-                    "NACKs {nacks}  ·  retransmitidos {rtx}",
+        "progress": "{percent} % · {got}/{total} pedaços · "
+                    "NACKs {nacks} · retransmitidos {rtx}",
         "save": "Salvar:",
         "save_png": "Gráfico PNG",
         "save_json": "Estat. JSON",
@@ -259,6 +271,7 @@ STRINGS = {
         "state_paused": "pausado",
         "state_stopped": "parado",
         "state_finished": "terminou",
+        "state_failed": "falhou",
         "statistics": "Estatísticas",
         "statistics_of": "Estatísticas — {name}",
         "stat_size": "Tamanho",
@@ -282,7 +295,9 @@ STRINGS = {
         "no_seeder_alive": "Nenhum seeder ativo: inicie-os (python3 "
                            "seeder.py -i 127.0.0.1 -p 9000) e clique em "
                            "Atualizar.",
-        "bad_address": "Endereço de seeder inválido: {text}",
+        "bad_address": "Endereço de seeder inválido: {address} (use "
+                       "IP:PORTA, PORTA de 1 a 65535, p. ex. "
+                       "127.0.0.1:9000).",
         "searching": "Buscando “{query}”…",
         "searching_all": "Listando todas as músicas…",
         "found": "{n} música(s) encontrada(s).",
@@ -309,9 +324,16 @@ STRINGS = {
         "sink_card": "Áudio: placa de som.",
         "preview_off": "Sem prévia: {text}",
         "playing_file": "Tocando {name}.",
+        "play_failed": "Não foi possível tocar {name}: {text}",
+        "already_here": "{path} já está aqui e verificado (SHA-256): "
+                        "Tocar o toca.",
         "saved": "Salvo: {path}.",
         "save_failed": "Não foi possível salvar {path}: {text}",
         "nothing_to_save": "Nada a salvar ainda: baixe uma música antes.",
+        "filetype_png": "Imagem PNG",
+        "filetype_json": "Arquivo JSON",
+        "filetype_csv": "Arquivo CSV",
+        "filetype_all": "Todos os arquivos",
         "error": "Erro: {text}",
         "unexpected": "Erro inesperado: {text}",
         "no_display": "gui: nenhuma tela disponível; use o leecher de "
@@ -319,9 +341,15 @@ STRINGS = {
         "no_tk": "gui: falta o Tkinter (instale python3-tk, ou rode "
                  "./setup.sh install); leecher de terminal: python3 "
                  "leecher.py get NOME",
+        "not_a_folder": "-o {path} não é uma pasta",
+        "cannot_create": "não foi possível criar {path}: {text}",
     },
 }
 LANGUAGE_NAMES = (("pt", "Português (Brasil)"), ("en", "English"))
+# Tk's own dialogs (the file dialog) take their language from msgcat.
+TK_LOCALES = {"pt": "pt_br", "en": "en"}
+SAVE_TYPES = {".png": "filetype_png", ".json": "filetype_json",
+              ".csv": "filetype_csv"}
 
 
 def detect_language(environ=None) -> str:
@@ -400,9 +428,16 @@ def one_line(exc: BaseException) -> str:
 
 
 def parse_addresses(entry: str) -> list[tuple[str, int]]:
-    """'127.0.0.1:9000, 127.0.0.2' -> addresses (cli.UsageError if bad)."""
-    return [cli.parse_address(part) for part in re.split(r"[,;\s]+", entry)
-            if part]
+    """'127.0.0.1:9000, 127.0.0.2' -> addresses; GuiError naming the first
+    bad one (cli's message would repeat the window's "Bad address")."""
+    addrs = []
+    for part in re.split(r"[,;\s]+", entry):
+        if part:
+            try:
+                addrs.append(cli.parse_address(part))
+            except cli.UsageError:
+                raise GuiError("bad_address", address=part) from None
+    return addrs
 
 
 def write_csv(path: str, stats: dict, rows) -> None:
@@ -590,6 +625,10 @@ class Worker(threading.Thread):
                    for a in song.sources):
             raise GuiError("no_source")
         os.makedirs(out_dir, exist_ok=True)
+        existing = self._verified_copy(out_dir, song)
+        if existing:
+            self.post("already-here", existing, song.info)
+            return
         download = leecher.Download(self._endpoint(), song, self.peers,
                                     out_dir, leecher.Options(method=method),
                                     events=self.inbox)
@@ -611,6 +650,17 @@ class Worker(threading.Thread):
                       download.part_path)
             return
         self.post("download-done", path, download.stats(timeline=False))
+
+    @staticmethod
+    def _verified_copy(out_dir: str, song) -> str | None:
+        """The song's file in ``out_dir`` when it is there with the right
+        SHA-256 (the terminal leecher's check).  A file that differs is
+        downloaded again and replaced: double-clicking asks for the song,
+        and the window has no --force to ask with."""
+        try:
+            return leecher.check_output(out_dir, song, force=False)
+        except cli.UsageError:
+            return None
 
     def _preview(self, download, prebuffer: float):
         try:
@@ -1021,10 +1071,12 @@ class App:
         setup_style(root)
         self._build()
         self.set_status("ready")
+        self._set_tk_locale()
         self.worker.start()
         self._schedule_poll()
-        self.refresh_seeders()
-        self.search(settings.song or "")
+        self.query_var.set(settings.song or "")
+        self.last_query = self.query_var.get()
+        self.refresh_seeders()  # and then searches
 
     def _init_state(self) -> None:
         self.peer_rows: list[PeerRow] = []
@@ -1038,6 +1090,11 @@ class App:
         self.stats: dict = {}
         self.got = 0
         self.complete = False
+        self.song_info = None         # of the song downloaded or found
+        self.player_name = None       # the file self.player plays
+        self.last_query = ""
+        self._search_after_ping = False
+        self._player_error_shown = None  # the player whose error is shown
         self._song_selected = False
         self._final_stats_asked = False
         self._status = ("ready", {}, "info")
@@ -1121,19 +1178,30 @@ class App:
         self._relabelers.append(apply)
 
     def _tree(self, parent, columns, height: int):
-        """A Treeview with translated headings: columns = (id, key,
-        width, anchor)."""
-        tree = ttk.Treeview(parent, columns=[c[0] for c in columns],
+        """A Treeview with translated headings and a vertical scrollbar,
+        in a frame of its own: (frame, tree).  columns = (id, key, width,
+        anchor); a column is widened to fit its heading in every language,
+        so that a language switch never changes the layout."""
+        frame = ttk.Frame(parent)
+        tree = ttk.Treeview(frame, columns=[c[0] for c in columns],
                             show="headings", height=height,
                             selectmode="browse")
+        heading_font = tkfont.nametofont("TkHeadingFont", root=self.root)
         for column, key, width, anchor in columns:
-            tree.column(column, width=width, anchor=anchor,
-                        stretch=column == columns[0][0])
+            fit = heading_width(heading_font, key)
+            tree.column(column, width=max(width, fit), minwidth=fit,
+                        anchor=anchor, stretch=column == columns[0][0])
             self._relabelers.append(
                 lambda c=column, k=key: tree.heading(c, text=self.t(k)))
         for apply in self._relabelers[-len(columns):]:
             apply()
-        return tree
+        bar = ttk.Scrollbar(frame, orient="vertical", command=tree.yview)
+        tree.configure(yscrollcommand=bar.set)
+        tree.grid(row=0, column=0, sticky="nsew")
+        bar.grid(row=0, column=1, sticky="ns")
+        frame.columnconfigure(0, weight=1)
+        frame.rowconfigure(0, weight=1)
+        return frame, tree
 
     def _build_seeders(self, parent) -> None:
         frame = self._label(ttk.LabelFrame(parent, padding=6), "seeders")
@@ -1148,13 +1216,12 @@ class App:
         self.refresh_button = self._label(
             ttk.Button(frame, command=self.refresh_seeders), "refresh")
         self.refresh_button.grid(row=0, column=2)
-        self.seeder_tree = self._tree(frame, (
+        table, self.seeder_tree = self._tree(frame, (
             ("address", "col_address", 129, "w"),
-            ("state", "col_state", 110, "w"),
+            ("state", "col_state", 106, "w"),
             ("rtt", "col_rtt", 60, "e"),
-            ("order", "col_order", 110, "w")), height=3)
-        self.seeder_tree.grid(row=1, column=0, columnspan=3, sticky="ew",
-                              pady=(6, 0))
+            ("order", "col_order", 106, "w")), height=3)
+        table.grid(row=1, column=0, columnspan=3, sticky="ew", pady=(6, 0))
         frame.columnconfigure(1, weight=1)
 
     def _build_songs(self, parent) -> None:
@@ -1167,13 +1234,12 @@ class App:
         self.search_button = self._label(
             ttk.Button(frame, command=self.search), "search")
         self.search_button.grid(row=0, column=1)
-        self.song_tree = self._tree(frame, (
+        table, self.song_tree = self._tree(frame, (
             ("name", "col_name", 150, "w"),
-            ("size", "col_size", 85, "e"),
-            ("duration", "col_duration", 82, "e"),
-            ("sources", "col_sources", 82, "center")), height=3)
-        self.song_tree.grid(row=1, column=0, columnspan=2, sticky="nsew",
-                            pady=(6, 0))
+            ("size", "col_size", 80, "e"),
+            ("duration", "col_duration", 80, "e"),
+            ("sources", "col_sources", 80, "center")), height=3)
+        table.grid(row=1, column=0, columnspan=2, sticky="nsew", pady=(6, 0))
         self.song_tree.bind("<Double-1>", lambda event: self.start_download())
         frame.columnconfigure(0, weight=1)
         frame.rowconfigure(1, weight=1)
@@ -1201,8 +1267,9 @@ class App:
         self.progress_bar = ttk.Progressbar(frame, maximum=100)
         self.progress_bar.grid(row=4, column=0, columnspan=3, sticky="ew",
                                pady=(4, 0))
-        self.progress_label = text_width_free(ttk.Label(
-            frame, style="Small.TLabel"))
+        self.progress_label = ttk.Label(frame, style="Small.TLabel")
+        self.progress_line = OneLine(self.progress_label,
+                                     self.root.p2p_fonts[0])
         self.progress_label.grid(row=5, column=0, columnspan=3, sticky="ew")
         self._relabelers.append(self._show_progress)
         frame.columnconfigure(2, weight=1)
@@ -1274,7 +1341,9 @@ class App:
                                                   "TProgressbar")
         self.position_bar.grid(row=1, column=0, columnspan=3, sticky="ew",
                                pady=(5, 0))
-        self.position_label = text_width_free(ttk.Label(frame))
+        self.position_label = ttk.Label(frame)
+        self.position_line = OneLine(self.position_label, tkfont.nametofont(
+            "TkDefaultFont", root=self.root))
         self.position_label.grid(row=2, column=0, columnspan=3, sticky="ew")
         self._relabelers.append(self._show_player)
 
@@ -1282,15 +1351,18 @@ class App:
     def addresses(self) -> list | None:
         try:
             return parse_addresses(self.seeders_var.get())
-        except cli.UsageError as exc:
-            self.set_status("bad_address", "error", text=str(exc))
+        except GuiError as exc:
+            self.set_status(exc.key, "error", **exc.params)
             return None
 
     def refresh_seeders(self) -> None:
+        """Ping the seeders; once some answer, search again (_on_peers):
+        the songs found before may be on seeders no longer listed."""
         addrs = self.addresses() if self._idle() else None
         if addrs is None:
             return
         self.set_status("pinging", n=len(addrs))
+        self._search_after_ping = True
         self.worker.submit("ping", addrs)
 
     def search(self, query: str | None = None) -> None:
@@ -1300,6 +1372,7 @@ class App:
         addrs = self.addresses() if self._idle() else None
         if addrs is None:
             return
+        self.last_query = query
         if query:
             self.set_status("searching", query=query)
         else:
@@ -1391,6 +1464,7 @@ class App:
             return
         self.lang = lang
         self.lang_var.set(lang)
+        self._set_tk_locale()
         self.root.title(self.t("title"))
         for apply in self._relabelers:
             apply()
@@ -1402,6 +1476,11 @@ class App:
         self.plot.redraw_if_due(time.monotonic(), force=True)
         self._show_status()
 
+    def _set_tk_locale(self) -> None:
+        """Tk's file dialog speaks the window's language (Tk ships its
+        Portuguese in msgcat's catalog "pt")."""
+        self.root.tk.call("::msgcat::mclocale", TK_LOCALES[self.lang])
+
     # ------------------------------------------------------------ saving
     def _ask_path(self, kind: str, extension: str) -> str | None:
         if not self.download or not (self.stats or kind == "plot"):
@@ -1410,6 +1489,8 @@ class App:
         base = os.path.splitext(self.download.name)[0]
         return filedialog.asksaveasfilename(
             parent=self.root, defaultextension=extension,
+            filetypes=[(self.t(SAVE_TYPES[extension]), "*" + extension),
+                       (self.t("filetype_all"), "*")],
             initialdir=self.settings.output,
             initialfile=f"{base}-{kind}{extension}") or None
 
@@ -1496,6 +1577,7 @@ class App:
             self.plot.redraw_if_due(time.monotonic())
             self._show_progress()
             self._show_player()
+            self._show_player_error()
             self._watch_playback()
             self._update_buttons()
         self._record_lag()
@@ -1536,8 +1618,15 @@ class App:
         self.gone = set()
         self._fill_seeders()
         alive = sum(row.alive for row in rows)
-        self.set_status("pinged", "info" if alive else "error",
-                        alive=alive, n=len(rows))
+        search_again, self._search_after_ping = self._search_after_ping, False
+        if not alive:  # the songs listed are on no seeder alive now
+            self.songs = []
+            self._fill_songs()
+            self.set_status("no_seeder_alive", "error")
+            return
+        self.set_status("pinged", alive=alive, n=len(rows))
+        if search_again and not self.downloading:
+            self.search(self.last_query)
 
     def _on_songs(self, stamp, query, songs) -> None:
         self.songs = songs
@@ -1557,11 +1646,19 @@ class App:
         if job == "download":
             self.downloading = False
 
+    def _on_already_here(self, stamp, path, info) -> None:
+        self.downloading = False
+        self.final_path = path
+        self.song_info = info
+        self.set_status("already_here", path=path)
+
     def _on_download_started(self, stamp, download, player) -> None:
         self.download = download
+        self.song_info = download.info
         self.preview_player = player
         if player is not None:
             self.player = player
+            self.player_name = download.name
         self.stats = {}
         self.got = 0
         self.complete = False
@@ -1633,6 +1730,7 @@ class App:
 
     def _on_player(self, stamp, player, name) -> None:
         self.player = player
+        self.player_name = name
         self.set_status("playing_file", name=name)
 
     def _on_saved(self, stamp, path) -> None:
@@ -1667,30 +1765,31 @@ class App:
     def _show_progress(self) -> None:
         download = self.download
         if download is None:
-            self._show(self.progress_label, text=self.t("no_download"))
+            self.progress_line.show(self.t("no_download"))
             return
         total = download.info.chunks
         got = total if self.complete else min(self.got, total)
         percent = 100 * got // max(total, 1)
         self._show(self.progress_bar, value=percent)
-        self._show(self.progress_label, text=self.t(
+        self.progress_line.show(self.t(
             "progress", percent=percent, got=got, total=total,
             nacks=download.nacks_sent, rtx=download.retransmitted))
 
     def _show_player(self) -> None:
         player = self.player
         if player is None:
-            self._show(self.position_label, text=self.t("state_none"))
+            self.position_line.show(self.t("state_none"))
             self._show(self.position_bar, value=0)
             return
         total = self._song_seconds()
         position = player.position_s
+        state = "failed" if player.error else player.state
         self._show(self.position_bar, value=round(
             min(1.0, position / total), 3) if total else 0)
-        self._show(self.position_label, text=self.t(
+        self.position_line.show(self.t(
             "position", pos=fmt_decimal(position, 1, self.lang) + " s",
             total=fmt_decimal(total, 1, self.lang) + " s",
-            state=self.t("state_" + player.state)))
+            state=self.t("state_" + state)))
 
     def _show(self, widget, **options) -> None:
         """Configure ``widget`` only with what changed: every Tk call lets
@@ -1704,8 +1803,20 @@ class App:
             shown.update(changed)
 
     def _song_seconds(self) -> float:
-        info = self.download.info if self.download else None
+        info = self.song_info
         return info.duration_ms / 1000 if info and info.duration_ms else 0.0
+
+    def _show_player_error(self) -> None:
+        """A player that failed (not an MP3, ffmpeg gone...) says why in
+        the status line, once: it fails on its own threads, after "Playing
+        NAME." was shown."""
+        player = self.player
+        if player is None or player.error is None or \
+                player is self._player_error_shown:
+            return
+        self._player_error_shown = player
+        self.set_status("play_failed", "error", name=self.player_name,
+                        text=player.error)
 
     def _watch_playback(self) -> None:
         """Once the preview has played to its end, show the final audio
@@ -1756,15 +1867,57 @@ class App:
         self.root.destroy()
 
 
-def text_width_free(label):
-    """Make ``label`` ask for no width of its own and wrap a text longer
-    than the width it gets: its text changes many times a second during a
-    download, and if that widened the left column, the plot's canvas would
-    shrink and be fully redrawn each time."""
-    label.configure(width=1, anchor="w")
-    label.bind("<Configure>", lambda event: label.configure(
-        wraplength=max(event.width, 1)))
-    return label
+class OneLine:
+    """Shows a text in ``label`` on one line, cut with "…" when it is
+    wider than the label.  The label asks for no width of its own: its
+    text changes many times a second during a download, and if that
+    widened the left column, the plot's canvas would shrink and be fully
+    redrawn each time; wrapping instead would make the label taller and
+    move everything below it."""
+
+    def __init__(self, label, font):
+        self.label = label
+        self.font = font
+        self.text = ""
+        self.width = 0  # pixels for the text; known once the label is laid out
+        label.configure(width=1, anchor="w")
+        label.bind("<Configure>", self._on_configure)
+
+    def show(self, text: str) -> None:
+        if text != self.text:
+            self.text = text
+            self._fit()
+
+    def _on_configure(self, event) -> None:
+        if event.width != self.width:
+            self.width = event.width
+            self._fit()
+
+    def _fit(self) -> None:
+        self.label.configure(text=ellipsized(self.text, self.width,
+                                             self.font.measure))
+
+
+def ellipsized(line: str, width: int, measure) -> str:
+    """``line``, or its longest start that fits in ``width`` (as
+    ``measure`` measures) followed by "…"."""
+    if measure(line) <= width:
+        return line
+    fits, too_long = 0, len(line)  # lengths of starts, binary search
+    while too_long - fits > 1:
+        middle = (fits + too_long) // 2
+        if measure(line[:middle] + "…") <= width:
+            fits = middle
+        else:
+            too_long = middle
+    return line[:fits].rstrip() + "…"
+
+
+def heading_width(font, key: str) -> int:
+    """Pixels a Treeview column needs to show the heading ``key`` in
+    every language: the text, the heading's padding and border."""
+    return HEADING_PAD_PX + max(font.measure(STRINGS[lang][key])
+                                for lang in STRINGS)
 
 
 def enable(widget, on: bool) -> None:
@@ -1845,6 +1998,18 @@ def main(argv=None) -> int:
     return cli.run_main("gui", lambda: run(args, lang))
 
 
+def make_output_folder(path: str, lang: str) -> None:
+    """Create the download folder; cli.UsageError (one line) if it cannot
+    be, as when ``path`` is a file."""
+    if os.path.exists(path) and not os.path.isdir(path):
+        raise cli.UsageError(text(lang, "not_a_folder", path=path))
+    try:
+        os.makedirs(path, exist_ok=True)
+    except OSError as exc:
+        raise cli.UsageError(text(lang, "cannot_create", path=path,
+                                  text=exc.strerror or exc)) from None
+
+
 def run(args, lang: str) -> int:
     seeders = leecher.read_seeders(args.seeders)
     if tk is None:
@@ -1859,11 +2024,10 @@ def run(args, lang: str) -> int:
         print(text(lang, "no_display"), file=sys.stderr)
         return cli.EXIT_USAGE
     try:
-        os.makedirs(args.output, exist_ok=True)
-    except OSError as exc:
+        make_output_folder(args.output, lang)
+    except cli.UsageError:
         root.destroy()
-        raise cli.UsageError(f"cannot create {args.output}: "
-                             f"{exc.strerror or exc}") from None
+        raise
     try:
         app = App(root, Settings(seeders, lang, args.output, args.song,
                                  args.method, prebuffer=args.prebuffer,

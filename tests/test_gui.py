@@ -7,6 +7,7 @@ number and skips only when the Xvfb program is missing.  Screenshots go to test-
 
 from __future__ import annotations
 
+import gc
 import json
 import os
 import re
@@ -43,6 +44,12 @@ def window(display):
     yield make
     for app in apps:
         app.close()
+    # Free the windows' Tk objects (variables, images) here, on the main
+    # thread: a collection started later on another thread (a player's,
+    # a download's) would fail to delete them ("main thread is not in
+    # main loop").
+    apps.clear()
+    gc.collect()
 
 
 def classroom(seeders, song_dir, rate: int, *extra: str):
@@ -301,29 +308,184 @@ def test_no_seeder_alive_is_one_readable_line(window):
     assert states == ["sem resposta", "sem resposta"]
     app.start_download()  # nothing picked: says so, does not fail
     assert app.status_text() == "Escolha antes uma música da lista."
-    app.seeders_var.set("127.0.0.1:99999")
-    app.refresh_seeders()
-    assert app.status_text().startswith("Endereço de seeder inválido")
+    for bad in ("127.0.0.1:99999", "127.0.0.999:9400"):
+        app.seeders_var.set(f"127.0.0.1:9000, {bad}")
+        app.refresh_seeders()
+        status = app.status_text()  # said once, naming the bad one
+        assert status.startswith("Endereço de seeder inválido: " + bad)
+        assert status.lower().count("inválido") == 1, status
+        assert status.count(bad) == 1, status
 
 
 def test_longer_texts_do_not_resize_the_plot(window):
     """The labels next to the plot change many times a second during a
     download: they must not take width from the plot's canvas (each
-    resize is a full redraw)."""
+    resize is a full redraw), nor wrap (that moves what is below them)."""
     app = window([("127.0.0.1", free_port())], lang="pt")
     for _ in range(10):
         app.root.update()
     canvas = app.plot.widget
     size = (canvas.winfo_width(), canvas.winfo_height())
-    app.progress_label.configure(text=app.t(
+    heights = (app.progress_label.winfo_height(),
+               app.position_label.winfo_height())
+    app.progress_line.show(app.t(
         "progress", percent=100, got=123456, total=123456, nacks=99999,
         rtx=99999))
-    app.position_label.configure(text=app.t(
+    app.position_line.show(app.t(
         "position", pos="12345,6 s", total="12345,6 s",
         state=app.t("state_stalled")))
     for _ in range(10):
         app.root.update()
     assert (canvas.winfo_width(), canvas.winfo_height()) == size
+    assert (app.progress_label.winfo_height(),
+            app.position_label.winfo_height()) == heights
+    for line in (app.progress_line, app.position_line):
+        shown = line.label.cget("text")
+        assert "\n" not in shown
+        assert line.font.measure(shown) <= line.label.winfo_width()
+    assert app.progress_label.cget("text").endswith("…")  # too long
+
+
+def test_a_long_line_ends_with_an_ellipsis():
+    assert gui.ellipsized("short", 10, len) == "short"
+    assert gui.ellipsized("NACKs 17 · retransmitidos 6", 12, len) == \
+        "NACKs 17 ·…"
+    assert gui.ellipsized("abc", 0, len) == "…"
+
+
+def test_headings_fit_and_tables_scroll(window):
+    """Every heading fits its column in both languages, and a table with
+    more rows than it shows has a scrollbar."""
+    import tkinter.font as tkfont
+    app = window([("127.0.0.1", free_port())], lang="en")
+    font = tkfont.nametofont("TkHeadingFont", root=app.root)
+    for lang in ("en", "pt"):
+        app.set_language(lang)
+        app.root.update()
+        for tree in (app.seeder_tree, app.song_tree):
+            for column in tree["columns"]:
+                heading = tree.heading(column)["text"]
+                # 10: the heading's padding (3 a side) and its borders
+                assert tree.column(column, "width") >= \
+                    font.measure(heading) + 10, (lang, heading)
+    app.songs = [fake_song(f"song-{n}.mp3") for n in range(6)]
+    app._fill_songs()
+    app.root.update()
+    for tree in (app.seeder_tree, app.song_tree):
+        bars = [w for w in tree.master.winfo_children()
+                if w.winfo_class() == "TScrollbar"]
+        assert len(bars) == 1 and bars[0].winfo_ismapped()
+    assert app.song_tree.yview()[1] < 1.0  # 6 songs: some are below
+
+
+def fake_song(name: str):
+    from types import SimpleNamespace
+    return SimpleNamespace(info=SimpleNamespace(
+        name=name, size=1000, duration_ms=1000), sources=[])
+
+
+def two_song_folders(tmp_path, song_dir):
+    """One folder with the short song, one with the sample song."""
+    folders = []
+    for name in (SONG, "facom-sample.mp3"):
+        folder = tmp_path / name.split(".")[0]
+        folder.mkdir()
+        shutil.copy(song_dir / name, folder / name)
+        folders.append(folder)
+    return folders
+
+
+def song_names(app) -> list:
+    return [song.info.name for song in app.songs]
+
+
+def test_refresh_searches_again_on_the_new_seeders(window, seeders,
+                                                   song_dir, tmp_path):
+    short, sample = two_song_folders(tmp_path, song_dir)
+    (first,) = seeders(("127.0.0.1", "-d", str(short), "-q"))
+    (second,) = seeders(("127.0.0.2", "-d", str(sample), "-q"))
+    app = window([gui.cli.parse_address(first.address)], lang="en")
+    pump(app, lambda: song_names(app) == [SONG], what="the first song")
+    app.seeders_var.set(second.address)
+    app.refresh_seeders()
+    pump(app, lambda: song_names(app) == ["facom-sample.mp3"],
+         what="the songs of the new seeder")
+    assert [row.address for row in app.peer_rows] == [second.address]
+    assert app.status_text() == "1 song(s) found."
+
+
+def test_a_file_that_is_not_mp3_says_why_it_does_not_play(
+        window, seeders, tmp_path):
+    music = tmp_path / "music"
+    music.mkdir()
+    (music / "fake.mp3").write_bytes(b"this is not audio")
+    (seeder,) = seeders(("127.0.0.1", "-d", str(music), "-q"))
+    out = tmp_path / "downloads"
+    app = window([gui.cli.parse_address(seeder.address)], lang="en",
+                 output=str(out), song="fake.mp3", preview=False)
+    pump(app, lambda: app.selected_song() is not None, what="the song")
+    app.start_download()
+    pump(app, lambda: app.status_text().startswith("Done:"),
+         what="the download")
+    app.play()
+    pump(app, lambda: app.status_text().startswith("Cannot play"),
+         what="the player's error")
+    assert app.player.error and app.player.error in app.status_text()
+    assert app.status_text().startswith("Cannot play fake.mp3: ")
+    assert app.position_label.cget("text").endswith("failed")
+    app.set_language("pt")
+    assert app.status_text() == \
+        f"Não foi possível tocar fake.mp3: {app.player.error}"
+    assert app.position_label.cget("text").endswith("falhou")
+
+
+def test_a_song_already_downloaded_is_played_not_fetched_again(
+        window, seeders, song_dir, tmp_path):
+    (seeder,) = seeders(("127.0.0.1", "-d", str(song_dir), "-q"))
+    out = tmp_path / "downloads"
+    out.mkdir()
+    shutil.copy(song_dir / SONG, out / SONG)
+    app = window([gui.cli.parse_address(seeder.address)], lang="en",
+                 output=str(out), song=SONG)
+    pump(app, lambda: app.selected_song() is not None, what="the song")
+    app.start_download()
+    pump(app, lambda: "already here" in app.status_text(),
+         what="already here")
+    assert app.status_text() == (f"{out / SONG} is already here and "
+                                 f"verified (SHA-256): Play plays it.")
+    assert app.download is None
+    assert not (out / (SONG + ".part")).exists()
+    pump(app, lambda: app.play_button.instate(["!disabled"]),
+         what="Play enabled")
+    app.play()
+    pump(app, lambda: app.player is not None
+         and app.player.state == "playing" and app.player.position_s > 0.2,
+         what="playing the file")
+    assert "/ 6.0 s" in app.position_label.cget("text")
+    app.stop_playback()
+
+
+def test_save_dialog_speaks_the_language_and_names_the_types(
+        window, monkeypatch):
+    from types import SimpleNamespace
+    app = window([("127.0.0.1", free_port())], lang="pt")
+    asked = []
+
+    def fake_dialog(**options):
+        save = app.root.tk.eval('namespace eval ::tk {::msgcat::mc "&Save"}')
+        asked.append((save, options["filetypes"]))
+        return ""  # cancelled
+    monkeypatch.setattr(gui.filedialog, "asksaveasfilename", fake_dialog)
+    app.download = SimpleNamespace(name="song.mp3", nacks_sent=0,
+                                   retransmitted=0,
+                                   info=SimpleNamespace(chunks=1))
+    app.stats = {"file": "song.mp3"}
+    app.ask_save_png()
+    app.set_language("en")
+    app.ask_save_csv()
+    assert asked == [
+        ("&Salvar", [("Imagem PNG", "*.png"), ("Todos os arquivos", "*")]),
+        ("&Save", [("CSV file", "*.csv"), ("All files", "*")])]
 
 
 def test_the_live_plot_thins_long_series():
@@ -350,6 +512,17 @@ def test_without_a_display_main_says_so_in_one_line(tmp_path):
         assert result.returncode == 2, result.stderr
         assert result.stderr.count("\n") == 1, result.stderr
         assert "python3 leecher.py get NAME" in result.stderr
+
+
+def test_output_that_is_a_file_is_one_line(display, tmp_path):
+    afile = tmp_path / "afile"
+    afile.write_text("not a folder")
+    for lang, says in (("en", "is not a folder"), ("pt", "não é uma pasta")):
+        result = subprocess.run(
+            [PYTHON, "gui.py", "--lang", lang, "-o", str(afile)],
+            capture_output=True, text=True, timeout=30, cwd=ROOT)
+        assert result.returncode == 2, result.stderr
+        assert result.stderr == f"gui: error: -o {afile} {says}\n"
 
 
 def test_importing_gui_needs_no_display_nor_matplotlib():

@@ -62,6 +62,8 @@ def child(args) -> int:
             result["elapsed"].append(now - state["started"])
             if not app.final_path:
                 result["errors"].append(app.status_text())
+            else:  # or the next Download finds it verified and plays it
+                os.remove(app.final_path)
             state["rep"] += 1
             state["started"] = None
             if state["rep"] >= args.reps or result["errors"]:

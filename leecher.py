@@ -419,13 +419,9 @@ class Download:
         self.state = p.ReceiveState(self.info.chunks)
         self.transfers: dict[tuple, Transfer] = {}
         self.nacked_at: dict[int, float] = {}  # chunk -> its last NACK
-        # When a NACKed chunk that has not come is asked for again: the
-        # wait doubles with each NACK of the same chunk, up to 4x (a chunk
-        # queued behind a slow link is not asked for 50 times, a chunk lost
-        # three times in a row is not left waiting long), and a heap of
-        # (due, chunk) finds the next one; stale entries are skipped.
+        # When a NACKed chunk that has not come is asked for again: a heap
+        # of (due, chunk) finds the next one; stale entries are skipped.
         self._renack_due: dict[int, float] = {}
-        self._nack_count: dict[int, int] = {}
         self._renack_heap: list = []
         self.renack_after = 0.3
         self._nack_rtt = None  # smoothed 2 x (NACK -> retransmission)
@@ -757,14 +753,16 @@ class Download:
         self._write_fresh()
         now = time.monotonic()
         for transfer in heard:
-            if transfer.heard and not transfer.silences:
+            streaming = not transfer.done  # the first pass, paced by the link
+            if streaming and transfer.heard and not transfer.silences:
                 gap = now - transfer.last_heard
                 transfer.arrival_gap = gap if not transfer.arrival_gap else \
                     transfer.arrival_gap + (gap - transfer.arrival_gap) / 8
             transfer.heard = True
             transfer.last_heard = now
             transfer.silences = 0
-            transfer.rto = max(transfer.base_rto, 4 * transfer.arrival_gap)
+            transfer.rto = max(transfer.base_rto, 4 * transfer.arrival_gap) \
+                if streaming else transfer.base_rto
             self._detect_losses(transfer, now)
 
     def _on_message(self, view: memoryview, addr) -> None:
@@ -911,9 +909,7 @@ class Download:
         transfer.limit = max(transfer.limit,
                              transfer.highest_seq + 1 + transfer.window)
         for index in chunks:
-            count = self._nack_count[index] = self._nack_count.get(index,
-                                                                   0) + 1
-            due = now + self.renack_after * 2 ** min(count - 1, 2)
+            due = now + self.renack_after
             self.nacked_at[index] = now
             self._renack_due[index] = due
             heapq.heappush(self._renack_heap, (due, index))
@@ -941,10 +937,19 @@ class Download:
             return
         for transfer in self._open_transfers():
             mine = [i for i in overdue if i in transfer.ranges]
-            self._nack(transfer, mine, now)
-        for index in overdue:  # no transfer asks for it: forget the NACK
+            self._nack(transfer, [i for i in mine
+                                  if self._sent_yet(transfer, i)], now)
+        for index in overdue:  # not asked again: forget the NACK
             if self._renack_due.get(index, now) <= now:
                 self._forget_nack(index)
+
+    def _sent_yet(self, transfer: Transfer, index: int) -> bool:
+        """Has the seeder sent chunk ``index`` yet, as far as we know?  On
+        a slow link a NACK (after a silence) can name chunks that are
+        still waiting for their turn: asking again and again for those is
+        a NACK storm; they come with the first pass, and if that copy is
+        lost, three later chunks tell (_detect_losses)."""
+        return transfer.done or self.place[index] <= transfer.highest_place
 
     def _next_renack(self) -> float | None:
         """When the next NACKed chunk that has not come is due again."""
@@ -957,7 +962,6 @@ class Download:
         """Chunk ``index`` came (or no one asks for it any more): when it
         was last NACKed, if it was."""
         self._renack_due.pop(index, None)
-        self._nack_count.pop(index, None)
         return self.nacked_at.pop(index, None)
 
     def _on_silence(self, transfer: Transfer, now: float) -> None:

@@ -1180,15 +1180,19 @@ class App:
     def _tree(self, parent, columns, height: int):
         """A Treeview with translated headings and a vertical scrollbar,
         in a frame of its own: (frame, tree).  columns = (id, key, width,
-        anchor); a column is widened to fit its heading in every language,
-        so that a language switch never changes the layout."""
+        anchor[, value keys]); a column is widened to fit its heading, and
+        the texts of its value keys, in every language, so that a language
+        switch never changes the layout."""
         frame = ttk.Frame(parent)
         tree = ttk.Treeview(frame, columns=[c[0] for c in columns],
                             show="headings", height=height,
                             selectmode="browse")
         heading_font = tkfont.nametofont("TkHeadingFont", root=self.root)
-        for column, key, width, anchor in columns:
-            fit = heading_width(heading_font, key)
+        body_font = tkfont.nametofont("TkDefaultFont", root=self.root)
+        for column, key, width, anchor, *values in columns:
+            fit = max([heading_width(heading_font, key)] +
+                      [heading_width(body_font, value)
+                       for value in (values[0] if values else ())])
             tree.column(column, width=max(width, fit), minwidth=fit,
                         anchor=anchor, stretch=column == columns[0][0])
             self._relabelers.append(
@@ -1218,9 +1222,10 @@ class App:
         self.refresh_button.grid(row=0, column=2)
         table, self.seeder_tree = self._tree(frame, (
             ("address", "col_address", 129, "w"),
-            ("state", "col_state", 106, "w"),
+            ("state", "col_state", 106, "w", ("alive", "no_answer", "gone")),
             ("rtt", "col_rtt", 60, "e"),
-            ("order", "col_order", 106, "w")), height=3)
+            ("order", "col_order", 106, "w",
+             ("order_sequential", "order_random", "order_semi"))), height=3)
         table.grid(row=1, column=0, columnspan=3, sticky="ew", pady=(6, 0))
         frame.columnconfigure(1, weight=1)
 

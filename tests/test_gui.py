@@ -368,6 +368,12 @@ def test_headings_fit_and_tables_scroll(window):
                 # 10: the heading's padding (3 a side) and its borders
                 assert tree.column(column, "width") >= \
                     font.measure(heading) + 10, (lang, heading)
+        body = tkfont.nametofont("TkDefaultFont", root=app.root)
+        for key in ("no_answer", "alive", "gone"):  # "sem resposta"
+            assert app.seeder_tree.column("state", "width") >= \
+                body.measure(gui.STRINGS[lang][key]) + 10, (lang, key)
+        assert app.seeder_tree.column("order", "width") >= \
+            body.measure(gui.STRINGS[lang]["order_semi"]) + 10
     app.songs = [fake_song(f"song-{n}.mp3") for n in range(6)]
     app._fill_songs()
     app.root.update()

@@ -316,8 +316,7 @@ class Transfer:
     percent: int
     seed: int
     window: int
-    requested_at: float
-    last_heard: float
+    last_heard: float  # the REQUEST's time until a chunk comes
     rto: float
     first_pass: array  # chunk indices in the order the seeder sends them
     checked_upto: int = 0  # first-pass places already examined for loss
@@ -632,7 +631,7 @@ class Download:
         sid = self.rng.getrandbits(32) or 1
         transfer = Transfer(
             sid, peer, ranges, order, percent, seed, self.options.window,
-            now, now, self._base_rto(peer), first_pass,
+            now, self._base_rto(peer), first_pass,
             limit=self.options.window,
             clock_offset=now - self.started + (peer.rtt or 0) / 2)
         self.transfers[(peer.addr, sid)] = transfer

@@ -134,7 +134,7 @@ def _is_tag_frame(frame: _Frame, data, start: int) -> bool:
 
 def _id3v2_size(head) -> int:
     """Total size of the ID3v2 tag starting ``head`` (10 bytes), else 0."""
-    if bytes(head[:3]) != b"ID3":
+    if bytes(head[:3]) != b"ID3" or any(b & 0x80 for b in head[6:10]):
         return 0
     size = 0
     for byte in head[6:10]:
@@ -143,21 +143,57 @@ def _id3v2_size(head) -> int:
     return 10 + size + footer
 
 
+APE_HEADER = 32         # APEv2: a 32-byte header and/or footer
+APE_IS_HEADER = 1 << 29  # APEv2 flag: this 32-byte block is the header
+ID3V1_SIZE = 128        # ID3v1: "TAG" and 125 bytes, always at the end
+
+
+def _ape_size(head) -> int:
+    """Bytes to skip at an APEv2 block (32 bytes of ``head``): the whole
+    tag from its header, or just the footer (its items were junk)."""
+    size = int.from_bytes(head[12:16], "little")
+    flags = int.from_bytes(head[20:24], "little")
+    return APE_HEADER + size if flags & APE_IS_HEADER else APE_HEADER
+
+
+# A tag's magic, the bytes needed to know its size, and that size.
+_TAGS = ((b"ID3", 10, _id3v2_size), (b"APETAGEX", APE_HEADER, _ape_size),
+         (b"TAG", 3, lambda head: ID3V1_SIZE))
+
+
+_RESYNC_AT = (b"\xff", b"ID3", b"APETAGEX")
+
+
+def _tag_size(head) -> int | None:
+    """Size of the ID3v2, APEv2 or ID3v1 tag at the start of ``head``;
+    0 if none starts there, None if too few bytes to tell."""
+    head = bytes(head)
+    for magic, needed, size_of in _TAGS:
+        if head[:len(magic)] == magic[:len(head)]:
+            if len(head) < needed:
+                return None
+            return size_of(head)
+    return 0
+
+
 class ByteTimeMap:
     """Maps byte offsets of an MP3 file to audio time, built incrementally.
 
     ``feed()`` the file's bytes in order, in pieces of any size.  Only the
     unparsed tail (at most one frame) is kept; frames are never rescanned.
-    An ID3v2 tag at the front and a Xing/Info/VBRI frame are skipped (they
-    hold no audio).  Junk between frames is skipped by searching for the
-    next frame header; after junk (and at the start) a frame counts only if
-    the next header confirms it.
+    Tags (ID3v2 at the front or the end, APEv2, ID3v1) are skipped whole,
+    so the bytes inside them (a picture, binary items) are never taken for
+    frames, and a Xing/Info/VBRI frame is skipped too (none holds audio).
+    Junk between frames is skipped by searching for the next frame header;
+    after junk (and at the start) a frame counts only if the next header,
+    or a tag, confirms it.  ``audio_end`` is the end of the last frame:
+    what follows it (trailing tags) is no audio for a decoder.
     """
 
     def __init__(self):
         self._buf = bytearray()
         self._base = 0          # file offset of self._buf[0]
-        self._skip = None       # ID3v2 bytes still to skip (None: unknown)
+        self._skip = 0          # bytes of a tag still to skip
         self._key = None        # (version, rate) of the stream, once known
         self._rate = 0
         self._spf = 0           # samples per frame
@@ -167,34 +203,26 @@ class ByteTimeMap:
         self._ends = array("q")    # end byte of each audio frame
         self._starts = array("q")  # first sample of each audio frame
         self._samples = 0
+        self.audio_end = 0      # end byte of the last frame (Xing included)
 
     # ------------------------------------------------------------- feeding
     def feed(self, data: bytes) -> None:
         """Append the next bytes of the file."""
         self._buf += data
-        pos = self._skip_id3()
-        if pos is None:
-            return
+        pos = 0
         while True:
+            if self._skip:
+                skipped = min(self._skip, len(self._buf) - pos)
+                self._skip -= skipped
+                pos += skipped
+                if self._skip:
+                    break
             step = self._step(pos)
             if step == 0:
                 break
             pos += step
         del self._buf[:pos]
         self._base += pos
-
-    def _skip_id3(self) -> int | None:
-        """Bytes of an ID3v2 tag to pass over at the front of the buffer
-        (None: too few bytes yet to tell whether the file starts with one).
-        """
-        if self._skip is None:
-            head = bytes(self._buf[:10])
-            if len(head) < 10 and b"ID3".startswith(head[:3]):
-                return None  # too early to tell whether a tag starts here
-            self._skip = _id3v2_size(head)
-        skip = min(self._skip, len(self._buf))
-        self._skip -= skip
-        return skip
 
     def _step(self, pos: int) -> int:
         """Bytes consumed at ``pos`` (0: wait for more data)."""
@@ -204,26 +232,59 @@ class ByteTimeMap:
             return 0
         frame = _parse_header(buf[pos:pos + 4])
         if frame is None or (self._key and frame.key != self._key):
-            return self._resync(pos)
+            return self._skip_tag_or_junk(pos)
         if not self._synced:
-            if avail < frame.length + 4:
+            end = pos + frame.length
+            confirmed = self._confirms(buf[end:end + APE_HEADER], frame)
+            if confirmed is None:
                 return 0
-            after = _parse_header(buf[pos + frame.length:
-                                      pos + frame.length + 4])
-            if after is None or after.key != frame.key:
+            if not confirmed:
                 return self._resync(pos)
         if avail < frame.length:
             return 0
         self._add(frame, pos)
         return frame.length
 
-    def _resync(self, pos: int) -> int:
+    @staticmethod
+    def _confirms(after, frame: _Frame) -> bool | None:
+        """Do the bytes after an unconfirmed frame make it one: the next
+        header of the same stream, or a tag (the frame is the last)?
+        None: too few bytes yet to tell."""
+        if len(after) < 4:
+            return None
+        following = _parse_header(after[:4])
+        if following is not None:
+            return following.key == frame.key
+        size = _tag_size(after)
+        return None if size is None else bool(size)
+
+    def _skip_tag_or_junk(self, pos: int) -> int:
+        """At ``pos`` no frame of the stream starts: a whole tag is skipped,
+        anything else is junk up to the next possible header."""
+        size = _tag_size(self._buf[pos:pos + APE_HEADER])
+        if size is None:
+            return 0
+        if not size:
+            return self._resync(pos)
         self._synced = False
-        found = self._buf.find(b"\xff", pos + 1)
-        return (found if found >= 0 else len(self._buf)) - pos
+        here = min(size, len(self._buf) - pos)
+        self._skip = size - here
+        return here
+
+    def _resync(self, pos: int) -> int:
+        """Skip junk up to the next byte where a frame or a tag may start
+        (ID3v1 is left out: "TAG" is too likely in junk, and it only ends
+        a file)."""
+        self._synced = False
+        starts = [self._buf.find(magic, pos + 1) for magic in _RESYNC_AT]
+        found = min((at for at in starts if at >= 0), default=-1)
+        if found < 0:  # keep what may be the start of a split magic
+            found = max(pos + 1, len(self._buf) - len(b"APETAGEX") + 1)
+        return found - pos
 
     def _add(self, frame: _Frame, pos: int) -> None:
         self._synced = True
+        self.audio_end = self._base + pos + frame.length
         if self._key is None:
             self._key, self._rate, self._spf = frame.key, frame.rate, \
                 frame.samples
@@ -674,14 +735,20 @@ class Player:
             while True:
                 if self._stopping:
                     return None
-                if self._pending and self._may_decode_more():
+                # Only bytes up to the end of the last frame: trailing tags
+                # are no audio, and ffmpeg may take bytes in them for
+                # frames (and play them, or the encoder's padding).
+                allowed = self._map.audio_end - self._written
+                if self._pending and allowed > 0 \
+                        and self._may_decode_more():
                     data = self._pending.popleft()
-                    if len(data) > FEED_SLICE:
-                        self._pending.appendleft(data[FEED_SLICE:])
-                        data = data[:FEED_SLICE]
+                    size = min(len(data), allowed, FEED_SLICE)
+                    if size < len(data):
+                        self._pending.appendleft(data[size:])
+                        data = data[:size]
                     self._written += len(data)
                     return data
-                if self._input_done and not self._pending:
+                if self._input_done and (not self._pending or allowed <= 0):
                     return None
                 self._cond.wait()
 

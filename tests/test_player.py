@@ -183,10 +183,9 @@ def test_junk_before_the_first_frame_is_skipped(songs):
                                    for o in frame_map(song).offsets]
 
 
-def test_mp3_duration_of_the_sample_is_fast_and_right():
-    began = time.monotonic()
+def test_mp3_duration_of_the_sample_is_right():
+    # How fast: bench/player_latency.py.
     seconds = player.mp3_duration(SAMPLE)
-    assert time.monotonic() - began < 0.5
     assert abs(seconds - float(ffprobe(SAMPLE, "format=duration")[0])) \
         <= FRAME_S
 
@@ -311,7 +310,7 @@ def test_fast_feed_never_stalls(clip, tmp_path):
     assert song.wait(10) and song.state == "finished", song.error
     stats = song.stats
     assert stats["stalls"] == 0 and stats["stall_s"] == 0.0
-    assert 0 < stats["startup_s"] < 1.0
+    assert stats["startup_s"] > 0  # how long: bench/player_latency.py
     assert wav_pcm(out) == ffmpeg_pcm(clip)
 
 
@@ -365,9 +364,7 @@ def test_stop_ends_threads_ffmpeg_and_the_fifo(clip, moment, tmp_path,
         if moment == "while paused":
             song.pause()
     assert os.listdir(tmp_path)  # the FIFO's folder
-    began = time.monotonic()
-    song.stop()
-    assert time.monotonic() - began < 1.0
+    song.stop()  # returns with everything ended (how fast: bench/)
     assert song.wait(0) and song.state == "stopped" and song.error is None
     assert ffmpeg_children() == [] and player_threads() == []
     assert os.listdir(tmp_path) == []
@@ -469,3 +466,95 @@ def test_player_time_map_is_the_scan_of_the_whole_file():
     assert mapped is not None and mapped.seconds == scanned.seconds > 19
     for offset in range(0, len(data), 1400):
         assert mapped.time_at(offset) == scanned.time_at(offset)
+
+
+# ------------------------------------------------- tags at the end of a file
+def synchsafe(size: int) -> bytes:
+    return bytes((size >> shift) & 0x7F for shift in (21, 14, 7, 0))
+
+
+def id3v24_at_the_end(*frames: tuple[bytes, bytes]) -> bytes:
+    """An ID3v2.4 tag with a footer, as appended after the audio."""
+    body = b"".join(name + synchsafe(len(data)) + b"\0\0" + data
+                    for name, data in frames)
+    size = synchsafe(len(body))
+    return b"ID3\x04\x00\x10" + size + body + b"3DI\x04\x00\x10" + size
+
+
+def apev2(*items: tuple[bytes, bytes]) -> bytes:
+    """An APEv2 tag with header and footer (flag bit 29: header)."""
+    body = b"".join(len(value).to_bytes(4, "little") + bytes(4) + key +
+                    b"\0" + value for key, value in items)
+    size = len(body) + 32
+
+    def block(flags: int) -> bytes:
+        return (b"APETAGEX" + (2000).to_bytes(4, "little") +
+                size.to_bytes(4, "little") +
+                len(items).to_bytes(4, "little") +
+                flags.to_bytes(4, "little") + bytes(8))
+    return block(0xA0000000) + body + block(0x80000000)
+
+
+@pytest.fixture(scope="module")
+def tagged_at_the_end(tmp_path_factory):
+    """A mono 16 kHz MP3 with an ID3v2 tag at the end and an APEv2 tag
+    after it (the layout Audacious writes), and the same audio untagged.
+    Binary items in both tags hold real frames of the song, as a picture
+    or a private item may hold anything: a scan through the tags, or a
+    decoder given them, would take them for audio."""
+    folder = tmp_path_factory.mktemp("tagged")
+    plain = folder / "plain.mp3"
+    subprocess.run(["ffmpeg", "-v", "error", "-f", "lavfi", "-i",
+                    "sine=frequency=440:sample_rate=16000:duration=1.3",
+                    "-ac", "1", "-codec:a", "libmp3lame", "-b:a", "32k",
+                    str(plain)], check=True)
+    audio = read(plain)
+    media = frame_map(audio)
+    frames = audio[media.offsets[3]:media.offsets[9]]  # six real frames
+    tags = (id3v24_at_the_end((b"TIT2", "\x03Canção".encode()),
+                              (b"PRIV", b"facom\0" + frames)) +
+            apev2((b"Title", "Canção".encode()), (b"Cover", frames)))
+    tagged = folder / "tagged.mp3"
+    tagged.write_bytes(audio + tags)
+    return plain, tagged
+
+
+def test_tags_at_the_end_hold_no_frames(tagged_at_the_end):
+    plain, tagged = tagged_at_the_end
+    clean, with_tags = frame_map(read(plain)), frame_map(read(tagged))
+    assert list(with_tags.offsets) == list(clean.offsets)
+    assert with_tags.seconds == clean.seconds
+    assert with_tags.audio_end == len(read(plain))  # the last frame counts
+    cuts = sorted(random.Random(7).sample(range(len(read(tagged))), 30))
+    assert list(frame_map(read(tagged), cuts).offsets) == list(clean.offsets)
+
+
+def test_a_last_frame_after_junk_is_confirmed_by_the_tag_after_it(
+        tagged_at_the_end):
+    """After junk a frame needs confirming; the last one has no next
+    header, only the tag: it must still count."""
+    plain, _ = tagged_at_the_end
+    audio = read(plain)
+    last = frame_map(audio).offsets[-1]
+    data = audio[:last] + b"junk" + audio[last:] + b"TAG" + bytes(125)
+    media = frame_map(data)
+    assert len(media.offsets) == len(frame_map(audio).offsets)
+    assert media.offsets[-1] == last + 4
+
+
+def test_tags_at_the_end_play_exactly_the_audio(tagged_at_the_end,
+                                               tmp_path):
+    """Sample for sample what ffmpeg decodes from the audio itself: the
+    bytes of the tags never reach the decoder."""
+    plain, tagged = tagged_at_the_end
+    out = tmp_path / "out.wav"
+    song = player.Player(player.WavSink(str(out), fast=True))
+    song.play_file(tagged)
+    assert song.wait(10) and song.state == "finished", song.error
+    with wave.open(str(out)) as wav:
+        assert (wav.getnchannels(), wav.getframerate()) == (1, 16000)
+        played = wav.readframes(wav.getnframes())
+    assert played == ffmpeg_pcm(plain)
+    # ffmpeg's own decode of the tagged file holds every sample played, in
+    # order; what it adds at the end comes from the bytes of the tags.
+    assert ffmpeg_pcm(tagged).startswith(played)

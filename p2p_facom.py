@@ -14,6 +14,8 @@ import sys
 import time
 
 import cli
+# Re-exported for experiment.py, which should import it from sample_song.
+from sample_song import ensure_sample  # noqa: F401
 
 DEMO_ORDERS = ("sequential", "random", "semi-random")
 # Slow, slightly lossy links make the demo worth watching: three seeders
@@ -68,18 +70,6 @@ def demo_parser() -> cli.Parser:
                         help="terminal leecher even when a screen exists")
     parser.add_argument("--lang", choices=("pt", "en"))
     return parser
-
-
-def ensure_sample(folder: str) -> None:
-    """The bundled song, made again (offline) if someone deleted it."""
-    import sample_song
-    if folder == cli.MUSIC_DIR and not os.path.exists(sample_song.SAMPLE_PATH):
-        print("making the sample song ...")
-        try:
-            sample_song.make_mp3(sample_song.SAMPLE_PATH,
-                                 id3_title="P2P FACOM sample")
-        except (RuntimeError, OSError, subprocess.CalledProcessError) as exc:
-            raise cli.RunError(f"cannot make the sample song: {exc}")
 
 
 def start_seeders(args) -> list[subprocess.Popen]:

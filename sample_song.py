@@ -18,6 +18,8 @@ import sys
 import tempfile
 import wave
 
+import cli
+
 RATE = 44100
 SAMPLE_PATH = os.path.join(os.path.dirname(os.path.abspath(__file__)),
                            "music", "facom-sample.mp3")
@@ -88,6 +90,17 @@ def make_mp3(path: str, seconds: float = 20.0, bitrate: str = "128k",
                "-codec:a", "libmp3lame", *quality, *tags, path]
         subprocess.run(cmd, check=True)
     return path
+
+
+def ensure_sample(folder: str) -> None:
+    """The bundled song, made again (offline) if someone deleted it;
+    cli.RunError (one line) when it cannot be made."""
+    if folder == cli.MUSIC_DIR and not os.path.exists(SAMPLE_PATH):
+        print("making the sample song ...")
+        try:
+            make_mp3(SAMPLE_PATH, id3_title="P2P FACOM sample")
+        except (RuntimeError, OSError, subprocess.CalledProcessError) as exc:
+            raise cli.RunError(f"cannot make the sample song: {exc}")
 
 
 def main(argv=None) -> int:

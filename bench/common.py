@@ -14,6 +14,7 @@ import os
 import platform
 import random
 import shlex
+import shutil
 import signal
 import statistics
 import subprocess
@@ -107,6 +108,76 @@ def check_loopback(ip: str) -> str:
     if not ip.startswith("127."):
         raise ValueError(f"benchmarks only target 127.0.0.0/8, not {ip}")
     return ip
+
+
+# ------------------------------------------------------------ packages
+# Run as root to install a benchmark's tools with their services kept off:
+# a policy-rc.d answering 101 ("action forbidden") stops the package's
+# scripts from starting the daemon during the install (a policy already
+# there is kept), then its systemd units are disabled and stopped, or its
+# init script disabled without systemd.  $1: packages, $2: units.
+_INSTALL_SERVICES_OFF = r"""
+set -e
+policy=/usr/sbin/policy-rc.d
+if [ ! -e "$policy" ]; then
+  printf '#!/bin/sh\nexit 101\n' > "$policy"
+  chmod 755 "$policy"
+  trap 'rm -f "$policy"' EXIT
+fi
+apt-get update -qq
+DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+  --no-install-recommends $1 > /dev/null
+if [ -d /run/systemd/system ]; then
+  systemctl disable --now $2
+else
+  for unit in $2; do
+    name=${unit%.*}
+    if [ -x "/etc/init.d/$name" ]; then
+      "/etc/init.d/$name" stop || true
+      update-rc.d "$name" disable
+    fi
+  done
+fi
+"""
+
+
+def missing_packages(packages) -> list[str]:
+    """The Debian packages among ``packages`` that are not installed."""
+    missing = []
+    for package in packages:
+        status = subprocess.run(
+            ["dpkg-query", "-W", "-f=${Status}", package],
+            capture_output=True, text=True).stdout
+        if "ok installed" not in status:
+            missing.append(package)
+    return missing
+
+
+def install_tools(packages, units=()) -> str | None:
+    """Install the Debian packages a benchmark compares with, leaving
+    their services (``units``) disabled and stopped: the benchmark runs
+    the daemon itself, on loopback, for the measurement only.  None when
+    they are there, else why not (one line)."""
+    if shutil.which("dpkg-query") is None:
+        return f"not a Debian system: install {' '.join(packages)}"
+    missing = missing_packages(packages)
+    if not missing:
+        return None
+    as_root = [] if os.geteuid() == 0 else ["sudo"]
+    if as_root and shutil.which("sudo") is None:
+        return (f"{' '.join(missing)} not installed: as root, apt-get "
+                f"install --no-install-recommends {' '.join(missing)}")
+    print(f"bench: installing {' '.join(missing)} (its services kept off)",
+          flush=True)
+    done = subprocess.run(
+        [*as_root, "sh", "-c", _INSTALL_SERVICES_OFF, "sh",
+         " ".join(missing), " ".join(units)],
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+        timeout=600)
+    if done.returncode != 0:
+        why = (done.stderr.strip().splitlines() or ["failed"])[-1]
+        return f"installing {' '.join(missing)} failed: {why}"
+    return None
 
 
 # ------------------------------------------------------------ processes

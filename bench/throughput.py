@@ -28,6 +28,12 @@ import time
 
 import common as c
 
+ATFTP_PACKAGES = ("atftp", "atftpd")
+# The server package enables these at install time (TFTP on UDP 69, every
+# interface, every boot): they are disabled at once; the benchmark runs
+# atftpd in the foreground on 127.0.0.1 itself.
+ATFTPD_UNITS = ("atftpd.socket", "atftpd.service")
+
 
 def run_raw(procs: c.Procs, path: str, size: int) -> dict:
     port = c.free_port(("127.0.0.1",))
@@ -68,14 +74,18 @@ def run_ours(seeder: c.Seeder, name: str, tmp: str, rep: int) -> dict:
 
 
 class Atftp:
-    """atftpd on 127.0.0.1 serving ``folder``; None if it cannot run."""
+    """atftpd on 127.0.0.1 serving ``folder``, in the foreground, for the
+    run only; ``error`` says why when it cannot run.  Installs atftp and
+    atftpd when missing, their services off."""
 
     def __init__(self, procs: c.Procs, folder: str):
         self.error = None
         self.proc = None
+        self.error = c.install_tools(ATFTP_PACKAGES, ATFTPD_UNITS)
+        if self.error:
+            return
         if not (shutil.which("atftpd") and shutil.which("atftp")):
-            self.error = "atftp/atftpd not installed (apt-get install " \
-                         "atftp atftpd)"
+            self.error = "atftp/atftpd not found on the PATH"
             return
         self.port = 6969 if _udp_free("127.0.0.1", 6969) \
             else c.free_port(("127.0.0.1",))

@@ -22,7 +22,10 @@ Three pieces, all driven by background threads that ``Player`` starts:
   decoding; the player simply waits for it.  A decoder thread moves the PCM
   that ffmpeg produces into the player's buffer.  The feeder keeps at most
   ``DECODE_AHEAD_S`` seconds of audio ahead of the playback position in the
-  FIFO, so the decoded PCM held in memory stays bounded.
+  FIFO, so the decoded PCM held in memory stays bounded.  It writes only
+  the bytes up to the end of the last MP3 frame found (``audio_end``):
+  tags after the audio (ID3v2, APEv2, ID3v1) never reach ffmpeg, which
+  could take bytes inside them for frames.
 
 * A playback thread takes blocks of ~0.1 s of PCM from that buffer and
   writes them to a ``Sink``, which consumes them in real time (sound card,

@@ -444,6 +444,32 @@ def encode_chunk(file_id: bytes, index: int, tx_seq: int, send_ms: int,
                            send_ms) + data
 
 
+_CRC_FIELD = struct.Struct("!I")
+
+
+def pack_chunk_into(buf, offset: int, file_id: bytes, index: int,
+                    tx_seq: int, send_ms: int, data_len: int,
+                    session: int = 0, flags: int = 0) -> int:
+    """Write a CHUNK datagram in place: its ``data_len`` bytes of data must
+    already be at ``buf[offset + CHUNK_DATA_AT:]`` (a seeder reads the file
+    straight there); this writes the header and fixed body part in front
+    of them and the CRC over the whole.  The bytes at ``buf[offset:offset
+    + length]`` are then those of ``encode_chunk``; returns ``length``."""
+    if not 0 <= data_len <= MAX_CHUNK_DATA:
+        raise ValueError(f"Chunk body of {CHUNK_FIXED.size + data_len} "
+                         f"bytes exceeds {MAX_BODY}")
+    length = CHUNK_DATA_AT + data_len
+    if offset < 0 or offset + length > len(buf):
+        raise ValueError("the datagram does not fit in the buffer")
+    CHUNK_HEAD.pack_into(buf, offset, MAGIC, VERSION, _CHUNK_TYPE, flags,
+                         session, CHUNK_FIXED.size + data_len, 0, file_id,
+                         index, tx_seq, send_ms)
+    with memoryview(buf) as view:  # the CRC field is zero: CRC it all
+        crc = zlib.crc32(view[offset:offset + length])
+    _CRC_FIELD.pack_into(buf, offset + CRC_AT, crc)
+    return length
+
+
 def chunk_fields(data) -> tuple | None:
     """``(session, flags, file_id, index, tx_seq, send_ms)`` when ``data``
     (bytes or a memoryview) is a valid CHUNK datagram, else None: ``decode``

@@ -9,6 +9,8 @@ the three transfers interleaved so that machine noise hits them alike.
 * raw: bench/rawudp.py, a Python sender and receiver with the same 1436-byte
   datagrams and no reliability; goodput = distinct bytes received / (last
   arrival - first send).  Its loss is printed too.
+* raw GSO->GRO: the same pair with segmentation offload (``--gso``/``--gro``,
+  45 datagrams per ``sendmsg``, coalesced reads): the limit with offload.
 * atftp: ``atftp -g`` from ``atftpd`` with blksize 1428 (the same 1400-ish
   bytes per datagram) and windowsize 64; goodput = size / the client's
   wall time (its process start included).
@@ -19,7 +21,6 @@ Targets: ours >= 0.5x raw, ours >= 1.0x atftp.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import shutil
 import subprocess
@@ -27,6 +28,7 @@ import sys
 import time
 
 import common as c
+import rawudp
 
 ATFTP_PACKAGES = ("atftp", "atftpd")
 # The server package enables these at install time (TFTP on UDP 69, every
@@ -35,23 +37,11 @@ ATFTP_PACKAGES = ("atftp", "atftpd")
 ATFTPD_UNITS = ("atftpd.socket", "atftpd.service")
 
 
-def run_raw(procs: c.Procs, path: str, size: int) -> dict:
-    port = c.free_port(("127.0.0.1",))
-    script = os.path.join(c.BENCH_DIR, "rawudp.py")
-    recv = procs.add(subprocess.Popen(
-        [c.PYTHON, script, "recv", str(port), str(size)],
-        stdout=subprocess.PIPE, text=True))
-    if recv.stdout.readline().strip() != "ready":
-        raise RuntimeError("raw receiver did not start")
-    sent = subprocess.run([c.PYTHON, script, "send", str(port), path],
-                          capture_output=True, text=True, timeout=60,
-                          check=True)
-    out, _ = recv.communicate(timeout=70)
-    got = json.loads(out.strip().splitlines()[-1])
-    start = json.loads(sent.stdout)["start"]
-    elapsed = (got["last"] - start) if got["last"] else None
-    return {"goodput": c.mbps(got["bytes"], elapsed),
-            "loss": 1 - got["chunks_received"] / got["chunks"]}
+def run_raw(procs: c.Procs, path: str, size: int,
+            offload: bool = False) -> dict:
+    """The raw pair; with ``offload`` the GSO sender and GRO receiver."""
+    return rawudp.run_pair(path, size, gso=offload, gro=offload,
+                           procs=procs)
 
 
 def run_ours(seeder: c.Seeder, name: str, tmp: str, rep: int) -> dict:
@@ -145,9 +135,10 @@ def main(argv=None) -> int:
         seeder = c.Seeder(procs, "127.0.0.1", c.free_port(("127.0.0.1",)),
                           share)
         atftp = Atftp(procs, share)
-        rows = {"ours": [], "raw": [], "atftp": []}
+        rows = {"ours": [], "raw": [], "gso": [], "atftp": []}
         for rep in range(args.reps):
             rows["raw"].append(run_raw(procs, path, size))
+            rows["gso"].append(run_raw(procs, path, size, offload=True))
             rows["ours"].append(run_ours(seeder, name, tmp, rep))
             if not atftp.error:
                 result = atftp.get(name, os.path.join(tmp, f"tftp-{rep}"),
@@ -161,13 +152,17 @@ def main(argv=None) -> int:
                     rows["atftp"].append(result)
             print(f"rep {rep + 1}: ours {rows['ours'][-1]['goodput']:.1f}"
                   f"  raw {rows['raw'][-1]['goodput']:.1f} (loss "
-                  f"{100 * rows['raw'][-1]['loss']:.1f} %)  atftp "
+                  f"{100 * rows['raw'][-1]['loss']:.1f} %)  GSO->GRO "
+                  f"{rows['gso'][-1]['goodput']:.1f} (loss "
+                  f"{100 * rows['gso'][-1]['loss']:.1f} %)  atftp "
                   + (f"{rows['atftp'][-1]['goodput']:.1f}" if rows['atftp']
                      and not atftp.error else "-") + " MB/s", flush=True)
         seeder.stop()
     ours = c.median(r["goodput"] for r in rows["ours"])
     raw = c.median(r["goodput"] for r in rows["raw"])
     raw_loss = c.median(r["loss"] for r in rows["raw"])
+    gso = c.median(r["goodput"] for r in rows["gso"])
+    gso_loss = c.median(r["loss"] for r in rows["gso"])
     print()
     print(f"file {size / 1e6:.0f} MB random bytes (seed {args.seed}), "
           f"{args.reps} reps, medians")
@@ -180,6 +175,8 @@ def main(argv=None) -> int:
           f" s)")
     print(f"{'raw pair':<10} {raw:8.1f}   (no reliability; "
           f"{100 * raw_loss:.1f} % of datagrams lost)")
+    print(f"{'GSO->GRO':<10} {gso:8.1f}   (the limit: raw pair with "
+          f"segmentation offload, unpaced; {100 * gso_loss:.1f} % lost)")
     if atftp.error or not rows["atftp"]:
         print(f"{'atftp':<10} {'-':>8}   cannot run: {atftp.error}")
         tftp = None
@@ -193,6 +190,10 @@ def main(argv=None) -> int:
                          for o, r in zip(rows["ours"], rows["raw"]))
     print(f"ours / raw   = {ratio_raw:.2f}x  (median of per-rep ratios; "
           f"target >= 0.5x: {'met' if ratio_raw >= 0.5 else 'MISSED'})")
+    ratio_gso = c.median(o["goodput"] / g["goodput"]
+                         for o, g in zip(rows["ours"], rows["gso"]))
+    print(f"ours / GSO->GRO = {ratio_gso:.2f}x  (median of per-rep "
+          f"ratios; the limit with offload)")
     if tftp:
         ratio_tftp = c.median(o["goodput"] / t["goodput"]
                               for o, t in zip(rows["ours"], rows["atftp"]))

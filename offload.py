@@ -373,7 +373,9 @@ class GroReceiver:
         arena, pos = self._arena, 0
         last_start = len(arena) - GRO_READ
         recvmsg_into = self.sock.recvmsg_into
-        while pos <= last_start and len(received) < self.max_datagrams:
+        for _ in range(self.max_datagrams):  # one read a pass: bounded
+            if pos > last_start or len(received) >= self.max_datagrams:
+                break
             try:
                 size, ancdata, flags, addr = recvmsg_into(
                     [arena[pos:pos + GRO_READ]], GRO_CMSG_SPACE)

@@ -294,6 +294,23 @@ class CraftedRead:
         return size, cmsg, flags, ("127.0.0.9", 9)
 
 
+class ErrorsForever(CraftedRead):
+    """A socket that reports an error on every read."""
+
+    def __init__(self):
+        self.tries = 0
+
+    def recvmsg_into(self, buffers, ancbufsize):
+        self.tries += 1
+        raise OSError(errno.ECONNREFUSED, "refused")
+
+
+def test_gro_receive_is_bounded_when_every_read_fails():
+    sock = ErrorsForever()
+    assert offload.GroReceiver(sock, max_datagrams=16).receive() == []
+    assert sock.tries == 16
+
+
 def test_gro_read_cut_into_too_many_segments_is_refused():
     receiver = offload.GroReceiver(CraftedRead(65000, 1))
     assert receiver.receive() == []

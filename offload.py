@@ -36,6 +36,15 @@ offload on the route), EINVAL, ENOPROTOOPT, EOPNOTSUPP or EMSGSIZE on a
 GSO send, and the objects fall back for good to one datagram per
 ``sendto`` / ``recvfrom_into``, with the same results.  ``offload=False``
 (the drivers' ``--no-offload``) forces that fallback.
+
+In the drivers: the seeder's ``_flush(batch)`` is ``sender.send_batch``
+(runs form from what the engine gives, so ask it for 45 or more at a
+time); the leecher's ``Endpoint.receive_raw`` keeps its ``select`` and
+its emulated loss and takes ``receiver.receive()`` instead of its own
+slot loop.  Buffers: a 4 MB ``SO_RCVBUF`` (8 MB as Linux counts it) held
+3,640 datagrams of 1436 bytes one by one and 5,760 coalesced, so a leecher
+keeps the credit it grants all its seeders below about 3,000 chunks and
+no burst can overrun it.
 """
 
 from __future__ import annotations

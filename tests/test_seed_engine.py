@@ -561,3 +561,18 @@ def test_search_ignores_case_and_accents():
         "Canção do Mar.mp3"]
     assert [f.name for f in index.search("coracao")] == ["CORAÇÃO.mp3"]
     assert len(index.search("")) == 3
+
+
+def test_a_huge_shuffled_order_is_made_a_slice_per_turn():
+    source = HugeSource(300_000)
+    h = Harness(source)
+    h.request(ranges=((0, 300_000),), order=p.Order.RANDOM, seed=3,
+              window=8, file_id=source.huge.file_id)
+    turns, sent = 0, []
+    while not sent:
+        assert h.engine.get_timer() == h.now  # work to do: call again now
+        sent = chunk_indices(h.messages())
+        turns += 1
+    assert turns >= 300_000 // se.ORDER_STEPS
+    assert sent == list(p.send_order_array([(0, 300_000)], p.Order.RANDOM,
+                                           3)[:8])

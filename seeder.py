@@ -29,8 +29,8 @@ import protocol as p
 from seed_engine import SearchIndex, SeederEngine, SessionEnded, \
     SessionStarted
 
-SEND_BURST = 64  # datagrams asked of the engine at a time
-SEND_ROUNDS = 1  # bursts per loop turn: then ACKs are read (the window moves)
+SEND_BURST = 64  # datagrams per loop turn: then ACKs are read (the window
+# moves); a whole window at once would leave the pipe empty meanwhile
 RECV_BURST = 256
 READ_AHEAD = 64  # chunks read with one pread when they are read in a row
 SOCKET_BUFFER = 4 * 1024 * 1024
@@ -359,17 +359,12 @@ class Seeder:
             engine.receive_datagram(data, addr, now)
 
     def _send(self, now: float) -> None:
-        """What was left unsent, then the engine's bursts, until the
-        socket buffer is full or the engine has nothing more now."""
-        if not self._flush(self._unsent):
-            return
-        for _ in range(SEND_ROUNDS):
+        """What was left unsent, then one burst from the engine; what
+        the full socket buffer refuses waits for the next turn."""
+        if self._flush(self._unsent):
             batch = deque(self.engine.datagrams_to_send(now, SEND_BURST))
-            if not batch:
-                return
             if not self._flush(batch):
                 self._unsent = batch
-                return
 
     def _flush(self, batch: deque) -> bool:
         """Send from the front of ``batch``; False if the buffer filled."""

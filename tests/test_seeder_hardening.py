@@ -69,7 +69,7 @@ def test_echoed_token_unlocks_the_song(seeders, song_dir):
     assert isinstance(first.message, p.Chunk) and first.message.index == 0
 
 
-def test_sessions_per_address_are_bounded_with_a_clear_error(seeders,
+def test_sessions_per_host_are_bounded_with_a_clear_error(seeders,
                                                              song_dir):
     (seeder,) = seeders(("127.0.0.1", "-d", str(song_dir), "-q",
                          "--rate", "8"))

@@ -1,0 +1,226 @@
+"""Captures written by the program itself: classic pcap, no root, stdlib only.
+
+A driver (seeder, leecher, experiment) hands every datagram it sends or
+receives to a ``Capture``; the file opens in Wireshark or ``tshark`` like a
+capture taken on the wire, and ``wireshark/p2p_facom.lua`` decodes it.
+
+File format (classic pcap, https://www.tcpdump.org/linktypes.html):
+
+- global header: magic ``0xa1b2c3d4`` (microsecond timestamps), version
+  2.4, snap length ``SNAPLEN``, link type ``LINKTYPE_IPV4`` (228: every
+  record starts with an IPv4 header, no Ethernet);
+- per datagram: a record header (seconds, microseconds, captured length,
+  original length), a made-up IPv4 header and UDP header carrying the real
+  addresses and ports, then the datagram itself.
+
+Emulated drops (the seeder's ``--loss``, the leecher's ``--loss``) are
+written too, with the IPv4 header's reserved flag bit set
+(``EMULATED_DROP_FLAG``): RFC 791 says it must be zero, so no real stack
+ever sets it and a capture taken by ``dumpcap`` never has it.  The
+dissector shows those datagrams as "emulated drop"
+(``pf.emulated_drop``); a datagram that is simply missing was lost for real.
+"""
+
+from __future__ import annotations
+
+import socket
+import struct
+import time
+
+LINKTYPE_IPV4 = 228
+PCAP_MAGIC = 0xA1B2C3D4  # microsecond timestamps
+PCAP_VERSION = (2, 4)
+SNAPLEN = 65535
+GLOBAL_HEADER = struct.Struct("<IHHiIII")
+RECORD_HEADER = struct.Struct("<IIII")
+# IPv4 (no options) then UDP, both in network byte order.
+IP_UDP_HEADER = struct.Struct("!BBHHHBBH4s4sHHHH")
+IP_HEADER_SIZE = 20
+UDP_HEADER_SIZE = 8
+IPV4_VERSION_IHL = 0x45  # version 4, header of 5 32-bit words
+IP_TTL = 64  # what Linux sends with
+IPPROTO_UDP = 17
+EMULATED_DROP_FLAG = 0x8000  # IPv4 reserved flag: see the module docstring
+MAX_PAYLOAD = SNAPLEN - IP_HEADER_SIZE - UDP_HEADER_SIZE
+# A long experiment writes a few MB per song; this stops a runaway capture
+# from filling the disk.  What no longer fits is counted, not written.
+DEFAULT_MAX_BYTES = 512 * 1024 * 1024
+WRITE_BUFFER = 1 << 20  # one write(2) per ~700 chunks
+MAX_CACHED_ADDRESSES = 1024  # packed IPs kept; hostile senders can't grow it
+
+
+class CaptureError(Exception):
+    """The capture file cannot be written; ``str()`` is one clear line."""
+
+
+def _ip_checksum(header: bytes) -> int:
+    """RFC 791 header checksum: one's complement sum of 16-bit words."""
+    total = sum(struct.unpack("!10H", header))
+    total = (total & 0xFFFF) + (total >> 16)
+    total = (total & 0xFFFF) + (total >> 16)
+    return ~total & 0xFFFF
+
+
+class PcapWriter:
+    """Append datagrams to a classic pcap file, bounded to ``max_bytes``."""
+
+    def __init__(self, path: str, max_bytes: int = DEFAULT_MAX_BYTES):
+        self.path = path
+        try:
+            self._file = open(path, "wb", buffering=WRITE_BUFFER)
+            self._file.write(GLOBAL_HEADER.pack(
+                PCAP_MAGIC, *PCAP_VERSION, 0, 0, SNAPLEN, LINKTYPE_IPV4))
+        except OSError as exc:
+            raise CaptureError(f"cannot write capture {path}: "
+                               f"{exc.strerror or exc}") from None
+        self.max_bytes = max_bytes
+        self.written_bytes = GLOBAL_HEADER.size
+        self.records = 0
+        self.skipped = 0  # datagrams left out: file full or closed
+        self.error: str | None = None  # a write that failed mid-run
+        self._ip_id = 0
+        self._packed: dict[str, bytes] = {}
+
+    def _pack_ip(self, ip: str) -> bytes:
+        packed = self._packed.get(ip)
+        if packed is None:
+            try:
+                packed = socket.inet_aton(ip)
+            except (OSError, TypeError):
+                packed = bytes(4)  # not IPv4: shown as 0.0.0.0
+            if len(self._packed) >= MAX_CACHED_ADDRESSES:
+                self._packed.clear()
+            self._packed[ip] = packed
+        return packed
+
+    def write(self, datagram, src: tuple, dst: tuple, t: float,
+              dropped: bool = False) -> bool:
+        """Write one UDP datagram from ``src`` to ``dst`` ((ip, port)) at
+        ``t`` (seconds since the epoch); False when it was left out."""
+        if self._file is None:
+            self.skipped += 1
+            return False
+        size = len(datagram)
+        kept = min(size, MAX_PAYLOAD)
+        record_size = RECORD_HEADER.size + IP_HEADER_SIZE + UDP_HEADER_SIZE \
+            + kept
+        if self.written_bytes + record_size > self.max_bytes:
+            self.skipped += 1
+            return False
+        self._ip_id = (self._ip_id + 1) & 0xFFFF
+        ip_length = min(IP_HEADER_SIZE + UDP_HEADER_SIZE + size, 0xFFFF)
+        flags = EMULATED_DROP_FLAG if dropped else 0
+        src_ip, dst_ip = self._pack_ip(src[0]), self._pack_ip(dst[0])
+        fields = [IPV4_VERSION_IHL, 0, ip_length, self._ip_id, flags,
+                  IP_TTL, IPPROTO_UDP, 0, src_ip, dst_ip, src[1] & 0xFFFF,
+                  dst[1] & 0xFFFF, min(UDP_HEADER_SIZE + size, 0xFFFF), 0]
+        headers = IP_UDP_HEADER.pack(*fields)  # UDP checksum 0: "none"
+        fields[7] = _ip_checksum(headers[:IP_HEADER_SIZE])
+        seconds = int(t)
+        micros = min(int((t - seconds) * 1_000_000), 999_999)
+        caplen = kept + IP_HEADER_SIZE + UDP_HEADER_SIZE
+        try:
+            self._file.write(b"".join((
+                RECORD_HEADER.pack(seconds, micros, caplen, ip_length),
+                IP_UDP_HEADER.pack(*fields), datagram[:kept])))
+        except (OSError, ValueError) as exc:
+            self.error = f"capture {self.path} stopped: {exc}"
+            self._close_quietly()
+            self.skipped += 1
+            return False
+        self.written_bytes += record_size
+        self.records += 1
+        return True
+
+    def _close_quietly(self) -> None:
+        file, self._file = self._file, None
+        try:
+            file.close()
+        except OSError:
+            pass
+
+    def close(self) -> None:
+        """Flush and close; a flush that fails is kept in ``error``."""
+        if self._file is None:
+            return
+        try:
+            self._file.close()
+        except OSError as exc:
+            self.error = f"capture {self.path} incomplete: {exc}"
+        self._file = None
+
+    def summary(self) -> str:
+        """One line for the driver to print when it stops."""
+        line = f"capture {self.path}: {self.records} datagrams"
+        if self.skipped:
+            line += f", {self.skipped} left out (over {self.max_bytes} bytes)"
+        return self.error or line
+
+    def __enter__(self) -> "PcapWriter":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+class Capture:
+    """The hook a driver calls once per datagram it sends or receives.
+
+    ``local`` is the driver's socket address (``sock.getsockname()``);
+    when it is bound to 0.0.0.0 the address the kernel would send from is
+    looked up once per peer.  ``now`` is the driver's monotonic clock: it
+    is turned into wall-clock time for the file.
+    """
+
+    def __init__(self, writer: PcapWriter, local: tuple,
+                 wall=time.time, monotonic=time.monotonic):
+        self.writer = writer
+        self.local_ip, self.local_port = local[0], local[1]
+        self._wall_offset = wall() - monotonic()
+        self._source: dict[str, str] = {}
+
+    def _local_for(self, peer_ip: str) -> tuple:
+        if self.local_ip not in ("", "0.0.0.0"):
+            return self.local_ip, self.local_port
+        source = self._source.get(peer_ip)
+        if source is None:
+            source = _route_source(peer_ip)
+            if len(self._source) >= MAX_CACHED_ADDRESSES:
+                self._source.clear()
+            self._source[peer_ip] = source
+        return source, self.local_port
+
+    def sent(self, data, to: tuple, now: float, dropped: bool = False) -> None:
+        """``data`` went (or, ``dropped``, would have gone) to ``to``."""
+        self.writer.write(data, self._local_for(to[0]), to,
+                          now + self._wall_offset, dropped)
+
+    def received(self, data, sender: tuple, now: float,
+                 dropped: bool = False) -> None:
+        """``data`` arrived from ``sender`` (``dropped``: then discarded
+        on purpose by an emulated loss)."""
+        self.writer.write(data, sender, self._local_for(sender[0]),
+                          now + self._wall_offset, dropped)
+
+    def close(self) -> str:
+        self.writer.close()
+        return self.writer.summary()
+
+
+def _route_source(peer_ip: str) -> str:
+    """The local address the kernel picks to reach ``peer_ip``: connecting
+    a UDP socket sends nothing, it only chooses the route."""
+    probe = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    try:
+        probe.connect((peer_ip, 9))
+        return probe.getsockname()[0]
+    except OSError:
+        return "0.0.0.0"
+    finally:
+        probe.close()
+
+
+def open_capture(path: str, local: tuple,
+                 max_bytes: int = DEFAULT_MAX_BYTES) -> Capture:
+    """``Capture`` writing to ``path``; raises ``CaptureError`` (one line)."""
+    return Capture(PcapWriter(path, max_bytes), local)

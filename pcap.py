@@ -23,9 +23,13 @@ dissector shows those datagrams as "emulated drop"
 
 from __future__ import annotations
 
+import queue
 import socket
 import struct
+import threading
 import time
+
+import protocol as p
 
 LINKTYPE_IPV4 = 228
 PCAP_MAGIC = 0xA1B2C3D4  # microsecond timestamps
@@ -33,6 +37,8 @@ PCAP_VERSION = (2, 4)
 SNAPLEN = 65535
 GLOBAL_HEADER = struct.Struct("<IHHiIII")
 RECORD_HEADER = struct.Struct("<IIII")
+_pack_record = RECORD_HEADER.pack
+_CHUNK_TYPE = int(p.MsgType.CHUNK)
 # IPv4 (no options) then UDP, both in network byte order.
 IP_UDP_HEADER = struct.Struct("!BBHHHBBH4s4sHHHH")
 IP_HEADER_SIZE = 20
@@ -45,8 +51,11 @@ MAX_PAYLOAD = SNAPLEN - IP_HEADER_SIZE - UDP_HEADER_SIZE
 # A long experiment writes a few MB per song; this stops a runaway capture
 # from filling the disk.  What no longer fits is counted, not written.
 DEFAULT_MAX_BYTES = 512 * 1024 * 1024
-WRITE_BUFFER = 1 << 20  # one write(2) per ~700 chunks
+FLUSH_AT = 1 << 20  # one write(2) per ~700 chunks
+MAX_PENDING_BLOCKS = 16  # buffers waiting for the disk: at most ~16 MB
 MAX_CACHED_ADDRESSES = 1024  # packed IPs kept; hostile senders can't grow it
+MAX_CACHED_HEADERS = 4096  # (addresses, size) pairs whose headers are kept
+IP_DONT_FRAGMENT = 0x4000  # our datagrams fit the MTU: IP ID 0 (RFC 6864)
 
 
 class CaptureError(Exception):
@@ -61,25 +70,65 @@ def _ip_checksum(header: bytes) -> int:
     return ~total & 0xFFFF
 
 
-class PcapWriter:
-    """Append datagrams to a classic pcap file, bounded to ``max_bytes``."""
+class _Flusher(threading.Thread):
+    """Writes full buffers to the file, so that the driver's thread only
+    appends to memory: the copy into the kernel runs on another core (the
+    GIL is released during write(2))."""
 
-    def __init__(self, path: str, max_bytes: int = DEFAULT_MAX_BYTES):
-        self.path = path
+    def __init__(self, file):
+        super().__init__(name="pcap writer", daemon=True)
+        self.file = file
+        self.blocks: queue.Queue = queue.Queue(MAX_PENDING_BLOCKS)
+        self.error: str | None = None
+
+    def run(self) -> None:
+        while True:
+            block = self.blocks.get()
+            if block is None:
+                break
+            if self.error is None:
+                try:
+                    self.file.write(block)
+                except (OSError, ValueError) as exc:
+                    self.error = exc.strerror if isinstance(
+                        exc, OSError) and exc.strerror else str(exc)
         try:
-            self._file = open(path, "wb", buffering=WRITE_BUFFER)
-            self._file.write(GLOBAL_HEADER.pack(
-                PCAP_MAGIC, *PCAP_VERSION, 0, 0, SNAPLEN, LINKTYPE_IPV4))
+            self.file.close()
+        except OSError as exc:
+            self.error = self.error or exc.strerror or str(exc)
+
+
+class PcapWriter:
+    """Append datagrams to a classic pcap file, bounded to ``max_bytes``.
+
+    ``write`` only appends to a buffer; a thread writes each full buffer
+    out.  ``close`` (or the ``with`` block's end) writes the rest: a driver
+    must call it before it exits."""
+
+    def __init__(self, path: str, max_bytes: int = DEFAULT_MAX_BYTES,
+                 chunk_data: int | None = None):
+        self.path = path
+        # Bytes of each CHUNK's data kept (None: all), like tcpdump -s: the
+        # headers stay whole, the file shrinks ~10x, the CRC is unverified.
+        self.snap_at = None if chunk_data is None else \
+            p.CHUNK_DATA_AT + max(0, chunk_data)
+        try:
+            file = open(path, "wb")
         except OSError as exc:
             raise CaptureError(f"cannot write capture {path}: "
                                f"{exc.strerror or exc}") from None
         self.max_bytes = max_bytes
-        self.written_bytes = GLOBAL_HEADER.size
+        self._buffer = bytearray(GLOBAL_HEADER.pack(
+            PCAP_MAGIC, *PCAP_VERSION, 0, 0, SNAPLEN, LINKTYPE_IPV4))
+        self.written_bytes = len(self._buffer)  # accepted, maybe not yet out
         self.records = 0
-        self.skipped = 0  # datagrams left out: file full or closed
+        self.skipped = 0  # datagrams left out: file full, failed or closed
         self.error: str | None = None  # a write that failed mid-run
-        self._ip_id = 0
+        self._open = True
         self._packed: dict[str, bytes] = {}
+        self._headers: dict[tuple, bytes] = {}
+        self._flusher = _Flusher(file)
+        self._flusher.start()
 
     def _pack_ip(self, ip: str) -> bytes:
         packed = self._packed.get(ip)
@@ -93,61 +142,74 @@ class PcapWriter:
             self._packed[ip] = packed
         return packed
 
+    def _make_headers(self, key: tuple) -> bytes:
+        """The IPv4 and UDP headers of one datagram.  They depend only on
+        ``key`` (the IP ID is 0 with DF set, RFC 6864), so a chunk stream
+        reuses them."""
+        src, dst, size, dropped = key
+        length = IP_HEADER_SIZE + UDP_HEADER_SIZE + size
+        flags = IP_DONT_FRAGMENT | (EMULATED_DROP_FLAG if dropped else 0)
+        fields = [IPV4_VERSION_IHL, 0, length, 0, flags, IP_TTL, IPPROTO_UDP,
+                  0, self._pack_ip(src[0]), self._pack_ip(dst[0]),
+                  src[1] & 0xFFFF, dst[1] & 0xFFFF, UDP_HEADER_SIZE + size,
+                  0]  # UDP checksum 0: "none"
+        fields[7] = _ip_checksum(IP_UDP_HEADER.pack(*fields)[:IP_HEADER_SIZE])
+        headers = IP_UDP_HEADER.pack(*fields)
+        if len(self._headers) >= MAX_CACHED_HEADERS:
+            self._headers.clear()
+        self._headers[key] = headers
+        return headers
+
     def write(self, datagram, src: tuple, dst: tuple, t: float,
               dropped: bool = False) -> bool:
         """Write one UDP datagram from ``src`` to ``dst`` ((ip, port)) at
         ``t`` (seconds since the epoch); False when it was left out."""
-        if self._file is None:
-            self.skipped += 1
-            return False
         size = len(datagram)
-        kept = min(size, MAX_PAYLOAD)
-        record_size = RECORD_HEADER.size + IP_HEADER_SIZE + UDP_HEADER_SIZE \
-            + kept
-        if self.written_bytes + record_size > self.max_bytes:
+        if size > MAX_PAYLOAD:
+            datagram, size = datagram[:MAX_PAYLOAD], MAX_PAYLOAD
+        kept, snap_at = size, self.snap_at
+        if snap_at is not None and size > snap_at \
+                and datagram[3] == _CHUNK_TYPE:
+            datagram, kept = datagram[:snap_at], snap_at
+        record = RECORD_HEADER.size + IP_HEADER_SIZE + UDP_HEADER_SIZE + kept
+        if not self._open or self.written_bytes + record > self.max_bytes:
             self.skipped += 1
             return False
-        self._ip_id = (self._ip_id + 1) & 0xFFFF
-        ip_length = min(IP_HEADER_SIZE + UDP_HEADER_SIZE + size, 0xFFFF)
-        flags = EMULATED_DROP_FLAG if dropped else 0
-        src_ip, dst_ip = self._pack_ip(src[0]), self._pack_ip(dst[0])
-        fields = [IPV4_VERSION_IHL, 0, ip_length, self._ip_id, flags,
-                  IP_TTL, IPPROTO_UDP, 0, src_ip, dst_ip, src[1] & 0xFFFF,
-                  dst[1] & 0xFFFF, min(UDP_HEADER_SIZE + size, 0xFFFF), 0]
-        headers = IP_UDP_HEADER.pack(*fields)  # UDP checksum 0: "none"
-        fields[7] = _ip_checksum(headers[:IP_HEADER_SIZE])
+        key = (src, dst, size, dropped)
+        headers = self._headers.get(key) or self._make_headers(key)
         seconds = int(t)
-        micros = min(int((t - seconds) * 1_000_000), 999_999)
-        caplen = kept + IP_HEADER_SIZE + UDP_HEADER_SIZE
-        try:
-            self._file.write(b"".join((
-                RECORD_HEADER.pack(seconds, micros, caplen, ip_length),
-                IP_UDP_HEADER.pack(*fields), datagram[:kept])))
-        except (OSError, ValueError) as exc:
-            self.error = f"capture {self.path} stopped: {exc}"
-            self._close_quietly()
-            self.skipped += 1
-            return False
-        self.written_bytes += record_size
+        buffer = self._buffer
+        buffer += _pack_record(seconds, int((t - seconds) * 1e6),
+                               record - RECORD_HEADER.size,
+                               IP_HEADER_SIZE + UDP_HEADER_SIZE + size)
+        buffer += headers
+        buffer += datagram
+        self.written_bytes += record
         self.records += 1
+        if len(buffer) >= FLUSH_AT:
+            self._hand_over()
         return True
 
-    def _close_quietly(self) -> None:
-        file, self._file = self._file, None
-        try:
-            file.close()
-        except OSError:
-            pass
+    def _hand_over(self) -> None:
+        if self._flusher.error:
+            self.error = f"capture {self.path} stopped: {self._flusher.error}"
+            self.close()
+            return
+        self._flusher.blocks.put(self._buffer)  # blocks when far behind
+        self._buffer = bytearray()
 
     def close(self) -> None:
-        """Flush and close; a flush that fails is kept in ``error``."""
-        if self._file is None:
+        """Write what is left and close; a failure is kept in ``error``."""
+        if not self._open:
             return
-        try:
-            self._file.close()
-        except OSError as exc:
-            self.error = f"capture {self.path} incomplete: {exc}"
-        self._file = None
+        self._open = False
+        if self._buffer:
+            self._flusher.blocks.put(self._buffer)
+        self._buffer = bytearray()
+        self._flusher.blocks.put(None)
+        self._flusher.join()
+        if self._flusher.error and not self.error:
+            self.error = f"capture {self.path} stopped: {self._flusher.error}"
 
     def summary(self) -> str:
         """One line for the driver to print when it stops."""
@@ -220,7 +282,8 @@ def _route_source(peer_ip: str) -> str:
         probe.close()
 
 
-def open_capture(path: str, local: tuple,
-                 max_bytes: int = DEFAULT_MAX_BYTES) -> Capture:
-    """``Capture`` writing to ``path``; raises ``CaptureError`` (one line)."""
-    return Capture(PcapWriter(path, max_bytes), local)
+def open_capture(path: str, local: tuple, max_bytes: int = DEFAULT_MAX_BYTES,
+                 chunk_data: int | None = None) -> Capture:
+    """``Capture`` writing to ``path``; raises ``CaptureError`` (one line).
+    ``chunk_data``: see ``PcapWriter``."""
+    return Capture(PcapWriter(path, max_bytes, chunk_data), local)

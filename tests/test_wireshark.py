@@ -151,7 +151,8 @@ def test_pcap_file_layout(tmp_path):
     with open(path, "rb") as file:  # the IPv4 checksum sums to 0xffff
         file.seek(pcap.GLOBAL_HEADER.size + pcap.RECORD_HEADER.size)
         assert pcap._ip_checksum(file.read(20)) == 0
-    assert ip[4] == 0 and ip2[4] == pcap.EMULATED_DROP_FLAG
+    assert ip[4] == pcap.IP_DONT_FRAGMENT  # IP ID 0 (RFC 6864)
+    assert ip2[4] == pcap.IP_DONT_FRAGMENT | pcap.EMULATED_DROP_FLAG
     assert rec2[:2] == (1_700_000_001, 500_000)
 
 
@@ -166,6 +167,19 @@ def test_pcap_is_bounded(tmp_path):
     assert os.path.getsize(path) == room
     assert "7 left out" in writer.summary()
     assert not writer.write(chunk, SEEDER, LEECHER, 2.0)  # closed: no raise
+
+
+def test_a_full_disk_stops_the_capture_not_the_driver():
+    """/dev/full opens but fails every write (ENOSPC): the writer says so
+    in one line and leaves the rest out, never raising at the driver."""
+    chunk = p.encode(p.Chunk(bytes(8), 1, 1, 1, bytes(1400)))
+    writer = pcap.PcapWriter("/dev/full")
+    for n in range(3 * pcap.FLUSH_AT // len(chunk)):
+        writer.write(chunk, SEEDER, LEECHER, float(n))
+    writer.close()
+    line = writer.summary()
+    assert line == "capture /dev/full stopped: No space left on device"
+    assert not writer.write(chunk, SEEDER, LEECHER, 0.0)
 
 
 def test_unwritable_capture_is_one_clear_line(tmp_path):
@@ -189,7 +203,8 @@ def test_capture_hook_addresses_and_clock(tmp_path):
     assert socket.inet_ntoa(ip[8]) == "127.0.0.1" and ip[10] == 5555
     assert socket.inet_ntoa(ip2[9]) == "127.0.0.1" and ip2[11] == 5555
     assert (rec[0], rec2[0]) == (1002, 1003)
-    assert ip2[4] == pcap.EMULATED_DROP_FLAG and ip[4] == 0
+    assert ip2[4] & pcap.EMULATED_DROP_FLAG
+    assert not ip[4] & pcap.EMULATED_DROP_FLAG
 
 
 # ------------------------------------------------------------------ drift
@@ -407,6 +422,32 @@ def test_bad_crc_and_emulated_drop_are_marked(tmp_path):
     assert dropped["pf.emulated_drop"] == ["1"]
     assert dropped["_ws.col.Info"] == ["[emulated drop] ACK: send up to "
                                        "seq 5"]
+
+
+def test_chunk_data_cut_short_keeps_every_header(tmp_path):
+    """``chunk_data=N`` keeps N bytes of each CHUNK's data (like tcpdump
+    -s): the rest of the datagram and every other message stay whole."""
+    path = str(tmp_path / "snap.pcap")
+    chunk = p.encode(p.Chunk(b"abcdefgh", 417, 902, 5, bytes(range(200))))
+    nack = p.encode(p.Nack(9, 1, tuple((i, i + 1) for i in range(0, 300, 2))))
+    with pcap.PcapWriter(path, chunk_data=16) as writer:
+        writer.write(chunk, SEEDER, LEECHER, 1.0)
+        writer.write(nack, LEECHER, SEEDER, 2.0)
+    _, ((rec, _, kept), (rec2, _, whole)) = read_pcap(path)
+    assert rec[2:] == (28 + p.CHUNK_DATA_AT + 16, 28 + len(chunk))
+    assert kept == chunk[:p.CHUNK_DATA_AT + 16] and whole == nack
+    cut, full = tshark(path, ["_ws.malformed", "_ws.expert.message",
+                              "pf.crc.status", "pf.chunk.index",
+                              "pf.chunk.data", "pf.length",
+                              "pf.nack.range.start", "_ws.col.Info"])
+    assert_no_crash(cut)
+    assert "_ws.malformed" not in cut and "_ws.malformed" not in full
+    assert cut["pf.crc.status"] == ["2"] and full["pf.crc.status"] == ["1"]
+    assert cut["pf.chunk.index"] == ["417"]
+    assert cut["pf.length"] == [str(len(chunk) - p.HEADER.size)]
+    assert bytes.fromhex(cut["pf.chunk.data"][0]) == bytes(range(16))
+    assert cut["_ws.col.Info"] == ["CHUNK #417 seq 902"]
+    assert len(full["pf.nack.range.start"]) == 150
 
 
 def with_crc(kind: int, body: bytes) -> bytes:

@@ -89,7 +89,7 @@ F["pf.crc"] = ProtoField.uint32("pf.crc", "crc32", base.HEX)
 F["pf.flags"] = ProtoField.uint8("pf.flags", "flags", base.HEX)
 F["pf.flags.last"] = ProtoField.bool("pf.flags.last", "last search page", 8, nil, 0x01)
 F["pf.flags.retransmit"] = ProtoField.bool("pf.flags.retransmit", "retransmitted chunk", 8, nil, 0x02)
-F["pf.crc.status"] = ProtoField.uint8("pf.crc.status", "CRC-32 status", base.DEC, {[0] = "Bad", [1] = "Good"})
+F["pf.crc.status"] = ProtoField.uint8("pf.crc.status", "CRC-32 status", base.DEC, {[0] = "Bad", [1] = "Good", [2] = "Unverified (truncated capture)"})
 F["pf.chunk.retransmission"] = ProtoField.bool("pf.chunk.retransmission", "Retransmission")
 F["pf.emulated_drop"] = ProtoField.bool("pf.emulated_drop", "Dropped by the emulated link (not on the wire)")
 F["pf.stream"] = ProtoField.uint32("pf.stream", "Session stream index")
@@ -212,11 +212,11 @@ end
 local function add_files(tree, tvb, offset, count, prefix, spec, info)
   local fixed, names = spec_size(spec), {}
   for _ = 1, count do
-    if tvb:len() < offset + fixed then return false end
+    if tvb:reported_len() < offset + fixed then return false end
     local item = tree:add(pf, tvb(offset, fixed), "File")
     local v = add_fixed(item, tvb, offset, prefix, spec)
     offset = offset + fixed
-    if tvb:len() < offset + v.name_len then return false end
+    if tvb:reported_len() < offset + v.name_len then return false end
     local name = tvb(offset, v.name_len):string(ENC_UTF_8)
     if v.name_len > 0 then item:add(F[prefix .. ".name"], tvb(offset, v.name_len), name) end
     item:set_len(fixed + v.name_len)
@@ -225,7 +225,7 @@ local function add_files(tree, tvb, offset, count, prefix, spec, info)
     offset = offset + v.name_len
   end
   info.names = table.concat(names, ", ")
-  return offset == tvb:len()
+  return offset == tvb:reported_len()
 end
 
 -- The body starts at HEADER_SIZE and ends with the datagram.
@@ -233,10 +233,10 @@ end
 local function add_body(tree, tvb, number)
   local body = BODIES[number]
   local prefix, spec = "pf." .. body[2], BODY_FIELDS[number]
-  if tvb:len() < HEADER_SIZE + spec_size(spec) then return nil, "body too short" end
+  if tvb:reported_len() < HEADER_SIZE + spec_size(spec) then return nil, "body too short" end
   local info, offset = add_fixed(tree, tvb, HEADER_SIZE, prefix, spec)
   local tail, name = body[5]:match("(%w+):([%w_]+)")
-  local rest = tvb:len() - offset
+  local rest = tvb:reported_len() - offset
   if not tail then
     if rest ~= 0 then return nil, "bytes after a fixed-size body" end
   elseif tail == "ranges" then
@@ -246,14 +246,14 @@ local function add_body(tree, tvb, number)
     if not add_files(tree, tvb, offset, info.count, prefix, TAIL_PARTS[number], info) then
       return nil, "file list does not match its count"
     end
-  elseif rest > 0 then
+  elseif tail == "text" and rest > 0 then
     local range = tvb(offset, rest)
-    if tail == "text" then
-      info[name] = range:string(ENC_UTF_8)
-      tree:add(F[prefix .. "." .. name], range, info[name])
-    else
-      tree:add(F[prefix .. "." .. name], range)
-    end
+    info[name] = range:string(ENC_UTF_8)
+    tree:add(F[prefix .. "." .. name], range, info[name])
+  elseif rest > 0 then   -- raw bytes: a capture may keep only their start
+    local kept = math.min(rest, tvb:len() - offset)
+    local item = tree:add(F[prefix .. "." .. name], tvb(offset, kept))
+    if kept < rest then item:append_text(string.format(" (%d of %d bytes captured)", kept, rest)) end
   end
   info.rest = rest
   return info
@@ -294,12 +294,14 @@ local function add_header(tree, tvb)
   return v
 end
 
+-- Good (1) or bad (0); unverified (2) when the capture kept only a part.
 local function check_crc(tree, tvb, want)
-  local good = datagram_crc(tvb:raw()) == want
-  local item = tree:add(F["pf.crc.status"], tvb(CRC_AT, 4), good and 1 or 0)
+  local status = 2
+  if tvb:len() == tvb:reported_len() then status = datagram_crc(tvb:raw()) == want and 1 or 0 end
+  local item = tree:add(F["pf.crc.status"], tvb(CRC_AT, 4), status)
   item:set_generated()
-  if not good then item:add_proto_expert_info(E.bad_crc) end
-  return good
+  if status == 0 then item:add_proto_expert_info(E.bad_crc) end
+  return status ~= 0
 end
 
 function pf.dissector(tvb, pinfo, root)
@@ -307,20 +309,20 @@ function pf.dissector(tvb, pinfo, root)
   pinfo.cols.protocol = "P2P-FACOM"
   local tree = root:add(pf, tvb())
   local h = add_header(tree, tvb)
-  local body_len = tvb:len() - HEADER_SIZE
+  local body_len = tvb:reported_len() - HEADER_SIZE
   local crc_good = check_crc(tree, tvb, h.crc)
   local stream = tree:add(F["pf.stream"], stream_of(pinfo, h.session))
   stream:set_generated()
   local body = BODIES[h.type]
   local text
-  if h.length ~= body_len or tvb:len() > MAX_DATAGRAM then
+  if h.length ~= body_len or tvb:reported_len() > MAX_DATAGRAM then
     tree:add_proto_expert_info(E.malformed, "length field does not match the datagram")
   end
   if not body then
     tree:add_proto_expert_info(E.malformed, "unknown message type " .. h.type)
     text = "unknown type " .. h.type
   else
-    local btree = tree:add(pf, tvb(HEADER_SIZE, body_len), body[1])
+    local btree = tree:add(pf, tvb(HEADER_SIZE, tvb:len() - HEADER_SIZE), body[1])
     local info, err = add_body(btree, tvb, h.type)
     if info then text = INFO[body[1]](info, h.flags)
     else
@@ -341,7 +343,7 @@ function pf.dissector(tvb, pinfo, root)
   if not crc_good then text = text .. " [bad CRC]" end
   pinfo.cols.info = text
   tree:append_text(", " .. text)
-  return tvb:len()
+  return tvb:reported_len()
 end
 
 local function heuristic(tvb, pinfo, root)

@@ -23,10 +23,8 @@ dissector shows those datagrams as "emulated drop"
 
 from __future__ import annotations
 
-import queue
 import socket
 import struct
-import threading
 import time
 
 import protocol as p
@@ -52,7 +50,6 @@ MAX_PAYLOAD = SNAPLEN - IP_HEADER_SIZE - UDP_HEADER_SIZE
 # from filling the disk.  What no longer fits is counted, not written.
 DEFAULT_MAX_BYTES = 512 * 1024 * 1024
 FLUSH_AT = 1 << 20  # one write(2) per ~700 chunks
-MAX_PENDING_BLOCKS = 16  # buffers waiting for the disk: at most ~16 MB
 MAX_CACHED_ADDRESSES = 1024  # packed IPs kept; hostile senders can't grow it
 MAX_CACHED_HEADERS = 4096  # (addresses, size) pairs whose headers are kept
 IP_DONT_FRAGMENT = 0x4000  # our datagrams fit the MTU: IP ID 0 (RFC 6864)
@@ -70,40 +67,13 @@ def _ip_checksum(header: bytes) -> int:
     return ~total & 0xFFFF
 
 
-class _Flusher(threading.Thread):
-    """Writes full buffers to the file, so that the driver's thread only
-    appends to memory: the copy into the kernel runs on another core (the
-    GIL is released during write(2))."""
-
-    def __init__(self, file):
-        super().__init__(name="pcap writer", daemon=True)
-        self.file = file
-        self.blocks: queue.Queue = queue.Queue(MAX_PENDING_BLOCKS)
-        self.error: str | None = None
-
-    def run(self) -> None:
-        while True:
-            block = self.blocks.get()
-            if block is None:
-                break
-            if self.error is None:
-                try:
-                    self.file.write(block)
-                except (OSError, ValueError) as exc:
-                    self.error = exc.strerror if isinstance(
-                        exc, OSError) and exc.strerror else str(exc)
-        try:
-            self.file.close()
-        except OSError as exc:
-            self.error = self.error or exc.strerror or str(exc)
-
-
 class PcapWriter:
     """Append datagrams to a classic pcap file, bounded to ``max_bytes``.
 
-    ``write`` only appends to a buffer; a thread writes each full buffer
-    out.  ``close`` (or the ``with`` block's end) writes the rest: a driver
-    must call it before it exits."""
+    ``write`` appends to a buffer that goes out once per ``FLUSH_AT``
+    bytes.  ``close`` (or the ``with`` block's end) writes the rest: a
+    driver must call it before it exits.  (A writer thread was tried: it
+    cost more CPU than the copy into the kernel it took off this one.)"""
 
     def __init__(self, path: str, max_bytes: int = DEFAULT_MAX_BYTES,
                  chunk_data: int | None = None):
@@ -113,7 +83,7 @@ class PcapWriter:
         self.snap_at = None if chunk_data is None else \
             p.CHUNK_DATA_AT + max(0, chunk_data)
         try:
-            file = open(path, "wb")
+            self._file = open(path, "wb", buffering=0)
         except OSError as exc:
             raise CaptureError(f"cannot write capture {path}: "
                                f"{exc.strerror or exc}") from None
@@ -127,8 +97,6 @@ class PcapWriter:
         self._open = True
         self._packed: dict[str, bytes] = {}
         self._headers: dict[tuple, bytes] = {}
-        self._flusher = _Flusher(file)
-        self._flusher.start()
 
     def _pack_ip(self, ip: str) -> bytes:
         packed = self._packed.get(ip)
@@ -187,29 +155,35 @@ class PcapWriter:
         self.written_bytes += record
         self.records += 1
         if len(buffer) >= FLUSH_AT:
-            self._hand_over()
+            self._flush()
         return True
 
-    def _hand_over(self) -> None:
-        if self._flusher.error:
-            self.error = f"capture {self.path} stopped: {self._flusher.error}"
-            self.close()
-            return
-        self._flusher.blocks.put(self._buffer)  # blocks when far behind
-        self._buffer = bytearray()
+    def _flush(self) -> None:
+        """Write the buffer out; on failure keep one line and stop."""
+        try:
+            view, written = memoryview(self._buffer), 0
+            while written < len(view):  # a raw file may write a part
+                written += self._file.write(view[written:])
+        except (OSError, ValueError) as exc:
+            reason = getattr(exc, "strerror", None) or str(exc)
+            self.error = f"capture {self.path} stopped: {reason}"
+            self._open = False
+        finally:
+            view.release()
+        self._buffer.clear()
 
     def close(self) -> None:
         """Write what is left and close; a failure is kept in ``error``."""
-        if not self._open:
+        if self._file.closed:
             return
+        if self._open and self._buffer:
+            self._flush()
         self._open = False
-        if self._buffer:
-            self._flusher.blocks.put(self._buffer)
-        self._buffer = bytearray()
-        self._flusher.blocks.put(None)
-        self._flusher.join()
-        if self._flusher.error and not self.error:
-            self.error = f"capture {self.path} stopped: {self._flusher.error}"
+        try:
+            self._file.close()
+        except OSError as exc:
+            self.error = self.error or f"capture {self.path} incomplete: " \
+                f"{exc.strerror or exc}"
 
     def summary(self) -> str:
         """One line for the driver to print when it stops."""

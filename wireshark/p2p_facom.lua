@@ -171,6 +171,8 @@ local function stream_of(pinfo, session)
   return streams[key]
 end
 
+local function plural(n, word) return n .. " " .. word .. (n == 1 and "" or "s") end
+
 -- Add the fields of `spec` found at `offset`; returns their values by name.
 -- (`items`: their tree items)
 local function add_fixed(tree, tvb, offset, prefix, spec)
@@ -199,7 +201,7 @@ local function add_ranges(tree, tvb, offset, count, prefix, spec, info)
     local item = tree:add(pf, tvb(offset, 8), "Range")
     local v = add_fixed(item, tvb, offset, prefix, spec)
     local size = v["end"] - v.start
-    item:set_text(string.format("Range [%d, %d): %d chunks", v.start, v["end"], size))
+    item:set_text(string.format("Range [%d, %d): %s", v.start, v["end"], plural(size, "chunk")))
     if size <= 0 then item:add_proto_expert_info(E.malformed, "empty or reversed range") end
     total = total + math.max(size, 0)
     if #shown < MAX_INFO_RANGES then shown[#shown + 1] = string.format("[%d–%d)", v.start, v["end"]) end
@@ -261,7 +263,6 @@ end
 
 ---------------------------------------------------------------- Info column
 local function order_text(v) return ORDERS[v] or ("order " .. v) end
-local function plural(n, word) return n .. " " .. word .. (n == 1 and "" or "s") end
 
 local INFO = {
   PING = function(v) return string.format("PING nonce %d (%d bytes of padding)", v.nonce, v.rest) end,

@@ -300,19 +300,29 @@ RANGES = st.lists(st.tuples(st.integers(0, 2 ** 32 - 2), st.integers(1, 999))
                   max_size=12).map(tuple)
 FILE_INFO = st.builds(p.FileInfo, FILE_ID, U64, U32, U16, U32,
                       st.binary(min_size=32, max_size=32), TEXT)
-MESSAGES = st.one_of(
-    st.builds(p.Ping, U32, st.integers(0, 64)),
-    st.builds(p.Pong, U32, U32, U16, U16, ORDER, PERCENT, TEXT),
-    st.builds(p.Search, TEXT, U32),
-    st.builds(p.SearchResult, st.lists(FILE_INFO, max_size=3).map(tuple)),
-    st.builds(p.Request, FILE_ID, ORDER, RANGES, U16, U32, PERCENT, U32),
-    st.builds(p.Chunk, FILE_ID, U32, U32, U32, st.binary(max_size=1400)),
-    st.builds(p.Ack, U32),
-    st.builds(p.Nack, U32, U16, RANGES),
-    st.just(p.Cancel()),
-    st.builds(p.Done, U32, U32, U32, U32, U64),
-    st.builds(p.Retry, U32),
-    st.builds(p.Error, U16, TEXT))
+STRATEGIES = {
+    p.Ping: st.builds(p.Ping, U32, st.integers(0, 64)),
+    p.Pong: st.builds(p.Pong, U32, U32, U16, U16, ORDER, PERCENT, TEXT),
+    p.Search: st.builds(p.Search, TEXT, U32),
+    p.SearchResult: st.builds(p.SearchResult,
+                              st.lists(FILE_INFO, max_size=3).map(tuple)),
+    p.Request: st.builds(p.Request, FILE_ID, ORDER, RANGES, U16, U32, PERCENT,
+                         U32),
+    p.Chunk: st.builds(p.Chunk, FILE_ID, U32, U32, U32,
+                       st.binary(max_size=1400)),
+    p.Ack: st.builds(p.Ack, U32),
+    p.Nack: st.builds(p.Nack, U32, U16, RANGES),
+    p.Cancel: st.just(p.Cancel()),
+    p.Done: st.builds(p.Done, U32, U32, U32, U32, U64),
+    p.Retry: st.builds(p.Retry, U32),
+    p.Error: st.builds(p.Error, U16, TEXT)}
+MESSAGES = st.one_of(*STRATEGIES.values())
+
+
+def test_round_trip_covers_every_message():
+    assert set(STRATEGIES) == set(p.Message.__args__)
+
+
 DATAGRAMS = st.tuples(MESSAGES, U32, U8)  # message, session, flags
 
 

@@ -19,6 +19,23 @@ written too, with the IPv4 header's reserved flag bit set
 ever sets it and a capture taken by ``dumpcap`` never has it.  The
 dissector shows those datagrams as "emulated drop"
 (``pf.emulated_drop``); a datagram that is simply missing was lost for real.
+
+How a driver uses it::
+
+    try:
+        capture = pcap.open_capture(args.pcap, sock.getsockname())
+    except pcap.CaptureError as exc:      # one line, e.g. a bad folder
+        raise cli.UsageError(str(exc))
+    ...
+    sock.sendto(data, addr); capture.sent(data, addr, now)
+    capture.sent(data, addr, now, dropped=True)    # the emulated link ate it
+    capture.received(view, addr, now)              # before decoding it
+    capture.received(view, addr, now, dropped=True)  # --loss threw it away
+    ...
+    print(capture.close())   # "capture F: N datagrams" (or what went wrong)
+
+A write that fails mid-run (disk full) stops the capture, never the
+driver: ``close()`` then returns the reason in one line.
 """
 
 from __future__ import annotations
@@ -212,12 +229,14 @@ class Capture:
                  wall=time.time, monotonic=time.monotonic):
         self.writer = writer
         self.local_ip, self.local_port = local[0], local[1]
+        self._bound = None if self.local_ip in ("", "0.0.0.0") \
+            else (self.local_ip, self.local_port)
         self._wall_offset = wall() - monotonic()
         self._source: dict[str, str] = {}
 
     def _local_for(self, peer_ip: str) -> tuple:
-        if self.local_ip not in ("", "0.0.0.0"):
-            return self.local_ip, self.local_port
+        if self._bound:
+            return self._bound
         source = self._source.get(peer_ip)
         if source is None:
             source = _route_source(peer_ip)

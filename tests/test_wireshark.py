@@ -205,6 +205,11 @@ def test_capture_hook_addresses_and_clock(tmp_path):
     assert (rec[0], rec2[0]) == (1002, 1003)
     assert ip2[4] & pcap.EMULATED_DROP_FLAG
     assert not ip[4] & pcap.EMULATED_DROP_FLAG
+    bound = pcap.Capture(pcap.PcapWriter(path), ("127.0.0.7", 9000))
+    bound.sent(b"out", ("127.0.0.2", 5555), now=1.0)
+    bound.close()
+    _, ((_, ip, _),) = read_pcap(path)
+    assert (socket.inet_ntoa(ip[8]), ip[10]) == ("127.0.0.7", 9000)
 
 
 # ------------------------------------------------------------------ drift

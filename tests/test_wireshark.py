@@ -628,3 +628,18 @@ def test_whole_download_decodes_and_agrees_with_the_leecher(
     streams = {pkt["pf.stream"][0] for pkt in packets
                if "pf.chunk.index" in pkt}
     assert len(streams) == 3
+
+
+def test_installed_where_the_readme_says(tmp_path):
+    """wireshark/README.md: copy the .lua to ~/.local/lib/wireshark/plugins/
+    and Wireshark loads it (HOME is a temporary folder here)."""
+    program = shutil.which("tshark")
+    if program is None:
+        skip_outside_ci("tshark is not installed")
+    plugins = tmp_path / ".local" / "lib" / "wireshark" / "plugins"
+    plugins.mkdir(parents=True)
+    shutil.copy(LUA, plugins)
+    run = subprocess.run([program, "-G", "protocols"], capture_output=True,
+                         text=True, timeout=TSHARK_TIMEOUT,
+                         env={**os.environ, "HOME": str(tmp_path)})
+    assert "P2P FACOM\tPF\tpf" in run.stdout.splitlines()

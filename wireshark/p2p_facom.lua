@@ -1,0 +1,367 @@
+-- P2P FACOM: a Wireshark dissector for the protocol of protocol.py.
+--
+-- Install: copy this file to ~/.local/lib/wireshark/plugins/ (see
+-- wireshark/README.md), or run `tshark -X lua_script:p2p_facom.lua -r F`.
+-- It registers as a heuristic UDP dissector (magic "PF", a known version),
+-- so any port works.  Display filters: pf, pf.type == 8 (NACKs),
+-- pf.chunk.retransmission, pf.crc.status == 0 (bad CRC), pf.emulated_drop,
+-- pf.stream == 2 (one session, like tcp.stream).
+--
+-- The tables below mirror protocol.py's docstring; tests/test_wireshark.py
+-- compares them with protocol.py's constants and structs (drift test).
+-- Field kinds: u8 u16 u32 u64 (unsigned, network order), id (8 bytes: the
+-- file id, first 8 bytes of the SHA-256), sha (32 bytes), x1 (1 zero byte).
+
+local MAGIC = "PF"
+local VERSION = 1
+local HEADER_SIZE = 16
+local CRC_AT = 12                  -- offset of the crc32 field
+local MAX_DATAGRAM = 1472
+local MAX_INFO_RANGES = 6          -- ranges spelt out in the Info column
+
+-- Header (16 bytes): protocol.py HEADER
+local HEADER = "magic:s2 version:u8 type:u8 flags:u8 reserved:x1 session:u32 length:u16 crc:u32"
+
+-- Bodies: type = {NAME, field prefix, protocol.py struct, fixed part, tail}
+-- tails: "" nothing after the fixed part; "text:F" UTF-8 to the end;
+-- "padding:F" / "data:F" raw bytes to the end; "ranges:F" `count` RANGEs;
+-- "files:F" `count` FILEs.
+local BODIES = {
+  [1]  = {"PING",          "ping",    "PING_BODY",     "nonce:u32", "padding:padding"},
+  [2]  = {"PONG",          "pong",    "PONG_FIXED",    "nonce:u32 token:u32 files:u16 load:u16 order:u8 ordered_percent:u8", "text:name"},
+  [3]  = {"SEARCH",        "search",  "SEARCH_FIXED",  "token:u32", "text:query"},
+  [4]  = {"SEARCH_RESULT", "result",  "COUNT",         "count:u16", "files:file"},
+  [5]  = {"REQUEST",       "request", "REQUEST_FIXED", "file_id:id order:u8 ordered_percent:u8 token:u32 seed:u32 window:u16 count:u16", "ranges:range"},
+  [6]  = {"CHUNK",         "chunk",   "CHUNK_FIXED",   "file_id:id index:u32 tx_seq:u32 send_ms:u32", "data:data"},
+  [7]  = {"ACK",           "ack",     "ACK_BODY",      "limit:u32", ""},
+  [8]  = {"NACK",          "nack",    "NACK_FIXED",    "limit:u32 round:u16 count:u16", "ranges:range"},
+  [9]  = {"CANCEL",        "cancel",  "",              "", ""},
+  [10] = {"DONE",          "done",    "DONE_BODY",     "sent:u32 resent:u32 dropped:u32 duplicated:u32 bytes_sent:u64", ""},
+  [11] = {"RETRY",         "retry",   "RETRY_BODY",    "token:u32", ""},
+  [12] = {"ERROR",         "error",   "ERROR_FIXED",   "code:u16", "text:text"},
+}
+-- Parts of tails: protocol.py RANGE and FILE_FIXED (+ name, name_len bytes)
+local RANGE = "start:u32 end:u32"
+local FILE = "file_id:id size:u64 chunks:u32 chunk_size:u16 duration_ms:u32 sha256:sha name_len:u16"
+
+local FLAGS = {[0x01] = "FLAG_LAST", [0x02] = "FLAG_RETRANSMIT"}
+local ORDERS = {[0] = "sequential", [1] = "random", [2] = "semi-random", [255] = "default"}
+local ERRORS = {[1] = "NOT_FOUND", [2] = "FILE_GONE", [3] = "BAD_REQUEST",
+                [4] = "BUSY", [5] = "UNKNOWN_SESSION"}
+local VALUES = {["pf.pong.order"] = ORDERS, ["pf.request.order"] = ORDERS,
+                ["pf.error.code"] = ERRORS}
+local SIZES = {u8 = 1, u16 = 2, u32 = 4, u64 = 8, id = 8, sha = 32, x1 = 1, s2 = 2}
+
+---------------------------------------------------------------- fields
+local pf = Proto("pf", "P2P FACOM")
+local F = {}          -- abbrev -> ProtoField
+local TYPE_NAMES = {}
+for number, body in pairs(BODIES) do TYPE_NAMES[number] = body[1] end
+
+local function parse_spec(spec)
+  local out = {}
+  for name, kind in spec:gmatch("([%w_]+):([%w_]+)") do
+    out[#out + 1] = {name = name, kind = kind, size = SIZES[kind]}
+  end
+  return out
+end
+
+local function make_field(abbrev, kind, label)
+  local values = VALUES[abbrev]
+  if kind == "u8" then F[abbrev] = ProtoField.uint8(abbrev, label, base.DEC, values)
+  elseif kind == "u16" then F[abbrev] = ProtoField.uint16(abbrev, label, base.DEC, values)
+  elseif kind == "u32" then F[abbrev] = ProtoField.uint32(abbrev, label, base.DEC, values)
+  elseif kind == "u64" then F[abbrev] = ProtoField.uint64(abbrev, label, base.DEC)
+  elseif kind == "text" or kind == "s2" then F[abbrev] = ProtoField.string(abbrev, label, base.UNICODE)
+  elseif kind ~= "x1" then F[abbrev] = ProtoField.bytes(abbrev, label) end
+end
+
+local function make_fields(prefix, spec)
+  local parsed = parse_spec(spec)
+  for _, f in ipairs(parsed) do make_field(prefix .. "." .. f.name, f.kind, f.name) end
+  return parsed
+end
+
+local HEADER_FIELDS = make_fields("pf", HEADER)
+F["pf.type"] = ProtoField.uint8("pf.type", "type", base.DEC, TYPE_NAMES)
+F["pf.session"] = ProtoField.uint32("pf.session", "session", base.HEX)
+F["pf.crc"] = ProtoField.uint32("pf.crc", "crc32", base.HEX)
+F["pf.flags"] = ProtoField.uint8("pf.flags", "flags", base.HEX)
+F["pf.flags.last"] = ProtoField.bool("pf.flags.last", "last search page", 8, nil, 0x01)
+F["pf.flags.retransmit"] = ProtoField.bool("pf.flags.retransmit", "retransmitted chunk", 8, nil, 0x02)
+F["pf.crc.status"] = ProtoField.uint8("pf.crc.status", "CRC-32 status", base.DEC, {[0] = "Bad", [1] = "Good", [2] = "Unverified (truncated capture)"})
+F["pf.chunk.retransmission"] = ProtoField.bool("pf.chunk.retransmission", "Retransmission")
+F["pf.emulated_drop"] = ProtoField.bool("pf.emulated_drop", "Dropped by the emulated link (not on the wire)")
+F["pf.stream"] = ProtoField.uint32("pf.stream", "Session stream index")
+
+local BODY_FIELDS, TAIL_PARTS = {}, {}
+for number, body in pairs(BODIES) do
+  local prefix = "pf." .. body[2]
+  BODY_FIELDS[number] = make_fields(prefix, body[4])
+  local tail, name = body[5]:match("(%w+):([%w_]+)")
+  if tail == "ranges" then
+    TAIL_PARTS[number] = make_fields(prefix .. "." .. name, RANGE)
+  elseif tail == "files" then
+    TAIL_PARTS[number] = make_fields(prefix, FILE)
+    make_field(prefix .. ".name", "text", "name")
+  elseif tail then
+    make_field(prefix .. "." .. name, tail, name)
+  end
+end
+
+local fields = {}
+for _, field in pairs(F) do fields[#fields + 1] = field end
+pf.fields = fields
+
+local E = {
+  retransmission = ProtoExpert.new("pf.expert.retransmission", "Retransmitted chunk (asked for by a NACK)",
+                                   expert.group.SEQUENCE, expert.severity.NOTE),
+  bad_crc = ProtoExpert.new("pf.expert.bad_crc", "Bad CRC-32: the receiver drops this datagram",
+                            expert.group.CHECKSUM, expert.severity.ERROR),
+  malformed = ProtoExpert.new("pf.expert.malformed", "Malformed P2P FACOM datagram",
+                              expert.group.MALFORMED, expert.severity.ERROR),
+  dropped = ProtoExpert.new("pf.expert.emulated_drop", "Emulated drop: logged by the program, never delivered",
+                            expert.group.COMMENTS_GROUP, expert.severity.NOTE),
+}
+pf.experts = {E.retransmission, E.bad_crc, E.malformed, E.dropped}
+
+---------------------------------------------------------------- CRC-32
+-- zlib's CRC-32 (reflected polynomial 0xEDB88320), one table lookup a byte.
+local CRC_TABLE = {}
+for n = 0, 255 do
+  local c = n
+  for _ = 1, 8 do
+    if bit32.band(c, 1) == 1 then c = bit32.bxor(0xEDB88320, bit32.rshift(c, 1))
+    else c = bit32.rshift(c, 1) end
+  end
+  CRC_TABLE[n] = c
+end
+
+-- Arithmetic instead of bit32 where it can (a CHUNK is 1436 bytes): the low
+-- byte is crc % 256, the shift (crc - low) / 256.
+local function crc_update(crc, s)
+  local bxor, byte, T = bit32.bxor, string.byte, CRC_TABLE
+  for i = 1, #s do
+    local low = crc % 256
+    crc = bxor(T[bxor(low, byte(s, i))], (crc - low) / 256)
+  end
+  return crc
+end
+
+-- CRC-32 of the header with its crc32 field zeroed, then the body.
+local function datagram_crc(raw)
+  local crc = crc_update(0xFFFFFFFF, raw:sub(1, CRC_AT))
+  crc = crc_update(crc, "\0\0\0\0")
+  return bit32.bnot(crc_update(crc, raw:sub(HEADER_SIZE + 1)))
+end
+
+---------------------------------------------------------------- helpers
+local ip_flags_rb = Field.new("ip.flags.rb")   -- pcap.py's emulated-drop mark
+
+-- One session = one session id between the same two addresses.
+local streams, stream_count = {}, 0
+-- Frame number -> CRC status: Wireshark dissects a frame again on every
+-- click and filter, and the CRC is most of the work.
+local crc_of_frame = {}
+function pf.init() streams, stream_count, crc_of_frame = {}, 0, {} end
+
+local function stream_of(pinfo, session)
+  local a = tostring(pinfo.src) .. ":" .. pinfo.src_port
+  local b = tostring(pinfo.dst) .. ":" .. pinfo.dst_port
+  if a > b then a, b = b, a end
+  local key = session .. " " .. a .. " " .. b
+  if not streams[key] then
+    stream_count = stream_count + 1
+    streams[key] = stream_count
+  end
+  return streams[key]
+end
+
+local function plural(n, word) return n .. " " .. word .. (n == 1 and "" or "s") end
+
+-- Add the fields of `spec` found at `offset`; returns their values by name.
+-- (`items`: their tree items)
+local function add_fixed(tree, tvb, offset, prefix, spec)
+  local values, items = {}, {}
+  for _, f in ipairs(spec) do
+    local range = tvb(offset, f.size)
+    local field = F[prefix .. "." .. f.name]
+    if f.kind == "u64" then values[f.name] = range:uint64()
+    elseif f.size <= 4 and f.kind:sub(1, 1) == "u" then values[f.name] = range:uint()
+    end
+    if field then items[f.name] = tree:add(field, range) end
+    offset = offset + f.size
+  end
+  return values, offset, items
+end
+
+local function spec_size(spec)
+  local n = 0
+  for _, f in ipairs(spec) do n = n + f.size end
+  return n
+end
+
+local function add_ranges(tree, tvb, offset, count, prefix, spec, info)
+  local total, shown = 0, {}
+  for _ = 1, count do
+    local item = tree:add(pf, tvb(offset, 8), "Range")
+    local v = add_fixed(item, tvb, offset, prefix, spec)
+    local size = v["end"] - v.start
+    item:set_text(string.format("Range [%d, %d): %s", v.start, v["end"], plural(size, "chunk")))
+    if size <= 0 then item:add_proto_expert_info(E.malformed, "empty or reversed range") end
+    total = total + math.max(size, 0)
+    if #shown < MAX_INFO_RANGES then shown[#shown + 1] = string.format("[%d–%d)", v.start, v["end"]) end
+    offset = offset + 8
+  end
+  if count > MAX_INFO_RANGES then shown[#shown + 1] = "…" end
+  info.chunks, info.ranges = total, table.concat(shown, " ")
+end
+
+local function add_files(tree, tvb, offset, count, prefix, spec, info)
+  local fixed, names = spec_size(spec), {}
+  for _ = 1, count do
+    if tvb:reported_len() < offset + fixed then return false end
+    local item = tree:add(pf, tvb(offset, fixed), "File")
+    local v = add_fixed(item, tvb, offset, prefix, spec)
+    offset = offset + fixed
+    if tvb:reported_len() < offset + v.name_len then return false end
+    local name = tvb(offset, v.name_len):string(ENC_UTF_8)
+    if v.name_len > 0 then item:add(F[prefix .. ".name"], tvb(offset, v.name_len), name) end
+    item:set_len(fixed + v.name_len)
+    item:set_text(string.format('File "%s": %s bytes, %d chunks', name, tostring(v.size), v.chunks))
+    names[#names + 1] = name
+    offset = offset + v.name_len
+  end
+  info.names = table.concat(names, ", ")
+  return offset == tvb:reported_len()
+end
+
+-- The body starts at HEADER_SIZE and ends with the datagram.
+-- Returns `info` (values for the Info column) or nil, reason.
+local function add_body(tree, tvb, number)
+  local body = BODIES[number]
+  local prefix, spec = "pf." .. body[2], BODY_FIELDS[number]
+  if tvb:reported_len() < HEADER_SIZE + spec_size(spec) then return nil, "body too short" end
+  local info, offset = add_fixed(tree, tvb, HEADER_SIZE, prefix, spec)
+  local tail, name = body[5]:match("(%w+):([%w_]+)")
+  local rest = tvb:reported_len() - offset
+  if not tail then
+    if rest ~= 0 then return nil, "bytes after a fixed-size body" end
+  elseif tail == "ranges" then
+    if rest ~= info.count * 8 then return nil, "range list length does not match its count" end
+    add_ranges(tree, tvb, offset, info.count, prefix .. "." .. name, TAIL_PARTS[number], info)
+  elseif tail == "files" then
+    if not add_files(tree, tvb, offset, info.count, prefix, TAIL_PARTS[number], info) then
+      return nil, "file list does not match its count"
+    end
+  elseif tail == "text" and rest > 0 then
+    local range = tvb(offset, rest)
+    info[name] = range:string(ENC_UTF_8)
+    tree:add(F[prefix .. "." .. name], range, info[name])
+  elseif rest > 0 then   -- raw bytes: a capture may keep only their start
+    local kept = math.min(rest, tvb:len() - offset)
+    local item = tree:add(F[prefix .. "." .. name], tvb(offset, kept))
+    if kept < rest then item:append_text(string.format(" (%d of %d bytes captured)", kept, rest)) end
+  end
+  info.rest = rest
+  return info
+end
+
+---------------------------------------------------------------- Info column
+local function order_text(v) return ORDERS[v] or ("order " .. v) end
+
+local INFO = {
+  PING = function(v) return string.format("PING nonce %d (%d bytes of padding)", v.nonce, v.rest) end,
+  PONG = function(v) return string.format('PONG "%s": %s, load %d, %s (%d %% in order)',
+                                          v.name or "", plural(v.files, "file"), v.load, order_text(v.order), v.ordered_percent) end,
+  SEARCH = function(v) return string.format('SEARCH "%s"', v.query or "") end,
+  SEARCH_RESULT = function(v, flags) return string.format("SEARCH_RESULT %s%s%s", plural(v.count, "file"),
+      v.count > 0 and (": " .. v.names) or "", bit32.btest(flags, 0x01) and " (last page)" or "") end,
+  REQUEST = function(v) return string.format("REQUEST %s, %s, window %d", order_text(v.order), plural(v.count, "range"), v.window) end,
+  CHUNK = function(v, flags) return string.format("CHUNK #%d%s seq %d", v.index,
+      bit32.btest(flags, 0x02) and " (retransmission)" or "", v.tx_seq) end,
+  ACK = function(v) return string.format("ACK: send up to seq %d", v.limit) end,
+  NACK = function(v) return string.format("NACK round %d: %s %s", v.round, plural(v.chunks, "chunk"), v.ranges) end,
+  CANCEL = function() return "CANCEL" end,
+  DONE = function(v) return string.format("DONE sent %d, resent %d, dropped %d, duplicated %d",
+                                          v.sent, v.resent, v.dropped, v.duplicated) end,
+  RETRY = function(v) return string.format("RETRY: ask again with token 0x%08x", v.token) end,
+  ERROR = function(v) return string.format("ERROR %s: %s", ERRORS[v.code] or v.code, v.text or "") end,
+}
+
+---------------------------------------------------------------- dissector
+local function is_pf(tvb)
+  return tvb:len() >= HEADER_SIZE and tvb(0, 2):string() == MAGIC and tvb(2, 1):uint() == VERSION
+end
+
+local function add_header(tree, tvb)
+  local v, _, items = add_fixed(tree, tvb, 0, "pf", HEADER_FIELDS)
+  items.flags:add(F["pf.flags.last"], tvb(4, 1))    -- the bits, under their byte
+  items.flags:add(F["pf.flags.retransmit"], tvb(4, 1))
+  return v
+end
+
+-- Good (1) or bad (0); unverified (2) when the capture kept only a part.
+local function check_crc(tree, tvb, want, frame)
+  local status = crc_of_frame[frame]
+  if not status then
+    status = 2
+    if tvb:len() == tvb:reported_len() then status = datagram_crc(tvb:raw()) == want and 1 or 0 end
+    crc_of_frame[frame] = status
+  end
+  local item = tree:add(F["pf.crc.status"], tvb(CRC_AT, 4), status)
+  item:set_generated()
+  if status == 0 then item:add_proto_expert_info(E.bad_crc) end
+  return status ~= 0
+end
+
+function pf.dissector(tvb, pinfo, root)
+  if not is_pf(tvb) then return 0 end
+  pinfo.cols.protocol = "P2P-FACOM"
+  local tree = root:add(pf, tvb())
+  local h = add_header(tree, tvb)
+  local body_len = tvb:reported_len() - HEADER_SIZE
+  local crc_good = check_crc(tree, tvb, h.crc, pinfo.number)
+  local stream = tree:add(F["pf.stream"], stream_of(pinfo, h.session))
+  stream:set_generated()
+  local body = BODIES[h.type]
+  local text
+  if h.length ~= body_len or tvb:reported_len() > MAX_DATAGRAM then
+    tree:add_proto_expert_info(E.malformed, "length field does not match the datagram")
+  end
+  if not body then
+    tree:add_proto_expert_info(E.malformed, "unknown message type " .. h.type)
+    text = "unknown type " .. h.type
+  else
+    local btree = tree:add(pf, tvb(HEADER_SIZE, tvb:len() - HEADER_SIZE), body[1])
+    local info, err = add_body(btree, tvb, h.type)
+    if info then text = INFO[body[1]](info, h.flags)
+    else
+      btree:add_proto_expert_info(E.malformed, err)
+      text = body[1] .. " (malformed: " .. err .. ")"
+    end
+    if h.type == 6 and bit32.btest(h.flags, 0x02) then
+      tree:add(F["pf.chunk.retransmission"], true):set_generated()
+      tree:add_proto_expert_info(E.retransmission)
+    end
+  end
+  local rb = ip_flags_rb()
+  if rb and rb.value then
+    tree:add(F["pf.emulated_drop"], true):set_generated()
+    tree:add_proto_expert_info(E.dropped)
+    text = "[emulated drop] " .. text
+  end
+  if not crc_good then text = text .. " [bad CRC]" end
+  pinfo.cols.info = text
+  tree:append_text(", " .. text)
+  return tvb:reported_len()
+end
+
+local function heuristic(tvb, pinfo, root)
+  if not is_pf(tvb) then return false end
+  pf.dissector(tvb, pinfo, root)
+  return true
+end
+
+pf:register_heuristic("udp", heuristic)
+DissectorTable.get("udp.port"):add(9000, pf)   -- the seeders' default port

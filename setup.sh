@@ -11,7 +11,7 @@ set -euo pipefail
 APT_RUNTIME="ffmpeg python3 python3-venv python3-dev python3-tk gcc libasound2-dev"
 # Test tools only: no server package (a test command must leave no daemon
 # behind); bench/ installs what it measures against when it runs.
-APT_TEST="xvfb x11-apps imagemagick xdotool nftables iproute2"
+APT_TEST="xvfb x11-apps imagemagick xdotool nftables iproute2 tshark gettext"
 
 # The Debian packages among "$@" that are not installed, one line.
 missing_packages() {

@@ -29,7 +29,18 @@ DEFAULT_WINDOW = 256  # chunks a seeder may have in flight to us
 DEFAULT_TIMEOUT = 30.0  # give up after this long without any new chunk
 ORPHAN_PING_S = 1.0  # with no live seeder: PING the sources this often
 MAX_RETRIES = 3  # RETRYs followed per transfer: a peer cannot loop us
+# The largest song this leecher takes: its bookkeeping costs about 40
+# bytes per chunk (timeline, flags, places, CRCs), 60 MB at this size.
+MAX_SONG_BYTES = 2 * 1024 ** 3
+MAX_CHUNKS = p.chunk_count(MAX_SONG_BYTES)  # (at the usual chunk size)
 ACKS_PER_WINDOW = 4  # an ACK every window / 4 chunks: the seeder never waits
+
+
+def check_size(info: p.FileInfo) -> None:
+    """Refuse a song too big to hold (a lying seeder's 2^32 chunks)."""
+    if info.size > MAX_SONG_BYTES or info.chunks > MAX_CHUNKS:
+        raise ev.DownloadFailed(ev.Problem.TOO_BIG, name=info.name,
+                                size=info.size)
 
 
 def peer_name(addr) -> str:
@@ -209,6 +220,7 @@ class DownloadEngine:
     def __init__(self, info: p.FileInfo, peers: list[Peer], now: float,
                  options: Options | None = None, present=(),
                  chunk_events: bool = False):
+        check_size(info)
         self.info = info
         self.options = options or Options()
         self.rng = random.Random(self.options.seed)

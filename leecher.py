@@ -28,6 +28,7 @@ import signal
 import socket
 import sys
 import time
+import unicodedata
 import zlib
 from array import array
 from dataclasses import dataclass, field
@@ -37,7 +38,8 @@ import cli
 import events as ev
 import protocol as p
 from download_engine import (DEFAULT_TIMEOUT, DEFAULT_WINDOW, PING_PADDING,
-                             DownloadEngine, Options, Peer, Timeline)
+                             DownloadEngine, Options, Peer, Timeline,
+                             check_size)
 
 __all__ = ["DEFAULT_TIMEOUT", "DEFAULT_WINDOW", "Download", "Endpoint",
            "Options", "Peer", "Song", "Timeline", "ping", "search"]
@@ -214,19 +216,55 @@ def _take_result(datagram, addr, by_addr, pending, songs, query, endpoint):
 
 
 def _merge(songs: dict, files, addr) -> None:
+    """Add what ``addr`` answered; one song per content and layout, so a
+    seeder that lies about the size of a known SHA-256 is a song apart
+    (and loses the vote in ``pick_song``)."""
     for info in files:
-        song = songs.setdefault(info.sha256, Song(info))
+        if not plausible(info):
+            continue  # fields that contradict each other: a lie or a bug
+        key = (info.sha256, info.size, info.chunk_size)
+        song = songs.setdefault(key, Song(info))
         if addr not in song.sources:
             song.sources.append(addr)
             song.sources.sort()
 
 
+def plausible(info: p.FileInfo) -> bool:
+    """SEARCH_RESULT fields that agree with each other."""
+    return (1 <= info.chunk_size <= p.MAX_CHUNK_DATA
+            and info.chunks == p.chunk_count(info.size, info.chunk_size)
+            and info.file_id == p.file_id_of(info.sha256))
+
+
+# Linux's NAME_MAX; the longest name the leecher makes from a song's is
+# NAME + SIDECAR_SUFFIX + ".tmp" (the sidecar written, then renamed).
+NAME_MAX = 255
+LONGEST_SUFFIX = len(".part.json.tmp")
+MAX_EXTENSION = 16  # a longer "extension" is part of the name
+
+
 def safe_name(song: p.FileInfo) -> str:
-    """The file name to save under: never a path, never hidden."""
-    name = os.path.basename(song.name.replace("\\", "/")).replace("\0", "")
+    """The file name to save under: never a path, never hidden, no
+    control characters, and short enough for its .part and sidecar."""
+    name = os.path.basename(song.name.replace("\\", "/"))
+    name = "".join("_" if unicodedata.category(c) in ("Cc", "Cs") else c
+                   for c in name)
     if not name or name.startswith("."):
         name = song.file_id.hex() + ".mp3"
-    return name
+    return fit_name(name, NAME_MAX - LONGEST_SUFFIX, song.file_id.hex()[:8])
+
+
+def fit_name(name: str, limit: int, tag: str) -> str:
+    """``name`` cut to ``limit`` UTF-8 bytes, keeping its extension and
+    adding ``tag`` so that two long names cut alike stay apart."""
+    if len(name.encode("utf-8")) <= limit:
+        return name
+    stem, extension = os.path.splitext(name)
+    if len(extension.encode("utf-8")) > MAX_EXTENSION:
+        stem, extension = name, ""
+    room = limit - len(extension.encode("utf-8")) - len(tag) - 1
+    cut = stem.encode("utf-8")[:room].decode("utf-8", "ignore")
+    return f"{cut}-{tag}{extension}"
 
 
 # ------------------------------------------------------------- resuming
@@ -541,6 +579,7 @@ class Download:
             self.events.put(event)
 
     def run(self) -> str:
+        check_size(self.info)
         self.part.open()
         self.started = time.monotonic()
         try:
@@ -775,14 +814,58 @@ def find_alive(endpoint: Endpoint, addrs, out=print) -> dict[tuple, Peer]:
     return peers
 
 
-def pick_song(songs: list[Song], name: str) -> Song:
+def pick_song(songs: list[Song], name: str, song_id: str | None = None,
+              out=print) -> Song:
+    """The song ``name`` names (or ``song_id``, a prefix of its SHA-256).
+    Seeders that disagree on a name: the song most of them have wins and
+    the others are named; with no majority, the user chooses by --id."""
+    if song_id:
+        return _by_id(songs, song_id.lower())
     exact = [s for s in songs if s.info.name.lower() == name.lower()]
-    if len(exact) == 1 or len(songs) == 1:
-        return (exact or songs)[0]
-    if not songs:
-        raise cli.UsageError(f"no seeder has a song matching {name!r}")
-    names = ", ".join(s.info.name for s in songs[:5])
-    raise cli.UsageError(f"{name!r} matches several songs: {names}")
+    pool = exact or songs
+    if len(pool) == 1:
+        return pool[0]
+    if not pool:
+        raise cli.UsageError(f"no seeder has a song matching "
+                             f"{cli.printable(name)!r}")
+    if len({s.info.name.lower() for s in pool}) > 1:
+        names = ", ".join(cli.printable(s.info.name) for s in pool[:5])
+        raise cli.UsageError(f"{cli.printable(name)!r} matches several "
+                             f"songs: {names}")
+    ranked = sorted(pool, key=lambda s: -len(s.sources))
+    if len(ranked[0].sources) == len(ranked[1].sources):
+        raise cli.UsageError(
+            f"seeders disagree on {cli.printable(pool[0].info.name)!r}: "
+            f"{describe_candidates(ranked)}; choose one with --id PREFIX")
+    for odd in ranked[1:]:
+        out(f"note: {', '.join(cli.format_address(a) for a in odd.sources)}"
+            f" offer(s) another {cli.printable(odd.info.name)} (id "
+            f"{song_id_of(odd)}, {odd.info.size} bytes); the one of "
+            f"{len(ranked[0].sources)} seeders is taken (--id "
+            f"{song_id_of(odd)} takes the other)")
+    return ranked[0]
+
+
+def song_id_of(song: Song) -> str:
+    return song.info.sha256.hex()[:12]
+
+
+def describe_candidates(songs: list[Song]) -> str:
+    return "; ".join(
+        f"id {song_id_of(s)} ({s.info.size} bytes) from "
+        f"{', '.join(cli.format_address(a) for a in s.sources)}"
+        for s in songs)
+
+
+def _by_id(songs: list[Song], prefix: str) -> Song:
+    found = [s for s in songs if s.info.sha256.hex().startswith(prefix)]
+    if not found:
+        raise cli.UsageError(f"no song found has an id starting with "
+                             f"{prefix}")
+    if len(found) > 1:
+        raise cli.UsageError(f"--id {prefix} matches several songs: "
+                             f"{describe_candidates(found)}")
+    return found[0]
 
 
 def format_size(size: float) -> str:
@@ -805,7 +888,8 @@ def print_songs(songs: list[Song]) -> None:
                     f"{info.duration_ms // 1000 % 60:02d}"
                     if info.duration_ms else "?")
         sources = ", ".join(cli.format_address(a) for a in song.sources)
-        print(f"{info.name[:36]:<36} {format_size(info.size):>9} "
+        print(f"{cli.printable(info.name)[:36]:<36} "
+              f"{format_size(info.size):>9} "
               f"{duration:>8}  {len(song.sources)} ({sources})")
 
 
@@ -1036,10 +1120,11 @@ def _get(args, options: Options, audio) -> int:
         peers = find_alive(endpoint, read_seeders(args.seeders))
         songs = search(endpoint, [x for x in peers.values() if x.alive],
                        args.name)
-        song = pick_song(songs, args.name)
+        song = pick_song(songs, args.name, args.song_id)
         existing = check_output(args.output, song, args.force)
         if existing and not args.play:
-            print(f"{existing} is already here and verified")
+            print(f"{cli.printable(existing)} is already here and "
+                  f"verified")
             if args.json:
                 write_json(args.json, already_verified(existing, song))
             return cli.EXIT_OK
@@ -1051,7 +1136,7 @@ def _get(args, options: Options, audio) -> int:
         path = existing or _download(download, audio, view)
     finally:
         endpoint.close()
-    print(f"saved {path}")
+    print(f"saved {cli.printable(path)}")
     if audio:
         audio.play_to_the_end(download, path)
     stats = download.stats(timeline=False)
@@ -1223,6 +1308,10 @@ def build_parser() -> cli.Parser:
 
 def add_get_arguments(get) -> None:
     get.add_argument("name", help="song name (or a unique part of it)")
+    get.add_argument("--id", dest="song_id", metavar="PREFIX",
+                     type=hex_prefix,
+                     help="the song whose SHA-256 starts with PREFIX (when "
+                          "seeders disagree on a name)")
     get.add_argument("-o", "--output", default="downloads",
                      help="folder to save into (default downloads/)")
     get.add_argument("--method", choices=list(p.ORDER_NAMES),
@@ -1249,6 +1338,13 @@ def add_get_arguments(get) -> None:
                      help="write what is played to a WAV file")
     get.add_argument("--fast", action="store_true",
                      help="with --audio-out: not in real time")
+
+
+def hex_prefix(text: str) -> str:
+    import argparse
+    if not text or any(c not in "0123456789abcdefABCDEF" for c in text):
+        raise argparse.ArgumentTypeError(f"not a hexadecimal id: {text!r}")
+    return text.lower()
 
 
 def main(argv=None) -> int:

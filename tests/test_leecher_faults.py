@@ -228,3 +228,99 @@ def test_a_second_leecher_on_the_same_part_file_is_refused(
     result = run_leecher("get", "short-tune", "-o", str(tmp_path),
                          "--seeders", seeder.address)  # lock gone: fine
     assert result.returncode == 0, result.stderr
+
+
+# ------------------------------------------------ lying seeders, names
+def _info(name="song.mp3", size=321064, chunk_size=1400, sha=bytes(32),
+          chunks=None):
+    import protocol as p
+    return p.FileInfo(p.file_id_of(sha), size, p.chunk_count(
+        size, chunk_size) if chunks is None else chunks, chunk_size, 0, sha,
+        name)
+
+
+A1, A2, A3 = ("127.0.0.1", 9000), ("127.0.0.2", 9000), ("127.0.0.3", 9000)
+
+
+def test_search_results_whose_fields_disagree_are_dropped():
+    import leecher
+    songs = {}
+    honest = _info()
+    leecher._merge(songs, [honest], A1)
+    import protocol as p
+    wrong_id = p.FileInfo(b"12345678", 10, 1, 1400, 0, bytes(32), "x.mp3")
+    leecher._merge(songs, [_info(chunks=2 ** 32 - 1),  # a huge lie
+                           _info(chunk_size=0, chunks=230),
+                           _info(size=5, chunks=9),
+                           wrong_id], A2)
+    assert [s.info for s in songs.values()] == [honest]
+    assert [s.sources for s in songs.values()] == [[A1]]
+
+
+def test_a_song_too_big_to_hold_is_refused_not_a_memory_error():
+    import download_engine as de
+    import events as ev
+    huge = _info(size=2 ** 32 * 1400)
+    with pytest.raises(ev.DownloadFailed) as failed:
+        de.DownloadEngine(huge, [de.Peer(A1, rtt=0.01)], 0.0)
+    assert failed.value.problem is ev.Problem.TOO_BIG
+
+
+def test_seeders_disagreeing_on_a_name_majority_wins_and_the_odd_is_named():
+    import cli
+    import leecher
+    songs = {}
+    good, liar = _info(), _info(size=999_999, sha=bytes([7]) * 32)
+    leecher._merge(songs, [good], A1)
+    leecher._merge(songs, [liar], A2)  # answered first, or not
+    leecher._merge(songs, [good], A3)
+    found = sorted(songs.values(), key=lambda s: s.info.name)
+    notes = []
+    assert leecher.pick_song(found, "song.mp3", out=notes.append).info \
+        == good
+    assert len(notes) == 1 and "127.0.0.2:9000" in notes[0]
+    assert bytes([7]).hex() * 6 in notes[0]  # its id, to choose it
+    chosen = leecher.pick_song(found, "song.mp3", "0707")
+    assert chosen.info == liar
+    # Two against two: no majority, the user chooses.
+    leecher._merge(songs, [liar], ("127.0.0.4", 9000))
+    with pytest.raises(cli.UsageError) as tie:
+        leecher.pick_song(list(songs.values()), "song.mp3")
+    assert "--id" in str(tie.value) and "127.0.0.4:9000" in str(tie.value)
+
+
+def test_long_and_control_character_names_fit_name_max_and_print_safely():
+    import leecher
+    long_name = "é" * 125 + ".mp3"  # 254 bytes
+    saved = leecher.safe_name(_info(name=long_name))
+    assert saved.endswith(".mp3")
+    assert len((saved + ".part.json.tmp").encode()) <= 255
+    other = leecher.safe_name(_info(name="é" * 124 + "x.mp3",
+                                    sha=bytes([3]) * 32))
+    assert other != saved  # cut alike, told apart by the id
+    assert leecher.safe_name(_info(name="a\nb\x1b[2J.mp3")) == \
+        "a_b_[2J.mp3"
+    songs = [leecher.Song(_info(name="\x1b[2Jevil\n.mp3"), [A1])]
+    import io
+    import contextlib as cl
+    printed = io.StringIO()
+    with cl.redirect_stdout(printed):
+        leecher.print_songs(songs)
+    assert "\x1b" not in printed.getvalue()
+    assert "\\x1b[2Jevil\\x0a.mp3" in printed.getvalue()
+
+
+def test_a_250_byte_song_name_is_fetched_and_saved(seeders, song_dir,
+                                                   tmp_path):
+    music = tmp_path / "music"
+    music.mkdir()
+    name = "a" * 246 + ".mp3"
+    shutil.copy(song_dir / "short-tune.mp3", music / name)
+    (seeder,) = seeders(("127.0.0.1", "-d", str(music), "-q"))
+    out = tmp_path / "out"
+    result = run_leecher("get", "aaaa", "-o", str(out), "--seeders",
+                         seeder.address)
+    assert result.returncode == 0, result.stdout + result.stderr
+    (saved,) = os.listdir(out)
+    assert saved.endswith(".mp3") and len(saved.encode()) <= 255 - 14
+    assert sha256(out / saved) == sha256(song_dir / "short-tune.mp3")

@@ -268,22 +268,43 @@ def fit_name(name: str, limit: int, tag: str) -> str:
 
 
 # ------------------------------------------------------------- resuming
+def fallback_folder() -> str:
+    """Where resume data goes when the output folder will not take it:
+    the user's state folder (XDG), not the output folder."""
+    base = os.environ.get("XDG_STATE_HOME") or os.path.join(
+        os.path.expanduser("~"), ".local", "state")
+    return os.path.join(base, "p2p-facom", "resume")
+
+
 class Sidecar:
     """``NAME.part.json``: what an interrupted download already has.
 
     It names the song by SHA-256 and keeps each received chunk's CRC-32, so
-    a new run re-checks the ``.part`` bytes before trusting them.
+    a new run re-checks the ``.part`` bytes before trusting them.  When the
+    output folder stops taking files, it goes to ``fallback_folder()``
+    under a name drawn from the ``.part``'s full path, and is found there.
     """
 
     CHANGED = object()
 
     def __init__(self, path: str):
         self.path = path
+        tag = hashlib.sha256(os.path.abspath(path).encode(
+            "utf-8", "surrogateescape")).hexdigest()[:24]
+        self.fallback = os.path.join(fallback_folder(), tag + ".json")
+        self.saved_at: str | None = None  # where the last save went
 
     def load(self, info: p.FileInfo):
         """{chunk: crc}, ``CHANGED`` for another song, None for nothing."""
+        for path in (self.path, self.fallback):
+            found = self._load(path, info)
+            if found is not None:
+                return found
+        return None
+
+    def _load(self, path: str, info: p.FileInfo):
         try:
-            with open(self.path, encoding="utf-8") as handle:
+            with open(path, encoding="utf-8") as handle:
                 data = json.load(handle)
             if data["sha256"] != info.sha256.hex() \
                     or data["chunk_size"] != info.chunk_size:
@@ -300,8 +321,9 @@ class Sidecar:
                                                   len(crcs)))}
 
     def save(self, info: p.FileInfo, chunks: list[tuple[int, int]],
-             crcs: array) -> None:
-        """Record the ``chunks`` ranges as here, with their ``crcs``."""
+             crcs: array) -> str:
+        """Record the ``chunks`` ranges as here, with their ``crcs``; the
+        path it went to (the fallback when the folder refuses it)."""
         crcs = array("I", crcs)
         if sys.byteorder == "little":
             crcs.byteswap()
@@ -309,16 +331,26 @@ class Sidecar:
                 "chunk_size": info.chunk_size,
                 "chunks": chunks,
                 "crc32": base64.b64encode(crcs.tobytes()).decode("ascii")}
-        temporary = self.path + ".tmp"
+        try:
+            self._write(self.path, data)
+            self.saved_at = self.path
+        except OSError:
+            os.makedirs(os.path.dirname(self.fallback), exist_ok=True)
+            self._write(self.fallback, data)
+            self.saved_at = self.fallback
+        return self.saved_at
+
+    @staticmethod
+    def _write(path: str, data: dict) -> None:
+        temporary = path + ".tmp"
         with open(temporary, "w", encoding="utf-8") as handle:
             json.dump(data, handle)
-        os.replace(temporary, self.path)
+        os.replace(temporary, path)
 
     def remove(self) -> None:
-        try:
-            os.remove(self.path)
-        except FileNotFoundError:
-            pass
+        for path in (self.path, self.fallback):
+            with contextlib.suppress(OSError):
+                os.remove(path)
 
 
 # ------------------------------------------------------------ the .part
@@ -390,8 +422,8 @@ class PartFile:
             return []
         good = []
         for index, crc in kept.items():
-            data = os.pread(self.fd, self.chunk_length(index),
-                            index * self.info.chunk_size)
+            offset = index * self.info.chunk_size
+            data = self.read(offset, offset + self.chunk_length(index))
             if zlib.crc32(data) == crc:
                 self.crcs[index] = crc
                 good.append(index)
@@ -490,7 +522,10 @@ class PartFile:
             data, offset = data[written:], offset + written
 
     def read(self, start: int, end: int) -> bytes:
-        return os.pread(self.fd, end - start, start)
+        try:
+            return os.pread(self.fd, end - start, start)
+        except OSError as exc:  # the disk went away under us
+            raise self._cannot_write(exc) from None
 
     # ------------------------------------------------------------ the end
     def hash_prefix(self, ready: int) -> None:
@@ -503,7 +538,7 @@ class PartFile:
         end = min(self.info.size, ready * self.info.chunk_size)
         first = start
         while start < end:
-            block = os.pread(self.fd, min(end - start, 1 << 20), start)
+            block = self.read(start, min(end, start + (1 << 20)))
             if not block:
                 break  # shorter than it should be: the digest says so
             self._digest.update(block)
@@ -512,8 +547,9 @@ class PartFile:
         if hasattr(os, "posix_fadvise"):
             # Hashed, so not read again: have the kernel start writing it
             # to disk now, so that the fsync at the end has less to do.
-            os.posix_fadvise(self.fd, first, end - first,
-                             os.POSIX_FADV_DONTNEED)
+            with contextlib.suppress(OSError):  # a hint, nothing more
+                os.posix_fadvise(self.fd, first, end - first,
+                                 os.POSIX_FADV_DONTNEED)
 
     def finish(self) -> None:
         """fsync, check the SHA-256, rename ``.part`` to the song's name."""

@@ -324,3 +324,55 @@ def test_a_250_byte_song_name_is_fetched_and_saved(seeders, song_dir,
     (saved,) = os.listdir(out)
     assert saved.endswith(".mp3") and len(saved.encode()) <= 255 - 14
     assert sha256(out / saved) == sha256(song_dir / "short-tune.mp3")
+
+
+def test_a_folder_that_stops_taking_files_keeps_the_resume_data_elsewhere(
+        tmp_path, monkeypatch):
+    """The folder turns read-only at the end (the rename fails): one clear
+    failure, and the sidecar goes to the state folder, where the next run
+    finds it.  (As root chmod stops nothing: the refusal is injected.)"""
+    import hashlib
+    import events as ev
+    import leecher
+    import protocol as p
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "state"))
+    data = os.urandom(10 * 1400 - 7)
+    sha = hashlib.sha256(data).digest()
+    info = p.FileInfo(p.file_id_of(sha), len(data), 10, 1400, 0, sha,
+                      "s.mp3")
+    out = tmp_path / "out"
+    out.mkdir()
+    part = leecher.PartFile(info, str(out / "s.mp3"))
+    part.open()
+    state = p.ReceiveState(10)
+    fresh = []
+    for index in range(10):
+        state.add(index)
+        fresh.append((index, data[index * 1400:(index + 1) * 1400]))
+    part.write(fresh, state)
+    real_replace = os.replace
+
+    def read_only_folder(source, target):
+        if os.path.dirname(str(target)) == str(out):
+            raise PermissionError(13, "Permission denied")
+        real_replace(source, target)
+    monkeypatch.setattr(os, "replace", read_only_folder)
+    with pytest.raises(ev.DownloadFailed) as failed:
+        part.finish()
+    assert failed.value.problem is ev.Problem.CANNOT_WRITE
+    assert failed.value.params["reason"] == "Permission denied"
+    assert part.save_progress(state) is None  # no complaint: it went...
+    assert part.sidecar.saved_at == part.sidecar.fallback  # ...elsewhere
+    assert str(tmp_path / "state") in part.sidecar.fallback
+    part.close()
+    monkeypatch.setattr(os, "replace", real_replace)
+    again = leecher.PartFile(info, str(out / "s.mp3"))
+    again.open()
+    told = []
+    assert sorted(again.resume(told.append)) == list(range(10))
+    assert told == [ev.Resumed(10, 10)]
+    again.hash_prefix(10)
+    again.finish()
+    again.close()
+    assert (out / "s.mp3").read_bytes() == data
+    assert not os.path.exists(again.sidecar.fallback)

@@ -414,9 +414,9 @@ class DownloadEngine:
             nacked.setdefault(index, []).append(since)
         for start in range(0, len(chunks), p.MAX_NACK_RANGES):
             part = chunks[start:start + p.MAX_NACK_RANGES]
-            # One range per chunk keeps the NACK's order: the seeder's
-            # resend order, which recovery.py counts on.
-            ranges = tuple(_ordered_runs(part))
+            # Runs taken in the list's order (not sorted) keep the NACK's
+            # order: the seeder's resend order, which recovery.py counts on.
+            ranges = tuple(p.runs(part))
             self.send(p.Nack(limit, transfer.nack_round, ranges),
                       transfer.peer.addr, transfer.sid)
             self.counters.nacks_sent += 1
@@ -528,17 +528,6 @@ class DownloadEngine:
             "per_seeder": self.per_seeder(),
             "seeders_gone": self.seeders_gone(),
         }
-
-
-def _ordered_runs(chunks: list[int]):
-    """[start, end) runs of consecutive chunks, in the list's order."""
-    start = previous = chunks[0]
-    for index in chunks[1:]:
-        if index != previous + 1:
-            yield start, previous + 1
-            start = index
-        previous = index
-    yield start, previous + 1
 
 
 class Failover:

@@ -502,3 +502,18 @@ def test_no_nack_for_an_unsent_chunk_and_few_entries(chunks, order, seed,
     lost = sum(len(s.dropped) for s in group)
     assert engine.counters.nack_entries <= 1.5 * lost, (
         engine.counters.nack_entries, lost)
+
+
+def test_a_nack_lists_chunks_in_the_order_they_were_found_lost():
+    """The seeder resends in NACK order, and recovery.py counts on it:
+    the ranges keep the order they were given, they are not sorted."""
+    info, _ = song(20)
+    engine = de.DownloadEngine(info, [de.Peer(A, rtt=0.01)], 0.0,
+                               de.Options(seed=3))
+    engine.start(0.0)
+    engine.datagrams_to_send(0.0)
+    (transfer,) = engine.transfers.values()
+    engine.nack(transfer, [7, 1, 2, 3, 9], 0.1)
+    (nack,) = [p.decode(d).message for d, _ in engine.datagrams_to_send(0.1)]
+    assert nack.ranges == ((7, 8), (1, 4), (9, 10))
+    assert list(transfer.recovery.outstanding) == [7, 1, 2, 3, 9]

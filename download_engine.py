@@ -33,6 +33,7 @@ MAX_RETRIES = 3  # RETRYs followed per transfer: a peer cannot loop us
 # bytes per chunk (timeline, flags, places, CRCs), 60 MB at this size.
 MAX_SONG_BYTES = 2 * 1024 ** 3
 MAX_CHUNKS = p.chunk_count(MAX_SONG_BYTES)  # (at the usual chunk size)
+MIN_PACED_WINDOW = 8  # smaller windows are paced by our ACKs, not the link
 ACKS_PER_WINDOW = 4  # an ACK every window / 4 chunks: the seeder never waits
 
 
@@ -162,6 +163,24 @@ class Transfer:
         """Credit for a window beyond the furthest chunk that arrived."""
         self.unacked = 0
         self.limit = max(self.limit, self.highest_seq + 1 + self.window)
+        return self.limit
+
+    def pacing(self) -> tuple | None:
+        """``(tx_seq, send_ms)`` of the furthest chunk, when the seeder's
+        clock tells its link's pace: not while it may have waited for our
+        credit (a small window, or little credit left), which is no gap
+        of the link and would only stretch the timers."""
+        if self.window < MIN_PACED_WINDOW or \
+                self.limit - self.highest_seq <= self.window // 2:
+            return None
+        return self.highest_seq, self.highest_send_ms
+
+    def probe_credit(self) -> int:
+        """A silence with credit left means all in flight was lost: a
+        window more, so that a seeder stopped by its window sends again
+        (and one with nothing pending answers DONE)."""
+        self.unacked = 0
+        self.limit = max(self.limit, self.highest_seq + 1) + self.window
         return self.limit
 
 
@@ -360,7 +379,7 @@ class DownloadEngine:
             if not transfer.dead:
                 transfer.recovery.on_arrivals(
                     now, transfer.highest_place, resent, late, count,
-                    (transfer.highest_seq, transfer.highest_send_ms))
+                    transfer.pacing())
                 self.detect_losses(transfer, now)
         if new and self.state.complete:
             self._complete(now)
@@ -470,8 +489,8 @@ class DownloadEngine:
         elif not transfer.recovery.heard:  # the REQUEST may be lost
             self.send(transfer.request(self.info.file_id),
                       transfer.peer.addr, transfer.sid)
-        else:  # credit: whatever was in flight is lost, send more or DONE
-            self.send(p.Ack(transfer.grant()), transfer.peer.addr,
+        else:
+            self.send(p.Ack(transfer.probe_credit()), transfer.peer.addr,
                       transfer.sid)
 
     def start_transfers(self, peers: list[Peer], wanted: p.RangeSet,

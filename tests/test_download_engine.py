@@ -517,3 +517,21 @@ def test_a_nack_lists_chunks_in_the_order_they_were_found_lost():
     (nack,) = [p.decode(d).message for d, _ in engine.datagrams_to_send(0.1)]
     assert nack.ranges == ((7, 8), (1, 4), (9, 10))
     assert list(transfer.recovery.outstanding) == [7, 1, 2, 3, 9]
+
+
+@pytest.mark.parametrize("window", [1, 2, 8])
+def test_a_small_window_under_loss_still_finishes(window):
+    """With a window this small a lost chunk stops the seeder until a
+    probe brings credit; that wait must not feed the arrival gap (which
+    would stretch the probe timer without end)."""
+    info, data = song(230)
+    rng = random.Random(2)
+    seeder = FakeSeeder(A, info, data,
+                        drop=lambda s, tx, i, again: rng.random() < 0.2)
+    engine, fresh, net = download(info, [seeder],
+                                  de.Options(window=window, seed=2),
+                                  until=120)
+    assert engine.complete and assemble(engine, data, fresh) == data
+    assert net.now < 30  # lossless it takes 2.3 s at window 1
+    assert engine.seeders_gone() == []
+    assert not seeder.unsent_nacked

@@ -23,9 +23,10 @@ what a leecher can know about a seeder's sending:
   ``reo_wnd`` is the latest that deadline can be — and it is a time the
   leecher observed, where the lost chunk's send time is only a guess).
   ``reo_wnd`` is ``max(srtt, latest_rtt) / 8`` (the 1/8 of RFC 9002's 9/8),
-  never under ``GRANULARITY``, and grows by that step each time a chunk
-  declared lost turns out to have been late (RFC 8985 §6.2 step 4), up to
-  a whole RTT.
+  never under ``GRANULARITY``.  Each time a chunk declared lost turns out
+  to have been late, ``reo_wnd`` grows by that step, up to a whole RTT
+  (RFC 8985 §6.2 step 4), and the packet threshold grows to the number of
+  places that chunk was overtaken by (RFC 9002 §6.1.1 allows it).
 * **Retransmissions.** The seeder resends first-in first-out in the order
   NACKs list chunks, before any first-pass chunk.  Each NACKed chunk gets
   an ordinal in that order; a NACKed chunk is lost again by the same two
@@ -48,6 +49,9 @@ from collections import deque
 from typing import Sequence
 
 REORDER_THRESHOLD = 3  # RFC 9002 §6.1.1 kPacketThreshold
+# Grown to the reordering seen (RFC 9002 §6.1.1 allows it; Linux TCP's
+# tcp_reordering does it), up to this many places.
+MAX_REORDER_THRESHOLD = 64
 TIME_THRESHOLD_EXTRA = 1 / 8  # RFC 9002 kTimeThreshold 9/8: 1/8 over an RTT
 MAX_REORDER_STEPS = 8  # reo_wnd grows up to 8/8 of an RTT (RFC 8985 §6.2)
 GRANULARITY = 0.001  # RFC 9002 kGranularity: timers finer than 1 ms are noise
@@ -145,7 +149,9 @@ class TransferRecovery:
         self.done = False
         self._done_at = -float("inf")  # the latest DONE's arrival
         self.reorder_steps = 1
+        self.packet_threshold = REORDER_THRESHOLD
         self.spurious = 0  # chunks declared lost that came late instead
+        self._lost_at_place: dict[int, int] = {}  # chunk -> its place
         # First pass: places before _checked are decided (here or lost).
         self.highest_place = -1
         self._checked = 0
@@ -186,11 +192,10 @@ class TransferRecovery:
         highest_resend = self._highest_resend
         for index in late:
             if outstanding.pop(index, None) is not None:
-                self.spurious += 1
-                self.reorder_steps = min(MAX_REORDER_STEPS,
-                                         self.reorder_steps + 1)
+                self._on_spurious(index)
         for index in resent:
             ordinal = outstanding.pop(index, None)
+            self._lost_at_place.pop(index, None)
             if ordinal is None:
                 continue
             self._resend_clock = now
@@ -203,6 +208,17 @@ class TransferRecovery:
                 self._rtt_nack = None
         if self._highest_resend > highest_resend:
             self._overtake_resends(now)
+
+    def _on_spurious(self, index: int) -> None:
+        """A chunk declared lost came after all: that much reordering is
+        normal here; wait longer (in places and in time) from now on."""
+        self.spurious += 1
+        self.reorder_steps = min(MAX_REORDER_STEPS, self.reorder_steps + 1)
+        place = self._lost_at_place.pop(index, None)
+        if place is not None:
+            self.packet_threshold = min(
+                MAX_REORDER_THRESHOLD,
+                max(self.packet_threshold, self.highest_place - place + 1))
 
     def _overtake_places(self, highest_place: int, now: float) -> None:
         """Note when each missing place before ``highest_place`` was first
@@ -274,10 +290,10 @@ class TransferRecovery:
             index = first_pass[place]
             if not (have[index] or index in outstanding):
                 if self.done or self.highest_place - place \
-                        >= REORDER_THRESHOLD:
+                        >= self.packet_threshold or \
+                        now >= overtaken.setdefault(place, now) + window:
                     lost.append(index)
-                elif now >= overtaken.setdefault(place, now) + window:
-                    lost.append(index)
+                    self._lost_at_place[index] = place
                 else:
                     break  # later places were overtaken later still
             overtaken.pop(place, None)
@@ -303,7 +319,7 @@ class TransferRecovery:
             ordinal, index, nacked_at = resends[0]
             if have[index] or outstanding.get(index) != ordinal:
                 resends.popleft()  # here, or NACKed again since
-            elif self._highest_resend - ordinal >= REORDER_THRESHOLD or (
+            elif self._highest_resend - ordinal >= self.packet_threshold or (
                     ordinal < self._highest_resend and now >=
                     overtaken.setdefault(ordinal, now) + window) or (
                     self._done_at - nacked_at >= self.rtt.smoothed):

@@ -131,8 +131,9 @@ class FakeSeeder:
 class Net:
     """Virtual time: the engine, fake seeders, a one-way delay."""
 
-    def __init__(self, engine, seeders, delay=0.005):
+    def __init__(self, engine, seeders, delay=0.005, jitter=0.0, seed=0):
         self.engine, self.delay, self.now = engine, delay, 0.0
+        self.jitter, self.rng = jitter, random.Random(seed)
         self.seeders = {s.addr: s for s in seeders}
         self.flight = []  # (time, n, destination, data, source)
         self.n = 0
@@ -167,8 +168,9 @@ class Net:
                 if seeder.alive and seeder.next_send() is not None \
                         and seeder.next_send() <= self.now:
                     for data in seeder.send(self.now):
-                        self.post(self.now + self.delay, "leecher", data,
-                                  seeder.addr)
+                        late = self.rng.random() * self.jitter  # reorders
+                        self.post(self.now + self.delay + late, "leecher",
+                                  data, seeder.addr)
             timer = self.engine.get_timer()
             if timer is not None and self.now >= timer:
                 self.engine.handle_timer(self.now)
@@ -189,12 +191,12 @@ def assemble(engine, data, fresh):
 
 
 def download(info, seeders, options=None, until=60.0, delay=0.005,
-             **engine_args):
+             jitter=0.0, **engine_args):
     engine = de.DownloadEngine(info, peers(*seeders), 0.0,
                                options or de.Options(seed=7), **engine_args)
     engine.start(0.0)
     fresh = []
-    net = Net(engine, seeders, delay)
+    net = Net(engine, seeders, delay, jitter)
     original = engine.receive_batch
 
     def receive_and_write(batch, now):  # the driver writes after a batch
@@ -483,25 +485,46 @@ def test_a_pong_with_an_unknown_order_does_not_crash_the_reassignment():
 @settings(max_examples=60, deadline=None)
 @given(st.integers(20, 400), st.sampled_from(list(p.ORDER_NAMES)),
        st.integers(0, 2 ** 31), st.floats(0.0, 0.3),
-       st.sampled_from([0.0002, 0.002, 0.02]), st.integers(1, 3))
+       st.sampled_from([0.0002, 0.002, 0.02]), st.integers(1, 3),
+       st.sampled_from([0.0, 0.0, 0.01]))
 def test_no_nack_for_an_unsent_chunk_and_few_entries(chunks, order, seed,
-                                                     loss, gap, sources):
-    """Any order, loss, link rate and number of seeders (no reordering):
-    byte-exact, no NACK entry ever names a chunk its seeder has not sent,
-    and NACK entries stay within 1.5x the chunks lost."""
+                                                     loss, gap, sources,
+                                                     jitter):
+    """Any order, loss, link rate, number of seeders and reordering:
+    byte-exact, and no NACK entry ever names a chunk its seeder has not
+    sent; without reordering NACK entries stay within 1.5x chunks lost."""
     info, data = song(chunks, seed % 7)
     rng = random.Random(seed)
     group = [FakeSeeder(addr, info, data, gap=gap,
                         drop=lambda s, tx, i, again: rng.random() < loss)
              for addr in (A, B, C)[:sources]]
     engine, fresh, net = download(info, group, de.Options(order, seed=seed),
-                                  until=600)
+                                  until=600, jitter=jitter)
     assert engine.complete
     assert assemble(engine, data, fresh) == data
     assert [s.unsent_nacked for s in group] == [[]] * sources
     lost = sum(len(s.dropped) for s in group)
-    assert engine.counters.nack_entries <= 1.5 * lost, (
-        engine.counters.nack_entries, lost)
+    if not jitter:
+        assert engine.counters.nack_entries <= 1.5 * lost, (
+            engine.counters.nack_entries, lost)
+
+
+def test_reordering_seen_raises_the_thresholds(monkeypatch):
+    """Chunks reordered by up to 10 gaps: after the first late chunks the
+    leecher waits as far (RFC 8985 §6.2, RFC 9002 §6.1.1) and NACKs
+    far fewer chunks that were only late than with fixed thresholds."""
+    def spurious_nacks():
+        info, data = song(400)
+        seeder = FakeSeeder(A, info, data, gap=0.001)  # no loss at all
+        engine, fresh, _ = download(info, [seeder], de.Options(seed=2),
+                                    jitter=0.01)
+        assert assemble(engine, data, fresh) == data
+        return engine.counters.nack_entries
+    adaptive = spurious_nacks()
+    monkeypatch.setattr(recovery, "MAX_REORDER_THRESHOLD", 3)
+    monkeypatch.setattr(recovery, "MAX_REORDER_STEPS", 1)
+    fixed = spurious_nacks()
+    assert fixed > 50 and adaptive < fixed / 4, (adaptive, fixed)
 
 
 def test_a_nack_lists_chunks_in_the_order_they_were_found_lost():

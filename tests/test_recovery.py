@@ -276,3 +276,17 @@ def test_a_done_that_crossed_a_nack_does_not_renack_it():
     assert rec.lost(0.021) == []
     rec.on_done(0.02 + rec.rtt.smoothed + 0.001)  # after the resend: lost
     assert rec.lost(0.02 + rec.rtt.smoothed + 0.001) == [8]
+
+
+def test_a_late_chunk_raises_the_packet_threshold_to_its_reordering():
+    rec, have = make(40)
+    arrive(rec, have, 0.010, [0, 1] + list(range(3, 10)))  # 2 overtaken
+    lost = rec.lost(0.010)
+    assert lost == [2]
+    rec.on_nack_sent(lost, 0.010)
+    arrive(rec, have, 0.011, late=[2])  # 7 places late, not lost
+    assert rec.packet_threshold == 8
+    arrive(rec, have, 0.012, list(range(11, 18)))  # 10 overtaken by 7
+    assert rec.lost(0.012) == []
+    arrive(rec, have, 0.013, [18])  # by 8: lost
+    assert rec.lost(0.013) == [10]

@@ -756,10 +756,10 @@ class Download:
 
     def stats(self, timeline: bool = True) -> dict:
         now = self.finished or time.monotonic()
-        counted = self.engine.stats(now) if self.engine else {}
-        if self.engine is None:
-            counted = {"elapsed_s": 0.0, "per_seeder": {},
-                       "seeders_gone": []}
+        # Not run (--play of a song already here): every counter at zero.
+        engine = self.engine or DownloadEngine(self.info, [], now,
+                                               present=range(self.info.chunks))
+        counted = engine.stats(now)
         bad = self.endpoint.bad + (self.engine.counters.bad
                                    if self.engine else 0)
         return {
@@ -1023,7 +1023,9 @@ def report(stats: dict) -> str:
         f"SHA-256 verified)",
         f"chunks          {stats['chunks']} "
         f"({stats['chunks_received']} received, "
-        f"{stats['duplicates']} duplicates)",
+        + (f"{stats['chunks_resumed']} already on disk, "
+           if stats.get("chunks_resumed") else "")
+        + f"{stats['duplicates']} duplicates)",
         f"nacks sent      {stats['nacks_sent']}",
         f"retransmitted   {stats['chunks_retransmitted']} chunks",
         f"elapsed         {stats['elapsed_s']:.2f} s",

@@ -376,3 +376,16 @@ def test_a_folder_that_stops_taking_files_keeps_the_resume_data_elsewhere(
     again.close()
     assert (out / "s.mp3").read_bytes() == data
     assert not os.path.exists(again.sidecar.fallback)
+
+
+def test_statistics_of_a_download_never_run_are_zero_not_a_crash():
+    """--play of a song already here reports without downloading."""
+    import leecher
+    info = _info(size=3000)
+    endpoint = leecher.Endpoint()
+    download = leecher.Download(endpoint, leecher.Song(info, [A1]), {},
+                                "/nonexistent")
+    stats = download.stats(timeline=False)
+    endpoint.close()
+    assert stats["chunks_received"] == 0 and stats["nacks_sent"] == 0
+    assert "0 received, 3 already on disk" in leecher.report(stats)

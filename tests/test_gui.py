@@ -658,3 +658,98 @@ def test_installed_desktop_entry_has_an_absolute_command(tmp_path):
                 time.monotonic() < deadline:
             time.sleep(0.05)
         assert "ARGS=gui.py" in (project / "ran.txt").read_text()
+
+
+# ----------------------------------------------------- screen sizes
+def own_xvfb(width: int, height: int):
+    """An Xvfb of ``width`` x ``height`` of our own: (process, display)."""
+    import select
+    read, write = os.pipe()
+    proc = subprocess.Popen(
+        ["Xvfb", "-displayfd", str(write), "-screen", "0",
+         f"{width}x{height}x24", "-dpi", "96", "-nolisten", "tcp"],
+        pass_fds=(write,), stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL)
+    os.close(write)
+    number = b""
+    while not number.endswith(b"\n"):
+        if not select.select([read], [], [], 10)[0]:
+            proc.kill()
+            pytest.fail("Xvfb did not start")
+        number += os.read(read, 16) or b"\n"
+    os.close(read)
+    return proc, ":" + number.decode().strip()
+
+
+FIT_CHILD = """
+import json, sys, time, tkinter as tk
+from tkinter import ttk
+import cli, gui, player
+from types import SimpleNamespace
+root = tk.Tk()
+app = gui.App(root, gui.Settings([("127.0.0.1", cli.free_port())],
+                                 lang="pt", sink=player.NullSink()))
+app.view.songs.fill([SimpleNamespace(info=SimpleNamespace(
+    name=f"música-{n}.mp3", size=1000, duration_ms=1000), sources=[])
+    for n in range(12)])
+for _ in range(30):
+    root.update()
+    time.sleep(0.01)
+tree = app.view.songs.tree
+row = int(ttk.Style(root).lookup("Treeview", "rowheight"))
+print(json.dumps({"right": root.winfo_rootx() + root.winfo_width(),
+                  "bottom": root.winfo_rooty() + root.winfo_height(),
+                  "menu": root.winfo_rooty(), "width": root.winfo_width(),
+                  "rows": (tree.winfo_height() - row) // row}))
+sys.stdout.flush()
+import subprocess
+subprocess.run(["import", "-window", "root", sys.argv[1]], check=True)
+app.close()
+"""
+
+
+@pytest.mark.parametrize("width,height", [(1024, 768), (1366, 768),
+                                          (1920, 1080)])
+def test_the_window_fits_the_screen(width, height):
+    """At 1024x768 all the window is on the screen (with room for a title
+    bar) and the songs table shows at least 5 rows; bigger screens get a
+    bigger window.  Screenshots in ARTIFACTS (each Xvfb of its own, and
+    the window in a process of its own: Tk does not outlive its X
+    server)."""
+    if shutil.which("Xvfb") is None or shutil.which("import") is None:
+        pytest.fail("Xvfb and ImageMagick are needed: ./setup.sh test")
+    proc, screen = own_xvfb(width, height)
+    os.makedirs(ARTIFACTS, exist_ok=True)
+    shot = os.path.join(ARTIFACTS, f"window-{width}x{height}.png")
+    try:
+        result = subprocess.run(
+            [PYTHON, "-c", FIT_CHILD, shot], capture_output=True, text=True,
+            timeout=60, cwd=ROOT, env={**os.environ, "DISPLAY": screen})
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+    assert result.returncode == 0, result.stderr
+    seen = json.loads(result.stdout.splitlines()[0])
+    assert seen["right"] <= width
+    assert seen["bottom"] + 30 <= height  # a title bar fits too
+    assert seen["menu"] > 0  # the menu bar is above the window's body
+    assert seen["rows"] >= 5, seen
+    if width > 1024:
+        assert seen["width"] > 1024
+    assert os.path.getsize(shot) > 10_000
+
+
+def ttk_style(root):
+    from tkinter import ttk
+    return ttk.Style(root)
+
+
+def test_font_zoom_makes_every_text_bigger(window):
+    import tkinter.font as tkfont
+    app = window([("127.0.0.1", free_port())], lang="en")
+    font = tkfont.nametofont("TkDefaultFont", root=app.root)
+    before = font.actual("size")
+    app.zoom(2)
+    assert font.actual("size") == before + 2
+    app.zoom(-50)
+    assert font.actual("size") == gui_widgets.FONT_SIZES[0]

@@ -312,7 +312,7 @@ class App:
             self.view.set_status(
                 N_("Nothing to save yet: download a song first."), "error")
             return None, None
-        return dict(run.stats), list(run.timeline)
+        return dict(run.stats), run.timeline()
 
     def export_runs(self, folder: str | None = None) -> list[str]:
         """The compared runs as PNG (with a title), JSON and CSV in the
@@ -408,7 +408,7 @@ class App:
                              text=f"{kind.__name__}: {gw.one_line(exc)}")
 
     def status_text(self) -> str:
-        return self.view.status_label.cget("text")
+        return self.view.status_text
 
     # ------------------------------------------------------------- close
     def close(self) -> None:

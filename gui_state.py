@@ -64,7 +64,9 @@ def buttons(state: WindowState) -> dict[str, bool]:
 # ---------------------------------------------------------------- runs
 @dataclass
 class Run:
-    """One download of this session, with what it showed."""
+    """One download of this session, with what it showed: its final
+    statistics and, per chunk, what its events told (sent, received,
+    played, retransmitted, NACKed) — the window never reads the engine."""
 
     number: int
     song: str
@@ -72,10 +74,21 @@ class Run:
     seeder_orders: tuple       # (address, order) of the seeders used
     emulation: str             # the leecher's own --loss, "" when none
     started: float             # wall clock (time.time())
+    chunks: int = 0
     stats: dict = field(default_factory=dict)  # the download's, final
-    received: list = field(default_factory=list)  # per chunk, s or None
+    sent: list = field(default_factory=list)      # per chunk, s or None
+    received: list = field(default_factory=list)
     played: list = field(default_factory=list)
-    timeline: list = field(default_factory=list)  # the JSON's rows
+    retransmitted: bytearray = field(default_factory=bytearray)
+    nacked: bytearray = field(default_factory=bytearray)  # NACKs, <= 255
+
+    def __post_init__(self):
+        if not self.received:
+            self.sent = [None] * self.chunks
+            self.received = [None] * self.chunks
+            self.played = [None] * self.chunks
+            self.retransmitted = bytearray(self.chunks)
+            self.nacked = bytearray(self.chunks)
 
     @property
     def orders(self) -> tuple:
@@ -93,15 +106,39 @@ class Run:
         return f"#{self.number} {self.song} · {self.order_text()} · " \
             f"{time.strftime('%H:%M:%S', time.localtime(self.started))}"
 
+    def take(self, event) -> None:
+        """Note what ``event`` tells of a chunk (others: nothing)."""
+        if isinstance(event, ev.ChunkReceived) and \
+                0 <= event.index < self.chunks:
+            self.sent[event.index] = event.sent_s
+            self.received[event.index] = event.received_s
+            self.retransmitted[event.index] = event.retransmission
+        elif isinstance(event, ev.NackSent):
+            for index in event.chunks:
+                if 0 <= index < self.chunks:
+                    self.nacked[index] = min(255, self.nacked[index] + 1)
+
+    def take_played(self, last: int, at_s: float) -> None:
+        """Every chunk up to ``last`` has played by ``at_s``."""
+        for index in range(min(last, self.chunks - 1), -1, -1):
+            if self.played[index] is not None:
+                break  # played already, and so is all before it
+            self.played[index] = at_s
+
     def finish(self, stats: dict) -> None:
-        """Keep the download's final statistics and its timeline."""
-        timeline = stats.get("timeline") or self.timeline
-        self.timeline = timeline
+        """Keep the download's final statistics."""
         self.stats = {k: v for k, v in stats.items() if k != "timeline"}
-        self.received = [row.get("received") for row in timeline]
-        self.played = [row.get("played") for row in timeline]
-        self.stats["nacked_chunks"] = sum(
-            1 for row in timeline if row.get("nacked"))
+        self.stats["nacked_chunks"] = sum(1 for n in self.nacked if n)
+
+    def timeline(self) -> list[dict]:
+        """Per chunk, as the leecher's JSON has it."""
+        def rounded(value):
+            return None if value is None else round(value, 4)
+        return [{"chunk": i, "sent": rounded(self.sent[i]),
+                 "received": rounded(self.received[i]),
+                 "played": rounded(self.played[i]),
+                 "retransmitted": bool(self.retransmitted[i]),
+                 "nacked": self.nacked[i]} for i in range(self.chunks)]
 
 
 RUN_COLUMNS = (  # id, heading, width

@@ -15,7 +15,8 @@ import gui_worker as gw
 import i18n
 from gui_panels import (DownloadPanel, Labels, PlayerBar, RunsPanel,
                         SeedersPanel, SongsPanel)
-from gui_widgets import StatsPanel, enable, set_font_size, setup_style
+from gui_widgets import (Shown, StatsPanel, enable, set_font_size,
+                         setup_style)
 from i18n import N_
 
 try:
@@ -70,6 +71,7 @@ class View:
         self._status = (N_("Ready."), {}, "info")
         self._buttons_state = None
         self._live_shown_at = 0.0
+        self.shown = Shown()
         root.report_callback_exception = app.on_callback_error
         root.protocol("WM_DELETE_WINDOW", app.close)
         setup_style(root)
@@ -234,15 +236,16 @@ class View:
         """``message``: a msgid, or an event (events.py) to describe."""
         self._status = (message, params, level)
         self._show_status()
-        self.status_history.append(self.status_label.cget("text"))
+        self.status_history.append(self.status_text)
 
     def _show_status(self) -> None:
         message, params, level = self._status
         shown = i18n.text(message, **params) if isinstance(message, str) \
             else i18n.describe(message)
-        self.status_label.configure(
-            text=shown, style="Error.Status.TLabel" if level == "error"
-            else "Status.TLabel")
+        self.status_text = shown
+        self.shown.show(self.status_label, text=shown,
+                        style="Error.Status.TLabel" if level == "error"
+                        else "Status.TLabel")
 
     # ----------------------------------------------------------- tick
     def tick(self, now: float) -> None:
@@ -287,8 +290,7 @@ class View:
         got = total if state.final_path and not state.downloading \
             else min(state.live.received, total)
         percent = 100 * got // max(total, 1)
-        if panel.progress_bar.cget("value") != percent:
-            panel.progress_bar.configure(value=percent)
+        self.shown.show(panel.progress_bar, value=percent)
         panel.progress_line.show(i18n.text(
             N_("{percent} % · {got}/{total} chunks · NACKs {nacks} · "
                "retransmitted {rtx}"), percent=percent, got=got,
@@ -301,14 +303,14 @@ class View:
         player = state.player
         if player is None:
             bar.position_line.show(i18n._("nothing playing"))
+            self.shown.show(bar.position_bar, value=0)
             return
         info = state.song_info
         total = info.duration_ms / 1000 if info and info.duration_ms \
             else 0.0
         position = player.position_s
-        value = round(min(1.0, position / total), 3) if total else 0
-        if bar.position_bar.cget("value") != value:
-            bar.position_bar.configure(value=value)
+        self.shown.show(bar.position_bar, value=round(
+            min(1.0, position / total), 3) if total else 0)
         bar.position_line.show(i18n.text(
             N_("{pos} / {total}  ·  {state}"),
             pos=i18n.decimal(position, 1) + " s",
@@ -420,6 +422,7 @@ class Handlers:
 
     def chunk(self, event: ev.ChunkReceived) -> None:
         self.state.live.take(event)
+        self.state.run.take(event)
         plot = self.view.plot
         if event.sent_s is not None:
             plot.add("sent", event.sent_s, event.index)
@@ -429,6 +432,7 @@ class Handlers:
 
     def nack(self, event: ev.NackSent) -> None:
         self.state.live.take(event)
+        self.state.run.take(event)
         for index in event.chunks:
             self.view.plot.add("nack", event.at_s, index)
         self.view.set_status(event)
@@ -460,8 +464,10 @@ class Handlers:
         info = self.state.info
         if info is None or event.byte_end <= 0:
             return
-        self.view.plot.add("played", event.at_s, gui_state.played_chunk(
-            event.byte_end, info.chunk_size, info.chunks))
+        last = gui_state.played_chunk(event.byte_end, info.chunk_size,
+                                      info.chunks)
+        self.view.plot.add("played", event.at_s, last)
+        self.state.run.take_played(last, event.at_s)
 
     # ------------------------------------------------ worker messages
     def on_PeerAnswered(self, message: gw.PeerAnswered) -> None:
@@ -539,7 +545,8 @@ class Handlers:
         state.final_stats_asked = False
         state.run = gui_state.Run(
             len(state.runs) + 1, message.name, message.order,
-            message.seeder_orders, self._emulation(), time.time())
+            message.seeder_orders, self._emulation(), time.time(),
+            message.info.chunks)
         self.view.plot.reset(message.info.chunks, state.run.label())
         self.view.stats_panel.show(self.view._shown_stats())
         self.view.set_status(N_("Downloading {name} ({order})…"),
@@ -584,7 +591,7 @@ class Handlers:
         self.view.show_runs()
 
     def on_StatsUpdated(self, message: gw.StatsUpdated) -> None:
-        if self.state.run is not None:
+        if self.state.run in self.state.runs:  # completed
             self._finish_run(message.stats)
 
     def on_PlayerStarted(self, message: gw.PlayerStarted) -> None:

@@ -218,6 +218,7 @@ class StatsPanel:
         body.columnconfigure(1, weight=1)
         body.columnconfigure(3, weight=1)
         self.stats: dict = {}
+        self.shown = Shown()
         self.relabel()
 
     def _add(self, body, key: str, row: int, column: int,
@@ -234,9 +235,7 @@ class StatsPanel:
         """``stats``: the download's (final) or the live counters."""
         self.stats = stats
         for key, label in self.values.items():
-            shown = stat_text(key, stats)
-            if label.cget("text") != shown:  # each Tk call may wait
-                label.configure(text=shown)
+            self.shown.show(label, text=stat_text(key, stats))
         self._show_title()
 
     def relabel(self) -> None:
@@ -247,8 +246,8 @@ class StatsPanel:
 
     def _show_title(self) -> None:
         name = self.stats.get("file")
-        self.frame.configure(
-            text=i18n.text(N_("Statistics — {name}"), name=name) if name
+        self.shown.show(self.frame, text=i18n.text(
+            N_("Statistics — {name}"), name=name) if name
             else i18n._("Statistics"))
 
 
@@ -258,6 +257,24 @@ def heading_width(font, message: str) -> int:
     language: the text, the heading's padding and border."""
     return HEADING_PAD_PX + max(font.measure(i18n.translate(lang, message))
                                 for lang in i18n.LANGUAGES)
+
+
+class Shown:
+    """Configures widgets only with what changed since the last time.
+    Every Tk call (a ``cget`` too) lets the GIL go, and a busy thread
+    (download, player, plot painter) may keep it for a switch interval
+    before the Tk thread gets it back."""
+
+    def __init__(self):
+        self.options: dict = {}  # widget name -> options last given
+
+    def show(self, widget, **options) -> None:
+        shown = self.options.setdefault(str(widget), {})
+        changed = {key: value for key, value in options.items()
+                   if shown.get(key) != value}
+        if changed:
+            widget.configure(**changed)
+            shown.update(changed)
 
 
 def enable(widget, on: bool) -> None:

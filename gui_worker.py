@@ -98,14 +98,15 @@ class DownloadEnded:
     """The download is over: ``path`` verified, or ``problem``."""
 
     path: str | None
-    stats: dict            # a copy, with the timeline
+    stats: dict  # a copy, without the timeline (the window has the events)
     problem: ev.Problem | None = None
     params: dict = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
 class StatsUpdated:
-    """The last download's statistics once its preview has played."""
+    """The last download's statistics once its preview has played (or
+    was stopped by the next download)."""
 
     stats: dict
 
@@ -283,6 +284,8 @@ class Worker(threading.Thread):
         self.endpoint = None
         self.peers: dict = {}
         self.download = None
+        self.completed = None   # the last download that completed
+        self.previewing = None  # the download self.player plays
         self.player = None
         self.closing = False
         self.stop_requested = False
@@ -386,6 +389,7 @@ class Worker(threading.Thread):
 
     def do_download(self, song, method, preview, prebuffer, out_dir,
                     again=False):
+        self._close_last_run()
         self._recheck(song)
         os.makedirs(out_dir, exist_ok=True)
         existing = None if again else self._verified_copy(out_dir, song)
@@ -435,14 +439,14 @@ class Worker(threading.Thread):
             if self.stop_requested:
                 problem, params = ev.Problem.STOPPED, {}
             params.setdefault("path", download.part_path)
-            self.post(DownloadEnded(None, download.stats(timeline=False),
-                                    problem, params))
+            self.post(DownloadEnded(None, {}, problem, params))
             return
         except BaseException:
             if player is not None:
                 player.stop()
             raise
-        self.post(DownloadEnded(path, download.stats(timeline=True)))
+        self.completed = download
+        self.post(DownloadEnded(path, download.stats(timeline=False)))
 
     @staticmethod
     def _verified_copy(out_dir: str, song) -> str | None:
@@ -465,6 +469,7 @@ class Worker(threading.Thread):
         self.player = audio.Player(sink, prebuffer,
                                    on_played=download.record_played)
         download.attach_player(self.player)
+        self.previewing = download
         self.player.start()
         return self.player
 
@@ -485,10 +490,19 @@ class Worker(threading.Thread):
         audio.check_ffmpeg()
         sink = self._sink()
         self._stop_player()
+        self.previewing = None
         self.player = audio.Player(sink, prebuffer_s=0.0)
         self.player.play_file(path)
         self.post(PlayerStarted(self.player, os.path.basename(path)))
 
     def do_stats(self) -> None:
-        if self.download is not None:
-            self.post(StatsUpdated(self.download.stats(timeline=True)))
+        if self.completed is not None:
+            self.post(StatsUpdated(self.completed.stats(timeline=False)))
+
+    def _close_last_run(self) -> None:
+        """The preview of the last download ends now (the next one
+        starts): its final statistics (played times) go to its run."""
+        if self.completed is not None and self.player is not None and \
+                self.previewing is self.completed:
+            self.player.stop()
+            self.post(StatsUpdated(self.download.stats(timeline=False)))

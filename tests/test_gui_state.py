@@ -63,29 +63,45 @@ def test_download_again_only_for_a_song_that_is_here():
 
 
 def run(number=1, order="random", received=(0.1, 0.3, 0.2),
-        played=(1.0, 1.5, NAN)):
+        played=(1.0, 1.5, None)):
     r = gs.Run(number, "Minha Canção.mp3", order,
                (("127.0.0.1:9000", "sequential"),
-                ("127.0.0.2:9000", "random")), "loss 0.05", 0.0)
+                ("127.0.0.2:9000", "random")), "loss 0.05", 0.0,
+               chunks=len(received))
+    for index, at in enumerate(received):
+        r.take(ev.ChunkReceived(index, at / 2, at, index == 2,
+                                "127.0.0.1:9000"))
+    r.take(ev.NackSent("127.0.0.1:9000", 1, (1, 99), 0.25))
+    for index, at in enumerate(played):
+        if at is not None:
+            r.take_played(index, at)
     r.finish({"chunks": 3, "startup_s": 0.9, "continuity": 0.5,
               "stalls": 1, "stall_s": 0.25, "elapsed_s": 0.31,
-              "nacks_sent": 2, "chunks_retransmitted": 1,
-              "timeline": [{"chunk": i, "received": t, "played": p,
-                            "nacked": i == 1}
-                           for i, (t, p) in enumerate(zip(received,
-                                                          played))]})
+              "nacks_sent": 2, "chunks_retransmitted": 1})
     return r
 
 
-def test_a_run_keeps_its_timeline_and_counts_nacked_chunks():
+def test_a_run_keeps_what_the_events_told():
     r = run()
     assert r.received == [0.1, 0.3, 0.2]
-    assert r.stats["nacked_chunks"] == 1
-    assert "timeline" not in r.stats
+    assert r.played == [1.0, 1.5, None]
+    assert r.stats["nacked_chunks"] == 1  # chunk 99 is no chunk of it
+    rows = r.timeline()
+    assert rows[1] == {"chunk": 1, "sent": 0.15, "received": 0.3,
+                       "played": 1.5, "retransmitted": False, "nacked": 1}
+    assert rows[2]["retransmitted"] is True
     assert r.orders == ("random",)
     own = run(order=None)
     assert own.orders == ("sequential", "random")
     assert own.order_text() == "sequential + random"
+
+
+def test_played_fills_every_chunk_before_the_last_once():
+    r = gs.Run(1, "a.mp3", None, (), "", 0.0, chunks=5)
+    r.take_played(2, 1.0)
+    r.take_played(4, 2.0)
+    r.take_played(1, 3.0)  # late news changes nothing
+    assert r.played == [1.0, 1.0, 1.0, 2.0, 2.0]
 
 
 def test_runs_table_cells_in_both_languages():

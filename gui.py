@@ -34,6 +34,7 @@ from dataclasses import dataclass
 
 import cli
 import events as ev
+import gui_files
 import gui_state
 import gui_worker as gw
 import i18n
@@ -42,7 +43,6 @@ from i18n import N_
 
 try:
     import tkinter as tk
-    from tkinter import filedialog, ttk
 except ImportError:  # python3-tk is not installed
     tk = None
 
@@ -50,8 +50,6 @@ POLL_MS = 50            # how often the Tk thread drains the inbox
 EVENT_BUDGET_S = 0.015  # most time one poll spends on messages
 SWITCH_INTERVAL_S = 0.001  # see App.__init__
 LAG_KEEP = 100_000      # event-loop lag samples kept for benchmarks
-SAVE_TYPES = {".png": N_("PNG image"), ".json": N_("JSON file"),
-              ".csv": N_("CSV file")}
 
 
 @dataclass
@@ -105,6 +103,7 @@ class App:
             settings.loss, settings.rng_seed, settings.sink))
         self.loop_lag_ms: list[float] = []
         self.state = gui_view.Session()
+        self.files = gui_files.Files(self)
         self.view = gui_view.View(self, root, settings)
         self.handlers = gui_view.handlers(self)
         self.closed = False
@@ -117,11 +116,11 @@ class App:
         self.refresh_seeders()  # and then searches
 
     def __getattr__(self, name):
-        """The view's widgets and the session's state read as the App's
-        (``app.song_tree``, ``app.downloading``): tests and benchmarks."""
-        if name in ("view", "state"):
+        """The session's state and the saving actions read as the App's
+        (``app.downloading``, ``app.save_plot_png``): tests, benchmarks."""
+        if name in ("view", "state", "files"):
             raise AttributeError(name)
-        for holder in (self.view, self.state):
+        for holder in (self.state, self.files):
             try:
                 return getattr(holder, name)
             except AttributeError:
@@ -259,108 +258,18 @@ class App:
     def zoom(self, steps: int) -> None:
         self.view.zoom(steps)
 
-    # ------------------------------------------------------------ saving
-    def _ask_path(self, kind: str, extension: str) -> str | None:
-        run = self.state.last_run()
-        if run is None:
-            self.view.set_status(
-                N_("Nothing to save yet: download a song first."), "error")
-            return None
-        return filedialog.asksaveasfilename(
-            parent=self.root, defaultextension=extension,
-            filetypes=[(i18n._(SAVE_TYPES[extension]), "*" + extension),
-                       (i18n._("All files"), "*")],
-            initialdir=self.settings.output,
-            initialfile=gui_state.default_name(run.song, run.orders, kind,
-                                               extension)) or None
-
-    def ask_save_png(self) -> None:
-        path = self._ask_path("plot", ".png")
-        if path:
-            self.save_plot_png(path)
-
-    def ask_save_json(self) -> None:
-        path = self._ask_path("stats", ".json")
-        if path:
-            self.save_stats_json(path)
-
-    def ask_save_csv(self) -> None:
-        path = self._ask_path("stats", ".csv")
-        if path:
-            self.save_stats_csv(path)
-
-    def save_plot_png(self, path: str) -> None:
-        run = self.state.last_run()
-        title = run.label() if run else self.view.plot.title
-        self._saving(path, lambda: self.view.plot.save_png(path, title))
-
-    def save_stats_json(self, path: str) -> None:
-        stats, rows = self._stats_and_rows()
-        if stats is not None:
-            self._in_background(path, lambda: leecher.write_json(
-                path, stats, rows))
-
-    def save_stats_csv(self, path: str) -> None:
-        stats, rows = self._stats_and_rows()
-        if stats is not None:
-            self._in_background(path, lambda: gui_state.write_stats_csv(
-                path, stats, rows))
-
-    def _stats_and_rows(self):
-        run = self.state.last_run()
-        if run is None or not run.stats:
-            self.view.set_status(
-                N_("Nothing to save yet: download a song first."), "error")
-            return None, None
-        return dict(run.stats), run.timeline()
-
-    def export_runs(self, folder: str | None = None) -> list[str]:
-        """The compared runs as PNG (with a title), JSON and CSV in the
-        download folder, named after the song and the orders: no dialog,
-        no file manager.  Returns the paths."""
-        runs = self.view.runs.selected(self.state.runs)
-        if not runs:
-            self.view.set_status(N_("No run to export yet."), "error")
-            return []
-        import gui_plot
-        folder = folder or self.settings.output
-        stem = gui_state.file_stem(
-            "+".join(dict.fromkeys(run.song for run in runs)),
-            [o for run in runs for o in run.orders])
-        paths = [os.path.join(folder, f"{stem}-compare{ext}")
-                 for ext in (".png", ".json", ".csv")]
-        self._saving(", ".join(paths), lambda: (
-            gui_plot.compare_figure(runs).savefig(paths[0], dpi=150),
-            gui_state.write_runs_json(paths[1], runs),
-            gui_state.write_runs_csv(paths[2], runs)))
-        return paths
+    def add_run(self, run: gui_state.Run) -> None:
+        """A run made elsewhere joins the table and the comparison: the
+        hook for a simulated run (helper simnet's ``experiment
+        --simulate``, issue 7), once its per-chunk received and played
+        times are turned into a ``gui_state.Run``."""
+        run.number = len(self.state.runs) + 1
+        self.state.runs.append(run)
+        self.view.show_runs()
 
     def clear_runs(self) -> None:
         self.state.runs.clear()
         self.view.show_runs()
-
-    def _saving(self, path: str, write) -> None:
-        try:
-            write()
-        except (OSError, ValueError) as exc:
-            self.view.set_status(N_("Cannot save {path}: {text}"), "error",
-                                 path=path, text=gw.one_line(exc))
-            return
-        self.view.set_status(N_("Saved {path}."), path=path)
-
-    def _in_background(self, path: str, write) -> None:
-        """Write on a short-lived thread (a long song's timeline takes a
-        while); the result comes back on the inbox."""
-        def run():
-            try:
-                write()
-            except (cli.RunError, OSError) as exc:
-                self.inbox.put(gw.JobFailed("save", N_(
-                    "Cannot save {path}: {text}"), {
-                    "path": path, "text": gw.one_line(exc)}))
-                return
-            self.inbox.put(gw.Saved(path))
-        threading.Thread(target=run, name="save", daemon=True).start()
 
     # -------------------------------------------------------- event loop
     def _schedule_poll(self) -> None:
@@ -406,6 +315,10 @@ class App:
             traceback.print_exception(kind, exc, tb)
         self.view.set_status(N_("Unexpected error: {text}"), "error",
                              text=f"{kind.__name__}: {gw.one_line(exc)}")
+
+    @property
+    def status_history(self):
+        return self.view.status_history
 
     def status_text(self) -> str:
         return self.view.status_text
@@ -469,7 +382,7 @@ def build_parser() -> cli.Parser:
 
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
-    i18n.use(args.lang or i18n.detect_language())
+    i18n.setup(args.lang)
     return cli.run_main("gui", lambda: run(args))
 
 

@@ -316,3 +316,50 @@ class RunsPanel:
         if runs:
             gui_plot.draw_compare(self.figure, runs, small=True)
         self.canvas.draw_idle()
+
+
+def build_menu(root, labels: Labels, app):
+    """File, View and Language menus and their keys: (menu bar, the
+    language's variable)."""
+    bar = tk.Menu(root, tearoff=False)
+    files = tk.Menu(bar, tearoff=False)
+    entries = ((N_("Save plot (PNG)…"), app.files.ask_save_png),
+               (N_("Save statistics (JSON)…"), app.files.ask_save_json),
+               (N_("Save statistics (CSV)…"), app.files.ask_save_csv),
+               (N_("Export the compared runs"), app.files.export_runs))
+    for _, command in entries:
+        files.add_command(command=command)
+    files.add_separator()
+    files.add_command(command=app.close, accelerator="Ctrl+Q")
+    view = tk.Menu(bar, tearoff=False)
+    view.add_command(command=lambda: app.zoom(1),
+                     accelerator="Ctrl++")
+    view.add_command(command=lambda: app.zoom(-1),
+                     accelerator="Ctrl+-")
+    languages = tk.Menu(bar, tearoff=False)
+    lang_var = tk.StringVar(value=i18n.language())
+    for code, name in i18n.LANGUAGE_NAMES:
+        languages.add_radiobutton(
+            label=name, value=code, variable=lang_var,
+            command=lambda: app.set_language(lang_var.get()))
+    for menu in (files, view, languages):
+        bar.add_cascade(menu=menu)
+    root.configure(menu=bar)
+    bind = root.bind_all
+    bind("<Control-q>", lambda event: app.close())
+    for key in ("<Control-plus>", "<Control-equal>", "<Control-KP_Add>"):
+        bind(key, lambda event: app.zoom(1))
+    for key in ("<Control-minus>", "<Control-KP_Subtract>"):
+        bind(key, lambda event: app.zoom(-1))
+
+    def apply():
+        for index, message in enumerate((N_("File"), N_("View"),
+                                         N_("Language"))):
+            bar.entryconfigure(index, label=i18n._(message))
+        for index, (message, _) in enumerate(entries):
+            files.entryconfigure(index, label=i18n._(message))
+        files.entryconfigure(len(entries) + 1, label=i18n._("Quit"))
+        view.entryconfigure(0, label=i18n._("Bigger text"))
+        view.entryconfigure(1, label=i18n._("Smaller text"))
+    labels.call(apply)
+    return bar, lang_var

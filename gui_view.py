@@ -14,7 +14,7 @@ import gui_state
 import gui_worker as gw
 import i18n
 from gui_panels import (DownloadPanel, Labels, PlayerBar, RunsPanel,
-                        SeedersPanel, SongsPanel)
+                        SeedersPanel, SongsPanel, build_menu)
 from gui_widgets import (Shown, StatsPanel, enable, set_font_size,
                          setup_style)
 from i18n import N_
@@ -87,7 +87,8 @@ class View:
     # ------------------------------------------------------------ build
     def _build(self, settings) -> None:
         app = self.app
-        self._build_menu()
+        self.menubar, self.lang_var = build_menu(self.root, self.labels,
+                                                 self.app)
         self.root.rowconfigure(0, weight=1)
         self.root.columnconfigure(0, weight=1)
         panes = ttk.PanedWindow(self.root, orient="horizontal")
@@ -137,9 +138,9 @@ class View:
         self.plot.widget.pack(fill="both", expand=True)
         self.labels.bind(ttk.Label(row), N_("Save:")).pack(side="left")
         for key, message, command in (
-                ("save_png", N_("Plot PNG"), self.app.ask_save_png),
-                ("save_json", N_("Stats JSON"), self.app.ask_save_json),
-                ("save_csv", N_("Stats CSV"), self.app.ask_save_csv)):
+                ("save_png", N_("Plot PNG"), self.app.files.ask_save_png),
+                ("save_json", N_("Stats JSON"), self.app.files.ask_save_json),
+                ("save_csv", N_("Stats CSV"), self.app.files.ask_save_csv)):
             button = self.labels.bind(ttk.Button(row, command=command),
                                       message)
             button.pack(side="left", padx=(4, 0))
@@ -149,7 +150,7 @@ class View:
         live.add(self.stats_panel.frame, weight=1)
         self.runs = RunsPanel(self.notebook, self.labels, {
             "compare": self.show_comparison,
-            "export_runs": self.app.export_runs,
+            "export_runs": self.app.files.export_runs,
             "clear_runs": self.app.clear_runs}, background)
         self.notebook.add(live)
         self.notebook.add(self.runs.frame)
@@ -159,50 +160,6 @@ class View:
         self.notebook.bind("<<NotebookTabChanged>>",
                            lambda event: self.show_comparison())
         return self.notebook
-
-    def _build_menu(self) -> None:
-        bar = tk.Menu(self.root, tearoff=False)
-        files = tk.Menu(bar, tearoff=False)
-        entries = ((N_("Save plot (PNG)…"), self.app.ask_save_png),
-                   (N_("Save statistics (JSON)…"), self.app.ask_save_json),
-                   (N_("Save statistics (CSV)…"), self.app.ask_save_csv),
-                   (N_("Export the compared runs"), self.app.export_runs))
-        for _, command in entries:
-            files.add_command(command=command)
-        files.add_separator()
-        files.add_command(command=self.app.close, accelerator="Ctrl+Q")
-        view = tk.Menu(bar, tearoff=False)
-        view.add_command(command=lambda: self.app.zoom(1),
-                         accelerator="Ctrl++")
-        view.add_command(command=lambda: self.app.zoom(-1),
-                         accelerator="Ctrl+-")
-        languages = tk.Menu(bar, tearoff=False)
-        self.lang_var = tk.StringVar(value=i18n.language())
-        for code, name in i18n.LANGUAGE_NAMES:
-            languages.add_radiobutton(
-                label=name, value=code, variable=self.lang_var,
-                command=lambda: self.app.set_language(self.lang_var.get()))
-        for menu in (files, view, languages):
-            bar.add_cascade(menu=menu)
-        self.root.configure(menu=bar)
-        self.menubar = bar
-        bind = self.root.bind_all
-        bind("<Control-q>", lambda event: self.app.close())
-        for key in ("<Control-plus>", "<Control-equal>", "<Control-KP_Add>"):
-            bind(key, lambda event: self.app.zoom(1))
-        for key in ("<Control-minus>", "<Control-KP_Subtract>"):
-            bind(key, lambda event: self.app.zoom(-1))
-
-        def apply():
-            for index, message in enumerate((N_("File"), N_("View"),
-                                             N_("Language"))):
-                bar.entryconfigure(index, label=i18n._(message))
-            for index, (message, _) in enumerate(entries):
-                files.entryconfigure(index, label=i18n._(message))
-            files.entryconfigure(len(entries) + 1, label=i18n._("Quit"))
-            view.entryconfigure(0, label=i18n._("Bigger text"))
-            view.entryconfigure(1, label=i18n._("Smaller text"))
-        self.labels.call(apply)
 
     # ------------------------------------------------------- language
     def relabel(self) -> None:
@@ -233,13 +190,18 @@ class View:
     # --------------------------------------------------------- status
     def set_status(self, message: str, level: str = "info",
                    **params) -> None:
-        """``message``: a msgid, or an event (events.py) to describe."""
+        """``message``: a msgid, or an event (events.py) to describe; an
+        event among ``params`` is described too, each time the status is
+        shown (a language switch translates it)."""
         self._status = (message, params, level)
         self._show_status()
         self.status_history.append(self.status_text)
 
     def _show_status(self) -> None:
         message, params, level = self._status
+        params = {key: i18n.describe(value)  # in today's language
+                  if type(value) in ev.EVENT_TYPES else value
+                  for key, value in params.items()}
         shown = i18n.text(message, **params) if isinstance(message, str) \
             else i18n.describe(message)
         self.status_text = shown
@@ -565,7 +527,7 @@ class Handlers:
         state = self.state
         state.downloading = False
         if message.path is None:
-            text = i18n.problem_text(message.problem, message.params)
+            text = ev.Failed(message.problem, message.params, 0.0)
             stopped = message.problem is ev.Problem.STOPPED
             self.view.set_status(N_("Download stopped; the partial file is "
                                     "kept ({path}): Download resumes it.")

@@ -69,6 +69,14 @@ def use(lang: str) -> None:
     _lang = lang
 
 
+def setup(lang: str | None = None, environ=None) -> str:
+    """The language of a program: ``--lang`` when given, else the locale
+    (``LANG=pt_BR.UTF-8`` speaks Portuguese).  For the terminal leecher
+    and seeder as for the window; returns it."""
+    use(lang or detect_language(environ))
+    return _lang
+
+
 def language() -> str:
     return _lang
 

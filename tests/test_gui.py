@@ -21,6 +21,7 @@ import pytest
 from conftest import PYTHON, ROOT, free_port, sha256
 
 import gui  # noqa: E402  (conftest puts the project on sys.path)
+import gui_files  # noqa: E402
 import gui_plot  # noqa: E402
 import gui_state  # noqa: E402
 import gui_widgets  # noqa: E402
@@ -487,7 +488,7 @@ def test_save_dialog_speaks_the_language_and_names_the_types(
         save = app.root.tk.eval('namespace eval ::tk {::msgcat::mc "&Save"}')
         asked.append((save, options["filetypes"], options["initialfile"]))
         return ""  # cancelled
-    monkeypatch.setattr(gui.filedialog, "asksaveasfilename", fake_dialog)
+    monkeypatch.setattr(gui_files.filedialog, "asksaveasfilename", fake_dialog)
     app.state.run = gui_state.Run(1, "song.mp3", "random", (), "", 0.0)
     app.ask_save_png()
     app.set_language("en")
@@ -753,3 +754,112 @@ def test_font_zoom_makes_every_text_bigger(window):
     assert font.actual("size") == before + 2
     app.zoom(-50)
     assert font.actual("size") == gui_widgets.FONT_SIZES[0]
+
+
+# ------------------------------------------- typed events, no network
+def fake_download(app, chunks: int = 10):
+    """Tell the window a download started, as the worker would."""
+    from types import SimpleNamespace
+    import gui_worker as gw
+    info = SimpleNamespace(chunks=chunks, chunk_size=1400,
+                           size=chunks * 1400, duration_ms=5000,
+                           name="a.mp3")
+    app.state.downloading = True
+    app.inbox.put(gw.DownloadStarted(
+        "a.mp3", info, "/x/a.mp3.part", "random",
+        (("127.0.0.1:9000", "random"), ("127.0.0.2:9000", "random")),
+        None))
+    return info
+
+
+def test_typed_events_fill_the_window_without_a_network(window):
+    import events as ev
+    import gui_worker as gw
+    app = window([("127.0.0.1", free_port())], lang="en")
+    fake_download(app)
+    put = app.inbox.put
+    put(ev.RequestSent("127.0.0.1:9000", 5, "random", 0.01))
+    for index in range(10):
+        put(ev.ChunkReceived(index, 0.1 * index, 0.1 * index + 0.05,
+                             index == 3, f"127.0.0.{1 + index % 2}:9000"))
+    put(ev.NackSent("127.0.0.1:9000", 1, (3,), 0.2))
+    put(ev.Stalled(0.4))
+    put(ev.Played(1400 * 5, 0.6))
+    pump(app, lambda: app.state.live.received == 10
+         and app.inbox.empty(), what="the events")
+    assert app.status_text() == "Playback stalled at 0.40 s: waiting " \
+                                "for data."
+    app.view._live_shown_at = 0.0  # statistics shown during the download
+    app.view.tick(time.monotonic())
+    values = {k: v.cget("text")
+              for k, v in app.view.stats_panel.values.items()}
+    assert values["chunks_received"] == "10"
+    assert values["nacks_sent"] == "1"
+    assert values["stalls"] == "1"
+    plot = app.view.plot
+    assert {k for k in plot.data if isinstance(k, tuple)} == {
+        ("received", "127.0.0.1:9000"), ("received", "127.0.0.2:9000")}
+    assert plot.playing == 4 and plot.data["nack"] == ([0.2], [3])
+
+    put(gw.DownloadEnded("/x/a.mp3", {"file": "a.mp3", "chunks": 10,
+                                      "nacks_sent": 1, "elapsed_s": 1.0,
+                                      "chunks_retransmitted": 1}))
+    pump(app, lambda: not app.state.downloading, what="the end")
+    run = app.state.runs[0]
+    assert run.nacked[3] == 1 and run.retransmitted[3] == 1
+    assert run.played[:5] == [0.6] * 5 and run.played[5] is None
+    assert app.view.runs.tree.item("1")["values"][1] == "random"
+    assert app.status_text() == \
+        "Done: /x/a.mp3 saved and verified (SHA-256)."
+    app.set_language("pt")
+    assert app.status_text() == \
+        "Pronto: /x/a.mp3 salvo e verificado (SHA-256)."
+    assert app.view.runs.tree.item("1")["values"][1] == "aleatória"
+
+
+def test_a_failure_is_told_in_the_windows_language(window):
+    import events as ev
+    import gui_worker as gw
+    app = window([("127.0.0.1", free_port())], lang="pt")
+    fake_download(app)
+    app.inbox.put(gw.DownloadEnded(None, {}, ev.Problem.ALL_SEEDERS_GONE))
+    pump(app, lambda: not app.state.downloading, what="the failure")
+    portuguese = app.status_text()
+    assert portuguese == "O download falhou: Todos os seeders com esta " \
+                         "música sumiram (o arquivo parcial foi mantido)."
+    app.set_language("en")
+    assert app.status_text() != portuguese
+    assert app.status_text().startswith("Download failed: All seeders")
+
+
+def test_after_stop_the_player_no_longer_says_playing(window):
+    import events as ev
+    import gui_worker as gw
+    app = window([("127.0.0.1", free_port())], lang="en")
+    fake_download(app)
+    app.inbox.put(gw.DownloadEnded(None, {}, ev.Problem.STOPPED,
+                                   {"path": "/x/a.mp3.part"}))
+    pump(app, lambda: not app.state.downloading, what="the stop")
+    assert app.status_text().startswith("Download stopped; the partial "
+                                        "file is kept (/x/a.mp3.part)")
+    assert "Playing" not in app.status_text()
+
+
+def test_an_unknown_event_is_an_error_not_silence(window):
+    app = window([("127.0.0.1", free_port())], lang="en")
+    app.inbox.put(("chunk", 1, 2))  # an old tuple: nobody handles it
+    pump(app, lambda: app.status_text().startswith("Unexpected error"),
+         what="the error")
+    assert "UnknownEvent" in app.status_text()
+
+
+def test_a_run_made_elsewhere_joins_the_comparison(window):
+    """The hook for a simulated run (experiment --simulate)."""
+    app = window([("127.0.0.1", free_port())], lang="en")
+    run = gui_state.Run(0, "a.mp3", "random", (), "simulated", 0.0, 3)
+    run.received = [0.1, 0.2, 0.3]
+    app.add_run(run)
+    app.view.notebook.select(1)
+    app.root.update()
+    assert app.view.runs.tree.item("1")["values"][:2] == ["#1", "random"]
+    assert app.view.runs.figure.axes  # drawn

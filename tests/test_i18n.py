@@ -185,6 +185,12 @@ def test_describe_speaks_the_language_chosen():
         i18n.use("fr")
 
 
+def test_setup_takes_the_option_else_the_locale():
+    assert i18n.setup(None, {"LANG": "pt_BR.UTF-8"}) == "pt"
+    assert i18n.describe(ev.SongChanged()).startswith("A música mudou")
+    assert i18n.setup("en", {"LANG": "pt_BR.UTF-8"}) == "en"
+
+
 def test_language_comes_from_the_locale():
     assert i18n.detect_language({"LANG": "pt_BR.UTF-8"}) == "pt"
     assert i18n.detect_language({"LC_ALL": "en_US.UTF-8",

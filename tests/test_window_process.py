@@ -9,6 +9,7 @@ closes with Ctrl+Q.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import subprocess
@@ -48,6 +49,26 @@ def wait_for(condition, timeout: float, what: str, proc=None):
     raise AssertionError(f"timed out waiting for {what}")
 
 
+@contextlib.contextmanager
+def window_process(*args: str):
+    """The window in its own process; killed if the test did not close
+    it, and it must not have printed a traceback."""
+    window = subprocess.Popen([PYTHON, *args], stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True, cwd=ROOT)
+    try:
+        yield window
+    finally:
+        if window.poll() is None:
+            window.kill()
+            window.wait(timeout=10)
+    assert "Traceback" not in window.stderr.read()
+
+
+def close_with_ctrl_q(window, *target: str) -> None:
+    xdotool("key", *target, "ctrl+q")
+    assert window.wait(timeout=15) == 0, window.stderr.read()
+
+
 @pytest.fixture
 def one_song(tmp_path, song_dir):
     folder = tmp_path / "music"
@@ -66,12 +87,10 @@ def test_window_downloads_on_double_click_and_closes_with_ctrl_q(
                     ("127.0.0.2", "-m", "random", *common),
                     ("127.0.0.3", "-m", "semi-random", *common))
     out = tmp_path / "downloads"
-    window = subprocess.Popen(
-        [PYTHON, os.path.join(ROOT, "p2p_facom.py"), "-t", "leecher",
-         "--lang", "en", "-o", str(out),
-         "--seeders", ",".join(s.address for s in group)],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    try:
+    with window_process(
+            os.path.join(ROOT, "p2p_facom.py"), "-t", "leecher", "--lang",
+            "en", "-o", str(out), "--seeders",
+            ",".join(s.address for s in group)) as window:
         window_id = wait_for(
             lambda: xdotool("search", "--name", "P2P FACOM").split()[:1],
             30, "the window", window)[0]
@@ -101,13 +120,7 @@ def test_window_downloads_on_double_click_and_closes_with_ctrl_q(
                         "1100x760+0+0", shot], check=True, timeout=30)
         assert os.path.getsize(shot) > 20_000  # a drawn window, not black
 
-        xdotool("key", "--window", window_id, "ctrl+q")
-        assert window.wait(timeout=15) == 0, window.stderr.read()
-    finally:
-        if window.poll() is None:
-            window.kill()
-            window.wait(timeout=10)
-    assert "Traceback" not in window.stderr.read()
+        close_with_ctrl_q(window, "--window", window_id)
 
 
 # Where the buttons are on a 1280x800 screen (no window manager: the
@@ -127,18 +140,15 @@ def test_three_orders_compared_and_exported_in_nine_clicks(
     common = ("-d", str(one_song), "--rate", "96", "-q")
     group = seeders(("127.0.0.1", *common), ("127.0.0.2", *common))
     out = tmp_path / "downloads"
-    window = subprocess.Popen(
-        [PYTHON, os.path.join(ROOT, "gui.py"), "--lang", "en", "-o",
-         str(out), "--seeders", ",".join(s.address for s in group)],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-        cwd=ROOT)
     clicks = []
 
     def click(where) -> None:
         clicks.append(where)
         xdotool("mousemove", *map(str, where), "click", "1")
         time.sleep(0.3)
-    try:
+    with window_process(os.path.join(ROOT, "gui.py"), "--lang", "en",
+                        "-o", str(out), "--seeders",
+                        ",".join(s.address for s in group)) as window:
         wait_for(lambda: xdotool("search", "--name", "P2P FACOM"), 30,
                  "the window", window)
         time.sleep(3.0)  # the seeders answer, the songs are listed
@@ -171,10 +181,4 @@ def test_three_orders_compared_and_exported_in_nine_clicks(
         os.makedirs(ARTIFACTS, exist_ok=True)
         subprocess.run(["import", "-window", "root", os.path.join(
             ARTIFACTS, "window-three-runs.png")], check=True, timeout=30)
-        xdotool("key", "ctrl+q")
-        assert window.wait(timeout=15) == 0, window.stderr.read()
-    finally:
-        if window.poll() is None:
-            window.kill()
-            window.wait(timeout=10)
-    assert "Traceback" not in window.stderr.read()
+        close_with_ctrl_q(window)

@@ -863,3 +863,40 @@ def test_a_run_made_elsewhere_joins_the_comparison(window):
     app.root.update()
     assert app.view.runs.tree.item("1")["values"][:2] == ["#1", "random"]
     assert app.view.runs.figure.axes  # drawn
+
+
+def test_download_rechecks_the_seeders_and_fails_at_once(window, seeders,
+                                                         song_dir, tmp_path):
+    """Every seeder died after the list loaded: Download says so in a
+    second or two (it PINGs them first), naming the address typed."""
+    (seeder,) = seeders(("127.0.0.1", "-d", str(song_dir), "-q"))
+    app = window([gui.cli.parse_address(seeder.address)], lang="en",
+                 output=str(tmp_path), song=SONG)
+    pump(app, lambda: app.selected_song() is not None, what="the song")
+    seeder.kill()
+    app.start_download()
+    pump(app, lambda: not app.state.downloading, timeout=5,
+         what="the download to give up")
+    assert app.status_text().startswith(
+        f"No seeder with this song is alive ({seeder.address})")
+    assert f"-p {seeder.address.rpartition(':')[2]}" in app.status_text()
+    assert app.view.seeders.tree.item(
+        app.view.seeders.tree.get_children()[0])["values"][1] == "no answer"
+
+
+def test_search_ignores_case_and_accents_in_the_window(window, seeders,
+                                                       song_dir, tmp_path):
+    music = tmp_path / "music"
+    music.mkdir()
+    shutil.copy(song_dir / SONG, music / "Canção Nova.mp3")
+    shutil.copy(song_dir / "facom-sample.mp3", music / "other.mp3")
+    (seeder,) = seeders(("127.0.0.1", "-d", str(music), "-q"))
+    app = window([gui.cli.parse_address(seeder.address)], lang="en")
+    pump(app, lambda: len(song_names(app)) == 2, what="both songs")
+    app.search("CANCAO")
+    pump(app, lambda: app.status_text() == "1 song(s) found.",
+         what="the search")
+    assert song_names(app) == ["Canção Nova.mp3"]
+    app.search("xyz")
+    pump(app, lambda: app.status_text().startswith("No song matches"),
+         what="no match")

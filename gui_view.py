@@ -44,6 +44,7 @@ class Session:
     player_name: str | None = None
     song_info: object = None       # of the song downloaded or found
     info: object = None            # of the running or last download
+    started_at: float = 0.0        # when it started (time.monotonic())
     runs: list = field(default_factory=list)
     run: gui_state.Run | None = None  # the running or last run
     live: gui_state.Live = field(default_factory=gui_state.Live)
@@ -240,6 +241,7 @@ class View:
                 "startup_s": audio.get("startup_s"),
                 "played_s": audio.get("played_s"),
                 "seeders_gone": sorted(live.gone),
+                "elapsed_s": time.monotonic() - state.started_at,
                 "per_seeder": dict(live.sources)}
 
     def _show_progress(self) -> None:
@@ -498,6 +500,7 @@ class Handlers:
     def on_DownloadStarted(self, message: gw.DownloadStarted) -> None:
         state = self.state
         state.info = state.song_info = message.info
+        state.started_at = time.monotonic()
         state.preview_player = message.player
         if message.player is not None:
             state.player = message.player

@@ -206,8 +206,9 @@ _DESCRIBE = {
         source=e.source, at=seconds(e.received_s)),
     ev.NackSent: lambda e: text(
         N_("NACK to {peer}: {n} lost chunk(s) asked for again "
-           "({chunks})."), peer=e.peer, n=len(e.chunks),
-        chunks=chunk_list(e.chunks)),
+           "({chunks}).") if e.peer else
+        N_("NACK: {n} lost chunk(s) asked for again ({chunks})."),
+        peer=e.peer, n=len(e.chunks), chunks=chunk_list(e.chunks)),
     ev.SeederGone: lambda e: text(
         N_("{peer} stopped answering: its chunks go to the other "
            "seeders."), peer=e.peer),

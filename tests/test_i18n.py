@@ -143,6 +143,7 @@ SAMPLE_EVENTS = [
     ev.RequestSent("127.0.0.1:9000", 40, "random", 0.01),
     ev.ChunkReceived(3, 0.1, 0.2, False, "127.0.0.1:9000"),
     ev.NackSent("127.0.0.1:9000", 1, tuple(range(10)), 0.5),
+    ev.NackSent("", 1, (4,), 0.5),  # the seeder unknown
     ev.SeederGone("127.0.0.2:9000", 1.0),
     ev.SeedersBack(("127.0.0.2:9000",), 2.0),
     ev.Refused("127.0.0.3:9000", 2, "no\nsuch\x00file", 0.1),
@@ -167,6 +168,11 @@ def test_every_event_type_is_described_in_both_languages():
         assert english and portuguese and english != portuguese, event
         assert "\n" not in english + portuguese
         assert "\x00" not in english + portuguese
+
+
+def test_a_nack_without_a_seeder_names_none():
+    assert i18n.describe(ev.NackSent("", 1, (4, 5), 0.5)) == \
+        "NACK: 2 lost chunk(s) asked for again (4, 5)."
 
 
 def test_an_unknown_event_is_an_error():

@@ -17,6 +17,7 @@ SEEDER_ROWS = 3
 SONG_ROWS = 6       # asked for; the pane gives what fits (>= 5 at 1024x768)
 RUN_ROWS = 4
 ADDRESS_SAMPLE = "127.0.0.22:65535"  # the widest address a class types
+STATE_SAMPLE = "alive · 999 ms"  # a state with its round-trip time
 
 
 class Labels:
@@ -92,8 +93,7 @@ class SeedersPanel:
         frame, self.tree = table(self.frame, labels, (
             ("address", N_("Address"), 120, "w", (ADDRESS_SAMPLE,)),
             ("state", N_("State"), 90, "w",
-             (N_("alive"), N_("no answer"), N_("gone"))),
-            ("rtt", N_("RTT"), 58, "e"),
+             (N_("no answer"), N_("gone"), STATE_SAMPLE)),
             ("order", N_("Order"), 96, "w",
              tuple(i18n.ORDER_NAMES.values())[1:])), height=SEEDER_ROWS)
         frame.grid(row=1, column=0, columnspan=3, sticky="nsew", pady=(4, 0))
@@ -105,11 +105,12 @@ class SeedersPanel:
         for row in rows:
             state = N_("gone") if row.address in gone else \
                 N_("alive") if row.alive else N_("no answer")
-            rtt = "—" if row.rtt_ms is None else i18n.decimal(
-                row.rtt_ms, 1 if row.rtt_ms < 10 else 0) + " ms"
+            shown = i18n._(state)
+            if row.alive and row.rtt_ms is not None and state != "gone":
+                shown += " · " + i18n.decimal(
+                    row.rtt_ms, 1 if row.rtt_ms < 10 else 0) + " ms"
             order = i18n.order_name(row.order) if row.alive else "—"
-            self.tree.insert("", "end", values=(
-                row.address, i18n._(state), rtt, order))
+            self.tree.insert("", "end", values=(row.address, shown, order))
 
 
 class SongsPanel:
@@ -281,10 +282,11 @@ class RunsPanel:
                                  message)
             button.pack(side="left", padx=(0, 4))
             self.buttons[key] = button
-        self.simulate_note = ttk.Label(buttons, style="Small.TLabel")
-        labels.bind(self.simulate_note, N_(
-            "Simulated runs: experiment --simulate (not yet available)."))
-        self.simulate_note.pack(side="left", padx=(8, 0))
+        note = ttk.Label(buttons, style="Small.TLabel")
+        note.pack(side="left", fill="x", expand=True, padx=(8, 0))
+        line = OneLine(note, parent.winfo_toplevel().p2p_fonts[0])
+        labels.call(lambda: line.show(i18n._(
+            "Simulated runs: experiment --simulate (not yet available).")))
         top.columnconfigure(0, weight=1)
         self.figure = Figure(figsize=(6, 3), dpi=100, facecolor=background)
         self.canvas = FigureCanvasTkAgg(self.figure, master=self.frame)

@@ -16,6 +16,7 @@ matplotlib is imported inside the functions: ``import gui_plot`` is cheap.
 
 from __future__ import annotations
 
+import textwrap
 import threading
 from dataclasses import dataclass, replace
 
@@ -387,7 +388,7 @@ class ChunkPlot:
 
 
 # ------------------------------------------------------------- compare
-def compare_figure(runs: list, title: bool = True):
+def compare_figure(runs: list):
     """A figure of its own for ``runs`` (a saved PNG)."""
     from matplotlib.figure import Figure
     figure = Figure(figsize=(10.0, 6.0), dpi=100)
@@ -415,7 +416,9 @@ def draw_compare(figure, runs: list, small: bool = False) -> None:
             axes.plot(times, played, color=colour, lw=max(1.0, width - 1),
                       ls="--", label=i18n.text(N_("{run}: played"),
                                                run=f"#{run.number}"))
-    axes.set_title(gui_state.compare_title(runs), fontsize=12 * scale)
+    title = gui_state.compare_title(runs)
+    axes.set_title(textwrap.fill(title, 60) if small else title,
+                   fontsize=12 * scale)
     axes.set_xlabel(i18n._("time since the request (s)"),
                     fontsize=11 * scale)
     axes.set_ylabel(i18n._("chunks"), fontsize=11 * scale)

@@ -208,13 +208,14 @@ class StatsPanel:
         self.names: dict = {}
         self.values: dict = {}
         for row, keys in enumerate(STAT_ROWS):
-            for column, key in enumerate(keys):
-                self._add(body, key, row, 2 * column)
-        self._add(body, "per_seeder", len(STAT_ROWS), 0, span=3)
-        self.hint = ttk.Label(body, style="Small.TLabel", wraplength=560,
-                              justify="left")
-        self.hint.grid(row=len(STAT_ROWS) + 1, column=0, columnspan=4,
-                       sticky="w", pady=(2, 0))
+            for column, key in enumerate(keys):  # the hint goes in row 1
+                self._add(body, key, row + (row > 0), 2 * column)
+        self._add(body, "per_seeder", len(STAT_ROWS) + 1, 0, span=3)
+        self.hint = ttk.Label(body, style="Small.TLabel")
+        self.hint_line = OneLine(self.hint, master.winfo_toplevel()
+                                 .p2p_fonts[0])
+        self.hint.grid(row=1, column=0, columnspan=4, sticky="ew",
+                       pady=(0, 2))
         body.columnconfigure(1, weight=1)
         body.columnconfigure(3, weight=1)
         self.stats: dict = {}
@@ -225,9 +226,9 @@ class StatsPanel:
              span: int = 1) -> None:
         name = ttk.Label(body, style="StatName.TLabel")
         value = ttk.Label(body, text="—", style="StatValue.TLabel")
-        name.grid(row=row, column=column, sticky="w", padx=(0, 6))
+        name.grid(row=row, column=column, sticky="w", padx=(0, 4))
         value.grid(row=row, column=column + 1, columnspan=span,
-                   sticky="w", padx=(0, 12))
+                   sticky="w", padx=(0, 8))
         self.names[key] = name
         self.values[key] = value
 
@@ -242,7 +243,7 @@ class StatsPanel:
         self._show_title()
         for key, label in self.names.items():
             label.configure(text=i18n._(STAT_NAMES[key]) + ":")
-        self.hint.configure(text=i18n._(CONTINUITY_HINT))
+        self.hint_line.show(i18n._(CONTINUITY_HINT))
 
     def _show_title(self) -> None:
         name = self.stats.get("file")

@@ -900,3 +900,10 @@ def test_search_ignores_case_and_accents_in_the_window(window, seeders,
     app.search("xyz")
     pump(app, lambda: app.status_text().startswith("No song matches"),
          what="no match")
+
+
+def test_the_window_handles_every_event_type(window):
+    import events as ev
+    import gui_worker as gw
+    app = window([("127.0.0.1", free_port())], lang="en")
+    assert set(app.handlers) == set(ev.EVENT_TYPES) | set(gw.MESSAGE_TYPES)

@@ -164,6 +164,15 @@ class App:
                              else N_("Listing every song…"), query=query)
         self.worker.submit("search", query)
 
+    def filter_songs(self) -> list:
+        """List the songs whose names hold every word typed, case and
+        accents aside (as the query is typed: no network)."""
+        query = self.view.songs.var.get()
+        songs = [song for song in self.state.all_songs
+                 if i18n.matches(query, song.info.name)]
+        self.view.songs.fill(songs, keep_selection=True)
+        return songs
+
     def _idle(self) -> bool:
         """The worker is free (during a download it runs the download)."""
         if self.state.downloading:

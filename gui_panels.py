@@ -114,13 +114,14 @@ class SeedersPanel:
 
 
 class SongsPanel:
-    def __init__(self, parent, labels: Labels, search, download):
+    def __init__(self, parent, labels: Labels, search, download, typed):
         self.frame = labels.bind(ttk.LabelFrame(parent, padding=4),
                                  N_("Songs"))
         self.var = tk.StringVar()
         entry = ttk.Entry(self.frame, textvariable=self.var)
         entry.grid(row=0, column=0, sticky="ew", padx=(0, 4))
         entry.bind("<Return>", lambda event: search())
+        entry.bind("<KeyRelease>", lambda event: typed())
         self.search_button = labels.bind(
             ttk.Button(self.frame, command=search), N_("Search"))
         self.search_button.grid(row=0, column=1)

@@ -285,10 +285,6 @@ class ChunkPlot:
         self.lines[series] = self._line(source_style(number))
         self._want(sources=self.look.sources + (series[1],))
 
-    def received(self) -> int:
-        return sum(len(xs) for key, (xs, _) in self.data.items()
-                   if isinstance(key, tuple))
-
     def relabel(self) -> None:
         self._want(labels=self._labels())
 

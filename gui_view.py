@@ -99,7 +99,7 @@ class View:
             cli.format_address(a) for a in settings.seeders),
             app.refresh_seeders)
         self.songs = SongsPanel(left, self.labels, app.search,
-                                app.start_download)
+                                app.start_download, app.filter_songs)
         self.download = DownloadPanel(left, self.labels, settings, {
             "download": app.start_download,
             "download_again": app.download_again,
@@ -468,10 +468,8 @@ class Handlers:
     def on_SongsFound(self, message: gw.SongsFound) -> None:
         state = self.state
         state.all_songs = message.songs
+        songs = self.app.filter_songs()
         query = self.view.songs.var.get().strip()
-        songs = [s for s in message.songs if i18n.matches(query,
-                                                          s.info.name)]
-        self.view.songs.fill(songs, keep_selection=True)
         if not songs:
             self.view.set_status(N_("No song matches “{query}”."),
                                  "error", query=query)
@@ -530,7 +528,9 @@ class Handlers:
         state = self.state
         state.downloading = False
         if message.path is None:
-            text = ev.Failed(message.problem, message.params, 0.0)
+            text = message.params.get("text", "") \
+                if message.problem is None \
+                else ev.Failed(message.problem, message.params, 0.0)
             stopped = message.problem is ev.Problem.STOPPED
             self.view.set_status(N_("Download stopped; the partial file is "
                                     "kept ({path}): Download resumes it.")

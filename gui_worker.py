@@ -209,25 +209,22 @@ class LegacyEvents:
         return None
 
 
-LEGACY_PROBLEMS = (  # cli.RunError's text -> Problem, for LegacyEvents
-    ("no seeder", ev.Problem.NO_SEEDER_ALIVE),
-    ("all seeders", ev.Problem.ALL_SEEDERS_GONE),
-    ("cannot write", ev.Problem.CANNOT_WRITE),
-    ("another leecher", ev.Problem.LOCKED),
-    ("sha-256", ev.Problem.HASH_MISMATCH),
-    ("stopped", ev.Problem.STOPPED),
+LEGACY_PROBLEMS = (  # cli.RunError's text -> Problem, for LegacyEvents:
+    ("all seeders", ev.Problem.ALL_SEEDERS_GONE),  # the ones without
+    ("stopped", ev.Problem.STOPPED),               # parameters
 )
 
 
-def failure(exc: BaseException) -> tuple[ev.Problem, dict]:
-    """The Problem and parameters of a download's failure."""
+def failure(exc: BaseException) -> tuple[ev.Problem | None, dict]:
+    """The Problem and parameters of a download's failure; None and the
+    error's own words (``text``) for a legacy error of another kind."""
     if isinstance(exc, ev.DownloadFailed):
         return exc.problem, dict(exc.params)
     text = one_line(exc)
     for start, problem in LEGACY_PROBLEMS:
         if start in text.lower():
-            return problem, {"text": text}
-    return ev.Problem.NO_PROGRESS, {"text": text}
+            return problem, {}
+    return None, {"text": text}
 
 
 # ------------------------------------------------------------- pinging

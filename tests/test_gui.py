@@ -900,6 +900,11 @@ def test_search_ignores_case_and_accents_in_the_window(window, seeders,
     app.search("xyz")
     pump(app, lambda: app.status_text().startswith("No song matches"),
          what="no match")
+    app.view.songs.var.set("  ")  # typing narrows the list at once
+    assert len(app.filter_songs()) == 2
+    app.view.songs.var.set("nova can")
+    assert [s.info.name for s in app.filter_songs()] == ["Canção Nova.mp3"]
+    assert song_names(app) == ["Canção Nova.mp3"]
 
 
 def test_the_window_handles_every_event_type(window):

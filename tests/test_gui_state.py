@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import json
 import math
+from types import SimpleNamespace
 
 import pytest
 
@@ -173,3 +174,41 @@ def test_played_chunk():
     assert gs.played_chunk(1400, 1400, 10) == 0
     assert gs.played_chunk(1401, 1400, 10) == 1
     assert gs.played_chunk(10 ** 9, 1400, 10) == 9
+
+
+class FakeEndpoint:
+    """Answers PING from ``alive`` addresses at once; logs every send."""
+
+    def __init__(self, alive):
+        self.alive = set(alive)
+        self.log = []      # ("ping", addr) and ("answered", addr)
+        self.pending = []
+
+    def send(self, msg, addr, session: int = 0) -> None:
+        import protocol as p
+        self.log.append(("ping", addr))
+        if addr in self.alive:
+            self.pending.append((SimpleNamespace(message=p.Pong(
+                msg.nonce, 7, 1, 0, int(p.Order.RANDOM), 50, "s")), addr))
+
+    def receive(self, timeout: float):
+        answers, self.pending = self.pending, []
+        return answers
+
+
+def test_each_seeder_is_told_the_moment_it_answers():
+    import gui_worker as gw
+    alive, dead = ("127.0.0.1", 9000), ("127.0.0.2", 9000)
+    endpoint = FakeEndpoint([alive])
+    peers = gw.ping_each(endpoint, [alive, dead],
+                         lambda peer: endpoint.log.append(("answered",
+                                                           peer.addr)),
+                         tries=3, timeout=0.001)
+    assert peers[alive].alive and not peers[dead].alive
+    assert endpoint.log.index(("answered", alive)) < \
+        len(endpoint.log) - 1 - endpoint.log[::-1].index(("ping", dead))
+    assert endpoint.log.count(("ping", dead)) == 3  # every try
+    assert endpoint.log.count(("ping", alive)) == 1  # answered: no more
+    row = gw.peer_row(peers[alive])
+    assert (row.address, row.alive, row.order) == ("127.0.0.1:9000", True,
+                                                   "random")

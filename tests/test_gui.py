@@ -662,26 +662,6 @@ def test_installed_desktop_entry_has_an_absolute_command(tmp_path):
 
 
 # ----------------------------------------------------- screen sizes
-def own_xvfb(width: int, height: int):
-    """An Xvfb of ``width`` x ``height`` of our own: (process, display)."""
-    import select
-    read, write = os.pipe()
-    proc = subprocess.Popen(
-        ["Xvfb", "-displayfd", str(write), "-screen", "0",
-         f"{width}x{height}x24", "-dpi", "96", "-nolisten", "tcp"],
-        pass_fds=(write,), stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL)
-    os.close(write)
-    number = b""
-    while not number.endswith(b"\n"):
-        if not select.select([read], [], [], 10)[0]:
-            proc.kill()
-            pytest.fail("Xvfb did not start")
-        number += os.read(read, 16) or b"\n"
-    os.close(read)
-    return proc, ":" + number.decode().strip()
-
-
 FIT_CHILD = """
 import json, sys, time, tkinter as tk
 from tkinter import ttk
@@ -714,21 +694,16 @@ app.close()
 def test_the_window_fits_the_screen(width, height):
     """At 1024x768 all the window is on the screen (with room for a title
     bar) and the songs table shows at least 5 rows; bigger screens get a
-    bigger window.  Screenshots in ARTIFACTS (each Xvfb of its own, and
-    the window in a process of its own: Tk does not outlive its X
-    server)."""
-    if shutil.which("Xvfb") is None or shutil.which("import") is None:
-        pytest.fail("Xvfb and ImageMagick are needed: ./setup.sh test")
-    proc, screen = own_xvfb(width, height)
+    bigger window.  Screenshots in ARTIFACTS (each size an Xvfb of its
+    own, by xvfb-run, with the window in it)."""
+    if shutil.which("xvfb-run") is None or shutil.which("import") is None:
+        pytest.fail("xvfb-run and ImageMagick are needed: ./setup.sh test")
     os.makedirs(ARTIFACTS, exist_ok=True)
     shot = os.path.join(ARTIFACTS, f"window-{width}x{height}.png")
-    try:
-        result = subprocess.run(
-            [PYTHON, "-c", FIT_CHILD, shot], capture_output=True, text=True,
-            timeout=60, cwd=ROOT, env={**os.environ, "DISPLAY": screen})
-    finally:
-        proc.terminate()
-        proc.wait(timeout=10)
+    result = subprocess.run(
+        ["xvfb-run", "-a", "-s", f"-screen 0 {width}x{height}x24 -dpi 96 "
+         f"-nolisten tcp", PYTHON, "-c", FIT_CHILD, shot],
+        capture_output=True, text=True, timeout=90, cwd=ROOT)
     assert result.returncode == 0, result.stderr
     seen = json.loads(result.stdout.splitlines()[0])
     assert seen["right"] <= width

@@ -254,7 +254,10 @@ class ChunkPlot:
     def points(self) -> int:
         return sum(len(xs) for xs, _ in self.data.values())
 
-    def reset(self, chunks: int, title: str) -> None:
+    def reset(self, chunks: int, title: str, sources: tuple = ()) -> None:
+        """A new download: no data; ``sources``, the seeders expected,
+        get their colours now (one new background, not one per seeder
+        as their first chunks come)."""
         for line in [k for k in self.lines if isinstance(k, tuple)]:
             del self.lines[line]
         self.data = {name: ([], []) for name, _, _ in SERIES}
@@ -263,8 +266,12 @@ class ChunkPlot:
         self.title = title
         self.x_max = 0.0
         self.dirty = True
+        for number, source in enumerate(sources):
+            self.data[("received", source)] = ([], [])
+            self.lines[("received", source)] = self._line(
+                source_style(number))
         self._want(x_limit=X_START_S, y_limits=(-0.5, self.chunks - 0.5),
-                   sources=())
+                   sources=tuple(sources))
 
     def add(self, series, x: float, y: int) -> None:
         """A point of ``series``: a SERIES name, or ("received", source)."""

@@ -510,7 +510,8 @@ class Handlers:
             len(state.runs) + 1, message.name, message.order,
             message.seeder_orders, self._emulation(), time.time(),
             message.info.chunks)
-        self.view.plot.reset(message.info.chunks, state.run.label())
+        self.view.plot.reset(message.info.chunks, state.run.label(),
+                             tuple(a for a, _ in message.seeder_orders))
         self.view.stats_panel.show(self.view._shown_stats())
         self.view.set_status(N_("Downloading {name} ({order})…"),
                              name=message.name,

@@ -105,7 +105,8 @@ class App:
         self.state = gui_view.Session()
         self.files = gui_files.Files(self)
         self.view = gui_view.View(self, root, settings)
-        self.handlers = gui_view.handlers(self)
+        self.reader = gui_view.Handlers(self)  # what each event does
+        self.handlers = self.reader.table()
         self.closed = False
         self._poll_id = None
         self._poll_due = 0.0

@@ -328,6 +328,17 @@ class Live:
             self.retransmitted = event.retransmitted
 
 
+def audio_figures(played: dict) -> dict:
+    """What a player's ``stats`` adds to a run once it stopped: stalls,
+    stall time, seconds played (start-up and continuity stay the
+    download's)."""
+    def rounded(value):
+        return None if value is None else round(value, 4)
+    return {"stalls": played.get("stalls"),
+            "stall_s": rounded(played.get("stall_s")),
+            "played_s": rounded(played.get("played_s"))}
+
+
 # -------------------------------------------------------------- layout
 WINDOW_MOST = (1400, 900)   # no bigger at first: it scales up by hand
 WINDOW_MARGIN = (10, 80)    # title bar, menu bar, a panel: fits 1024x768

@@ -294,8 +294,9 @@ class View:
                         name=state.player_name, text=player.error)
 
     def _watch_playback(self) -> None:
-        """Once the preview has played to its end, fetch the final audio
-        statistics (played time, stalls, the played timeline)."""
+        """Once the preview has played to its end, its final figures go to
+        the run: from the player itself, or, when start-up was not known
+        at the download's end, from the worker."""
         state = self.app.state
         player = state.preview_player
         if player is None or state.final_stats_asked or state.downloading \
@@ -303,7 +304,10 @@ class View:
                 player.state in gui_state.PLAYER_ACTIVE:
             return
         state.final_stats_asked = True
-        self.app.worker.submit("stats")
+        if state.stats.get("startup_s") is None:
+            self.app.worker.submit("stats")
+        else:
+            self.app.reader.played_to_the_end(player)
 
     def update_buttons(self) -> None:
         state = self.app.state
@@ -495,8 +499,22 @@ class Handlers:
             "{path} is already here and verified (SHA-256): ▶ Play plays "
             "it, Download again fetches it anew."), path=message.path)
 
+    def played_to_the_end(self, player) -> None:
+        """The last run's preview is over (played, or stopped by the next
+        download): what it played goes into the run's figures."""
+        run = self.state.run
+        if run is None or run not in self.state.runs:
+            return
+        run.stats.update(gui_state.audio_figures(player.stats))
+        if run is self.state.run:
+            self.state.stats = dict(run.stats)
+            self.view.stats_panel.show(self.state.stats)
+        self.view.show_runs()
+
     def on_DownloadStarted(self, message: gw.DownloadStarted) -> None:
         state = self.state
+        if state.preview_player is not None and not state.final_stats_asked:
+            self.played_to_the_end(state.preview_player)
         state.info = state.song_info = message.info
         state.started_at = time.monotonic()
         state.preview_player = message.player
@@ -568,6 +586,3 @@ class Handlers:
     def on_Saved(self, message: gw.Saved) -> None:
         self.view.set_status(N_("Saved {path}."), path=message.path)
 
-
-def handlers(app) -> dict:
-    return Handlers(app).table()

@@ -105,8 +105,7 @@ class DownloadEnded:
 
 @dataclass(frozen=True)
 class StatsUpdated:
-    """The last download's statistics once its preview has played (or
-    was stopped by the next download)."""
+    """The last download's statistics once its preview has played."""
 
     stats: dict
 
@@ -282,7 +281,6 @@ class Worker(threading.Thread):
         self.peers: dict = {}
         self.download = None
         self.completed = None   # the last download that completed
-        self.previewing = None  # the download self.player plays
         self.player = None
         self.closing = False
         self.stop_requested = False
@@ -386,7 +384,6 @@ class Worker(threading.Thread):
 
     def do_download(self, song, method, preview, prebuffer, out_dir,
                     again=False):
-        self._close_last_run()
         self._recheck(song)
         os.makedirs(out_dir, exist_ok=True)
         existing = None if again else self._verified_copy(out_dir, song)
@@ -443,6 +440,7 @@ class Worker(threading.Thread):
                 player.stop()
             raise
         self.completed = download
+        self.inbox.window_idle.wait(GIVE_WAY_MAX_S)  # see do_stats
         self.post(DownloadEnded(path, download.stats(timeline=False)))
 
     @staticmethod
@@ -466,7 +464,6 @@ class Worker(threading.Thread):
         self.player = audio.Player(sink, prebuffer,
                                    on_played=download.record_played)
         download.attach_player(self.player)
-        self.previewing = download
         self.player.start()
         return self.player
 
@@ -487,19 +484,15 @@ class Worker(threading.Thread):
         audio.check_ffmpeg()
         sink = self._sink()
         self._stop_player()
-        self.previewing = None
         self.player = audio.Player(sink, prebuffer_s=0.0)
         self.player.play_file(path)
         self.post(PlayerStarted(self.player, os.path.basename(path)))
 
     def do_stats(self) -> None:
+        """The last completed download's statistics again (its preview
+        made its first sound after the download ended: start-up and
+        continuity are known only now).  Computed between two polls of
+        the window: it is tens of ms of Python for a long song."""
         if self.completed is not None:
+            self.inbox.window_idle.wait(GIVE_WAY_MAX_S)
             self.post(StatsUpdated(self.completed.stats(timeline=False)))
-
-    def _close_last_run(self) -> None:
-        """The preview of the last download ends now (the next one
-        starts): its final statistics (played times) go to its run."""
-        if self.completed is not None and self.player is not None and \
-                self.previewing is self.completed:
-            self.player.stop()
-            self.post(StatsUpdated(self.download.stats(timeline=False)))

@@ -212,3 +212,9 @@ def test_each_seeder_is_told_the_moment_it_answers():
     row = gw.peer_row(peers[alive])
     assert (row.address, row.alive, row.order) == ("127.0.0.1:9000", True,
                                                    "random")
+
+
+def test_audio_figures_take_what_the_player_played():
+    assert gs.audio_figures({"startup_s": 9.0, "stalls": 2,
+                             "stall_s": 1.23456, "played_s": 6.00001}) == \
+        {"stalls": 2, "stall_s": 1.2346, "played_s": 6.0}

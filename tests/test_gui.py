@@ -1,8 +1,9 @@
-"""The leecher's window (gui.py) under Xvfb, against real seeders, and the
-double-click launcher.
+"""The leecher's window (gui.py) under Xvfb, against real seeders or fed
+typed events directly, and the double-click launcher.
 
 The Xvfb fixture (conftest.py) starts its own X server on a free display
-number and skips only when the Xvfb program is missing.  Screenshots go to test-artifacts/.
+number.  Screenshots go to $P2P_ARTIFACTS, else a temporary folder: never
+into the repository.
 """
 
 from __future__ import annotations
@@ -84,7 +85,7 @@ def pump(app, until, timeout: float = 20.0, what: str = "condition"):
 
 
 def screenshot(app, name: str, settled: bool = False) -> str | None:
-    """The window as a PNG in test-artifacts/ (imagemagick's import);
+    """The window as a PNG in ARTIFACTS (imagemagick's import);
     ``settled``: once the plot's x axis fits the data again (no new data
     for gui_plot.SETTLE_S)."""
     os.makedirs(ARTIFACTS, exist_ok=True)

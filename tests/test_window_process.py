@@ -24,7 +24,7 @@ ARTIFACTS = os.environ.get("P2P_ARTIFACTS") or os.path.join(
     tempfile.gettempdir(), "p2p-facom-artifacts")  # never the repository
 SONG = "short-tune.mp3"
 # Where the first row of the songs table is, in window coordinates, with
-# the window at its natural size (the screenshot in test-artifacts/ shows
+# the window at its natural size (the screenshot in ARTIFACTS shows
 # it): the left column, below the search box.  Fonts move it by a few
 # pixels, so the clicks try a few heights around it.
 FIRST_SONG_ROW_X, FIRST_SONG_ROW_YS = 90, (318, 312, 324, 306, 330)

@@ -547,9 +547,7 @@ class Handlers:
         state = self.state
         state.downloading = False
         if message.path is None:
-            text = message.params.get("text", "") \
-                if message.problem is None \
-                else ev.Failed(message.problem, message.params, 0.0)
+            text = ev.Failed(message.problem, message.params, 0.0)
             stopped = message.problem is ev.Problem.STOPPED
             self.view.set_status(N_("Download stopped; the partial file is "
                                     "kept ({path}): Download resumes it.")

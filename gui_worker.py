@@ -153,13 +153,8 @@ class Inbox(queue.Queue):
         self.window_idle = threading.Event()
         self.window_idle.set()
         self.download_thread = None
-        self.legacy = None  # see LegacyEvents
 
     def put(self, item, block=True, timeout=None):
-        if isinstance(item, tuple) and self.legacy is not None:
-            item = self.legacy.convert(item)
-            if item is None:
-                return
         super().put((time.monotonic(), item), block, timeout)
         if threading.current_thread() is self.download_thread:
             self.window_idle.wait(GIVE_WAY_MAX_S)
@@ -171,59 +166,6 @@ class Inbox(queue.Queue):
             yield
         finally:
             self.window_idle.set()
-
-
-class LegacyEvents:
-    """Bridge for a ``leecher.Download`` that still puts tuples on its
-    queue (before the engine/driver split lands): the same facts as the
-    typed events of events.py.  A Download that emits typed events never
-    reaches it."""
-
-    def __init__(self, download, order: str | None):
-        self.download = download
-        self.order = order or ""
-
-    def _at(self) -> float:
-        started = self.download.started
-        return 0.0 if started is None else time.monotonic() - started
-
-    def convert(self, item: tuple):
-        kind, *args = item
-        at = self._at()
-        if kind == "chunk":
-            index, sent, received, rtx, source = args
-            return ev.ChunkReceived(index, sent, received, rtx, source)
-        if kind == "request":
-            return ev.RequestSent(args[0], args[1], self.order, at)
-        if kind == "nack":
-            return ev.NackSent("", 1, tuple(args[0]), at)
-        if kind == "seeder-gone":
-            return ev.SeederGone(args[0], at)
-        if kind == "resumed":
-            return ev.Resumed(args[0], self.download.info.chunks)
-        if kind == "played":
-            return ev.Played(args[0], args[1])
-        if kind == "complete":
-            return ev.Completed(args[0], at)
-        return None
-
-
-LEGACY_PROBLEMS = (  # cli.RunError's text -> Problem, for LegacyEvents:
-    ("all seeders", ev.Problem.ALL_SEEDERS_GONE),  # the ones without
-    ("stopped", ev.Problem.STOPPED),               # parameters
-)
-
-
-def failure(exc: BaseException) -> tuple[ev.Problem | None, dict]:
-    """The Problem and parameters of a download's failure; None and the
-    error's own words (``text``) for a legacy error of another kind."""
-    if isinstance(exc, ev.DownloadFailed):
-        return exc.problem, dict(exc.params)
-    text = one_line(exc)
-    for start, problem in LEGACY_PROBLEMS:
-        if start in text.lower():
-            return problem, {}
-    return None, {"text": text}
 
 
 # ------------------------------------------------------------- pinging
@@ -390,11 +332,9 @@ class Worker(threading.Thread):
         if existing:
             self.post(AlreadyHere(existing, song.info))
             return
-        self.inbox.legacy = None
         download = leecher.Download(self._endpoint(), song, self.peers,
                                     out_dir, leecher.Options(method=method),
                                     events=self.inbox)
-        self.inbox.legacy = LegacyEvents(download, method)
         self.download = download
         if self.closing or self.stop_requested:  # Stop came first
             self.post(DownloadEnded(None, {}, ev.Problem.STOPPED))
@@ -426,10 +366,10 @@ class Worker(threading.Thread):
     def _run(self, download, player) -> None:
         try:
             path = download.run()
-        except (cli.RunError, ev.DownloadFailed) as exc:
+        except ev.DownloadFailed as exc:
             if player is not None:
                 player.stop()  # its input will never end
-            problem, params = failure(exc)
+            problem, params = exc.problem, dict(exc.params)
             if self.stop_requested:
                 problem, params = ev.Problem.STOPPED, {}
             params.setdefault("path", download.part_path)

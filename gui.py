@@ -47,7 +47,7 @@ except ImportError:  # python3-tk is not installed
     tk = None
 
 POLL_MS = 50            # how often the Tk thread drains the inbox
-EVENT_BUDGET_S = 0.015  # most time one poll spends on messages
+EVENT_BUDGET_S = 0.008  # most time one poll spends on messages
 SWITCH_INTERVAL_S = 0.001  # see App.__init__
 LAG_KEEP = 100_000      # event-loop lag samples kept for benchmarks
 

@@ -168,6 +168,21 @@ class Inbox(queue.Queue):
             self.window_idle.set()
 
 
+class WindowEndpoint(leecher.Endpoint):
+    """The worker's socket.  Before each receive, that is at every turn
+    of the download's loop, it waits while the Tk thread works (see
+    ``Inbox``): the driver puts its events in bursts a few times a second,
+    and in between it would share the GIL with every poll."""
+
+    def __init__(self, inbox: Inbox, loss: float, seed: int | None):
+        super().__init__(loss, seed)
+        self.inbox = inbox
+
+    def receive_raw(self, timeout: float):
+        self.inbox.window_idle.wait(GIVE_WAY_MAX_S)
+        return super().receive_raw(timeout)
+
+
 # ------------------------------------------------------------- pinging
 def ping_each(endpoint, addrs, on_answer, tries: int = leecher.PING_TRIES,
               timeout: float = leecher.PING_TIMEOUT) -> dict:
@@ -286,8 +301,8 @@ class Worker(threading.Thread):
 
     def _endpoint(self) -> leecher.Endpoint:
         if self.endpoint is None:
-            self.endpoint = leecher.Endpoint(self.settings.loss,
-                                             self.settings.rng_seed)
+            self.endpoint = WindowEndpoint(self.inbox, self.settings.loss,
+                                           self.settings.rng_seed)
         return self.endpoint
 
     def _ping(self, addrs, tries: int = leecher.PING_TRIES) -> dict:

@@ -1,0 +1,251 @@
+"""A simulated network in virtual time that drives the real engines.
+
+Hosts are engines (ENGINES.md: ``receive_datagram``, ``datagrams_to_send``,
+``get_timer``, ``handle_timer``) at addresses; between any two addresses
+a one-way link (``netem.Link`` built from a ``netem.LinkSpec``) decides
+whether a datagram arrives, how often and when.  No sockets, no clock:
+
+    net = SimNet(seed=7, default_link=netem.LinkSpec(delay_s=0.02))
+    net.add_host(LEECHER, download_engine)
+    net.add_host(SEEDER, seed_engine)
+    net.kill(SEEDER, at=1.5)           # the seeder dies then
+    result = net.run(until=120, stop_when=lambda: download_engine.complete)
+
+The loop takes the earliest of {a datagram's arrival, an engine's timer,
+a scheduled kill}, moves the virtual clock there, hands the datagram or
+the timer to the engine, and puts what the engine then wants to send on
+its links.  Ties are broken by the order things were scheduled, so the
+same seed gives the same run, datagram for datagram.
+
+``trace`` records what each host sent and received, and when: the tests
+check properties (for instance "no NACK names a chunk its seeder has not
+sent") against what really went over the wire, not against what an
+engine believes.  Loss, duplication, delay and rate are netem's: this
+module only schedules what the link decides.
+"""
+
+from __future__ import annotations
+
+import heapq
+import math
+import zlib
+from dataclasses import dataclass, field
+from typing import Callable, NamedTuple
+
+
+DEFAULT_UNTIL_S = 3600.0      # virtual seconds a run may last
+DEFAULT_MAX_EVENTS = 2_000_000  # bound on arrivals + timers handled
+# An engine whose timer stays due after handle_timer would spin the loop
+# at one instant; it gets this many tries before the run stops with a
+# clear error instead of burning the whole event budget.
+MAX_SAME_INSTANT_TIMERS = 10_000
+
+SENT, RECEIVED, LOST, KILLED = "sent", "received", "lost", "killed"
+
+
+def _netem_link(spec, seed: int):
+    import netem
+    return netem.Link(spec, seed=seed)
+
+
+def _netem_spec():
+    import netem
+    return netem.LinkSpec()
+
+
+class TraceEntry(NamedTuple):
+    """One thing that happened on the simulated wire."""
+
+    time: float
+    kind: str            # SENT, RECEIVED, LOST (no host / host dead), KILLED
+    src: tuple           # address that sent (KILLED: the host)
+    dst: tuple | None    # address it was sent to
+    data: bytes
+
+
+class SimError(RuntimeError):
+    """The simulation cannot go on (an engine's timer never advances)."""
+
+
+@dataclass
+class Host:
+    address: tuple
+    engine: object
+    alive: bool = True
+    killed_at: float | None = None
+
+
+@dataclass
+class RunResult:
+    """How a ``run`` ended."""
+
+    now: float                 # virtual time at the end
+    events: int                # arrivals and timers handled
+    reason: str                # "stopped", "idle", "until", "max-events"
+    datagrams: int = 0         # datagrams handed to links
+
+
+@dataclass(order=True)
+class _Arrival:
+    time: float
+    seq: int
+    src: tuple = field(compare=False)
+    dst: tuple = field(compare=False)
+    data: bytes = field(compare=False)
+
+
+class SimNet:
+    """Hosts, links, a virtual clock, a trace."""
+
+    def __init__(self, seed: int = 0,
+                 default_link: "netem.LinkSpec | None" = None,
+                 keep_trace: bool = True, link_factory=None):
+        self.seed = seed
+        self.link_factory = link_factory or _netem_link
+        self.default_link = default_link if default_link is not None \
+            else _netem_spec()
+        self.keep_trace = keep_trace
+        self.now = 0.0
+        self.hosts: dict[tuple, Host] = {}
+        self.trace: list[TraceEntry] = []
+        self._specs: dict[tuple, object] = {}
+        self._links: dict[tuple, object] = {}
+        self._queue: list[_Arrival] = []
+        self._kills: list[tuple[float, int, tuple]] = []
+        self._seq = 0
+        self.datagrams = 0
+
+    # -------------------------------------------------------------- set-up
+    def add_host(self, address: tuple, engine) -> Host:
+        if address in self.hosts:
+            raise ValueError(f"two hosts at {address}")
+        host = Host(address, engine)
+        self.hosts[address] = host
+        return host
+
+    def set_link(self, src: tuple, dst: tuple, spec) -> None:
+        """The one-way link from ``src`` to ``dst`` (before it is used)."""
+        if (src, dst) in self._links:
+            raise ValueError(f"link {src} -> {dst} already carried traffic")
+        self._specs[(src, dst)] = spec
+
+    def kill(self, address: tuple, at: float) -> None:
+        """``address``'s host dies at virtual time ``at``: it receives,
+        sends and wakes no more (datagrams already on the wire still
+        arrive where they were going)."""
+        if address not in self.hosts:
+            raise ValueError(f"no host at {address}")
+        self._seq += 1
+        heapq.heappush(self._kills, (at, self._seq, address))
+
+    def link(self, src: tuple, dst: tuple):
+        """The ``netem.Link`` from ``src`` to ``dst``, made on first use
+        with its own RNG: seeded from the net's seed and the two
+        addresses, so adding a host does not change another link's
+        losses."""
+        key = (src, dst)
+        link = self._links.get(key)
+        if link is None:
+            spec = self._specs.get(key, self.default_link)
+            link = self.link_factory(spec, self._link_seed(src, dst))
+            self._links[key] = link
+        return link
+
+    def _link_seed(self, src: tuple, dst: tuple) -> int:
+        return zlib.crc32(f"{self.seed}|{src}|{dst}".encode()) ^ \
+            (self.seed * 0x9E3779B1 & 0xFFFFFFFF)
+
+    # ---------------------------------------------------------------- run
+    def run(self, until: float = DEFAULT_UNTIL_S,
+            max_events: int = DEFAULT_MAX_EVENTS,
+            stop_when: Callable[[], bool] | None = None) -> RunResult:
+        """Run until ``stop_when()`` is true, nothing is left to happen,
+        virtual time would pass ``until`` or ``max_events`` were handled."""
+        for host in list(self.hosts.values()):
+            self._flush(host)
+        events = 0
+        same_instant = 0
+        while True:
+            if stop_when is not None and stop_when():
+                return self._result(events, "stopped")
+            if events >= max_events:
+                return self._result(events, "max-events")
+            timer, timer_host = self._next_timer()
+            arrival = self._queue[0].time if self._queue else math.inf
+            kill = self._kills[0][0] if self._kills else math.inf
+            t = min(timer, arrival, kill)
+            if t == math.inf:
+                return self._result(events, "idle")
+            if t > until:
+                self.now = until
+                return self._result(events, "until")
+            same_instant = same_instant + 1 if t <= self.now else 0
+            self.now = max(self.now, t)
+            if kill == t:
+                self._do_kill(heapq.heappop(self._kills)[2])
+                continue
+            events += 1
+            if arrival <= timer:
+                self._deliver(heapq.heappop(self._queue))
+            else:
+                if same_instant > MAX_SAME_INSTANT_TIMERS:
+                    raise SimError(f"the engine at {timer_host.address} "
+                                   f"keeps its timer due at {self.now:.6f}")
+                timer_host.engine.handle_timer(self.now)
+                self._flush(timer_host)
+
+    def _result(self, events: int, reason: str) -> RunResult:
+        return RunResult(self.now, events, reason, self.datagrams)
+
+    def _next_timer(self):
+        best, best_host = math.inf, None
+        for host in self.hosts.values():
+            if not host.alive:
+                continue
+            deadline = host.engine.get_timer()
+            if deadline is not None and deadline < best:
+                best, best_host = deadline, host
+        return best, best_host
+
+    def _do_kill(self, address: tuple) -> None:
+        host = self.hosts[address]
+        if host.alive:
+            host.alive = False
+            host.killed_at = self.now
+            self._record(KILLED, address, None, b"")
+
+    def _deliver(self, item: _Arrival) -> None:
+        host = self.hosts.get(item.dst)
+        if host is None or not host.alive:
+            self._record(LOST, item.src, item.dst, item.data)
+            return
+        self._record(RECEIVED, item.src, item.dst, item.data)
+        host.engine.receive_datagram(item.data, item.src, self.now)
+        self._flush(host)
+
+    def _flush(self, host: Host) -> None:
+        """Put what ``host`` wants to send now on its links."""
+        if not host.alive:
+            return
+        for data, dst in host.engine.datagrams_to_send(self.now):
+            self.datagrams += 1
+            self._record(SENT, host.address, dst, data)
+            for when in self.link(host.address, dst).transmit(
+                    len(data), self.now):
+                self._seq += 1
+                heapq.heappush(self._queue, _Arrival(
+                    max(when, self.now), self._seq, host.address, dst,
+                    data))
+
+    def _record(self, kind: str, src, dst, data: bytes) -> None:
+        if self.keep_trace:
+            self.trace.append(TraceEntry(self.now, kind, src, dst, data))
+
+    # -------------------------------------------------------------- trace
+    def sent_by(self, address: tuple) -> list[TraceEntry]:
+        return [e for e in self.trace
+                if e.kind == SENT and e.src == address]
+
+    def received_by(self, address: tuple) -> list[TraceEntry]:
+        return [e for e in self.trace
+                if e.kind == RECEIVED and e.dst == address]

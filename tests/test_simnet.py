@@ -1,0 +1,212 @@
+"""simnet.py: the simulated network itself, driven by toy engines.
+
+The real engines are driven in tests/test_engine_properties.py; here the
+engines are a few lines each, so every expected time can be worked out by
+hand.
+"""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+from hypothesis import given, settings, strategies as st
+
+import simnet
+from conftest import ROOT  # noqa: F401  (puts the project on sys.path)
+
+A, B, C = ("10.0.0.1", 1), ("10.0.0.2", 1), ("10.0.0.3", 1)
+
+
+class FixedLink:
+    """A link for these tests: fixed delay, seeded loss, no rate."""
+
+    def __init__(self, spec, seed):
+        self.delay, self.loss = spec
+        self.rng = random.Random(seed)
+
+    def transmit(self, size, now):
+        if self.rng.random() < self.loss:
+            return []
+        return [now + self.delay]
+
+
+def make_net(seed=0, delay=0.01, loss=0.0, **kw):
+    return simnet.SimNet(seed=seed, default_link=(delay, loss),
+                         link_factory=FixedLink, **kw)
+
+
+class Pinger:
+    """Sends ``count`` numbered datagrams to ``peer``, one every
+    ``every`` seconds (a timer), and records what comes back."""
+
+    def __init__(self, peer, count, every):
+        self.peer, self.count, self.every = peer, count, every
+        self.next_at = 0.0
+        self.sent = 0
+        self.outbox = []
+        self.got = []
+
+    def receive_datagram(self, data, addr, now):
+        self.got.append((now, data, addr))
+
+    def datagrams_to_send(self, now):
+        out, self.outbox = self.outbox, []
+        return out
+
+    def get_timer(self):
+        return self.next_at if self.sent < self.count else None
+
+    def handle_timer(self, now):
+        self.outbox.append((b"%d" % self.sent, self.peer))
+        self.sent += 1
+        self.next_at = now + self.every
+
+
+class Echo:
+    """Sends every datagram back where it came from."""
+
+    def __init__(self):
+        self.outbox = []
+        self.got = []
+
+    def receive_datagram(self, data, addr, now):
+        self.got.append((now, data))
+        self.outbox.append((b"echo " + data, addr))
+
+    def datagrams_to_send(self, now):
+        out, self.outbox = self.outbox, []
+        return out
+
+    def get_timer(self):
+        return None
+
+    def handle_timer(self, now):
+        raise AssertionError("no timer was asked for")
+
+
+def test_datagrams_arrive_after_the_link_delay_and_are_traced():
+    net = make_net(delay=0.25)
+    pinger, echo = Pinger(B, 3, 1.0), Echo()
+    net.add_host(A, pinger)
+    net.add_host(B, echo)
+    result = net.run()
+    assert result.reason == "idle"
+    assert [t for t, _ in echo.got] == pytest.approx([0.25, 1.25, 2.25])
+    assert [(t, d) for t, d, _ in pinger.got] == [
+        (pytest.approx(0.5), b"echo 0"), (pytest.approx(1.5), b"echo 1"),
+        (pytest.approx(2.5), b"echo 2")]
+    assert {a for _, _, a in pinger.got} == {B}
+    sent = net.sent_by(A)
+    assert [(e.time, e.dst, e.data) for e in sent] == [
+        (0.0, B, b"0"), (1.0, B, b"1"), (2.0, B, b"2")]
+    assert [e.time for e in net.received_by(A)] == \
+        pytest.approx([0.5, 1.5, 2.5])
+    assert result.datagrams == 6
+
+
+def test_each_direction_has_its_own_link():
+    net = make_net(delay=0.1)
+    net.set_link(B, A, (0.4, 0.0))
+    pinger, echo = Pinger(B, 1, 1.0), Echo()
+    net.add_host(A, pinger)
+    net.add_host(B, echo)
+    net.run()
+    assert echo.got[0][0] == pytest.approx(0.1)
+    assert pinger.got[0][0] == pytest.approx(0.5)
+
+
+def test_a_killed_host_neither_receives_nor_sends_nor_wakes():
+    net = make_net(delay=0.25)
+    pinger, echo = Pinger(B, 10, 1.0), Echo()
+    net.add_host(A, pinger)
+    net.add_host(B, echo)
+    net.kill(B, at=3.1)
+    net.run()
+    # datagrams sent at 0, 1, 2 arrive at 0.25, 1.25, 2.25; the one sent
+    # at 3 arrives at 3.25, after the death
+    assert [d for _, d in echo.got] == [b"0", b"1", b"2"]
+    assert pinger.sent == 10
+    lost = [e for e in net.trace if e.kind == simnet.LOST]
+    assert [e.data for e in lost] == [b"%d" % n for n in range(3, 10)]
+    killed = [e for e in net.trace if e.kind == simnet.KILLED]
+    assert killed == [simnet.TraceEntry(3.1, simnet.KILLED, B, None, b"")]
+    net2 = make_net()
+    net2.add_host(A, Pinger(B, 5, 1.0))
+    net2.kill(A, at=2.5)
+    net2.run()
+    assert len(net2.sent_by(A)) == 3  # at 0, 1, 2
+
+
+def test_a_datagram_already_on_the_wire_arrives_after_its_sender_died():
+    net = make_net(delay=0.5)
+    echo = Echo()
+    net.add_host(A, Pinger(B, 1, 1.0))
+    net.add_host(B, echo)
+    net.kill(A, at=0.2)
+    net.run()
+    assert echo.got == [(pytest.approx(0.5), b"0")]
+
+
+def test_the_run_stops_at_until_at_max_events_and_when_told():
+    net = make_net()
+    net.add_host(A, Pinger(B, 1000, 1.0))
+    net.add_host(B, Echo())
+    assert net.run(until=10.5).reason == "until"
+    assert net.now == 10.5
+    net = make_net()
+    net.add_host(A, Pinger(B, 1000, 1.0))
+    net.add_host(B, Echo())
+    result = net.run(max_events=7)
+    assert (result.reason, result.events) == ("max-events", 7)
+    net = make_net()
+    echo = Echo()
+    net.add_host(A, Pinger(B, 1000, 1.0))
+    net.add_host(B, echo)
+    assert net.run(stop_when=lambda: len(echo.got) == 4).reason == "stopped"
+    assert len(echo.got) == 4
+
+
+def test_an_engine_whose_timer_never_advances_is_an_error_not_a_hang():
+    class Stuck(Echo):
+        def get_timer(self):
+            return 1.0
+
+        def handle_timer(self, now):
+            pass
+    net = make_net()
+    net.add_host(A, Stuck())
+    with pytest.raises(simnet.SimError, match="keeps its timer"):
+        net.run()
+
+
+def test_two_hosts_at_one_address_are_refused():
+    net = make_net()
+    net.add_host(A, Echo())
+    with pytest.raises(ValueError):
+        net.add_host(A, Echo())
+    with pytest.raises(ValueError):
+        net.kill(C, at=1.0)
+
+
+def _trace_of(seed, loss):
+    net = make_net(seed=seed, loss=loss)
+    net.add_host(A, Pinger(B, 40, 0.1))
+    net.add_host(B, Echo())
+    net.add_host(C, Pinger(B, 40, 0.07))
+    net.run()
+    return net.trace
+
+
+@settings(max_examples=30, deadline=None)
+@given(seed=st.integers(0, 2**32 - 1), loss=st.floats(0.0, 0.9))
+def test_same_seed_same_run(seed, loss):
+    assert _trace_of(seed, loss) == _trace_of(seed, loss)
+
+
+def test_links_draw_from_their_own_seeded_rng():
+    traces = {tuple(_trace_of(seed, 0.5)) for seed in range(5)}
+    assert len(traces) == 5
+    a = make_net(seed=3)
+    assert a._link_seed(A, B) != a._link_seed(B, A)
+    assert a._link_seed(A, B) == make_net(seed=3)._link_seed(A, B)

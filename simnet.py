@@ -45,7 +45,7 @@ SENT, RECEIVED, LOST, KILLED = "sent", "received", "lost", "killed"
 
 def _netem_link(spec, seed: int):
     import netem
-    return netem.Link(spec, seed=seed)
+    return netem.Link(spec, rng_seed=seed)
 
 
 def _netem_spec():
@@ -230,7 +230,7 @@ class SimNet:
         for data, dst in host.engine.datagrams_to_send(self.now):
             self.datagrams += 1
             self._record(SENT, host.address, dst, data)
-            for when in self.link(host.address, dst).transmit(
+            for when in self.link(host.address, dst).send(
                     len(data), self.now):
                 self._seq += 1
                 heapq.heappush(self._queue, _Arrival(

@@ -7,6 +7,7 @@ import subprocess
 import sys
 
 import pytest
+from hypothesis import given, settings, strategies as st
 
 from conftest import ROOT
 
@@ -100,3 +101,85 @@ def test_summary_table_and_curves_without_network():
     times, ready = e.ready_curve(song, received)
     assert times == [0.0, 0.5, 1.0]
     assert ready[1] == 0.0 and ready[2] == song.media_time(2) > 0
+
+
+# ------------------------------------------------- the playback model
+FRAME = b"\xff\xfb\x90\x64" + bytes(413)  # MPEG-1 layer III, 128 kbit/s
+FRAME_S = 1152 / 44100
+
+
+def cbr_song(frames):
+    """The byte-to-time map of ``frames`` constant-bit-rate MP3 frames
+    (the player's own ByteTimeMap) and the song's size."""
+    import player
+    time_map = player.ByteTimeMap()
+    time_map.feed(FRAME * frames)
+    return time_map, len(FRAME) * frames
+
+
+def test_model_all_at_once_starts_at_once_and_never_stalls():
+    import playback_model as pm
+    time_map, size = cbr_song(400)  # 10.4 s
+    chunks = -(-size // 1400)
+    result = pm.simulate([0.0] * chunks, 1400, size, time_map, 2.0)
+    assert result.startup_s == 0.0
+    assert (result.stalls, result.stall_s) == (0, 0.0)
+    assert result.continuity == 1.0
+    assert result.end_s == pytest.approx(400 * FRAME_S)
+    assert result.played[-1] == pytest.approx(400 * FRAME_S)
+
+
+def test_model_stalls_where_the_audio_runs_out_and_waits_a_prebuffer():
+    import playback_model as pm
+    time_map, size = cbr_song(400)
+    chunks = -(-size // 1400)
+    # the first 100 frames' chunks arrive at 1 s, the rest at 10 s
+    first = (100 * len(FRAME)) // 1400  # chunks wholly inside them
+    arrivals = [1.0] * first + [10.0] * (chunks - first)
+    result = pm.simulate(arrivals, 1400, size, time_map, 2.0)
+    ready = time_map.time_at(first * 1400)  # audio complete by 1 s
+    assert result.startup_s == 1.0
+    assert result.stalls == 1
+    assert result.stall_s == pytest.approx(10.0 - (1.0 + ready))
+    assert result.end_s == pytest.approx(10.0 + 400 * FRAME_S - ready)
+    # a chunk never plays before it arrived, and plays in order
+    for arrival, played in zip(arrivals, result.played):
+        assert played >= arrival
+    assert result.played == sorted(result.played)
+    late = [i for i in range(chunks)
+            if arrivals[i] > 1.0 + time_map.time_at(i * 1400)]
+    assert result.continuity == pytest.approx(1 - len(late) / chunks)
+
+
+def test_model_waits_for_the_prebuffer_before_the_first_sound():
+    import playback_model as pm
+    time_map, size = cbr_song(200)
+    chunks = -(-size // 1400)
+    # one chunk a second: 2 s of audio (77 frames) take ~23 chunks
+    arrivals = [float(i) for i in range(chunks)]
+    result = pm.simulate(arrivals, 1400, size, time_map, 2.0)
+    need = next(i for i in range(chunks)
+                if time_map.time_at((i + 1) * 1400) >= 2.0)
+    assert result.startup_s == float(need)
+    assert result.stalls >= 1  # 1 chunk/s is far below the bit rate
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.floats(0, 60), min_size=1, max_size=60),
+       st.floats(0, 5))
+def test_model_invariants(arrivals, prebuffer):
+    import playback_model as pm
+    time_map, _ = cbr_song(len(arrivals) * 4)  # ~1400 B per 4 frames
+    size = min(len(arrivals) * 1400, len(FRAME) * len(arrivals) * 4)
+    arrivals = arrivals[:-(-size // 1400)]
+    result = pm.simulate(arrivals, 1400, size, time_map, prebuffer)
+    assert result.startup_s >= min(arrivals)
+    assert result.stall_s >= 0
+    assert result.end_s == pytest.approx(
+        result.startup_s + time_map.seconds + result.stall_s)
+    for arrival, played in zip(arrivals, result.played):
+        assert played >= arrival - 1e-9
+    assert result.played == sorted(result.played)
+    assert 0.0 <= result.continuity <= 1.0
+    if result.stalls == 0:
+        assert result.stall_s == 0

@@ -25,7 +25,7 @@ class FixedLink:
         self.delay, self.loss = spec
         self.rng = random.Random(seed)
 
-    def transmit(self, size, now):
+    def send(self, size, now):
         if self.rng.random() < self.loss:
             return []
         return [now + self.delay]

@@ -249,3 +249,45 @@ class SimNet:
     def received_by(self, address: tuple) -> list[TraceEntry]:
         return [e for e in self.trace
                 if e.kind == RECEIVED and e.dst == address]
+
+
+# ------------------------------------------------------ what seeders share
+class BytesSource:
+    """Songs held in memory, for ``SeederEngine`` (its ``ChunkSource`` and
+    its catalog): ``info``, ``read``, ``search`` and ``len``."""
+
+    def __init__(self):
+        self._files: dict[bytes, tuple] = {}
+
+    def add(self, name: str, data: bytes, duration_ms: int = 0):
+        """Share ``data`` as ``name``; its ``protocol.FileInfo``."""
+        import hashlib
+        import protocol as p
+        sha = hashlib.sha256(data).digest()
+        info = p.FileInfo(p.file_id_of(sha), len(data),
+                          p.chunk_count(len(data)), p.CHUNK_SIZE,
+                          duration_ms, sha, name)
+        self._files[info.file_id] = (info, data)
+        return info
+
+    def info(self, file_id: bytes):
+        entry = self._files.get(file_id)
+        return entry[0] if entry else None
+
+    def read(self, file_id: bytes, index: int) -> bytes:
+        entry = self._files.get(file_id)
+        if entry is None:
+            raise OSError(f"no file {file_id.hex()}")
+        info, data = entry
+        start = index * info.chunk_size
+        if not 0 <= start < max(info.size, 1):
+            raise OSError(f"no chunk {index}")
+        return data[start:start + info.chunk_size]
+
+    def search(self, query: str) -> list:
+        query = query.lower()
+        return [info for info, _ in self._files.values()
+                if query in info.name.lower()]
+
+    def __len__(self) -> int:
+        return len(self._files)

@@ -40,7 +40,11 @@ DEFAULT_MAX_EVENTS = 2_000_000  # bound on arrivals + timers handled
 # clear error instead of burning the whole event budget.
 MAX_SAME_INSTANT_TIMERS = 10_000
 
-SENT, RECEIVED, LOST, KILLED = "sent", "received", "lost", "killed"
+# What the trace records: a host SENT a datagram; its link DROPPED it (or
+# delivered it and RECEIVED is logged on arrival); it arrived where no host
+# lives or the host was dead (LOST); a host was KILLED.
+SENT, DROPPED, RECEIVED, LOST, KILLED = ("sent", "dropped", "received",
+                                         "lost", "killed")
 
 
 def _netem_link(spec, seed: int):
@@ -57,7 +61,7 @@ class TraceEntry(NamedTuple):
     """One thing that happened on the simulated wire."""
 
     time: float
-    kind: str            # SENT, RECEIVED, LOST (no host / host dead), KILLED
+    kind: str            # SENT, DROPPED, RECEIVED, LOST, KILLED
     src: tuple           # address that sent (KILLED: the host)
     dst: tuple | None    # address it was sent to
     data: bytes
@@ -230,8 +234,11 @@ class SimNet:
         for data, dst in host.engine.datagrams_to_send(self.now):
             self.datagrams += 1
             self._record(SENT, host.address, dst, data)
-            for when in self.link(host.address, dst).send(
-                    len(data), self.now):
+            arrivals = self.link(host.address, dst).send(len(data),
+                                                         self.now)
+            if not arrivals:
+                self._record(DROPPED, host.address, dst, data)
+            for when in arrivals:
                 self._seq += 1
                 heapq.heappush(self._queue, _Arrival(
                     max(when, self.now), self._seq, host.address, dst,
@@ -291,3 +298,118 @@ class BytesSource:
 
     def __len__(self) -> int:
         return len(self._files)
+
+
+# ------------------------------------------------------- a whole download
+LEECHER_ADDRESS = ("127.0.0.200", 40000)
+SEEDER_PORT = 9000
+PING_TRIES = 5       # as the terminal leecher: 30 % loss hides no seeder
+PING_WAIT_S = 0.5    # between PING rounds
+SECRET = b"simnet token secret"  # tokens only need to be unguessable
+                                 # by other hosts, and there are none
+
+
+def seeder_address(k: int) -> tuple:
+    """Where seeder ``k`` (0-based) lives: 127.0.0.k+1, as in a class."""
+    return (f"127.0.0.{k + 1}", SEEDER_PORT)
+
+
+def add_seeders(net: SimNet, source: BytesSource, count: int, link_spec,
+                seed: int, order=None) -> list[tuple]:
+    """``count`` real ``SeederEngine``s sharing ``source``, each with its
+    own emulated link (``link_spec``, like ``seeder.py --rate --loss
+    --delay``) seeded ``seed + k``; their addresses."""
+    import protocol as p
+    from seed_engine import SeederEngine
+    addresses = []
+    for k in range(count):
+        engine = SeederEngine(source, SECRET, seed + k, link=link_spec,
+                              order=p.Order.SEQUENTIAL if order is None
+                              else order, name=f"sim-{k + 1}")
+        addresses.append(net.add_host(seeder_address(k), engine).address)
+    return addresses
+
+
+class Pinger:
+    """The leecher's PING round before a download, as an engine: PING
+    every seeder (again every ``PING_WAIT_S`` until it answers, at most
+    ``PING_TRIES`` times) and learn its token and round trip from the
+    PONG, as the terminal leecher does before it downloads."""
+
+    def __init__(self, addresses, seed: int):
+        import random
+        from download_engine import Peer
+        self.peers = {addr: Peer(addr) for addr in addresses}
+        self.rng = random.Random(seed)
+        self._nonces: dict[int, tuple] = {}  # nonce -> (addr, sent at)
+        self._outbox: list = []
+        self._tries = 0
+        self._next: float | None = None
+
+    def start(self, now: float) -> None:
+        self._next = now
+
+    @property
+    def finished(self) -> bool:
+        return self._next is None or all(
+            peer.alive for peer in self.peers.values())
+
+    def receive_datagram(self, data, addr, now: float) -> None:
+        import protocol as p
+        try:
+            msg = p.decode(data).message
+        except p.ProtocolError:
+            return
+        sent = self._nonces.get(getattr(msg, "nonce", None))
+        if isinstance(msg, p.Pong) and sent and sent[0] == addr:
+            peer = self.peers[addr]
+            if not peer.alive:
+                peer.rtt = max(now - sent[1], 0.0)
+                peer.learn(msg)
+
+    def datagrams_to_send(self, now: float) -> list:
+        out, self._outbox = self._outbox, []
+        return out
+
+    def get_timer(self) -> float | None:
+        return None if self.finished else self._next
+
+    def handle_timer(self, now: float) -> None:
+        import protocol as p
+        from download_engine import PING_PADDING
+        if self._tries >= PING_TRIES:
+            self._next = None
+            return
+        self._tries += 1
+        self._next = now + PING_WAIT_S
+        for addr, peer in self.peers.items():
+            if not peer.alive:
+                nonce = self.rng.getrandbits(32)
+                self._nonces[nonce] = (addr, now)
+                self._outbox.append(
+                    (p.encode(p.Ping(nonce, PING_PADDING)), addr))
+
+
+def download(net: SimNet, info, seeders: list[tuple], options=None,
+             leecher: tuple = LEECHER_ADDRESS, until: float = 3600.0,
+             max_events: int = DEFAULT_MAX_EVENTS):
+    """PING ``seeders``, then download ``info`` with a real
+    ``DownloadEngine`` at ``leecher``; the engine once it is complete (or
+    the run hit a limit: check ``engine.complete``).  ``until`` is
+    virtual time from now."""
+    from download_engine import DownloadEngine, Options
+    options = options or Options(seed=net.seed)
+    deadline = net.now + until
+    pinger = Pinger(seeders, net.seed)
+    pinger.start(net.now)
+    host = net.hosts.get(leecher) or net.add_host(leecher, pinger)
+    host.engine = pinger
+    net.run(until=deadline, max_events=max_events,
+            stop_when=lambda: pinger.finished)
+    engine = DownloadEngine(info, list(pinger.peers.values()), net.now,
+                            options)
+    engine.start(net.now)
+    host.engine = engine
+    net.run(until=deadline, max_events=max_events,
+            stop_when=lambda: engine.complete)
+    return engine

@@ -53,6 +53,48 @@ def test_small_run_writes_csv_and_png_and_random_starts_later(
     assert "start-up" in result.stdout and "continuity" in result.stdout
 
 
+def test_simulated_run_writes_the_same_outputs_and_repeats_exactly(
+        short_song, tmp_path):
+    first, second = tmp_path / "first", tmp_path / "second"
+    for out in (first, second):
+        result = experiment("--simulate", "--song", short_song, "--runs",
+                            "3", "--seeders", "1", "-o", str(out))
+        assert result.returncode == 0, result.stdout + result.stderr
+        assert "simulated network" in result.stdout
+    with open(first / "experiment.csv", newline="") as handle:
+        rows = {row["order"]: row for row in csv.DictReader(handle)}
+    assert set(rows) == {"sequential", "random", "semi-random"}
+    for row in rows.values():
+        assert row["runs"] == "3"
+        for key in ("startup_s", "stalls", "stall_s", "continuity",
+                    "completion_s", "retransmitted"):
+            assert row[f"{key}_median"] != "", (key, row)
+    assert float(rows["random"]["startup_s_median"]) > \
+        float(rows["sequential"]["startup_s_median"])
+    with open(first / "experiment.png", "rb") as handle:
+        assert handle.read(8) == b"\x89PNG\r\n\x1a\n"
+    # virtual time, seeded: the same command gives the same runs
+    assert (first / "experiment-runs.csv").read_text() == \
+        (second / "experiment-runs.csv").read_text()
+
+
+def test_simulated_default_scenario_shows_what_the_orders_cost(tmp_path):
+    result = experiment("--simulate", "--runs", "2", "-o", str(tmp_path))
+    assert result.returncode == 0, result.stdout + result.stderr
+    with open(tmp_path / "experiment-runs.csv", newline="") as handle:
+        runs = list(csv.DictReader(handle))
+    by_order = {}
+    for run in runs:
+        by_order.setdefault(run["order"], []).append(run)
+    for run in by_order["sequential"]:
+        assert int(run["stalls"]) == 0 and float(run["startup_s"]) < 1
+    for run in by_order["random"]:  # the start of the song comes last
+        assert float(run["startup_s"]) > 0.5 * float(run["completion_s"])
+    for run in by_order["semi-random"]:  # its shuffled half stalls
+        assert int(run["stalls"]) >= 1
+        assert float(run["continuity"]) < 100
+
+
 @pytest.mark.parametrize("args", [
     ("--runs", "0"),
     ("--runs", "many"),

@@ -166,6 +166,7 @@ def scenario(tmp: str, share: str, song: str, drop: float, seed: int,
             "unsent": relay.unsent, "examples": relay.unsent_examples,
             "elapsed": stats.get("elapsed_s"),
             "retransmitted": stats.get("chunks_retransmitted"),
+            "leecher_entries": stats.get("nack_entries"),
             "chunks": stats.get("chunks"),
             "tail": run.output()[-300:] if run.returncode else ""}
 
@@ -199,7 +200,10 @@ def main(argv=None) -> int:
                   f"{row['chunks_sent']} sent, dropped {row['lost']}; "
                   f"{row['nacks']} NACKs naming {row['entries']} entries, "
                   f"{row['unsent']} for chunks not sent yet; "
-                  f"byte-exact {row['exact']} ({row['wall']:.1f} s)",
+                  f"byte-exact {row['exact']} ({row['wall']:.1f} s); the "
+                  f"leecher counted {row['retransmitted']} retransmitted"
+                  + ("" if row["leecher_entries"] is None else
+                     f" and {row['leecher_entries']} NACK entries"),
                   flush=True)
             if row["examples"]:
                 print(f"  first unsent entries (seeder, chunk): "

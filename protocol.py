@@ -12,7 +12,8 @@ field       bytes  meaning
 magic       2      ``b"PF"``
 version     1      ``VERSION`` (1)
 type        1      message type (``MsgType``)
-flags       1      ``FLAG_*`` bits (last search page, retransmitted chunk)
+flags       1      ``FLAG_*`` bits (last search page, retransmitted chunk,
+                   paged search)
 reserved    1      0
 session     4      session id chosen by the leecher (0 when none)
 length      2      body length in bytes
@@ -28,8 +29,10 @@ PING           nonce u32, padding (zeros; makes room for the PONG under
                the seeder's 3x anti-amplification limit)
 PONG           nonce u32, token u32, files u16, load u16, order u8,
                ordered fraction u8 (percent), name (UTF-8)
-SEARCH         token u32, query (UTF-8; seeders answer at most
-               ``MAX_QUERY`` bytes)
+SEARCH         token u32, [page u16 when ``FLAG_PAGE``], query (UTF-8;
+               seeders answer at most ``MAX_QUERY`` bytes) — one SEARCH
+               gets one page of results back; without ``FLAG_LAST`` the
+               leecher asks for the next page
 SEARCH_RESULT  count u16, then per file: id 8s, size u64, chunks u32,
                chunk size u16, duration ms u32, sha256 32s, name len u16,
                name (UTF-8)
@@ -69,6 +72,7 @@ MAX_BODY = MAX_DATAGRAM - HEADER.size
 
 FLAG_LAST = 0x01  # SEARCH_RESULT: last page of the answer
 FLAG_RETRANSMIT = 0x02  # CHUNK: sent again after a NACK
+FLAG_PAGE = 0x04  # SEARCH: a page number (u16) follows the token
 
 FILE_ID_SIZE = 8
 SHA256_SIZE = 32
@@ -160,6 +164,7 @@ class Pong:
 class Search:
     query: str
     token: int = 0
+    page: int = 0  # which page of the results (0: the first)
     TYPE = MsgType.SEARCH
 
 
@@ -261,6 +266,7 @@ class Datagram:
 PING_BODY = struct.Struct("!I")
 PONG_FIXED = struct.Struct("!IIHHBB")
 SEARCH_FIXED = struct.Struct("!I")
+SEARCH_PAGED = struct.Struct("!IH")
 FILE_FIXED = struct.Struct("!8sQIHI32sH")
 COUNT = struct.Struct("!H")
 REQUEST_FIXED = struct.Struct("!8sBBIIHH")
@@ -341,7 +347,9 @@ def _encode_body(msg: Message) -> bytes:
                                msg.order, msg.ordered_percent
                                ) + msg.name.encode("utf-8")
     if isinstance(msg, Search):
-        return SEARCH_FIXED.pack(msg.token) + msg.query.encode("utf-8")
+        fixed = (SEARCH_PAGED.pack(msg.token, msg.page) if msg.page
+                 else SEARCH_FIXED.pack(msg.token))
+        return fixed + msg.query.encode("utf-8")
     if isinstance(msg, SearchResult):
         return COUNT.pack(len(msg.files)) + b"".join(
             _encode_file(f) for f in msg.files)
@@ -366,7 +374,7 @@ def _encode_body(msg: Message) -> bytes:
     raise TypeError(f"not a message: {msg!r}")
 
 
-def _decode_body(kind: MsgType, body: bytes) -> Message:
+def _decode_body(kind: MsgType, body: bytes, flags: int = 0) -> Message:
     if kind is MsgType.PING:
         (nonce,) = _unpack(PING_BODY, body)
         return Ping(nonce, len(body) - PING_BODY.size)
@@ -374,6 +382,10 @@ def _decode_body(kind: MsgType, body: bytes) -> Message:
         fixed = _unpack(PONG_FIXED, body)
         return Pong(*fixed, _text(body[PONG_FIXED.size:], "seeder name"))
     if kind is MsgType.SEARCH:
+        if flags & FLAG_PAGE:
+            token, page = _unpack(SEARCH_PAGED, body)
+            return Search(_text(body[SEARCH_PAGED.size:], "search query"),
+                          token, page)
         (token,) = _unpack(SEARCH_FIXED, body)
         return Search(_text(body[SEARCH_FIXED.size:], "search query"), token)
     if kind is MsgType.SEARCH_RESULT:
@@ -419,6 +431,8 @@ def encode(msg: Message, session: int = 0, flags: int = 0) -> bytes:
         return encode_chunk(msg.file_id, msg.index, msg.tx_seq, msg.send_ms,
                             msg.data, session, flags)
     body = _encode_body(msg)
+    if isinstance(msg, Search) and msg.page:
+        flags |= FLAG_PAGE
     if len(body) > MAX_BODY:
         raise ValueError(f"{type(msg).__name__} body of {len(body)} bytes "
                          f"exceeds {MAX_BODY}")
@@ -497,23 +511,44 @@ def _decode_any(data: bytes) -> Datagram:
         msg_type = MsgType(kind)
     except ValueError:
         raise ProtocolError(f"unknown message type {kind}") from None
-    return Datagram(_decode_body(msg_type, body), session, flags)
+    return Datagram(_decode_body(msg_type, body, flags), session, flags)
+
+
+def _pages(files: Iterable[FileInfo]) -> Iterator[tuple[FileInfo, ...]]:
+    """The files in SEARCH_RESULT-sized groups, made as they are read."""
+    page: list[FileInfo] = []
+    used = COUNT.size
+    for info in files:
+        size = file_entry_size(info)
+        if size + COUNT.size > MAX_BODY:
+            continue  # a name this long cannot be announced at all
+        if used + size > MAX_BODY:
+            yield tuple(page)
+            page, used = [], COUNT.size
+        page.append(info)
+        used += size
+    yield tuple(page)
 
 
 def search_result_pages(files: Iterable[FileInfo]) -> list[SearchResult]:
     """Split a list of files into SEARCH_RESULT messages that each fit."""
-    pages: list[list[FileInfo]] = [[]]
-    used = COUNT.size
-    for info in files:
-        size = len(_encode_file(info))
-        if size + COUNT.size > MAX_BODY:
-            continue  # a name this long cannot be announced at all
-        if used + size > MAX_BODY:
-            pages.append([])
-            used = COUNT.size
-        pages[-1].append(info)
-        used += size
-    return [SearchResult(tuple(page)) for page in pages]
+    return [SearchResult(page) for page in _pages(files)]
+
+
+def search_result_page(files: Iterable[FileInfo],
+                       number: int) -> tuple[SearchResult, bool]:
+    """Page ``number`` of ``search_result_pages(files)`` and whether it is
+    the last; made without building the pages after it.  A page past the
+    end is empty and last."""
+    pages = _pages(files)
+    for page in itertools.islice(pages, number, None):
+        return SearchResult(page), next(pages, None) is None
+    return SearchResult(()), True
+
+
+def file_entry_size(info: FileInfo) -> int:
+    """Bytes one file takes in a SEARCH_RESULT body."""
+    return FILE_FIXED.size + len(info.name.encode("utf-8"))
 
 
 def file_id_of(sha256: bytes) -> bytes:

@@ -8,6 +8,7 @@ import sys
 import time
 
 import protocol as p
+import seed_engine
 import seeder as seeder_module
 from conftest import ROOT, run_leecher, sha256
 
@@ -68,22 +69,12 @@ def test_echoed_token_unlocks_the_song(seeders, song_dir):
     assert isinstance(first.message, p.Chunk) and first.message.index == 0
 
 
-def test_amplification_guard_limits_unvalidated_bytes():
-    guard = seeder_module.AmplificationGuard()
-    addr = ("127.0.0.9", 5000)
-    assert not guard.allow(addr, 1)
-    guard.received(addr, 20)
-    assert guard.allow(addr, 60) and not guard.allow(addr, 1)
-    guard.validate(addr)
-    assert guard.allow(addr, 10**6)
-
-
 def test_sessions_per_address_are_bounded_with_a_clear_error(seeders,
                                                              song_dir):
     (seeder,) = seeders(("127.0.0.1", "-d", str(song_dir), "-q",
                          "--rate", "8"))
     ip, port = seeder.address.split(":")
-    limit = seeder_module.MAX_SESSIONS_PER_ADDRESS
+    limit = seed_engine.MAX_SESSIONS_PER_HOST
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
         sock.bind(("127.0.0.1", 0))
         sock.settimeout(2)

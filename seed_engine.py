@@ -1,0 +1,837 @@
+"""The seeder's decisions, sans-I/O: ``SeederEngine`` (see ENGINES.md).
+
+It takes datagrams and ``now`` and gives back what to send and when to
+wake up.  It never reads a clock, opens a file or touches a socket, and
+its only randomness is a seeded ``netem.Link``; so a simulated network
+can drive it in virtual time and repeat a run exactly.
+
+What the driver hands it:
+
+- a ``ChunkSource``: ``info(file_id) -> FileInfo | None`` and
+  ``read(file_id, index) -> bytes`` (raises ``OSError`` when the file
+  vanished or changed);
+- a catalog for SEARCH and PONG: ``search(query) -> list[FileInfo]`` and
+  ``len(catalog)`` (``SearchIndex`` below is one; build it at scan time);
+- the secret for tokens (bytes) and the RNG seed of the emulated link.
+
+Behaviour a leecher relies on:
+
+- chunks go out in ``protocol.send_order`` of the REQUEST's ranges, never
+  more than the ACKed window ahead (``tx_seq < limit``); resends go first,
+  FIFO in the order the NACK ranges list them (``ResendQueue``);
+- DONE when nothing is left to send; a session with nothing pending
+  answers an ACK (the leecher's tail probe) with DONE again, at most once
+  per ``PROBE_INTERVAL_S``;
+- chunks, DONE and the replies share the emulated link: DONE never
+  overtakes a chunk and can be lost like one;
+- ``send_ms`` is the session's age on the engine's ``now``; ``tx_seq``
+  counts the session's datagrams, resends included.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import heapq
+import hmac
+import math
+import unicodedata
+from array import array
+from collections import Counter, OrderedDict, deque
+from dataclasses import dataclass
+from typing import Iterable, Iterator
+
+import netem
+import protocol as p
+
+SEND_BURST = 64  # datagrams made per datagrams_to_send call by default
+SESSION_TURN = 16  # datagrams a session sends before the next one's turn
+MAX_DELAYED = 20000  # datagrams held by the emulated delay (~29 MB)
+PROBE_INTERVAL_S = 0.010  # at most one DONE per session per 10 ms
+EXPIRY_CHECK_S = 1.0  # how often idle sessions are looked for
+
+
+# ---------------------------------------------------------------- limits
+MAX_SESSIONS = 256
+MAX_SESSIONS_PER_HOST = 16  # per IP, not IP:port: ports are free to make
+MAX_WINDOW = 4096
+MAX_QUEUED_CHUNKS = 8_000_000  # first-pass chunks of all sessions (~40 MB)
+SESSION_IDLE_S = 30.0  # nothing heard from the leecher
+NO_PROGRESS_S = 20.0  # heard (ACKs), but no chunk could be sent
+AMPLIFICATION_LIMIT = 3  # RFC 9000 §8: bytes out <= 3x bytes in, unvalidated
+MAX_TRACKED_ADDRESSES = 10000  # bounds the guard's memory under a flood
+TOKEN_EPOCH_S = 30.0  # tokens rotate keys every epoch, valid two: 30-60 s
+MAX_RESENDS_PER_CHUNK = 8  # 30 % loss loses 9 copies in a row 2e-5 times
+RESEND_BUDGET = 1.0  # resent chunks <= this x chunks asked for (2x bytes)
+MIN_RESEND_BUDGET = 64  # small requests may still lose a whole window
+MAX_NACK_CHUNKS = 4096  # chunks one NACK datagram may make us look at
+SEARCH_CACHE = 16  # recent queries whose matches are kept
+ROUND_HALF = 1 << 15  # NACK rounds are u16: RFC 1982 serial arithmetic
+
+
+# ------------------------------------------------------------- counters
+SEND_COUNTERS = tuple(f.name for f in dataclasses.fields(p.Done))
+
+
+class SendCounts:
+    """The five counters a DONE carries (sent, resent, dropped,
+    duplicated, bytes_sent), declared once: by ``protocol.Done``."""
+
+    __slots__ = SEND_COUNTERS
+
+    def __init__(self):
+        for name in SEND_COUNTERS:
+            setattr(self, name, 0)
+
+    def count(self, sent: int, resent: int, nbytes: int) -> None:
+        self.sent += sent
+        self.resent += resent
+        self.bytes_sent += nbytes
+
+    def done(self) -> p.Done:
+        return p.Done(*(getattr(self, name) for name in SEND_COUNTERS))
+
+
+# ----------------------------------------------------- tokens and guard
+class TokenMinter:
+    """Address-validation tokens as QUIC's Retry tokens: an HMAC of the
+    address under a key that rotates every ``TOKEN_EPOCH_S``; a token is
+    accepted in its own epoch and the next, so it lives 30 to 60 s."""
+
+    def __init__(self, secret: bytes):
+        self._secret = bytes(secret)
+        self._keys: dict[int, bytes] = {}
+
+    def _key(self, epoch: int) -> bytes:
+        key = self._keys.get(epoch)
+        if key is None:
+            if len(self._keys) > 4:
+                self._keys.clear()  # old epochs are never asked again
+            key = hmac.new(self._secret, b"epoch %d" % epoch,
+                           hashlib.sha256).digest()
+            self._keys[epoch] = key
+        return key
+
+    def _mint(self, addr, epoch: int) -> int:
+        mac = hmac.new(self._key(epoch), f"{addr[0]}|{addr[1]}".encode(),
+                       hashlib.sha256).digest()
+        return int.from_bytes(mac[:4], "big") or 1  # 0 means "no token"
+
+    def token(self, addr, now: float) -> int:
+        return self._mint(addr, math.floor(now / TOKEN_EPOCH_S))
+
+    def valid(self, token: int, addr, now: float) -> bool:
+        epoch = math.floor(now / TOKEN_EPOCH_S)
+        return any(hmac.compare_digest(
+            self._mint(addr, e).to_bytes(4, "big"),
+            (token & 0xFFFFFFFF).to_bytes(4, "big"))
+            for e in (epoch, epoch - 1))
+
+
+class AmplificationGuard:
+    """Never let a spoofed source aim our replies at a third party.
+
+    Until an address proves it receives what we send (by echoing the token
+    of its PONG), it gets at most ``AMPLIFICATION_LIMIT`` times the bytes
+    it sent us (RFC 9000 §8).
+    """
+
+    def __init__(self):
+        self.credit: dict[tuple, int] = {}
+        self.validated: dict[tuple, None] = {}  # insertion-ordered set
+        self.refused = 0
+
+    def received(self, addr, nbytes: int) -> None:
+        if addr in self.validated:
+            return
+        if len(self.credit) >= MAX_TRACKED_ADDRESSES:
+            self.credit.clear()  # forgetting credit only ever sends less
+        self.credit[addr] = self.credit.get(addr, 0) \
+            + AMPLIFICATION_LIMIT * nbytes
+
+    def validate(self, addr) -> None:
+        if addr not in self.validated:
+            if len(self.validated) >= MAX_TRACKED_ADDRESSES:
+                self.validated.pop(next(iter(self.validated)))
+            self.validated[addr] = None
+            self.credit.pop(addr, None)
+
+    def allow(self, addr, nbytes: int) -> bool:
+        if addr in self.validated:
+            return True
+        left = self.credit.get(addr, 0)
+        if nbytes > left:
+            self.refused += 1
+            return False
+        self.credit[addr] = left - nbytes
+        return True
+
+
+# ---------------------------------------------------------------- search
+def fold(text: str) -> str:
+    """``text`` for matching: case and accents ignored ("Canção" ~
+    "cancao")."""
+    decomposed = unicodedata.normalize("NFKD", text.casefold())
+    return "".join(c for c in decomposed if not unicodedata.combining(c))
+
+
+class SearchIndex:
+    """The shared files, indexed once per scan: by id, and by folded name
+    for SEARCH.  A catalog and ``info`` for the engine."""
+
+    def __init__(self, files: Iterable[p.FileInfo] = ()):
+        self.files = sorted(files, key=lambda f: (fold(f.name), f.name))
+        self._by_id = {f.file_id: f for f in self.files}
+        self._folded = [fold(f.name) for f in self.files]
+        self._recent: OrderedDict[tuple, list] = OrderedDict()
+
+    def __len__(self) -> int:
+        return len(self.files)
+
+    def info(self, file_id: bytes) -> p.FileInfo | None:
+        return self._by_id.get(file_id)
+
+    def search(self, query: str) -> list[p.FileInfo]:
+        """Files whose name holds every word of ``query``, in name order;
+        the matches of recent queries are kept (a SEARCH per page)."""
+        words = tuple(sorted(set(fold(query).split())))
+        found = self._recent.get(words)
+        if found is None:
+            found = [info for info, name in zip(self.files, self._folded)
+                     if all(word in name for word in words)]
+            if len(self._recent) >= SEARCH_CACHE:
+                self._recent.popitem(last=False)
+            self._recent[words] = found
+        self._recent.move_to_end(words)
+        return found
+
+
+# ---------------------------------------------------------------- ranges
+def clip_ranges(ranges, total: int) -> p.RangeSet:
+    """A REQUEST's ranges inside the file, merged: the work a REQUEST
+    makes depends on the chunks it names once, not on how often."""
+    clipped = p.RangeSet()
+    for start, end in ranges[:p.MAX_REQUEST_RANGES]:
+        clipped.add(min(start, total), min(end, total))
+    return clipped
+
+
+def nack_pieces(ranges, total: int, most: int = MAX_NACK_CHUNKS):
+    """A NACK's ranges inside the file, each chunk once, in the order the
+    NACK lists them, at most ``most`` chunks in all."""
+    seen = p.RangeSet()
+    for start, end in ranges[:p.MAX_NACK_RANGES]:
+        start, end = min(start, total), min(end, total)
+        if start >= end:
+            continue
+        fresh = p.RangeSet([(start, end)])
+        for s, e in seen.intersection(fresh):
+            fresh.remove(s, e)
+        seen.add(start, end)
+        for s, e in fresh:
+            if most <= 0:
+                return
+            e = min(e, s + most)
+            most -= e - s
+            yield s, e
+
+
+def round_newer(a: int, b: int) -> bool:
+    """Is NACK round ``a`` after round ``b`` (u16, RFC 1982)?"""
+    diff = (a - b) & 0xFFFF
+    return 0 < diff < ROUND_HALF
+
+
+# ------------------------------------------------------------- sessions
+class FirstPass:
+    """The chunks still to send for the first time, in sending order: an
+    array and a cursor, and a flag per chunk of the file, so a session
+    costs a few bytes per chunk whatever arrives."""
+
+    def __init__(self, chunks, total: int, ranges):
+        """``chunks``: the chunks of ``ranges`` in sending order."""
+        self.order = array("I", chunks)
+        self.next = 0
+        self.waiting = bytearray(total)
+        for start, end in ranges:
+            self.waiting[start:end] = b"\1" * (end - start)
+
+    def __len__(self) -> int:
+        return len(self.order)
+
+    def __bool__(self) -> bool:
+        return self.next < len(self.order)
+
+    def left(self) -> int:
+        return len(self.order) - self.next
+
+    def __contains__(self, index: int) -> bool:
+        return bool(self.waiting[index])
+
+    def pop(self) -> int:
+        index = self.order[self.next]
+        self.next += 1
+        self.waiting[index] = 0
+        return index
+
+
+class ResendQueue:
+    """Chunks NACKed and not yet resent, FIFO.  A chunk is queued once
+    while it waits, once per NACK round, and resent at most
+    ``MAX_RESENDS_PER_CHUNK`` times and within the session's budget."""
+
+    def __init__(self, total: int, asked: int):
+        self.fifo: deque[int] = deque()
+        self.queued = bytearray(total)
+        self.resends = bytearray(total)  # copies resent, per chunk
+        self.round: int | None = None
+        self._this_round: set[int] = set()
+        self.budget = int(asked * RESEND_BUDGET) + MIN_RESEND_BUDGET
+
+    def __bool__(self) -> bool:
+        return bool(self.fifo)
+
+    def start_round(self, number: int) -> bool:
+        """False for a NACK of a round older than the latest one (a late
+        copy: never resend for it)."""
+        if self.round is None or round_newer(number, self.round):
+            self.round = number
+            self._this_round = set()
+            return True
+        return number == self.round
+
+    def offer(self, index: int) -> bool:
+        """Queue ``index`` unless it waits already or was queued this
+        round; False when it may not be resent any more."""
+        if self.queued[index] or index in self._this_round:
+            self._this_round.add(index)  # asked in this round: answered
+            return True
+        if self.resends[index] >= MAX_RESENDS_PER_CHUNK or self.budget <= 0:
+            return False
+        self.budget -= 1
+        self.resends[index] += 1
+        self.queued[index] = 1
+        self._this_round.add(index)
+        self.fifo.append(index)
+        return True
+
+    def pop(self) -> int:
+        index = self.fifo.popleft()
+        self.queued[index] = 0
+        return index
+
+
+class Session:
+    """One REQUEST being served: what to send, credit, DONE, liveness."""
+
+    def __init__(self, sid: int, addr, info: p.FileInfo, ranges: p.RangeSet,
+                 order: p.Order, seed: int, fraction: float, window: int,
+                 now: float):
+        self.sid, self.addr, self.info = sid, addr, info
+        chunks = p.send_order(ranges, order, seed, fraction)
+        self.first_pass = FirstPass(chunks, info.chunks, ranges)
+        self.resend = ResendQueue(info.chunks, len(chunks))
+        self.counts = SendCounts()
+        self.limit = window
+        self.tx_seq = 0
+        self.started = self.last_heard = self.last_progress = now
+        self._done_owed = True  # a DONE once everything went out
+        self._probed = False  # an ACK asked for DONE again
+        self._last_done = float("-inf")
+
+    def pending(self) -> bool:
+        return bool(self.first_pass or self.resend)
+
+    def can_send(self) -> bool:
+        return self.tx_seq < self.limit and self.pending()
+
+    def heard(self, now: float) -> None:
+        self.last_heard = now
+
+    def grant(self, limit: int) -> None:
+        """Credit from an ACK: never more than a window past what we
+        sent, whatever the peer claims."""
+        self.limit = max(self.limit, min(limit, self.tx_seq + MAX_WINDOW))
+
+    def send_ms(self, now: float) -> int:
+        return int((now - self.started) * 1000) & 0xFFFFFFFF
+
+    def next_chunk(self) -> tuple[int, bool]:
+        """(index, resent?) of the chunk to send now: resends first."""
+        if self.resend:
+            return self.resend.pop(), True
+        return self.first_pass.pop(), False
+
+    def chunk_sent(self, now: float) -> None:
+        self.tx_seq += 1
+        self.last_progress = now
+
+    def on_nack(self, round_: int, ranges) -> bool:
+        """Queue the NACKed chunks whose first copy went out; False when
+        one may not be resent any more (the session cannot finish)."""
+        if not self.resend.start_round(round_):
+            return True
+        before = len(self.resend.fifo)
+        first_pass = self.first_pass.waiting
+        for start, end in nack_pieces(ranges, self.info.chunks):
+            for index in range(start, end):
+                if not first_pass[index] and not self.resend.offer(index):
+                    return False
+        if len(self.resend.fifo) > before:
+            self._done_owed = True
+        return True
+
+    def probe(self, now: float, interval: float) -> None:
+        """The leecher asks (ACK or NACK) while nothing is pending: one
+        DONE in answer, at most one per ``interval``."""
+        if not self.pending() and now - self._last_done >= interval:
+            self._probed = True
+
+    def done_due(self) -> bool:
+        return not self.pending() and (self._done_owed or self._probed)
+
+    def done_sent(self, now: float) -> None:
+        self._done_owed = self._probed = False
+        self._last_done = now
+
+    def expired(self, now: float) -> str | None:
+        if now - self.last_heard > SESSION_IDLE_S:
+            return "timed out"
+        if self.pending() and now - self.last_progress > NO_PROGRESS_S:
+            return "timed out without progress"
+        return None
+
+
+class SessionTable:
+    """The sessions by (address, id), in sending turn, counted per host;
+    full, it makes room by evicting from the host holding the most."""
+
+    def __init__(self):
+        self._by_key: dict[tuple, Session] = {}
+        self._per_host: Counter = Counter()
+        self._turn: deque[Session] = deque()
+        self.queued_chunks = 0
+
+    def __len__(self) -> int:
+        return len(self._by_key)
+
+    def __iter__(self):
+        return iter(list(self._by_key.values()))
+
+    def get(self, addr, sid: int) -> Session | None:
+        return self._by_key.get((addr, sid))
+
+    def add(self, session: Session) -> None:
+        self._by_key[(session.addr, session.sid)] = session
+        self._per_host[session.addr[0]] += 1
+        self._turn.append(session)
+        self.queued_chunks += len(session.first_pass)
+
+    def remove(self, session: Session) -> None:
+        if self._by_key.pop((session.addr, session.sid), None) is None:
+            return
+        host = session.addr[0]
+        self._per_host[host] -= 1
+        if not self._per_host[host]:
+            del self._per_host[host]
+        self._turn.remove(session)
+        self.queued_chunks -= len(session.first_pass)
+
+    def make_room(self, host: str, chunks: int) -> tuple[bool, Session | None]:
+        """(room for a new session of ``host``?, a session to evict)."""
+        if self._per_host[host] >= MAX_SESSIONS_PER_HOST:
+            return False, None
+        if self.queued_chunks + chunks > MAX_QUEUED_CHUNKS:
+            return False, None
+        if len(self._by_key) < MAX_SESSIONS:
+            return True, None
+        top, most = self._per_host.most_common(1)[0]
+        if most <= self._per_host[host] + 1:
+            return False, None  # no host holds more than its fair share
+        victim = min((s for s in self._by_key.values()
+                      if s.addr[0] == top), key=lambda s: s.last_heard)
+        return True, victim
+
+    def in_turn(self) -> Iterator[Session]:
+        """Every session once, starting where the last turn stopped."""
+        for _ in range(len(self._turn)):
+            if not self._turn:
+                return
+            session = self._turn[0]
+            self._turn.rotate(-1)
+            yield session
+
+    def any_can_send(self) -> bool:
+        return any(s.can_send() for s in self._turn)
+
+    def any_done_due(self) -> bool:
+        return any(s.done_due() for s in self._turn)
+
+    def expired(self, now: float) -> list[tuple[Session, str]]:
+        return [(s, why) for s in self._by_key.values()
+                if (why := s.expired(now))]
+
+
+# ---------------------------------------------------------------- outbox
+class Outbox:
+    """Datagrams ready to leave, and those the emulated link holds until
+    their time (a heap by departure, then by the order they were put)."""
+
+    def __init__(self):
+        self._ready: list[tuple[bytes, tuple]] = []
+        self._held: list = []
+        self._n = 0
+
+    def __len__(self) -> int:
+        return len(self._ready) + len(self._held)
+
+    def put(self, data: bytes, addr, at: float, now: float) -> None:
+        if at <= now and not self._held:
+            self._ready.append((data, addr))
+            return
+        self._n += 1
+        heapq.heappush(self._held, (at, self._n, data, addr))
+
+    def next_due(self) -> float | None:
+        if self._ready:
+            return float("-inf")
+        return self._held[0][0] if self._held else None
+
+    def due(self, now: float) -> list[tuple[bytes, tuple]]:
+        out, self._ready = self._ready, []
+        held = self._held
+        while held and held[0][0] <= now:
+            _, _, data, addr = heapq.heappop(held)
+            out.append((data, addr))
+        return out
+
+
+# ---------------------------------------------------------------- engine
+@dataclass(frozen=True)
+class SessionStarted:
+    sid: int
+    peer: tuple
+    name: str
+    chunks: int
+    order: str
+
+
+@dataclass(frozen=True)
+class SessionEnded:
+    sid: int
+    peer: tuple
+    why: str  # "done", "cancelled", "timed out", "evicted", "failed: …"
+    sent: int
+    resent: int
+
+
+@dataclass
+class Counters:
+    """The engine's totals since it started (the summary line)."""
+
+    datagrams_in: int = 0
+    bad_datagrams: int = 0
+    sessions: int = 0
+    refused: int = 0
+
+    def __post_init__(self):
+        self.link = SendCounts()  # the five DONE counters, summed
+
+
+class SeederEngine:
+    """Every decision of a seeder; the driver only moves bytes."""
+
+    def __init__(self, source, secret: bytes, rng_seed: int, *,
+                 catalog=None, order: p.Order = p.Order.SEQUENTIAL,
+                 ordered_fraction: float = 0.5,
+                 link: netem.LinkSpec = netem.LinkSpec(),
+                 name: str = "seeder"):
+        self.source = source
+        self.catalog = source if catalog is None else catalog
+        self.order = order
+        self.ordered_fraction = ordered_fraction
+        self.name = name
+        self.link = netem.Link(link, rng_seed)
+        self.tokens = TokenMinter(secret)
+        self.guard = AmplificationGuard()
+        self.sessions = SessionTable()
+        self.outbox = Outbox()
+        self.counters = Counters()
+        self._events: list = []
+        self._now = float("-inf")  # the latest ``now`` we were given
+        self._next_expiry = math.inf
+
+    # ------------------------------------------------------ the interface
+    def receive_datagram(self, data: bytes, addr, now: float) -> None:
+        self._now = max(self._now, now)
+        self.counters.datagrams_in += 1
+        self.guard.received(addr, len(data))
+        try:
+            datagram = p.decode(data)
+        except p.ProtocolError:
+            self.counters.bad_datagrams += 1
+            return
+        handler = self._HANDLERS.get(type(datagram.message))
+        if handler is None:
+            self.counters.bad_datagrams += 1  # a seeder-to-leecher message
+            return
+        handler(self, datagram, addr, now)
+
+    def datagrams_to_send(self, now: float,
+                          most: int = SEND_BURST) -> list[tuple[bytes, tuple]]:
+        """What leaves now: held datagrams that are due, then up to
+        ``most`` new ones from the sessions, in turn."""
+        self._now = max(self._now, now)
+        out = self.outbox.due(now)
+        self._make(now, most, out)
+        out += self.outbox.due(now)  # replies made meanwhile (an ERROR)
+        return out
+
+    def get_timer(self) -> float | None:
+        """The next of: a held datagram's departure, the next pacing slot
+        (when a session could send), the next look for idle sessions."""
+        times = [self.outbox.next_due(), self._next_expiry]
+        if self.sessions.any_done_due():
+            times.append(self._now)
+        elif self._can_make():
+            times.append(self.link.next_slot())
+        times = [t for t in times if t is not None and t != math.inf]
+        return max(min(times), self._now) if times else None
+
+    def handle_timer(self, now: float) -> None:
+        self._now = max(self._now, now)
+        if now >= self._next_expiry:
+            for session, why in self.sessions.expired(now):
+                self._end(session, why)
+            self._next_expiry = (now + EXPIRY_CHECK_S if self.sessions
+                                 else math.inf)
+
+    def events(self) -> list:
+        """``SessionStarted`` / ``SessionEnded`` since the last call."""
+        events, self._events = self._events, []
+        return events
+
+    def token_for(self, addr, now: float) -> int:
+        return self.tokens.token(addr, now)
+
+    def close(self) -> None:
+        for session in list(self.sessions):
+            self.sessions.remove(session)
+
+    # --------------------------------------------------------- replies
+    def _reply(self, msg, addr, sid: int, now: float, flags: int = 0) -> None:
+        """A control reply: within the amplification limit, through the
+        emulated delay (so it never overtakes a chunk), never lost."""
+        data = p.encode(msg, sid, flags)
+        if self.guard.allow(addr, len(data)):
+            at = now if self.link.transparent else self.link.arrival(now)
+            self.outbox.put(data, addr, at, now)
+
+    def _on_ping(self, datagram, addr, now) -> None:
+        msg = datagram.message
+        self._reply(p.Pong(msg.nonce, self.token_for(addr, now),
+                           min(len(self.catalog), 0xFFFF),
+                           min(len(self.sessions), 0xFFFF), self.order,
+                           round(self.ordered_fraction * 100),
+                           self.name[:40]), addr, datagram.session, now)
+
+    def _check_token(self, token: int, sid: int, addr, now) -> bool:
+        """A valid token proves the address receives our replies."""
+        if self.tokens.valid(token, addr, now):
+            self.guard.validate(addr)
+            return True
+        self.counters.refused += 1
+        self._reply(p.Retry(self.token_for(addr, now)), addr, sid, now)
+        return False
+
+    def _refuse(self, code, text: str, addr, sid: int, now) -> None:
+        self.counters.refused += 1
+        self._reply(p.Error(code, text), addr, sid, now)
+
+    def _on_search(self, datagram, addr, now) -> None:
+        msg, sid = datagram.message, datagram.session
+        if not self._check_token(msg.token, sid, addr, now):
+            return
+        if len(msg.query.encode("utf-8", "surrogatepass")) > p.MAX_QUERY:
+            self._refuse(p.ErrorCode.BAD_REQUEST, f"search query longer "
+                         f"than {p.MAX_QUERY} bytes", addr, sid, now)
+            return
+        page, last = p.search_result_page(self.catalog.search(msg.query),
+                                          msg.page)
+        self._reply(page, addr, sid, now, p.FLAG_LAST if last else 0)
+
+    # -------------------------------------------------------- sessions
+    def _on_request(self, datagram, addr, now) -> None:
+        msg, sid = datagram.message, datagram.session
+        session = self.sessions.get(addr, sid)
+        if session is not None:  # a repeated REQUEST never restarts it
+            self._on_credit(session, msg.window, now)
+            return
+        if not self._check_token(msg.token, sid, addr, now):
+            return
+        info = self.source.info(msg.file_id)
+        if info is None:
+            self._refuse(p.ErrorCode.NOT_FOUND, "no such file here", addr,
+                         sid, now)
+            return
+        ranges = clip_ranges(msg.ranges, info.chunks)
+        if not ranges or not msg.window:
+            self._refuse(p.ErrorCode.BAD_REQUEST, "empty request", addr,
+                         sid, now)
+            return
+        self._start(msg, info, ranges, addr, sid, now)
+
+    def _start(self, msg: p.Request, info, ranges, addr, sid, now) -> None:
+        room, evicted = self.sessions.make_room(addr[0], ranges.count())
+        if evicted is not None:
+            self._end(evicted, "evicted", notify=True)
+        if not room:
+            self._refuse(p.ErrorCode.BUSY, "too many sessions", addr, sid,
+                         now)
+            return
+        default = msg.order == p.Order.DEFAULT
+        order = self.order if default else msg.order
+        fraction = (self.ordered_fraction if default
+                    else msg.ordered_percent / 100)
+        session = Session(sid, addr, info, ranges, order, msg.seed,
+                          fraction, min(msg.window, MAX_WINDOW), now)
+        self.sessions.add(session)
+        self.counters.sessions += 1
+        self._next_expiry = min(self._next_expiry, now + EXPIRY_CHECK_S)
+        self._events.append(SessionStarted(
+            sid, addr, info.name, len(session.first_pass),
+            p.order_name(order)))
+
+    def _on_credit(self, session: Session, limit: int, now: float) -> None:
+        """An ACK (or a NACK's limit, or a repeated REQUEST's window)."""
+        session.heard(now)
+        session.grant(limit)
+        session.probe(now, PROBE_INTERVAL_S)  # DONE again if all is sent
+
+    def _on_ack(self, datagram, addr, now) -> None:
+        session = self.sessions.get(addr, datagram.session)
+        if session is not None:
+            self._on_credit(session, datagram.message.limit, now)
+
+    def _on_nack(self, datagram, addr, now) -> None:
+        msg, sid = datagram.message, datagram.session
+        session = self.sessions.get(addr, sid)
+        if session is None:
+            self._reply(p.Error(p.ErrorCode.UNKNOWN_SESSION,
+                                "no such session"), addr, sid, now)
+            return
+        session.heard(now)
+        session.grant(msg.limit)
+        if not session.on_nack(msg.round, msg.ranges):
+            self._reply(p.Error(p.ErrorCode.BUSY, "resend limit reached"),
+                        addr, sid, now)
+            self._end(session, "failed: resend limit reached")
+            return
+        session.probe(now, PROBE_INTERVAL_S)  # nothing to resend: DONE
+
+    def _on_cancel(self, datagram, addr, now) -> None:
+        session = self.sessions.get(addr, datagram.session)
+        if session is not None:
+            # The leecher also cancels once it has the whole file: with
+            # every chunk sent and none to resend, the session went well.
+            self._end(session, "cancelled" if session.pending() else "done")
+
+    def _end(self, session: Session, why: str, notify: bool = False) -> None:
+        if notify:
+            self._reply(p.Error(p.ErrorCode.BUSY, f"session {why}"),
+                        session.addr, session.sid, self._now)
+        self.sessions.remove(session)
+        self._events.append(SessionEnded(session.sid, session.addr, why,
+                                         session.counts.sent,
+                                         session.counts.resent))
+
+    _HANDLERS = {p.Ping: _on_ping, p.Search: _on_search,
+                 p.Request: _on_request, p.Ack: _on_ack, p.Nack: _on_nack,
+                 p.Cancel: _on_cancel}
+
+    # --------------------------------------------------------- sending
+    def _can_make(self) -> bool:
+        return len(self.outbox) < MAX_DELAYED and self.sessions.any_can_send()
+
+    def _make(self, now: float, most: int, out: list) -> None:
+        """Up to ``most`` datagrams, taking sessions in turn, up to
+        ``SESSION_TURN`` each, round after round."""
+        link = self.link
+        while most > 0:
+            made = 0
+            for session in self.sessions.in_turn():
+                if most <= 0:
+                    return
+                if not session.can_send():
+                    self._maybe_done(session, now, out)
+                    continue
+                if not link.transparent and (link.ready_at(now) > now or len(
+                        self.outbox) >= MAX_DELAYED):
+                    return  # the link is busy: wait for the next slot
+                sent = self._send_turn(session, min(most, SESSION_TURN), now,
+                                       out)
+                most -= sent
+                made += sent
+            if not made:
+                return
+
+    def _maybe_done(self, session: Session, now: float, out: list) -> None:
+        if not session.done_due():
+            return
+        session.done_sent(now)
+        self._on_link(p.encode(session.counts.done(), session.sid), session,
+                      now, out)
+
+    def _send_turn(self, session: Session, most: int, now: float,
+                   out: list) -> int:
+        """Up to ``most`` chunks of one session; how many were sent.  The
+        hottest loop of the seeder: locals, counters added once."""
+        link, source, counts = self.link, self.source, session.counts
+        file_id, sid = session.info.file_id, session.sid
+        send_ms = session.send_ms(now)
+        sent = resent = nbytes = 0
+        while sent < most and session.can_send():
+            if not link.transparent and (link.ready_at(now) > now or len(
+                    self.outbox) >= MAX_DELAYED):
+                break
+            index, again = session.next_chunk()
+            try:
+                data = source.read(file_id, index)
+            except OSError:
+                self._unreadable(session, now)
+                break
+            datagram = p.encode_chunk(
+                file_id, index, session.tx_seq, send_ms, data, sid,
+                p.FLAG_RETRANSMIT if again else 0)
+            session.chunk_sent(now)
+            self._on_link(datagram, session, now, out)
+            sent += 1
+            resent += again
+            nbytes += len(datagram)
+        counts.count(sent, resent, nbytes)
+        self.counters.link.count(sent, resent, nbytes)
+        return sent
+
+    def _on_link(self, data: bytes, session: Session, now: float,
+                 out: list) -> None:
+        """One datagram of a session through the emulated link."""
+        if self.link.transparent:
+            out.append((data, session.addr))
+            return
+        arrivals = self.link.send(len(data), now)
+        if not arrivals:
+            session.counts.dropped += 1
+            self.counters.link.dropped += 1
+        elif len(arrivals) > 1:
+            session.counts.duplicated += 1
+            self.counters.link.duplicated += 1
+        for at in arrivals:
+            if at <= now:
+                out.append((data, session.addr))
+            else:
+                self.outbox.put(data, session.addr, at, now)
+
+    def _unreadable(self, session: Session, now: float) -> None:
+        self._reply(p.Error(p.ErrorCode.FILE_GONE, "file unreadable"),
+                    session.addr, session.sid, now)
+        self._end(session, "failed: file unreadable")

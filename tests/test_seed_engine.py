@@ -1,0 +1,399 @@
+"""SeederEngine driven by hand-made datagrams on a fake clock: no socket,
+no sleep, no file."""
+
+from __future__ import annotations
+
+import hashlib
+
+from hypothesis import given, settings, strategies as st
+
+import netem
+import protocol as p
+import seed_engine as se
+
+LEECHER = ("127.0.0.5", 4000)
+SID = 0x51
+
+
+class BytesSource:
+    """Files held in memory: the engine's ChunkSource and catalog."""
+
+    def __init__(self, files: dict[str, bytes]):
+        self.data, infos = {}, []
+        for name, content in files.items():
+            sha = hashlib.sha256(content).digest()
+            info = p.FileInfo(p.file_id_of(sha), len(content),
+                              p.chunk_count(len(content)), p.CHUNK_SIZE, 0,
+                              sha, name)
+            self.data[info.file_id] = content
+            infos.append(info)
+        self.index = se.SearchIndex(infos)
+        self.gone: set[bytes] = set()
+
+    def info(self, file_id):
+        return self.index.info(file_id)
+
+    def read(self, file_id, index):
+        if file_id in self.gone:
+            raise OSError("file vanished")
+        size = p.CHUNK_SIZE
+        return self.data[file_id][index * size:(index + 1) * size]
+
+    def search(self, query):
+        return self.index.search(query)
+
+    def __len__(self):
+        return len(self.index)
+
+
+SONG = bytes(range(256)) * 550  # 140,800 bytes = 101 chunks
+SOURCE = BytesSource({"song.mp3": SONG})
+SONG_ID = SOURCE.index.files[0].file_id
+CHUNKS = p.chunk_count(len(SONG))
+
+
+class Harness:
+    """One engine, a fake clock, and what it sent to whom."""
+
+    def __init__(self, source=SOURCE, **options):
+        self.engine = se.SeederEngine(source, b"secret", 1, **options)
+        self.now = 100.0
+
+    def send(self, msg, addr=LEECHER, sid=SID):
+        self.engine.receive_datagram(p.encode(msg, sid), addr, self.now)
+
+    def out(self, most=10**6):
+        return [(p.decode(data), addr) for data, addr in
+                self.engine.datagrams_to_send(self.now, most)]
+
+    def messages(self, kind=None, most=10**6):
+        return [d.message for d, _ in self.out(most)
+                if kind is None or isinstance(d.message, kind)]
+
+    def run(self, until: float):
+        """Advance the clock timer by timer, collecting what leaves."""
+        got = []
+        while True:
+            got += self.out()
+            timer = self.engine.get_timer()
+            if timer is None or timer > until:
+                self.now = until
+                return got + self.out()
+            self.now = max(self.now, timer)
+            self.engine.handle_timer(self.now)
+
+    def token(self, addr=LEECHER):
+        """What a PONG would carry (without the PONG in what is sent)."""
+        return self.engine.token_for(addr, self.now)
+
+    def request(self, ranges=((0, CHUNKS),), window=4096, order=p.Order.SEQUENTIAL,
+                seed=0, addr=LEECHER, sid=SID, file_id=SONG_ID):
+        self.send(p.Request(file_id, order, tuple(ranges), window,
+                            self.token(addr), 50, seed), addr, sid)
+
+
+def chunk_indices(messages):
+    return [m.index for m in messages if isinstance(m, p.Chunk)]
+
+
+# ------------------------------------------------------ tokens, guard
+def test_a_request_without_the_token_gets_a_retry_and_no_chunk():
+    h = Harness()
+    h.send(p.Request(SONG_ID, p.Order.SEQUENTIAL, ((0, 5),), 8, 1234))
+    assert [type(m) for m in h.messages()] == [p.Retry]
+    token = h.token()
+    h.send(p.Request(SONG_ID, p.Order.SEQUENTIAL, ((0, 5),), 8, token))
+    assert chunk_indices(h.messages()) == [0, 1, 2, 3, 4]
+
+
+def test_search_needs_the_token_too():
+    h = Harness()
+    h.send(p.Search("", 0))
+    assert [type(m) for m in h.messages()] == [p.Retry]
+    h.send(p.Search("song", h.token()))
+    (result,) = h.messages(p.SearchResult)
+    assert [f.name for f in result.files] == ["song.mp3"]
+
+
+def test_amplification_guard_limits_unvalidated_bytes():
+    guard = se.AmplificationGuard()
+    addr = ("127.0.0.9", 5000)
+    assert not guard.allow(addr, 1)
+    guard.received(addr, 20)
+    assert guard.allow(addr, 60) and not guard.allow(addr, 1)
+    guard.validate(addr)
+    assert guard.allow(addr, 10**6)
+
+
+def test_an_unvalidated_address_gets_at_most_three_times_its_bytes():
+    h = Harness(name="a seeder name long enough for the PONG to be big")
+    ping = p.encode(p.Ping(1, 0))  # a PONG is bigger than 3 bare PINGs
+    for _ in range(50):
+        h.engine.receive_datagram(ping, LEECHER, h.now)
+    out = h.engine.datagrams_to_send(h.now)
+    assert sum(len(d) for d, _ in out) <= 3 * 50 * len(ping)
+    assert 0 < len(out) < 50
+
+
+# ------------------------------------------------ order, window, pacing
+def test_chunks_go_in_the_requested_order_with_send_ms_and_tx_seq():
+    h = Harness()
+    ranges = ((3, 40), (50, 90))
+    h.request(ranges, order=p.Order.RANDOM, seed=99)
+    h.now += 0.25
+    sent = h.messages(p.Chunk)
+    assert [c.index for c in sent] == p.send_order(ranges, p.Order.RANDOM,
+                                                   99)
+    assert [c.tx_seq for c in sent] == list(range(len(sent)))
+    assert {c.send_ms for c in sent} == {250}
+    assert all(c.data == SONG[c.index * 1400:(c.index + 1) * 1400]
+               for c in sent)
+
+
+def test_the_default_order_is_the_seeders_own():
+    h = Harness(order=p.Order.SEMI_RANDOM, ordered_fraction=0.25)
+    h.request(order=p.Order.DEFAULT, seed=5)
+    assert chunk_indices(h.messages()) == p.send_order(
+        [(0, CHUNKS)], p.Order.SEMI_RANDOM, 5, 0.25)
+
+
+def test_never_more_than_the_acked_window_ahead():
+    h = Harness()
+    h.request(window=4)
+    assert chunk_indices(h.messages()) == [0, 1, 2, 3]
+    assert h.messages() == []
+    h.send(p.Ack(10))
+    assert chunk_indices(h.messages()) == [4, 5, 6, 7, 8, 9]
+    h.send(p.Ack(5))  # credit never shrinks
+    assert h.messages() == []
+    h.send(p.Ack(2**32 - 1))  # never more than MAX_WINDOW past tx_seq
+    assert len(h.messages(p.Chunk)) == CHUNKS - 10
+
+
+def test_a_batch_is_at_most_what_the_driver_asks_for():
+    h = Harness()
+    h.request()
+    assert len(h.out(most=7)) == 7
+    assert len(h.out(most=7)) == 7
+    assert len(h.out()) == CHUNKS - 14 + 1  # and the DONE
+
+
+def test_pacing_at_a_rate_over_virtual_time():
+    rate = 50_000
+    big = BytesSource({"big.mp3": bytes(1400 * 2000)})
+    h = Harness(big, link=netem.LinkSpec(rate_Bps=rate))
+    h.request(ranges=((0, 2000),), file_id=big.index.files[0].file_id)
+    start = h.now
+    got = h.run(until=start + 10.0)
+    chunks = [m for m, _ in got if isinstance(m.message, p.Chunk)]
+    expected = rate * 10 / 1436
+    assert expected <= len(chunks) <= expected + netem.BURST_DATAGRAMS + 1
+
+
+def test_the_timer_is_the_next_departure_of_a_delayed_datagram():
+    h = Harness(link=netem.LinkSpec(delay_s=0.05))
+    h.request(ranges=((0, 3),))
+    assert h.messages() == []  # all held by the emulated delay
+    assert h.engine.get_timer() == 100.05
+    h.now = 100.05
+    assert [type(m) for m in h.messages()] == [p.Chunk, p.Chunk, p.Chunk,
+                                               p.Done]
+
+
+# ---------------------------------------------------------------- NACK
+def sent_first_pass(h, window):
+    h.request(window=window)
+    return chunk_indices(h.messages())
+
+
+def test_resends_go_first_in_nack_order_and_unsent_chunks_are_skipped():
+    h = Harness()
+    assert sent_first_pass(h, 10) == list(range(10))
+    h.send(p.Nack(14, 1, ((7, 8), (2, 4), (30, 32))))  # 30, 31 not sent
+    sent = h.messages(p.Chunk)
+    assert [c.index for c in sent] == [7, 2, 3, 10]
+    assert [bool(c.index in (7, 2, 3)) for c in sent] == [True] * 3 + [False]
+    assert [c.tx_seq for c in sent] == [10, 11, 12, 13]
+
+
+def test_a_chunk_is_queued_once_per_round_and_once_while_it_waits():
+    h = Harness()
+    sent_first_pass(h, 10)
+    h.send(p.Nack(10, 1, ((2, 4),)))
+    h.send(p.Nack(10, 2, ((3, 5),)))  # 3 waits already: not twice
+    h.send(p.Ack(20))
+    assert chunk_indices(h.messages(most=3)) == [2, 3, 4]
+    h.send(p.Nack(20, 2, ((2, 5),)))  # round 2 had 3 and 4 already
+    assert chunk_indices(h.messages(most=2)) == [2, 10]
+
+
+def test_a_late_nack_of_an_older_round_is_ignored():
+    h = Harness()
+    sent_first_pass(h, 10)
+    h.send(p.Nack(20, 5, ((1, 2),)))
+    h.send(p.Nack(20, 4, ((6, 7),)))
+    assert chunk_indices(h.messages(most=2)) == [1, 10]
+
+
+def test_nack_rounds_compare_across_the_wrap_around():
+    h = Harness()
+    sent_first_pass(h, 20)
+    h.send(p.Nack(30, 65535, ((1, 2),)))
+    h.send(p.Nack(30, 0, ((2, 3),)))  # after 65535 comes 0
+    h.send(p.Nack(30, 1, ((3, 4),)))
+    h.send(p.Nack(30, 65534, ((4, 5),)))  # older than 65535: late
+    assert chunk_indices(h.messages(most=4)) == [1, 2, 3, 20]
+    assert se.round_newer(0, 65535) and not se.round_newer(65535, 0)
+
+
+def test_a_nack_for_an_unknown_session_gets_an_error():
+    h = Harness()
+    h.token()
+    h.send(p.Nack(1, 1, ((0, 1),)), sid=77)
+    (error,) = h.messages(p.Error)
+    assert error.code == p.ErrorCode.UNKNOWN_SESSION
+
+
+# ---------------------------------------------------------------- DONE
+def test_done_follows_the_last_chunk_with_the_sessions_counters():
+    h = Harness()
+    h.request(ranges=((0, 3),))
+    msgs = h.messages()
+    assert [type(m) for m in msgs] == [p.Chunk, p.Chunk, p.Chunk, p.Done]
+    done = msgs[-1]
+    assert (done.sent, done.resent, done.dropped, done.duplicated) == \
+        (3, 0, 0, 0)
+    assert done.bytes_sent == 3 * (p.CHUNK_DATA_AT + 1400)
+    assert h.messages() == []  # once
+
+
+def test_done_again_after_the_resends():
+    h = Harness()
+    h.request(ranges=((0, 3),))
+    h.messages()
+    h.send(p.Nack(10, 1, ((1, 2),)))
+    msgs = h.messages()
+    assert [type(m) for m in msgs] == [p.Chunk, p.Done]
+    assert msgs[-1].resent == 1 and msgs[-1].sent == 4
+
+
+def test_an_ack_after_the_end_is_a_probe_answered_with_done():
+    h = Harness()
+    h.request(ranges=((0, 3),))
+    h.messages()
+    h.now += 1
+    h.send(p.Ack(10))
+    assert [type(m) for m in h.messages()] == [p.Done]
+    h.now += 0.001  # within PROBE_INTERVAL_S
+    h.send(p.Ack(10))
+    assert h.messages() == []
+
+
+def test_an_ack_flood_gets_fewer_dones_than_acks():
+    h = Harness()
+    h.request(ranges=((0, 3),))
+    h.messages()
+    dones = 0
+    for _ in range(1000):
+        h.now += 0.001
+        h.send(p.Ack(10))
+        dones += len(h.messages(p.Done))
+    assert 0 < dones <= 1000 * 0.001 / se.PROBE_INTERVAL_S + 1
+
+
+def test_done_never_overtakes_a_chunk_and_can_be_lost():
+    spec = netem.LinkSpec(delay_s=0.02, jitter_s=0.05)
+    h = Harness(link=spec)
+    h.request(ranges=((0, 30),))
+    got = h.run(until=h.now + 1)
+    kinds = [type(d.message) for d, _ in got]
+    assert kinds[-1] is p.Done and kinds.count(p.Done) == 1
+    lossy = Harness(link=netem.LinkSpec(loss=1.0))
+    lossy.request(ranges=((0, 5),))
+    assert lossy.run(until=lossy.now + 1) == []
+    assert lossy.engine.counters.link.dropped == 6  # 5 chunks and DONE
+
+
+def test_emulated_loss_and_duplication_are_counted_in_done():
+    h = Harness(link=netem.LinkSpec(loss=0.2, dup=0.2))
+    h.request()
+    got = h.run(until=h.now + 1)
+    link = h.engine.counters.link
+    assert link.sent == CHUNKS
+    # every chunk and the one DONE went through the link:
+    assert len(got) == CHUNKS + 1 - link.dropped + link.duplicated
+    assert link.dropped and link.duplicated
+
+
+# ----------------------------------------------------- endings, expiry
+def test_cancel_ends_the_session_done_or_cancelled():
+    h = Harness()
+    h.request(ranges=((0, 3),), sid=1)
+    h.request(ranges=((0, 50),), window=2, sid=2)
+    h.messages()
+    h.send(p.Cancel(), sid=1)
+    h.send(p.Cancel(), sid=2)
+    ends = [e for e in h.engine.events() if isinstance(e, se.SessionEnded)]
+    assert [(e.sid, e.why, e.sent) for e in ends] == [(1, "done", 3),
+                                                      (2, "cancelled", 2)]
+    assert len(h.engine.sessions) == 0
+
+
+def test_a_silent_session_times_out():
+    h = Harness()
+    h.request(ranges=((0, 3),))
+    h.run(until=h.now + se.SESSION_IDLE_S + 2)
+    assert [e.why for e in h.engine.events()
+            if isinstance(e, se.SessionEnded)] == ["timed out"]
+
+
+def test_a_vanished_file_ends_the_session_with_an_error():
+    source = BytesSource({"a.mp3": b"x" * 5000})
+    h = Harness(source)
+    file_id = source.index.files[0].file_id
+    source.gone.add(file_id)
+    h.request(ranges=((0, 4),), file_id=file_id)
+    (error,) = h.messages(p.Error)
+    assert error.code == p.ErrorCode.FILE_GONE
+    assert len(h.engine.sessions) == 0
+
+
+def test_an_unknown_file_and_an_empty_request_are_refused():
+    h = Harness()
+    h.request(file_id=b"\7" * 8)
+    h.request(ranges=((CHUNKS + 5, CHUNKS + 9),), sid=2)
+    codes = [m.code for m in h.messages(p.Error)]
+    assert codes == [p.ErrorCode.NOT_FOUND, p.ErrorCode.BAD_REQUEST]
+
+
+# ------------------------------------------------------ hostile input
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.binary(max_size=1600), max_size=20))
+def test_random_bytes_never_raise_and_get_at_most_3x_back(datagrams):
+    h = Harness()
+    for data in datagrams:
+        h.engine.receive_datagram(data, LEECHER, h.now)
+    out = h.engine.datagrams_to_send(h.now)
+    assert sum(len(d) for d, _ in out) <= 3 * sum(map(len, datagrams))
+
+
+VALID = st.sampled_from([
+    p.Ping(3, 30), p.Search("so", 0), p.Ack(50), p.Cancel(),
+    p.Nack(99, 1, ((0, 2**32 - 1),)), p.Nack(5, 65535, ((3, 9), (1, 4))),
+    p.Request(SONG_ID, p.Order.RANDOM, ((0, 2**32 - 1),) * 100, 65535),
+    p.Done(1, 1, 1, 1, 1), p.Chunk(SONG_ID, 1, 1, 1, b"x")])
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.tuples(VALID, st.integers(0, 3), st.booleans()),
+                max_size=30))
+def test_valid_but_hostile_messages_never_raise(steps):
+    h = Harness()
+    token = h.token()
+    for msg, sid, tokened in steps:
+        if tokened and hasattr(msg, "token"):
+            msg = type(msg)(**{**msg.__dict__, "token": token})
+        h.send(msg, sid=sid)
+        h.now += 0.01
+        h.out(most=50)
+        h.engine.handle_timer(h.now)

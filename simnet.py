@@ -32,6 +32,8 @@ import zlib
 from dataclasses import dataclass, field
 from typing import Callable, NamedTuple
 
+import netem
+
 
 DEFAULT_UNTIL_S = 3600.0      # virtual seconds a run may last
 DEFAULT_MAX_EVENTS = 2_000_000  # bound on arrivals + timers handled
@@ -45,16 +47,6 @@ MAX_SAME_INSTANT_TIMERS = 10_000
 # lives or the host was dead (LOST); a host was KILLED.
 SENT, DROPPED, RECEIVED, LOST, KILLED = ("sent", "dropped", "received",
                                          "lost", "killed")
-
-
-def _netem_link(spec, seed: int):
-    import netem
-    return netem.Link(spec, rng_seed=seed)
-
-
-def _netem_spec():
-    import netem
-    return netem.LinkSpec()
 
 
 class TraceEntry(NamedTuple):
@@ -103,11 +95,10 @@ class SimNet:
 
     def __init__(self, seed: int = 0,
                  default_link: "netem.LinkSpec | None" = None,
-                 keep_trace: bool = True, link_factory=None):
+                 keep_trace: bool = True):
         self.seed = seed
-        self.link_factory = link_factory or _netem_link
         self.default_link = default_link if default_link is not None \
-            else _netem_spec()
+            else netem.LinkSpec()
         self.keep_trace = keep_trace
         self.now = 0.0
         self.hosts: dict[tuple, Host] = {}
@@ -151,7 +142,7 @@ class SimNet:
         link = self._links.get(key)
         if link is None:
             spec = self._specs.get(key, self.default_link)
-            link = self.link_factory(spec, self._link_seed(src, dst))
+            link = netem.Link(spec, self._link_seed(src, dst))
             self._links[key] = link
         return link
 

@@ -2,38 +2,27 @@
 
 The real engines are driven in tests/test_engine_properties.py; here the
 engines are a few lines each, so every expected time can be worked out by
-hand.
+hand.  The links are netem's.
 """
 
 from __future__ import annotations
 
-import random
-
 import pytest
 from hypothesis import given, settings, strategies as st
 
+import netem
 import simnet
 from conftest import ROOT  # noqa: F401  (puts the project on sys.path)
 
 A, B, C = ("10.0.0.1", 1), ("10.0.0.2", 1), ("10.0.0.3", 1)
 
 
-class FixedLink:
-    """A link for these tests: fixed delay, seeded loss, no rate."""
-
-    def __init__(self, spec, seed):
-        self.delay, self.loss = spec
-        self.rng = random.Random(seed)
-
-    def send(self, size, now):
-        if self.rng.random() < self.loss:
-            return []
-        return [now + self.delay]
-
-
 def make_net(seed=0, delay=0.01, loss=0.0, **kw):
-    return simnet.SimNet(seed=seed, default_link=(delay, loss),
-                         link_factory=FixedLink, **kw)
+    return simnet.SimNet(seed=seed, default_link=spec(delay, loss), **kw)
+
+
+def spec(delay, loss=0.0):
+    return netem.LinkSpec(delay_s=delay, loss=loss)
 
 
 class Pinger:
@@ -107,7 +96,7 @@ def test_datagrams_arrive_after_the_link_delay_and_are_traced():
 
 def test_each_direction_has_its_own_link():
     net = make_net(delay=0.1)
-    net.set_link(B, A, (0.4, 0.0))
+    net.set_link(B, A, spec(0.4))
     pinger, echo = Pinger(B, 1, 1.0), Echo()
     net.add_host(A, pinger)
     net.add_host(B, echo)
@@ -210,3 +199,47 @@ def test_links_draw_from_their_own_seeded_rng():
     a = make_net(seed=3)
     assert a._link_seed(A, B) != a._link_seed(B, A)
     assert a._link_seed(A, B) == make_net(seed=3)._link_seed(A, B)
+
+
+def test_what_a_link_drops_is_traced_and_what_it_duplicates_arrives_twice():
+    net = simnet.SimNet(seed=4, default_link=netem.LinkSpec(loss=0.5))
+    echo = Echo()
+    net.add_host(A, Pinger(B, 200, 0.01))
+    net.add_host(B, echo)
+    net.run()
+    sent = [e for e in net.trace if e.src == A and e.kind == simnet.SENT]
+    dropped = [e for e in net.trace if e.src == A
+               and e.kind == simnet.DROPPED]
+    assert len(sent) == 200 and 60 < len(dropped) < 140
+    assert len(echo.got) == 200 - len(dropped)
+    assert {d for _, d in echo.got}.isdisjoint({e.data for e in dropped})
+    net = simnet.SimNet(default_link=netem.LinkSpec(dup=1.0, delay_s=0.1))
+    echo = Echo()
+    net.add_host(A, Pinger(B, 3, 1.0))
+    net.add_host(B, echo)
+    net.run()
+    assert [d for _, d in echo.got] == [b"0", b"0", b"1", b"1", b"2", b"2"]
+
+
+def test_a_rate_limited_link_spaces_arrivals_by_their_size():
+    rate = 14_720  # bytes/s: a 1472-byte datagram takes 0.1 s
+    net = simnet.SimNet(default_link=netem.LinkSpec(rate_Bps=rate))
+
+    class Burst(Echo):
+        def __init__(self):
+            super().__init__()
+            self.outbox = [(bytes(1472), B) for _ in range(40)]
+    class Sink(Echo):
+        def receive_datagram(self, data, addr, now):
+            self.got.append((now, data))
+    sink = Sink()
+    net.add_host(A, Burst())
+    net.add_host(B, sink)
+    net.run()
+    times = [t for t, _ in sink.got]
+    assert len(times) == 40
+    # netem lets a burst of 16 datagrams through, then one per 0.1 s
+    assert times[-1] == pytest.approx((40 - netem.BURST_DATAGRAMS) * 0.1,
+                                      abs=0.11)
+    gaps = [b - a for a, b in zip(times[20:], times[21:])]
+    assert gaps == pytest.approx([0.1] * len(gaps))

@@ -27,6 +27,22 @@ def short_song(tmp_path_factory):
     return sample_song.make_mp3(str(folder / "four-seconds.mp3"), seconds=4)
 
 
+def summary_rows(folder, runs: int) -> dict:
+    """experiment.csv's row per order, checked whole; the PNG is a PNG."""
+    with open(folder / "experiment.csv", newline="") as handle:
+        rows = {row["order"]: row for row in csv.DictReader(handle)}
+    assert set(rows) == {"sequential", "random", "semi-random"}
+    for row in rows.values():
+        assert row["runs"] == str(runs)
+        for key in ("startup_s", "stalls", "stall_s", "continuity",
+                    "completion_s", "retransmitted"):
+            assert row[f"{key}_median"] != "", (key, row)
+            assert float(row[f"{key}_min"]) <= float(row[f"{key}_max"])
+    with open(folder / "experiment.png", "rb") as handle:
+        assert handle.read(8) == b"\x89PNG\r\n\x1a\n"
+    return rows
+
+
 def test_small_run_writes_csv_and_png_and_random_starts_later(
         short_song, tmp_path):
     # One seeder: its first burst cannot carry the whole 4 s song, so the
@@ -34,19 +50,9 @@ def test_small_run_writes_csv_and_png_and_random_starts_later(
     result = experiment("--song", short_song, "--runs", "1", "--seeders",
                         "1", "-o", str(tmp_path))
     assert result.returncode == 0, result.stdout + result.stderr
-    with open(tmp_path / "experiment.csv", newline="") as handle:
-        rows = {row["order"]: row for row in csv.DictReader(handle)}
-    assert set(rows) == {"sequential", "random", "semi-random"}
-    for row in rows.values():
-        assert row["runs"] == "1"
-        for key in ("startup_s", "stalls", "stall_s", "continuity",
-                    "completion_s", "retransmitted"):
-            assert row[f"{key}_median"] != "", (key, row)
-            assert float(row[f"{key}_min"]) <= float(row[f"{key}_max"])
+    rows = summary_rows(tmp_path, runs=1)
     assert float(rows["random"]["startup_s_median"]) >= \
         float(rows["sequential"]["startup_s_median"])
-    with open(tmp_path / "experiment.png", "rb") as handle:
-        assert handle.read(8) == b"\x89PNG\r\n\x1a\n"
     assert (tmp_path / "experiment-runs.csv").exists()
     for order in ("sequential", "random", "semi-random"):
         assert order in result.stdout  # the table
@@ -61,18 +67,9 @@ def test_simulated_run_writes_the_same_outputs_and_repeats_exactly(
                             "3", "--seeders", "1", "-o", str(out))
         assert result.returncode == 0, result.stdout + result.stderr
         assert "simulated network" in result.stdout
-    with open(first / "experiment.csv", newline="") as handle:
-        rows = {row["order"]: row for row in csv.DictReader(handle)}
-    assert set(rows) == {"sequential", "random", "semi-random"}
-    for row in rows.values():
-        assert row["runs"] == "3"
-        for key in ("startup_s", "stalls", "stall_s", "continuity",
-                    "completion_s", "retransmitted"):
-            assert row[f"{key}_median"] != "", (key, row)
+    rows = summary_rows(first, runs=3)
     assert float(rows["random"]["startup_s_median"]) > \
         float(rows["sequential"]["startup_s_median"])
-    with open(first / "experiment.png", "rb") as handle:
-        assert handle.read(8) == b"\x89PNG\r\n\x1a\n"
     # virtual time, seeded: the same command gives the same runs
     assert (first / "experiment-runs.csv").read_text() == \
         (second / "experiment-runs.csv").read_text()

@@ -96,10 +96,11 @@ def simulate(arrivals: list[float], chunk_size: int, size: int, time_map,
         stall_s += wall - run_out
     played = _played_times(segments, len(arrivals), chunk_size, size,
                            time_map)
-    continuity = _continuity(arrivals, start, chunk_size, time_map) \
+    # a chunk that never came has no arrival to judge: no index then
+    continuity_index = continuity(arrivals, start, chunk_size, time_map) \
         if all(not math.isnan(t) for t in arrivals) else None
     last = segments[-1]
-    return Playback(start, stalls, stall_s, continuity, played,
+    return Playback(start, stalls, stall_s, continuity_index, played,
                     last[0] + last[2] - last[1] if ready >= duration
                     else None)
 
@@ -139,9 +140,12 @@ def _frame_end(time_map, byte: int) -> float:
     return time_map.seconds
 
 
-def _continuity(arrivals, startup: float, chunk_size: int,
-                time_map) -> float:
-    """Share of chunks here by first sound + their media time."""
+def continuity(arrivals, startup: float, chunk_size: int,
+               time_map) -> float:
+    """CoolStreaming's continuity index: the share of chunks here by their
+    deadline, first sound (``startup``) + their media time.  A NaN
+    arrival is a chunk that was here before the request (resumed)."""
     on_time = sum(1 for index, t in enumerate(arrivals)
-                  if t <= startup + time_map.time_at(index * chunk_size))
+                  if math.isnan(t)
+                  or t <= startup + time_map.time_at(index * chunk_size))
     return on_time / len(arrivals) if arrivals else 1.0

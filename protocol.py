@@ -61,6 +61,7 @@ import enum
 import itertools
 import struct
 import zlib
+from array import array
 from dataclasses import dataclass, field
 from typing import Iterable, Iterator, Sequence, Union
 
@@ -664,10 +665,19 @@ class OrderRng:
         z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & self.MASK
         return z ^ (z >> 31)
 
-    def shuffle(self, items: list) -> None:
-        for i in range(len(items) - 1, 0, -1):
+    def shuffle(self, items) -> None:
+        self.shuffle_steps(items, 0, len(items) - 1, len(items))
+
+    def shuffle_steps(self, items, base: int, top: int, steps: int) -> int:
+        """Go on with a Fisher-Yates shuffle of ``items[base:]``, from
+        its position ``top`` down, ``steps`` swaps at most; the next
+        ``top`` (0 when the shuffle is over).  Split into steps or not,
+        the same seed gives the same order."""
+        stop = max(0, top - steps)
+        for i in range(top, stop, -1):
             j = self.next() % (i + 1)
-            items[i], items[j] = items[j], items[i]
+            items[base + i], items[base + j] = items[base + j], items[base + i]
+        return stop
 
 
 def send_order(ranges: Iterable[tuple[int, int]], order: Order, seed: int,
@@ -677,19 +687,51 @@ def send_order(ranges: Iterable[tuple[int, int]], order: Order, seed: int,
     ``semi-random`` is the original P2P FACOM's: the first part (``ordered
     fraction`` of the chunks) in order, the rest shuffled.
     """
-    chunks = list(itertools.chain.from_iterable(
-        range(start, end) for start, end in ranges))
-    rng = OrderRng(seed)
-    if order == Order.RANDOM:
-        rng.shuffle(chunks)
-    elif order == Order.SEMI_RANDOM:
-        split = round(len(chunks) * ordered_fraction)
-        rest = chunks[split:]
-        rng.shuffle(rest)
-        chunks[split:] = rest
-    elif order != Order.SEQUENTIAL:
-        raise ValueError(f"no sending order {order!r}")
-    return chunks
+    return list(send_order_array(ranges, order, seed, ordered_fraction))
+
+
+def send_order_array(ranges: Iterable[tuple[int, int]], order: Order,
+                     seed: int, ordered_fraction: float = 0.5) -> array:
+    """``send_order`` as an ``array('I')``: 4 bytes a chunk, so a seeder
+    can hold the order of a file of millions of chunks."""
+    builder = SendOrderBuilder(ranges, order, seed, ordered_fraction)
+    builder.step(len(builder.chunks))
+    return builder.chunks
+
+
+class SendOrderBuilder:
+    """``send_order_array`` made a slice at a time: shuffling millions of
+    chunks takes seconds, which a seeder spreads over its loop turns.
+    ``chunks`` holds the chunks from the start and is shuffled in place;
+    it is the sending order once ``step`` returned True."""
+
+    def __init__(self, ranges: Iterable[tuple[int, int]], order: Order,
+                 seed: int, ordered_fraction: float = 0.5):
+        self.chunks = array("I")
+        for start, end in ranges:
+            self.chunks.extend(range(start, end))
+        self._rng = OrderRng(seed)
+        if order == Order.RANDOM:
+            self._base = 0
+        elif order == Order.SEMI_RANDOM:
+            # The first part in order, the rest shuffled.
+            self._base = round(len(self.chunks) * ordered_fraction)
+        elif order == Order.SEQUENTIAL:
+            self._base = len(self.chunks)
+        else:
+            raise ValueError(f"no sending order {order!r}")
+        self._top = len(self.chunks) - self._base - 1
+
+    @property
+    def done(self) -> bool:
+        return self._top <= 0
+
+    def step(self, steps: int) -> bool:
+        """At most ``steps`` swaps of the shuffle; True when it is over."""
+        if self._top > 0:
+            self._top = self._rng.shuffle_steps(self.chunks, self._base,
+                                                self._top, steps)
+        return self.done
 
 
 def split_among(total: int, sources: int, block: int | None = None,

@@ -36,7 +36,6 @@ import heapq
 import hmac
 import math
 import unicodedata
-from array import array
 from collections import Counter, OrderedDict, deque
 from dataclasses import dataclass
 from typing import Iterable, Iterator
@@ -46,6 +45,7 @@ import protocol as p
 
 SEND_BURST = 64  # datagrams made per datagrams_to_send call by default
 SESSION_TURN = 16  # datagrams a session sends before the next one's turn
+ORDER_STEPS = 20_000  # shuffle swaps per turn (~20-70 ms): no long stall
 MAX_DELAYED = 20000  # datagrams held by the emulated delay (~29 MB)
 PROBE_INTERVAL_S = 0.010  # at most one DONE per session per 10 ms
 EXPIRY_CHECK_S = 1.0  # how often idle sessions are looked for
@@ -55,7 +55,7 @@ EXPIRY_CHECK_S = 1.0  # how often idle sessions are looked for
 MAX_SESSIONS = 256
 MAX_SESSIONS_PER_HOST = 16  # per IP, not IP:port: ports are free to make
 MAX_WINDOW = 4096
-MAX_QUEUED_CHUNKS = 8_000_000  # first-pass chunks of all sessions (~40 MB)
+MAX_QUEUED_CHUNKS = 4_000_000  # chunks of all sessions: 7 bytes each
 SESSION_IDLE_S = 30.0  # nothing heard from the leecher
 NO_PROGRESS_S = 20.0  # heard (ACKs), but no chunk could be sent
 AMPLIFICATION_LIMIT = 3  # RFC 9000 §8: bytes out <= 3x bytes in, unvalidated
@@ -249,8 +249,9 @@ class FirstPass:
     costs a few bytes per chunk whatever arrives."""
 
     def __init__(self, chunks, total: int, ranges):
-        """``chunks``: the chunks of ``ranges`` in sending order."""
-        self.order = array("I", chunks)
+        """``chunks``: the chunks of ``ranges`` in sending order (an
+        ``array('I')``, kept as it is)."""
+        self.order = chunks
         self.next = 0
         self.waiting = bytearray(total)
         for start, end in ranges:
@@ -328,9 +329,11 @@ class Session:
                  order: p.Order, seed: int, fraction: float, window: int,
                  now: float):
         self.sid, self.addr, self.info = sid, addr, info
-        chunks = p.send_order(ranges, order, seed, fraction)
-        self.first_pass = FirstPass(chunks, info.chunks, ranges)
-        self.resend = ResendQueue(info.chunks, len(chunks))
+        # The order is made a slice per turn (``build``): shuffling a
+        # huge file at once would stall every other session.
+        self._order = p.SendOrderBuilder(ranges, order, seed, fraction)
+        self.first_pass = FirstPass(self._order.chunks, info.chunks, ranges)
+        self.resend = ResendQueue(info.chunks, len(self.first_pass))
         self.counts = SendCounts()
         self.limit = window
         self.tx_seq = 0
@@ -343,7 +346,15 @@ class Session:
         return bool(self.first_pass or self.resend)
 
     def can_send(self) -> bool:
-        return self.tx_seq < self.limit and self.pending()
+        return (self.tx_seq < self.limit and self.pending()
+                and self._order.done)
+
+    def building(self) -> bool:
+        """Is the sending order still being made?"""
+        return not self._order.done
+
+    def build(self, steps: int) -> None:
+        self._order.step(steps)
 
     def heard(self, now: float) -> None:
         self.last_heard = now
@@ -466,6 +477,9 @@ class SessionTable:
 
     def any_done_due(self) -> bool:
         return any(s.done_due() for s in self._turn)
+
+    def any_building(self) -> bool:
+        return any(s.building() for s in self._turn)
 
     def expired(self, now: float) -> list[tuple[Session, str]]:
         return [(s, why) for s in self._by_key.values()
@@ -591,7 +605,7 @@ class SeederEngine:
         """The next of: a held datagram's departure, the next pacing slot
         (when a session could send), the next look for idle sessions."""
         times = [self.outbox.next_due(), self._next_expiry]
-        if self.sessions.any_done_due():
+        if self.sessions.any_done_due() or self.sessions.any_building():
             times.append(self._now)
         elif self._can_make():
             times.append(self.link.next_slot())
@@ -762,6 +776,10 @@ class SeederEngine:
             for session in self.sessions.in_turn():
                 if most <= 0:
                     return
+                if session.building():
+                    session.build(ORDER_STEPS)
+                    if session.building():
+                        continue  # more of it at the next turn
                 if not session.can_send():
                     self._maybe_done(session, now, out)
                     continue

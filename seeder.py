@@ -19,6 +19,7 @@ import socket
 import stat
 import sys
 import time
+import unicodedata
 from collections import OrderedDict, deque
 from dataclasses import dataclass
 
@@ -60,6 +61,14 @@ def display_name(name: str) -> str:
     """A file name as valid UTF-8: bytes that are not UTF-8 (kept by
     ``os.listdir`` as surrogate escapes) become U+FFFD."""
     return os.fsencode(name).decode("utf-8", "replace")
+
+
+def printable(text: str) -> str:
+    """``text`` for one line of a terminal: control characters (escape
+    codes, newlines) written as ``\\x1b``, ``\\n`` …"""
+    return "".join(c.encode("unicode_escape").decode("ascii")
+                   if unicodedata.category(c) in ("Cc", "Cf", "Zl", "Zp")
+                   else c for c in text)
 
 
 class OpenFile:
@@ -225,8 +234,8 @@ class Library:
         """False for an empty file (nothing to stream).  A file without
         an MP3 frame is still shared (benchmarks share random bytes), but
         its player will fail: say so."""
-        name = shared.info.name
-        if name != raw_name:
+        name = printable(shared.info.name)
+        if shared.info.name != raw_name:
             notices.append(f"seeder: {name}: the file's name is not UTF-8: "
                            f"shared under this name")
         if not shared.info.size:
@@ -246,9 +255,10 @@ class Library:
         for shared in files:  # in name order
             kept = by_id.setdefault(shared.info.file_id, shared)
             if kept is not shared:
+                first = printable(kept.info.name)
                 notices.append(
-                    f"seeder: {shared.info.name} has the same content as "
-                    f"{kept.info.name}: shared once, as {kept.info.name}")
+                    f"seeder: {printable(shared.info.name)} has the same "
+                    f"content as {first}: shared once, as {first}")
         return by_id
 
     def _close_changed(self) -> None:
@@ -285,7 +295,7 @@ class Seeder:
         self.log = log
         self.sock = self._open_socket(ip, port)
         self.address = self.sock.getsockname()
-        self.name = display_name(name or f"{ip}:{port}")
+        self.name = printable(display_name(name or f"{ip}:{port}"))
         if rng_seed is None:
             rng_seed = int.from_bytes(os.urandom(8), "big")
         self.engine = SeederEngine(
@@ -379,7 +389,8 @@ class Seeder:
         for event in self.engine.events():
             if isinstance(event, SessionStarted):
                 self.log(f"session {event.sid:08x} from "
-                         f"{cli.format_address(event.peer)}: {event.name}, "
+                         f"{cli.format_address(event.peer)}: "
+                         f"{printable(event.name)}, "
                          f"{event.chunks} chunks, {event.order}")
             elif isinstance(event, SessionEnded):
                 self.log(f"session {event.sid:08x} {event.why}: "

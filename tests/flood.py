@@ -20,6 +20,11 @@ VALID = [
     p.encode(p.Nack(10**6, 1, ((0, 10**6),)), session=3),
     p.encode(p.Ack(10**9), session=3), p.encode(p.Cancel(), session=3),
     p.encode(p.Chunk(b"\2" * 8, 1, 1, 1, b"x" * 1400)),
+    p.encode(p.Search("", 5, page=3)),
+    p.encode(p.Nack(2**32 - 1, 65535, ((0, 2**32 - 1),) * p.MAX_NACK_RANGES),
+             session=3),
+    p.encode(p.Request(b"\1" * 8, p.Order.SEMI_RANDOM,
+                       ((0, 2**32 - 1),) * p.MAX_REQUEST_RANGES, 65535, 7)),
 ]
 
 

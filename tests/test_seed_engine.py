@@ -397,3 +397,182 @@ def test_valid_but_hostile_messages_never_raise(steps):
         h.now += 0.01
         h.out(most=50)
         h.engine.handle_timer(h.now)
+
+
+# ------------------------------------------- hardening (issue 11), engine
+class HugeSource(BytesSource):
+    """One file of ``chunks`` chunks that exists only as its FileInfo."""
+
+    def __init__(self, chunks: int):
+        super().__init__({})
+        size = chunks * p.CHUNK_SIZE
+        self.huge = p.FileInfo(b"\x42" * 8, size, chunks, p.CHUNK_SIZE, 0,
+                               b"\x42" * 32, "huge.mp3")
+        self.index = se.SearchIndex([self.huge])
+
+    def read(self, file_id, index):
+        return bytes(p.CHUNK_SIZE)
+
+
+def test_overlapping_request_ranges_are_merged_before_any_work():
+    h = Harness()
+    h.request(ranges=((0, CHUNKS + 10**6),) * p.MAX_REQUEST_RANGES,
+              window=1)
+    (session,) = h.engine.sessions
+    assert len(session.first_pass) == CHUNKS  # once, and inside the file
+
+
+def test_one_nack_costs_at_most_a_bounded_number_of_chunks():
+    source = HugeSource(2_000_000)  # a 2.8 GB file
+    h = Harness(source)
+    h.request(ranges=((0, 2_000_000),), window=4096,
+              file_id=source.huge.file_id)
+    h.out()  # the first 4096 chunks
+    h.send(p.Nack(0, 1, ((0, 2**32 - 1),) * p.MAX_NACK_RANGES))
+    (session,) = h.engine.sessions
+    assert len(session.resend.fifo) == 4096  # only chunks already sent
+    h.send(p.Ack(10**6))
+    h.out(most=6000)  # the resends and 1904 new ones
+    h.send(p.Nack(0, 2, ((0, 2**32 - 1),) * p.MAX_NACK_RANGES))
+    assert len(session.resend.fifo) <= se.MAX_NACK_CHUNKS
+
+
+def test_a_chunk_is_resent_a_few_times_at_most():
+    h = Harness()
+    sent_first_pass(h, 10)
+    resent = 0
+    for round_ in range(1, 30):
+        h.send(p.Nack(10 + 10 * round_, round_, ((4, 5),)))
+        msgs = h.messages()
+        resent += chunk_indices(msgs).count(4)
+        if any(isinstance(m, p.Error) for m in msgs):
+            break
+    assert resent == se.MAX_RESENDS_PER_CHUNK
+    assert len(h.engine.sessions) == 0  # it could not finish: it ended
+
+
+def test_a_validated_peer_gets_about_twice_the_bytes_it_asked_for():
+    big = BytesSource({"big.mp3": bytes(1400 * 1000)})
+    h = Harness(big)
+    h.request(ranges=((0, 1000),), file_id=big.index.files[0].file_id)
+    total = sum(len(d) for d, _ in h.engine.datagrams_to_send(h.now, 10**6))
+    for round_ in range(1, 21):  # the whole file NACKed 20 times
+        h.send(p.Nack(10**6, round_, ((0, 1000),)))
+        total += sum(len(d) for d, _ in h.engine.datagrams_to_send(
+            h.now, 10**6))
+    asked = 1000 * 1400
+    assert total <= 2.1 * asked
+
+
+def test_session_limits_count_per_host_not_per_port():
+    h = Harness()
+    for port in range(se.MAX_SESSIONS_PER_HOST + 1):
+        h.request(ranges=((0, 1),), window=1, addr=("127.0.0.7", 5000 + port))
+    errors = h.messages(p.Error)
+    assert [e.code for e in errors] == [p.ErrorCode.BUSY]
+    assert len(h.engine.sessions) == se.MAX_SESSIONS_PER_HOST
+    h.request(ranges=((0, 1),), window=1, addr=("127.0.0.8", 5000))
+    assert len(h.engine.sessions) == se.MAX_SESSIONS_PER_HOST + 1
+
+
+def test_a_full_seeder_evicts_from_the_host_holding_the_most():
+    h = Harness()
+    hosts = se.MAX_SESSIONS // se.MAX_SESSIONS_PER_HOST
+    for host in range(hosts):
+        for sid in range(se.MAX_SESSIONS_PER_HOST - (host == 0)):
+            h.request(ranges=((0, 50),), window=1, sid=sid,
+                      addr=(f"127.0.1.{host}", 6000))
+    h.request(ranges=((0, 50),), window=1, sid=99, addr=("127.0.1.200", 1))
+    h.out()
+    h.request(ranges=((0, 50),), window=1, sid=1, addr=("127.0.2.1", 1))
+    got = h.out()
+    assert len(h.engine.sessions) == se.MAX_SESSIONS
+    assert any(isinstance(d.message, p.Chunk) and addr == ("127.0.2.1", 1)
+               for d, addr in got)
+    (evicted,) = [(d, addr) for d, addr in got
+                  if isinstance(d.message, p.Error)]
+    assert evicted[0].message.code == p.ErrorCode.BUSY
+    assert evicted[1][0] not in ("127.0.1.0", "127.0.1.200", "127.0.2.1")
+
+
+def test_a_session_that_only_acks_without_progress_expires():
+    h = Harness()
+    h.request(window=2)
+    h.out()
+    for _ in range(int(se.NO_PROGRESS_S) + 5):
+        h.now += 1.0
+        h.send(p.Ack(0))  # alive, but never any credit
+        h.engine.handle_timer(h.now)
+    assert [e.why for e in h.engine.events()
+            if isinstance(e, se.SessionEnded)] == [
+        "timed out without progress"]
+
+
+def test_tokens_expire_after_a_minute_at_most():
+    h = Harness()
+    token = h.token()
+    for later, valid in ((0, True), (29, True), (59, None), (61, False)):
+        accepted = h.engine.tokens.valid(token, LEECHER, h.now + later)
+        if valid is not None:
+            assert accepted is valid, later
+    assert not h.engine.tokens.valid(token, ("127.0.0.6", 4000), h.now)
+    other = se.SeederEngine(SOURCE, b"another secret", 1)
+    assert not other.tokens.valid(token, LEECHER, h.now)
+
+
+def test_an_expired_token_gets_a_retry_with_a_fresh_one():
+    h = Harness()
+    token = h.token()
+    h.now += 3600
+    h.send(p.Request(SONG_ID, p.Order.SEQUENTIAL, ((0, 2),), 8, token))
+    (retry,) = h.messages()
+    assert isinstance(retry, p.Retry) and retry.token != token
+    h.send(p.Request(SONG_ID, p.Order.SEQUENTIAL, ((0, 2),), 8, retry.token))
+    assert chunk_indices(h.messages()) == [0, 1]
+
+
+def many_songs(count: int) -> BytesSource:
+    return BytesSource({f"song number {n:04d}.mp3": b"%d" % n
+                        for n in range(count)})
+
+
+def test_one_search_gets_one_page_and_the_pages_make_the_whole_list():
+    source = many_songs(300)
+    h = Harness(source)
+    token, names, page = h.token(), [], 0
+    while True:
+        h.send(p.Search("song", token, page))
+        (datagram, _), = h.out()
+        assert len(p.encode(datagram.message)) <= p.MAX_DATAGRAM
+        names += [f.name for f in datagram.message.files]
+        if datagram.flags & p.FLAG_LAST:
+            break
+        page += 1
+    assert page > 5
+    assert sorted(names) == sorted(f.name for f in source.index.files)
+
+
+def test_search_ignores_case_and_accents():
+    index = se.SearchIndex(BytesSource({
+        "Canção do Mar.mp3": b"1", "CORAÇÃO.mp3": b"2", "other.mp3": b"3",
+    }).index.files)
+    assert [f.name for f in index.search("cancao")] == ["Canção do Mar.mp3"]
+    assert [f.name for f in index.search("MAR CANÇÃO")] == [
+        "Canção do Mar.mp3"]
+    assert [f.name for f in index.search("coracao")] == ["CORAÇÃO.mp3"]
+    assert len(index.search("")) == 3
+
+
+def test_a_huge_shuffled_order_is_made_a_slice_per_turn():
+    source = HugeSource(300_000)
+    h = Harness(source)
+    h.request(ranges=((0, 300_000),), order=p.Order.RANDOM, seed=3,
+              window=8, file_id=source.huge.file_id)
+    turns, sent = 0, []
+    while not sent:
+        assert h.engine.get_timer() == h.now  # work to do: call again now
+        sent = chunk_indices(h.messages())
+        turns += 1
+    assert turns >= 300_000 // se.ORDER_STEPS
+    assert sent == list(p.send_order_array([(0, 300_000)], p.Order.RANDOM,
+                                           3)[:8])

@@ -148,3 +148,119 @@ def test_leecher_saves_under_a_safe_name_whatever_the_seeder_says():
         name = leecher.safe_name(p.FileInfo(b"\1" * 8, 1, 1, 1400, 0,
                                             b"\0" * 32, hostile))
         assert "/" not in name and not name.startswith(".")
+
+
+# ------------------------------------------------- issue 11: the driver
+def test_a_file_name_that_is_not_utf8_is_shared_and_fetched(seeders,
+                                                            song_dir,
+                                                            tmp_path):
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    raw = os.path.join(os.fsencode(str(shared)), b"m\xfasica.mp3")
+    with open(raw, "wb") as out:
+        out.write((song_dir / "short-tune.mp3").read_bytes())
+    (seeder,) = seeders(("127.0.0.1", "-d", str(shared)))
+    found = run_leecher("search", "", "--seeders", seeder.address)
+    assert found.returncode == 0, found.stderr
+    assert "m\ufffdsica.mp3" in found.stdout
+    got = run_leecher("get", "sica", "-o", str(tmp_path / "out"),
+                      "--seeders", seeder.address)
+    assert got.returncode == 0, got.stdout + got.stderr
+    assert seeder.proc.poll() is None
+    output = seeder.stop()
+    assert "m\ufffdsica.mp3: the file's name is not UTF-8" in output
+
+
+def shared_library(tmp_path, content=b"ID3" + bytes(5000)):
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    (shared / "song.mp3").write_bytes(content)
+    clock = [0.0]
+    library = seeder_module.Library(str(shared), notice=lambda line: None,
+                                    clock=lambda: clock[0])
+    library.scan()
+    (file_id,) = library.by_id
+    return shared, library, file_id, clock
+
+
+def test_a_symlink_swapped_in_after_the_scan_is_never_read(tmp_path):
+    shared, library, file_id, _ = shared_library(tmp_path)
+    outside = tmp_path / "secret.mp3"
+    outside.write_bytes(b"S" * 5003)  # the same size
+    os.unlink(shared / "song.mp3")
+    os.symlink(outside, shared / "song.mp3")
+    try:
+        data = library.read(file_id, 0)
+    except OSError:
+        data = None
+    assert data is None
+
+
+def test_a_file_replaced_after_the_scan_is_never_read(tmp_path):
+    shared, library, file_id, _ = shared_library(tmp_path)
+    (tmp_path / "other.mp3").write_bytes(b"X" * 5003)  # same size
+    os.replace(tmp_path / "other.mp3", shared / "song.mp3")
+    try:
+        data = library.read(file_id, 0)
+    except OSError:
+        data = None
+    assert data is None
+
+
+def test_the_folder_is_rescanned_only_when_it_changes_or_now_and_then(
+        tmp_path, monkeypatch):
+    shared, library, file_id, clock = shared_library(tmp_path)
+    scans = []
+    real_scan = library.scan
+    monkeypatch.setattr(library, "scan",
+                        lambda: scans.append(clock[0]) or real_scan())
+    for _ in range(100):  # a SEARCH flood: no rescan
+        clock[0] += 0.01
+        library.search("")
+        library.info(b"\0" * 8)
+    assert scans == []
+    (shared / "new.mp3").write_bytes(b"ID3" + bytes(100))
+    library.search("")
+    assert len(scans) == 1 and len(library) == 2
+    clock[0] += seeder_module.RESCAN_S
+    library.search("")
+    assert len(scans) == 2
+
+
+def test_whole_file_nacks_do_not_stall_a_download(seeders, song_dir,
+                                                  tmp_path):
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    (shared / "facom-sample.mp3").write_bytes(
+        (song_dir / "facom-sample.mp3").read_bytes())
+    (shared / "big.mp3").write_bytes(os.urandom(50 * 10**6))
+    # A slow link: the download lasts a few seconds under attack.
+    (seeder,) = seeders(("127.0.0.1", "-d", str(shared), "-q", "--rate",
+                         "800"))
+    ip, port = seeder.address.split(":")
+    big = song_id(shared, "big.mp3")
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        sock.settimeout(2)
+        sock.sendto(p.encode(p.Ping(1, 44)), (ip, int(port)))
+        token = p.decode(sock.recv(2048)).message.token
+        whole = ((0, p.chunk_count(50 * 10**6)),)
+        sock.sendto(p.encode(p.Request(big, p.Order.SEQUENTIAL, whole,
+                                       4096, token),
+                             session=5), (ip, int(port)))
+        leecher = subprocess.Popen(
+            [sys.executable, os.path.join(ROOT, "leecher.py"), "get",
+             "facom-sample", "-o", str(tmp_path / "out"), "--seeders",
+             seeder.address], stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT, text=True)
+        for n in range(40):  # 4 whole-file NACKs a second, 10 s at most
+            if leecher.poll() is not None:
+                break
+            sock.sendto(p.encode(p.Nack(2**32 - 1, n + 1, ((0, 2**32 - 1),)
+                                        * p.MAX_NACK_RANGES), session=5),
+                        (ip, int(port)))
+            time.sleep(0.25)
+        out = leecher.communicate(timeout=60)[0]
+    assert leecher.returncode == 0, out
+    assert sha256(tmp_path / "out" / "facom-sample.mp3") == \
+        sha256(song_dir / "facom-sample.mp3")

@@ -143,3 +143,43 @@ def test_a_file_given_as_the_folder_is_one_clear_line():
     assert result.stderr.count("\n") == 1, result.stderr
     assert "not a folder" in result.stderr and "README.md" in result.stderr
     assert "not found" not in result.stderr
+
+
+def test_names_with_escape_codes_and_newlines_are_printed_escaped(
+        seeders, song_dir, tmp_path):
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    tune = (song_dir / "short-tune.mp3").read_bytes()
+    (shared / "clear\x1b[2Jscreen.mp3").write_bytes(tune)
+    (shared / "new\nline.mp3").write_bytes(tune)
+    (shared / ("x" * 251 + ".mp3")).write_bytes(b"\0" * 3000)  # 255 bytes
+    (seeder,) = seeders(("127.0.0.1", "-d", str(shared)))
+    found = run_leecher("search", "", "--seeders", seeder.address)
+    assert found.returncode == 0, found.stderr
+    assert found.stdout.count("x" * 30) == 1  # the long name was announced
+    client = Client(seeder.address)
+    (info,) = [f for f in search_all(client, "clear")]
+    client.send(p.Request(info.file_id, p.Order.SEQUENTIAL, ((0, 2),), 4,
+                          client.token), session=0x77)
+    client.next_of(p.Chunk)
+    client.close()
+    output = output_to_the_end(seeder)
+    assert "\x1b" not in output
+    assert "clear\\x1b[2Jscreen.mp3" in output  # the session line
+    assert "new\\nline.mp3" in output  # its notice: the content is the same
+    assert all(line.startswith(("seeder", "session")) for line in
+               output.splitlines())
+
+
+def search_all(client, query: str) -> list:
+    """Every page of a SEARCH, asked one page at a time."""
+    files, page = [], 0
+    while True:
+        client.send(p.Search(query, client.token, page))
+        while not isinstance((got := p.decode(client.sock.recv(2048))
+                              ).message, p.SearchResult):
+            pass
+        files += got.message.files
+        if got.flags & p.FLAG_LAST:
+            return files
+        page += 1

@@ -12,7 +12,7 @@ from hypothesis import given, settings, strategies as st
 
 import netem
 import simnet
-from conftest import ROOT  # noqa: F401  (puts the project on sys.path)
+from conftest import ROOT
 
 A, B, C = ("10.0.0.1", 1), ("10.0.0.2", 1), ("10.0.0.3", 1)
 
@@ -243,3 +243,16 @@ def test_a_rate_limited_link_spaces_arrivals_by_their_size():
                                       abs=0.11)
     gaps = [b - a for a, b in zip(times[20:], times[21:])]
     assert gaps == pytest.approx([0.1] * len(gaps))
+
+
+@pytest.mark.parametrize("args", [("--loss", "2"), ("--size-mb", "0"),
+                                  ("--size-mb", "500"), ("--seeders", "x"),
+                                  ("--bogus",)])
+def test_bad_input_to_the_program_is_one_line_and_exit_2(args):
+    import subprocess
+    import sys
+    result = subprocess.run([sys.executable, "simnet.py", *args], cwd=ROOT,
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 2, result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1, result.stderr
+    assert "Traceback" not in result.stderr

@@ -14,6 +14,15 @@ What the driver hands it:
   ``len(catalog)`` (``SearchIndex`` below is one; build it at scan time);
 - the secret for tokens (bytes) and the RNG seed of the emulated link.
 
+Addresses are ``(host, port)`` tuples; limits count sessions per host.
+``events()`` drains ``SessionStarted`` / ``SessionEnded`` for the driver
+to print.  The bounds on what a peer can make it do (issue 11) are the
+named constants below: per datagram (``MAX_NACK_CHUNKS``, ranges clipped
+and merged, ``ORDER_STEPS`` per turn), per session (``MAX_WINDOW``,
+``MAX_RESENDS_PER_CHUNK``, ``RESEND_BUDGET``, ``NO_PROGRESS_S``), per
+host (``MAX_SESSIONS_PER_HOST``) and in total (``MAX_SESSIONS``,
+``MAX_QUEUED_CHUNKS``, ``MAX_DELAYED``).
+
 Behaviour a leecher relies on:
 
 - chunks go out in ``protocol.send_order`` of the REQUEST's ranges, never
@@ -43,7 +52,6 @@ from typing import Iterable, Iterator
 import netem
 import protocol as p
 
-SEND_BURST = 64  # datagrams made per datagrams_to_send call by default
 SESSION_TURN = 16  # datagrams a session sends before the next one's turn
 ORDER_STEPS = 20_000  # shuffle swaps per turn (~20-70 ms): no long stall
 MAX_DELAYED = 20000  # datagrams held by the emulated delay (~29 MB)
@@ -408,7 +416,10 @@ class Session:
     def expired(self, now: float) -> str | None:
         if now - self.last_heard > SESSION_IDLE_S:
             return "timed out"
-        if self.pending() and now - self.last_progress > NO_PROGRESS_S:
+        if self.last_heard > self.last_progress \
+                and now - self.last_progress > NO_PROGRESS_S:
+            # ACKs keep it heard, but nothing went out for long: no
+            # credit, or all sent and never CANCELled.  A slot held idle.
             return "timed out without progress"
         return None
 
@@ -591,11 +602,16 @@ class SeederEngine:
             return
         handler(self, datagram, addr, now)
 
-    def datagrams_to_send(self, now: float,
-                          most: int = SEND_BURST) -> list[tuple[bytes, tuple]]:
+    def datagrams_to_send(self, now: float, most: int | None = None
+                          ) -> list[tuple[bytes, tuple]]:
         """What leaves now: held datagrams that are due, then up to
-        ``most`` new ones from the sessions, in turn."""
+        ``most`` new ones from the sessions, in turn (all they may send
+        now when None; a driver asks a few dozen at a time so that it
+        reads ACKs in between).  Call it again while ``get_timer()`` is
+        ``now``."""
         self._now = max(self._now, now)
+        if most is None:
+            most = math.inf
         out = self.outbox.due(now)
         self._make(now, most, out)
         out += self.outbox.due(now)  # replies made meanwhile (an ERROR)

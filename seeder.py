@@ -29,13 +29,15 @@ import protocol as p
 from seed_engine import SearchIndex, SeederEngine, SessionEnded, \
     SessionStarted
 
-SEND_BURST = 64  # datagrams asked of the engine at a time
-SEND_ROUNDS = 1  # bursts per loop turn: then ACKs are read (the window moves)
+SEND_BURST = 64  # datagrams per loop turn: then ACKs are read (the window
+# moves); a whole window at once would leave the pipe empty meanwhile
 RECV_BURST = 256
 READ_AHEAD = 64  # chunks read with one pread when they are read in a row
 SOCKET_BUFFER = 4 * 1024 * 1024
 MAX_OPEN_FILES = 64  # files kept open for reading (least recently used out)
 RESCAN_S = 5.0  # a folder whose mtime stays is rescanned this often, at most
+MIN_RESCAN_S = 0.25  # never more often, however fast the folder changes
+FRESH_CHECKS = 64  # files of a SEARCH answer checked (stat) for a change
 SECRET_BYTES = 32
 
 
@@ -47,6 +49,14 @@ class SharedFile:
     mtime_ns: int
     dev: int
     ino: int
+
+    def identity(self) -> tuple:
+        return (self.mtime_ns, self.info.size, self.dev, self.ino)
+
+
+def identity(st: os.stat_result) -> tuple:
+    """What must not change between the scan and a read of a file."""
+    return (st.st_mtime_ns, st.st_size, st.st_dev, st.st_ino)
 
 
 def _duration_ms(path: str) -> int:
@@ -73,8 +83,8 @@ def printable(text: str) -> str:
 
 class OpenFile:
     """One shared file open for reading.  Opened without following a
-    symlink and checked against the scan (device, inode, size), so a file
-    swapped after the scan is never served.  Chunks read in file order
+    symlink and checked against the scan (device, inode, size, mtime), so
+    a file swapped or edited after the scan is never served.  Chunks read in file order
     are read ``READ_AHEAD`` at a time, one ``pread`` instead of one each."""
 
     def __init__(self, shared: SharedFile):
@@ -82,9 +92,7 @@ class OpenFile:
         self.fd = os.open(shared.path, os.O_RDONLY | os.O_NOFOLLOW
                           | getattr(os, "O_CLOEXEC", 0))
         st = os.fstat(self.fd)
-        if not stat.S_ISREG(st.st_mode) or (st.st_dev, st.st_ino,
-                                            st.st_size) != (
-                shared.dev, shared.ino, shared.info.size):
+        if not stat.S_ISREG(st.st_mode) or identity(st) != shared.identity():
             os.close(self.fd)
             raise OSError(errno.ESTALE, "file changed since the scan")
         self.block = memoryview(b"")
@@ -118,8 +126,9 @@ class OpenFile:
 class Library:
     """The shared folder: ``.mp3`` regular files directly inside it, named
     by id.  The engine's ``ChunkSource`` and catalog: ``info``, ``read``,
-    ``search``, ``len``.  Rescanned when the folder's mtime changes, or
-    after ``RESCAN_S`` when asked; never more than that."""
+    ``search``, ``len``.  Rescanned when asked (SEARCH, REQUEST) and the
+    folder's mtime or a file asked for changed, or the last scan is
+    ``RESCAN_S`` old; never per datagram."""
 
     def __init__(self, folder: str, notice=print, clock=time.monotonic):
         self.folder = os.path.realpath(folder)
@@ -135,8 +144,10 @@ class Library:
 
     # ------------------------------------------------- ChunkSource, catalog
     def info(self, file_id: bytes) -> p.FileInfo | None:
-        if file_id not in self.by_id:
-            self.refresh()
+        """A file changed since the scan is scanned again (it has a new
+        id): its old id is never served with new content."""
+        shared = self.by_id.get(file_id)
+        self.refresh([shared] if shared else [])
         shared = self.by_id.get(file_id)
         return shared.info if shared else None
 
@@ -154,7 +165,12 @@ class Library:
         return opened.chunk(index)
 
     def search(self, query: str) -> list[p.FileInfo]:
-        self.refresh()
+        """Matches from the index; the first ``FRESH_CHECKS`` are looked
+        at (one ``stat`` each) so that a song edited in place is announced
+        with its new id."""
+        found = self.index.search(query)
+        self.refresh(self.by_id[info.file_id]
+                     for info in found[:FRESH_CHECKS])
         return self.index.search(query)
 
     def __len__(self) -> int:
@@ -166,27 +182,38 @@ class Library:
         self._open.clear()
 
     # ------------------------------------------------------------- scans
-    def refresh(self) -> None:
-        """Rescan when the folder changed (its mtime: one ``stat``) or
-        when the last scan is ``RESCAN_S`` old; never more often."""
-        now = self.clock()
-        try:
-            mtime = os.stat(self.folder).st_mtime_ns
-        except OSError:
-            mtime = None
-        if mtime != self._folder_mtime or now - self._scanned_at >= RESCAN_S:
+    def refresh(self, suspects=()) -> None:
+        """Rescan when the folder changed (its mtime: one ``stat``), when
+        one of the ``suspects`` (shared files) changed, or when the last
+        scan is ``RESCAN_S`` old; never twice within ``MIN_RESCAN_S``."""
+        since = self.clock() - self._scanned_at
+        if since < MIN_RESCAN_S:
+            return
+        if since >= RESCAN_S or self._folder_mtime != self._mtime() or any(
+                map(self._changed, suspects)):
             for line in self.scan():
                 self.notice(line)
+
+    def _mtime(self) -> int | None:
+        try:
+            return os.stat(self.folder).st_mtime_ns
+        except OSError:
+            return None
+
+    @staticmethod
+    def _changed(shared: SharedFile) -> bool:
+        try:
+            st = os.stat(shared.path, follow_symlinks=False)
+        except OSError:
+            return True
+        return identity(st) != shared.identity()
 
     def scan(self) -> list[str]:
         """Re-read the folder; unchanged files keep their cached hash.
         Returns the notices about its files (empty, no MP3 frame, same
         content, name not UTF-8) not given by an earlier scan."""
         self._scanned_at = self.clock()
-        try:
-            self._folder_mtime = os.stat(self.folder).st_mtime_ns
-        except OSError:
-            self._folder_mtime = None
+        self._folder_mtime = self._mtime()
         found: dict[str, SharedFile] = {}
         notices: list[str] = []
         for entry in self._mp3_entries():
@@ -214,9 +241,7 @@ class Library:
         try:
             st = entry.stat(follow_symlinks=False)
             cached = self._by_path.get(entry.path)
-            if cached and (cached.mtime_ns, cached.info.size, cached.dev,
-                           cached.ino) == (st.st_mtime_ns, st.st_size,
-                                           st.st_dev, st.st_ino):
+            if cached and cached.identity() == identity(st):
                 return cached
             sha = cli.sha256_file(entry.path)
         except OSError:
@@ -359,17 +384,12 @@ class Seeder:
             engine.receive_datagram(data, addr, now)
 
     def _send(self, now: float) -> None:
-        """What was left unsent, then the engine's bursts, until the
-        socket buffer is full or the engine has nothing more now."""
-        if not self._flush(self._unsent):
-            return
-        for _ in range(SEND_ROUNDS):
+        """What was left unsent, then one burst from the engine; what
+        the full socket buffer refuses waits for the next turn."""
+        if self._flush(self._unsent):
             batch = deque(self.engine.datagrams_to_send(now, SEND_BURST))
-            if not batch:
-                return
             if not self._flush(batch):
                 self._unsent = batch
-                return
 
     def _flush(self, batch: deque) -> bool:
         """Send from the front of ``batch``; False if the buffer filled."""

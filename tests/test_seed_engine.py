@@ -62,11 +62,11 @@ class Harness:
     def send(self, msg, addr=LEECHER, sid=SID):
         self.engine.receive_datagram(p.encode(msg, sid), addr, self.now)
 
-    def out(self, most=10**6):
+    def out(self, most=None):
         return [(p.decode(data), addr) for data, addr in
                 self.engine.datagrams_to_send(self.now, most)]
 
-    def messages(self, kind=None, most=10**6):
+    def messages(self, kind=None, most=None):
         return [d.message for d, _ in self.out(most)
                 if kind is None or isinstance(d.message, kind)]
 
@@ -497,15 +497,18 @@ def test_a_full_seeder_evicts_from_the_host_holding_the_most():
 
 def test_a_session_that_only_acks_without_progress_expires():
     h = Harness()
-    h.request(window=2)
+    h.request(window=2, sid=1)  # never gets more credit
+    h.request(ranges=((0, 3),), sid=2)  # all sent, never cancelled
     h.out()
     for _ in range(int(se.NO_PROGRESS_S) + 5):
         h.now += 1.0
-        h.send(p.Ack(0))  # alive, but never any credit
+        h.send(p.Ack(0), sid=1)  # alive, but no credit
+        h.send(p.Ack(3), sid=2)  # alive, nothing to send
+        h.out()
         h.engine.handle_timer(h.now)
-    assert [e.why for e in h.engine.events()
-            if isinstance(e, se.SessionEnded)] == [
-        "timed out without progress"]
+    assert sorted((e.sid, e.why) for e in h.engine.events()
+                  if isinstance(e, se.SessionEnded)) == [
+        (1, "timed out without progress"), (2, "timed out without progress")]
 
 
 def test_tokens_expire_after_a_minute_at_most():

@@ -69,7 +69,7 @@ def test_echoed_token_unlocks_the_song(seeders, song_dir):
     assert isinstance(first.message, p.Chunk) and first.message.index == 0
 
 
-def test_sessions_per_address_are_bounded_with_a_clear_error(seeders,
+def test_sessions_per_host_are_bounded_with_a_clear_error(seeders,
                                                              song_dir):
     (seeder,) = seeders(("127.0.0.1", "-d", str(song_dir), "-q",
                          "--rate", "8"))
@@ -264,3 +264,17 @@ def test_whole_file_nacks_do_not_stall_a_download(seeders, song_dir,
     assert leecher.returncode == 0, out
     assert sha256(tmp_path / "out" / "facom-sample.mp3") == \
         sha256(song_dir / "facom-sample.mp3")
+
+
+def test_a_song_edited_in_place_gets_its_new_id_and_the_old_is_gone(
+        tmp_path):
+    shared, library, old_id, clock = shared_library(tmp_path)
+    clock[0] += 1.0
+    data = bytearray((shared / "song.mp3").read_bytes())
+    data[100:104] = b"EDIT"
+    (shared / "song.mp3").write_bytes(bytes(data))  # same inode and size
+    os.utime(shared / "song.mp3", ns=(1, 1))  # whatever the clock's grain
+    (info,) = library.search("song")
+    assert info.file_id != old_id
+    assert library.info(old_id) is None
+    assert bytes(library.read(info.file_id, 0))[100:104] == b"EDIT"

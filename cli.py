@@ -14,6 +14,9 @@ import os
 import random
 import socket
 import sys
+import unicodedata
+
+import events as ev
 
 PROJECT_DIR = os.path.dirname(os.path.abspath(__file__))
 MUSIC_DIR = os.path.join(PROJECT_DIR, "music")
@@ -48,6 +51,10 @@ def run_main(prog: str, body) -> int:
     except RunError as exc:
         print(f"{prog}: {exc}", file=sys.stderr)
         return EXIT_FAILED
+    except ev.DownloadFailed as exc:
+        print(f"{prog}: {describe(exc.problem, exc.params)}",
+              file=sys.stderr)
+        return EXIT_FAILED
     except KeyboardInterrupt:
         print(f"{prog}: interrupted", file=sys.stderr)
         return 130
@@ -57,6 +64,49 @@ def run_main(prog: str, body) -> int:
         print(f"{prog}: unexpected error: {type(exc).__name__}: {exc} "
               f"(set P2PFACOM_DEBUG=1 for details)", file=sys.stderr)
         return EXIT_FAILED
+
+
+# English for the engines' problem codes (events.Problem); peers' words
+# in them are escaped (``printable``).
+PROBLEM_TEXT = {
+    ev.Problem.NO_SEEDER_ALIVE: "no seeder with this song is alive",
+    ev.Problem.ALL_SEEDERS_GONE: "all seeders with this song are gone "
+                                 "(partial file kept)",
+    ev.Problem.NO_PROGRESS: "no progress for {seconds:.0f} s (partial file "
+                            "kept)",
+    ev.Problem.HASH_MISMATCH: "SHA-256 of {name} does not match the "
+                              "seeders' (partial file kept)",
+    ev.Problem.STOPPED: "stopped (partial file kept)",
+    ev.Problem.CANNOT_WRITE: "cannot write {path}: {reason}",
+    ev.Problem.LOCKED: "another leecher is already writing {path}",
+    ev.Problem.REFUSED: "{peer} refused: {text}",
+    ev.Problem.TOO_BIG: "{name}: {size} bytes is more than this leecher "
+                        "can hold",
+}
+
+
+def describe(problem: ev.Problem, params) -> str:
+    """One line of English for a problem code and its parameters."""
+    safe = {key: printable(value) if isinstance(value, str) else value
+            for key, value in params.items()}
+    try:
+        return PROBLEM_TEXT[problem].format(**safe)
+    except (KeyError, ValueError, IndexError):
+        return f"{problem.value} {safe}"
+
+
+def printable(text: str) -> str:
+    """``text`` from the network or the disk, safe to print on a terminal:
+    control characters (escape codes, newlines) and unpaired surrogates
+    are shown escaped, never obeyed."""
+    out = []
+    for char in text:
+        if unicodedata.category(char) in ("Cc", "Cf", "Cs", "Zl", "Zp"):
+            out.append(f"\\x{ord(char):02x}" if ord(char) < 0x100
+                       else f"\\u{ord(char):04x}")
+        else:
+            out.append(char)
+    return "".join(out)
 
 
 # ------------------------------------------------------- argument types

@@ -1,18 +1,16 @@
 """P2P FACOM leecher: finds seeders, downloads a song in chunks, plays it.
 
-``Download`` is the engine (one ``select`` loop; the GUI runs it in one
-worker thread); the rest of the module is the terminal leecher:
+``Download`` is the driver of ``download_engine.DownloadEngine``: it owns
+the socket (``Endpoint``), the ``.part`` file, the clock and the player,
+and runs one ``select`` loop (the GUI runs it in one worker thread).  The
+rest of the module is the terminal leecher:
 
     python3 leecher.py ping   [--seeders 127.0.0.1:9000,127.0.0.2:9000]
     python3 leecher.py search QUERY
     python3 leecher.py get NAME -o DIR [--method random] [--json STATS.json]
 
-How losses are found: the REQUEST carries a seed, so the leecher knows the
-exact order in which each seeder sends its first pass.  A chunk still
-missing when three chunks sent after it have arrived is lost and is asked
-for again at once (NACK).  Chunks whose first copy never came are asked for
-after the seeder's DONE, or when the seeder falls silent; NACKed chunks are
-asked for again when their retransmission does not come back in time.
+What is lost, and when it is asked for again, is decided in
+``recovery.py`` (RACK, RFC 8985; RFC 9002).
 """
 
 from __future__ import annotations
@@ -21,7 +19,6 @@ import base64
 import contextlib
 import errno
 import hashlib
-import heapq
 import math
 import json
 import os
@@ -31,25 +28,27 @@ import signal
 import socket
 import sys
 import time
+import unicodedata
 import zlib
 from array import array
 from dataclasses import dataclass, field
 from operator import itemgetter
 
 import cli
+import events as ev
 import protocol as p
+from download_engine import (DEFAULT_TIMEOUT, DEFAULT_WINDOW, PING_PADDING,
+                             DownloadEngine, Options, Peer, Timeline,
+                             check_size)
 
-DEFAULT_WINDOW = 256  # chunks a seeder may have in flight to us
-RTO_FLOOR = 0.05
-RTO_MAX = 2.0
-REORDER_THRESHOLD = 3  # RFC 9002: lost once 3 later packets have arrived
-MAX_SILENT_TIMEOUTS = 5  # consecutive silences before a seeder is gone
-DEFAULT_TIMEOUT = 30.0  # give up after this long without any new chunk
+__all__ = ["DEFAULT_TIMEOUT", "DEFAULT_WINDOW", "Download", "Endpoint",
+           "Options", "Peer", "Song", "Timeline", "ping", "search"]
+
 SOCKET_BUFFER = 4 * 1024 * 1024
 RECEIVE_BATCH = 1024  # datagrams taken per loop turn (and buffer slots)
 SLOT = p.MAX_DATAGRAM + 1  # a longer datagram fills its slot: rejected
 POLL_S = 0.1  # the loop looks at stop() and progress at least this often
-RENACK_FLOOR = 0.01  # a NACKed chunk is asked for again after >= 10 ms
+SNAPSHOT_S = 0.2  # events and a Snapshot to the interface this often
 HASH_STEP = 256  # chunks of contiguous prefix hashed at a time
 FILL_GAP = 8  # missing chunks a write may cover with zeros (see _fill)
 IOV_MAX = min(os.sysconf("SC_IOV_MAX"), RECEIVE_BATCH)  # per pwritev
@@ -59,30 +58,11 @@ IOV_MAX = min(os.sysconf("SC_IOV_MAX"), RECEIVE_BATCH)  # per pwritev
 # all), so a seeder slowed down by a busy machine still counts.
 PING_TIMEOUT = 0.3
 PING_TRIES = 5
-PING_PADDING = 44  # a 64-byte PING earns room for any PONG
 SIDECAR_SUFFIX = ".part.json"
 SAVE_EVERY_S = 5.0
 
 
 # ----------------------------------------------------------- the socket
-@dataclass
-class Peer:
-    """A seeder as the leecher knows it after PING."""
-
-    addr: tuple[str, int]
-    rtt: float | None = None
-    token: int = 0
-    name: str = ""
-    files: int = 0
-    load: int = 0
-    order: int = p.Order.SEQUENTIAL
-    ordered_percent: int = 50
-
-    @property
-    def alive(self) -> bool:
-        return self.rtt is not None
-
-
 class Endpoint:
     """The leecher's UDP socket; ``loss`` drops received datagrams on
     purpose so that the NACK path can be shown with any seeder."""
@@ -109,8 +89,11 @@ class Endpoint:
         self.sock.close()
 
     def send(self, msg, addr, session: int = 0) -> None:
+        self.send_raw(p.encode(msg, session), addr)
+
+    def send_raw(self, data: bytes, addr) -> None:
         try:
-            self.sock.sendto(p.encode(msg, session), addr)
+            self.sock.sendto(data, addr)
         except (BlockingIOError, InterruptedError):
             pass  # like a loss on the way: timers will ask again
         except OSError:
@@ -186,9 +169,7 @@ def _take_pong(msg, addr, peers, nonces) -> None:
     if peer.alive:
         return
     peer.rtt = time.monotonic() - sent_at
-    peer.token, peer.name, peer.files, peer.load = (msg.token, msg.name,
-                                                    msg.files, msg.load)
-    peer.order, peer.ordered_percent = msg.order, msg.ordered_percent
+    peer.learn(msg)
 
 
 @dataclass
@@ -235,38 +216,95 @@ def _take_result(datagram, addr, by_addr, pending, songs, query, endpoint):
 
 
 def _merge(songs: dict, files, addr) -> None:
+    """Add what ``addr`` answered; one song per content and layout, so a
+    seeder that lies about the size of a known SHA-256 is a song apart
+    (and loses the vote in ``pick_song``)."""
     for info in files:
-        song = songs.setdefault(info.sha256, Song(info))
+        if not plausible(info):
+            continue  # fields that contradict each other: a lie or a bug
+        key = (info.sha256, info.size, info.chunk_size)
+        song = songs.setdefault(key, Song(info))
         if addr not in song.sources:
             song.sources.append(addr)
             song.sources.sort()
 
 
+def plausible(info: p.FileInfo) -> bool:
+    """SEARCH_RESULT fields that agree with each other."""
+    return (1 <= info.chunk_size <= p.MAX_CHUNK_DATA
+            and info.chunks == p.chunk_count(info.size, info.chunk_size)
+            and info.file_id == p.file_id_of(info.sha256))
+
+
+# Linux's NAME_MAX; the longest name the leecher makes from a song's is
+# NAME + SIDECAR_SUFFIX + ".tmp" (the sidecar written, then renamed).
+NAME_MAX = 255
+LONGEST_SUFFIX = len(".part.json.tmp")
+MAX_EXTENSION = 16  # a longer "extension" is part of the name
+
+
 def safe_name(song: p.FileInfo) -> str:
-    """The file name to save under: never a path, never hidden."""
-    name = os.path.basename(song.name.replace("\\", "/")).replace("\0", "")
+    """The file name to save under: never a path, never hidden, no
+    control characters, and short enough for its .part and sidecar."""
+    name = os.path.basename(song.name.replace("\\", "/"))
+    name = "".join("_" if unicodedata.category(c) in ("Cc", "Cs") else c
+                   for c in name)
     if not name or name.startswith("."):
         name = song.file_id.hex() + ".mp3"
-    return name
+    return fit_name(name, NAME_MAX - LONGEST_SUFFIX, song.file_id.hex()[:8])
+
+
+def fit_name(name: str, limit: int, tag: str) -> str:
+    """``name`` cut to ``limit`` UTF-8 bytes, keeping its extension and
+    adding ``tag`` so that two long names cut alike stay apart."""
+    if len(name.encode("utf-8")) <= limit:
+        return name
+    stem, extension = os.path.splitext(name)
+    if len(extension.encode("utf-8")) > MAX_EXTENSION:
+        stem, extension = name, ""
+    room = limit - len(extension.encode("utf-8")) - len(tag) - 1
+    cut = stem.encode("utf-8")[:room].decode("utf-8", "ignore")
+    return f"{cut}-{tag}{extension}"
 
 
 # ------------------------------------------------------------- resuming
+def fallback_folder() -> str:
+    """Where resume data goes when the output folder will not take it:
+    the user's state folder (XDG), not the output folder."""
+    base = os.environ.get("XDG_STATE_HOME") or os.path.join(
+        os.path.expanduser("~"), ".local", "state")
+    return os.path.join(base, "p2p-facom", "resume")
+
+
 class Sidecar:
     """``NAME.part.json``: what an interrupted download already has.
 
     It names the song by SHA-256 and keeps each received chunk's CRC-32, so
-    a new run re-checks the ``.part`` bytes before trusting them.
+    a new run re-checks the ``.part`` bytes before trusting them.  When the
+    output folder stops taking files, it goes to ``fallback_folder()``
+    under a name drawn from the ``.part``'s full path, and is found there.
     """
 
     CHANGED = object()
 
     def __init__(self, path: str):
         self.path = path
+        tag = hashlib.sha256(os.path.abspath(path).encode(
+            "utf-8", "surrogateescape")).hexdigest()[:24]
+        self.fallback = os.path.join(fallback_folder(), tag + ".json")
+        self.saved_at: str | None = None  # where the last save went
 
     def load(self, info: p.FileInfo):
         """{chunk: crc}, ``CHANGED`` for another song, None for nothing."""
+        for path in (self.path, self.fallback):
+            found = self._load(path, info)
+            if found is not None:
+                return found
+        return None
+
+    def _load(self, path: str, info: p.FileInfo):
         try:
-            with open(self.path, encoding="utf-8") as handle:
+            with open(path, encoding="utf-8") as handle:
                 data = json.load(handle)
             if data["sha256"] != info.sha256.hex() \
                     or data["chunk_size"] != info.chunk_size:
@@ -283,8 +321,9 @@ class Sidecar:
                                                   len(crcs)))}
 
     def save(self, info: p.FileInfo, chunks: list[tuple[int, int]],
-             crcs: array) -> None:
-        """Record the ``chunks`` ranges as here, with their ``crcs``."""
+             crcs: array) -> str:
+        """Record the ``chunks`` ranges as here, with their ``crcs``; the
+        path it went to (the fallback when the folder refuses it)."""
         crcs = array("I", crcs)
         if sys.byteorder == "little":
             crcs.byteswap()
@@ -292,257 +331,121 @@ class Sidecar:
                 "chunk_size": info.chunk_size,
                 "chunks": chunks,
                 "crc32": base64.b64encode(crcs.tobytes()).decode("ascii")}
-        temporary = self.path + ".tmp"
-        with open(temporary, "w", encoding="utf-8") as handle:
-            json.dump(data, handle)
-        os.replace(temporary, self.path)
-
-    def remove(self) -> None:
         try:
-            os.remove(self.path)
-        except FileNotFoundError:
-            pass
-
-
-# --------------------------------------------------------------- transfers
-@dataclass(eq=False)  # compared (and hashed) by identity
-class Transfer:
-    """One REQUEST to one seeder and what came back for it."""
-
-    sid: int
-    peer: Peer
-    ranges: p.RangeSet
-    order: int
-    percent: int
-    seed: int
-    window: int
-    last_heard: float  # the REQUEST's time until a chunk comes
-    rto: float
-    first_pass: array  # chunk indices in the order the seeder sends them
-    checked_upto: int = 0  # first-pass places already examined for loss
-    highest_place: int = -1
-    highest_seq: int = -1
-    limit: int = 0
-    unacked: int = 0
-    nack_round: int = 0
-    silences: int = 0
-    heard: bool = False
-    done: bool = False
-    dead: bool = False
-    seeder_counters: p.Done | None = None
-    stored: int = 0  # chunks of this transfer that we did not have yet
-    ack_every: int = field(init=False)  # chunks between two ACKs
-    base_rto: float = field(init=False)  # the RTO while the seeder talks
-    # Smoothed time between two receive turns that brought this transfer's
-    # chunks: on a slow (rate-limited) link it is far longer than the RTT,
-    # and a silence is only a silence when it is much longer than that.
-    arrival_gap: float = 0.0
-    clock_offset: float = 0.0  # seeder's send_ms 0, in our timeline's time
-
-    def __post_init__(self):
-        self.ack_every = max(1, self.window // 4)
-        self.base_rto = self.rto
-
-    def request(self, file_id: bytes) -> p.Request:
-        return p.Request(file_id, p.Order(self.order), tuple(self.ranges),
-                         self.window, self.peer.token, self.percent,
-                         self.seed)
-
-
-class Timeline:
-    """Per chunk: when it was sent, received and played, in seconds since
-    the request (NaN: not known).  Arrays, so that a 200 MB song costs a
-    few MB."""
-
-    def __init__(self, chunks: int):
-        self.sent = array("d", [math.nan]) * chunks
-        self.received = array("d", [math.nan]) * chunks
-        self.played = array("d", [math.nan]) * chunks
-        self.retransmitted = bytearray(chunks)
+            self._write(self.path, data)
+            self.saved_at = self.path
+        except OSError:
+            os.makedirs(os.path.dirname(self.fallback), exist_ok=True)
+            self._write(self.fallback, data)
+            self.saved_at = self.fallback
+        return self.saved_at
 
     @staticmethod
-    def get(series: array, index: int) -> float | None:
-        value = series[index]
-        return None if math.isnan(value) else value
+    def _write(path: str, data: dict) -> None:
+        temporary = path + ".tmp"
+        with open(temporary, "w", encoding="utf-8") as handle:
+            json.dump(data, handle)
+        os.replace(temporary, path)
 
-    def rows(self):
-        for i in range(len(self.sent)):
-            yield {"chunk": i, "sent": _round(self.get(self.sent, i)),
-                   "received": _round(self.get(self.received, i)),
-                   "played": _round(self.get(self.played, i)),
-                   "retransmitted": bool(self.retransmitted[i])}
-
-
-@dataclass
-class Options:
-    method: str | None = None  # None: each seeder's own order
-    window: int = DEFAULT_WINDOW
-    timeout: float = DEFAULT_TIMEOUT
-    loss: float = 0.0
-    seed: int | None = None
-    force: bool = False
+    def remove(self) -> None:
+        for path in (self.path, self.fallback):
+            with contextlib.suppress(OSError):
+                os.remove(path)
 
 
-class Download:
-    """Download one song from its seeders into ``out_dir``.
+# ------------------------------------------------------------ the .part
+class PartFile:
+    """``NAME.part`` and its sidecar: writes (``pwritev``), the SHA-256 of
+    the contiguous prefix as it grows, the resume data, the final rename.
+    Errors become ``events.DownloadFailed``."""
 
-    ``run()`` blocks until the file is complete and verified (returns the
-    final path) or raises ``cli.RunError``.  ``stop()`` may be called from
-    another thread.  ``events`` (a ``queue.Queue``) receives tuples for a
-    GUI; ``player`` (see player.py) is fed the contiguous prefix.
-    """
-
-    def __init__(self, endpoint: Endpoint, song: Song, peers: dict,
-                 out_dir: str, options: Options | None = None, events=None,
-                 player=None, log=None):
-        self.endpoint = endpoint
-        self.song = song
-        self.info = song.info
-        self.peers = peers
-        self.options = options or Options()
-        self.events = events
-        self.player = player
-        self.log = log or (lambda line: None)
-        self.rng = random.Random(self.options.seed)
-        self.name = safe_name(song.info)
-        self.final_path = os.path.join(out_dir, self.name)
-        self.part_path = self.final_path + ".part"
-        self.sidecar_path = self.final_path + SIDECAR_SUFFIX
-        self.crcs = array("I", bytes(4 * song.info.chunks))  # for resuming
-        # Each chunk's place in the first pass of the transfer it belongs
-        # to (one array for all transfers: a chunk is in one at a time).
-        self.place = array("i", [-1]) * song.info.chunks
-        self.resumed = 0
-        self._untrusted = False
-        self.player_attached_at = None
-        self.state = p.ReceiveState(self.info.chunks)
-        self.transfers: dict[tuple, Transfer] = {}
-        self.nacked_at: dict[int, float] = {}  # chunk -> its last NACK
-        # When a NACKed chunk that has not come is asked for again: a heap
-        # of (due, chunk) finds the next one; stale entries are skipped.
-        self._renack_due: dict[int, float] = {}
-        self._renack_heap: list = []
-        self.renack_after = 0.3
-        self._nack_rtt = None  # smoothed 2 x (NACK -> retransmission)
-        self._fresh: list = []  # (chunk, data view) to write this turn
+    def __init__(self, info: p.FileInfo, final_path: str):
+        self.info = info
+        self.name = os.path.basename(final_path)
+        self.final_path = final_path
+        self.part_path = final_path + ".part"
+        self.sidecar = Sidecar(final_path + SIDECAR_SUFFIX)
+        self.crcs = array("I", bytes(4 * info.chunks))  # for resuming
+        self.fd = None
+        self.untrusted = False  # a hash mismatch: keep no resume data
         self._unchecked: list = []  # runs written since the last CRC pass
         self._unwritten = p.RangeSet()  # chunks whose write failed
-        self._zeros = bytes(song.info.chunk_size)
+        self._zeros = bytes(info.chunk_size)
         self._digest = hashlib.sha256()  # of the file's contiguous prefix
         self._hashed_chunks = 0
-        self.orphans = p.RangeSet()  # chunks no live seeder is asked for
-        self.gone: set = set()  # seeders that stopped answering
-        self._next_orphan_ping = 0.0
-        self.nacks_sent = 0
-        self.retransmitted = 0
-        # Chunks stored per seeder address: counted by each transfer, and
-        # here for chunks of no (more) known transfer.
-        self.stored_from: dict[tuple, int] = {}
-        self.times = Timeline(self.info.chunks)
-        self.fed_chunks = 0
-        self.started = None
-        self.finished = None
-        self._stop = False
-        self._fd = None
-        self.on_turn = None  # called once per loop turn (progress display)
 
-    # ------------------------------------------------------------ control
-    def stop(self) -> None:
-        self._stop = True
+    def _cannot_write(self, exc: OSError) -> ev.DownloadFailed:
+        return ev.DownloadFailed(ev.Problem.CANNOT_WRITE,
+                                 path=self.part_path,
+                                 reason=exc.strerror or str(exc))
 
-    def _emit(self, *event) -> None:
-        if self.events is not None:
-            self.events.put(event)
-
-    def run(self) -> str:
-        self._open_part()
-        self.started = time.monotonic()
+    def open(self) -> None:
         try:
-            self._resume()
-            if not self.state.complete:
-                self._start_transfers(self._sources(), self.state.missing)
-            self._loop()
-            self._feed_player()
-            self._finish()
-        except BaseException:
-            self._save_progress()  # Ctrl-C, failure, window closed: resume
-            raise
-        finally:
-            self._cancel_all()
-            self._close_part()
-        self.finished = time.monotonic()
-        self._emit("complete", self.final_path)
-        return self.final_path
-
-    def _sources(self) -> list[Peer]:
-        alive = [self.peers[a] for a in self.song.sources
-                 if a in self.peers and self.peers[a].alive]
-        if not alive:
-            raise cli.RunError("no seeder with this song is alive")
-        return alive
-
-    # -------------------------------------------------------------- files
-    def _open_part(self) -> None:
-        try:
-            self._fd = os.open(self.part_path, os.O_RDWR | os.O_CREAT, 0o644)
+            self.fd = os.open(self.part_path, os.O_RDWR | os.O_CREAT, 0o644)
         except OSError as exc:
-            raise cli.RunError(f"cannot write {self.part_path}: "
-                               f"{exc.strerror or exc}") from None
-        self._lock_part()
+            raise self._cannot_write(exc) from None
+        self._lock()
         try:
-            os.ftruncate(self._fd, self.info.size)
+            os.ftruncate(self.fd, self.info.size)
         except OSError as exc:
-            self._close_part()
-            raise cli.RunError(f"cannot write {self.part_path}: "
-                               f"{exc.strerror or exc}") from None
+            self.close()
+            raise self._cannot_write(exc) from None
 
-    def _lock_part(self) -> None:
+    def _lock(self) -> None:
         """One leecher per .part file: a second one (terminal or window)
         would write the same file and rename it under the first."""
         import fcntl
         try:
-            fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            fcntl.flock(self.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError:
-            self._close_part()
-            raise cli.RunError(f"another leecher is already writing "
-                               f"{self.part_path}") from None
+            self.close()
+            raise ev.DownloadFailed(ev.Problem.LOCKED,
+                                    path=self.part_path) from None
 
-    def _resume(self) -> None:
-        """Take back the chunks an interrupted run left in ``.part``."""
-        kept = Sidecar(self.sidecar_path).load(self.info)
+    def close(self) -> None:
+        if self.fd is not None:
+            os.close(self.fd)
+            self.fd = None
+
+    def chunk_length(self, index: int) -> int:
+        return min(self.info.chunk_size,
+                   self.info.size - index * self.info.chunk_size)
+
+    def resume(self, emit) -> list[int]:
+        """The chunks an interrupted run left in ``.part`` that the disk
+        still holds intact (each re-checked against its CRC-32)."""
+        kept = self.sidecar.load(self.info)
         if kept is None:
-            return
+            return []
         if kept is Sidecar.CHANGED:
-            self.log("the song changed on the seeders since the last try: "
-                     "starting over")
-            return
-        good = 0
+            emit(ev.SongChanged())
+            return []
+        good = []
         for index, crc in kept.items():
-            data = os.pread(self._fd, self._chunk_length(index),
-                            index * self.info.chunk_size)
-            if zlib.crc32(data) == crc:  # re-check what the disk holds
-                self.state.add(index)
+            offset = index * self.info.chunk_size
+            data = self.read(offset, offset + self.chunk_length(index))
+            if zlib.crc32(data) == crc:
                 self.crcs[index] = crc
-                good += 1
-        self.resumed = good
-        self.log(f"resuming: {good} of {self.info.chunks} chunks already "
-                 f"here")
-        self._emit("resumed", good)
+                good.append(index)
+        emit(ev.Resumed(len(good), self.info.chunks))
+        return good
 
-    def _save_progress(self) -> None:
-        if self._fd is None or not self.state.received or self._untrusted:
-            return
+    def save_progress(self, state: p.ReceiveState, fresh=()) -> str | None:
+        """Write the sidecar; the reason it failed, if it did."""
+        if self.fd is None or not state.received or self.untrusted:
+            return None
         try:
-            with contextlib.suppress(cli.RunError):
-                self._write_fresh()  # stopped in mid-turn: write it first
+            with contextlib.suppress(ev.DownloadFailed):
+                self.write(fresh, state)  # stopped in mid-turn: write first
             self._checksum_written()
-            kept = p.RangeSet(self.state.present())
+            kept = p.RangeSet(state.present())
             for start, end in self._unwritten:
                 kept.remove(start, end)
-            Sidecar(self.sidecar_path).save(self.info, list(kept), self.crcs)
+            self.sidecar.save(self.info, list(kept), self.crcs)
         except OSError as exc:
-            self.log(f"cannot save progress to {self.sidecar_path}: "
-                     f"{exc.strerror or exc}")
+            return f"cannot save progress to {self.sidecar.path}: " \
+                   f"{exc.strerror or exc}"
+        return None
 
     def _checksum_written(self) -> None:
         """The CRC-32 of each chunk written since the last save, as the
@@ -552,303 +455,38 @@ class Download:
         for start, end in self._unchecked:
             for first in range(start, end, 512):  # reads of at most 700 KB
                 last = min(end, first + 512)
-                block = memoryview(os.pread(self._fd, (last - first) * size,
+                block = memoryview(os.pread(self.fd, (last - first) * size,
                                             first * size))
                 for index in range(first, last):
                     offset = (index - first) * size
                     self.crcs[index] = zlib.crc32(block[offset:offset + size])
         self._unchecked.clear()
 
-    def _close_part(self) -> None:
-        if self._fd is not None:
-            os.close(self._fd)
-            self._fd = None
-
-    def _finish(self) -> None:
-        os.fsync(self._fd)
-        self._hash_prefix()
-        digest = self._digest
-        if digest.digest() != self.info.sha256:
-            self._untrusted = True  # keep no sidecar: start over next time
-            Sidecar(self.sidecar_path).remove()
-            raise cli.RunError(f"SHA-256 of {self.name} does not match the "
-                               f"seeders' (partial file kept)")
-        os.replace(self.part_path, self.final_path)
-        Sidecar(self.sidecar_path).remove()
-
-    def _hash_prefix(self) -> None:
-        """Hash the file's contiguous prefix as it grows (in steps, and all
-        of it at the end), so little is left to hash when it is complete."""
-        ready = self.state.contiguous()
-        new = ready - self._hashed_chunks
-        if new <= 0 or (new < HASH_STEP and ready < self.info.chunks):
-            return
-        start = self._hashed_chunks * self.info.chunk_size
-        end = min(self.info.size, ready * self.info.chunk_size)
-        while start < end:
-            block = os.pread(self._fd, min(end - start, 1 << 20), start)
-            if not block:
-                break  # shorter than it should be: the digest says so
-            self._digest.update(block)
-            start += len(block)
-        first = self._hashed_chunks * self.info.chunk_size
-        self._hashed_chunks = ready
-        if hasattr(os, "posix_fadvise"):
-            # Hashed, so not read again: have the kernel start writing it
-            # to disk now, so that the fsync at the end has less to do.
-            os.posix_fadvise(self._fd, first, end - first,
-                             os.POSIX_FADV_DONTNEED)
-
-    # ------------------------------------------------------------- starts
-    def _start_transfers(self, peers: list[Peer], wanted: p.RangeSet):
-        """Split ``wanted`` chunks among ``peers`` and REQUEST each share."""
-        wanted_list = list(wanted.values())
-        shares = p.split_among(len(wanted_list), len(peers))
-        for peer, share in zip(peers, shares):
-            chunks = [wanted_list[i] for start, end in share
-                      for i in range(start, end)]
-            if chunks:
-                self._start_transfer(peer, p.RangeSet(p.runs(chunks)))
-
-    def _start_transfer(self, peer: Peer, ranges: p.RangeSet) -> None:
-        pairs = list(ranges)
-        if len(pairs) > p.MAX_REQUEST_RANGES:  # scattered: several requests
-            for start in range(0, len(pairs), p.MAX_REQUEST_RANGES):
-                self._start_transfer(peer, p.RangeSet(
-                    pairs[start:start + p.MAX_REQUEST_RANGES]))
-            return
-        if self.options.method:
-            order = p.ORDER_NAMES[self.options.method]
-            percent = 50
-        else:
-            order, percent = p.Order(peer.order), peer.ordered_percent
-        seed = self.rng.getrandbits(32)
-        first_pass = array("I", p.send_order(ranges, order, seed,
-                                             percent / 100))
-        for place, index in enumerate(first_pass):
-            self.place[index] = place
-        now = time.monotonic()
-        sid = self.rng.getrandbits(32) or 1
-        transfer = Transfer(
-            sid, peer, ranges, order, percent, seed, self.options.window,
-            now, self._base_rto(peer), first_pass,
-            limit=self.options.window,
-            clock_offset=now - self.started + (peer.rtt or 0) / 2)
-        self.transfers[(peer.addr, sid)] = transfer
-        self.endpoint.send(transfer.request(self.info.file_id), peer.addr,
-                           sid)
-        self.log(f"asked {cli.format_address(peer.addr)} for "
-                 f"{ranges.count()} chunks ({p.order_name(order)})")
-        self._emit("request", cli.format_address(peer.addr), ranges.count())
-
-    @staticmethod
-    def _base_rto(peer: Peer) -> float:
-        return max(RTO_FLOOR, 4 * (peer.rtt or 0.05))
-
-    # --------------------------------------------------------------- loop
-    def _loop(self) -> None:
-        last_progress = last_save = time.monotonic()
-        received_before = 0
-        while not self.state.complete:
-            if time.monotonic() - last_save > SAVE_EVERY_S:
-                self._save_progress()  # survives even a kill -9
-                last_save = time.monotonic()
-            if self._stop:
-                raise cli.RunError("stopped (partial file kept)")
-            now = time.monotonic()
-            self._take(self.endpoint.receive_raw(self._next_timer(now) - now))
-            now = time.monotonic()
-            self._check_timers(now)
-            self._feed_player()
-            self._hash_prefix()
-            if self.on_turn:
-                self.on_turn()
-            if self.state.received != received_before:
-                received_before = self.state.received
-                last_progress = now
-            elif now - last_progress > self.options.timeout:
-                why = ("all seeders with this song are gone" if self.orphans
-                       else f"no progress for {self.options.timeout:.0f} s")
-                raise cli.RunError(f"{why} (partial file kept)")
-
-    def _next_timer(self, now: float) -> float:
-        wake = now + POLL_S
-        for transfer in self._open_transfers():
-            wake = min(wake, transfer.last_heard + transfer.rto)
-        due = self._next_renack()
-        if due is not None:
-            wake = min(wake, due)
-        return max(now, wake)
-
-    def _open_transfers(self) -> list[Transfer]:
-        return [t for t in self.transfers.values()
-                if not t.dead and not (t.done and not self._missing_of(t))]
-
-    def _missing_of(self, transfer: Transfer) -> p.RangeSet:
-        return self.state.missing_in(transfer.ranges)
-
-    def _take(self, received: list) -> None:
-        """One turn's datagrams: chunks on the fast path, the rest decoded.
-
-        The loop runs once per chunk, the hottest code of the leecher, so it
-        does only what must be done per chunk, with locals and without
-        calls where it can: ACKs when due, the furthest first-pass place,
-        and for a new chunk its times and a queued write.  Writes, loss
-        detection and timers are per turn.  The chunks' data are views of
-        the endpoint's buffer: they are written out before the next receive.
-        """
-        heard = {}  # transfers that sent chunks this turn (ordered set)
-        chunk_fields, data_at = p.chunk_fields, p.CHUNK_DATA_AT
-        file_id, total, last = self.info.file_id, self.info.chunks, \
-            self.info.chunks - 1
-        full, last_length = self.info.chunk_size, self._chunk_length(last)
-        transfers, places, add = self.transfers, self.place, self.state.add
-        fresh, received_at, sent_at = (self._fresh, self.times.received,
-                                       self.times.sent)
-        started, monotonic = self.started, time.monotonic
-        nacked_at = self.nacked_at
-        for view, addr in received:
-            fields = chunk_fields(view)
-            if fields is None:
-                self._on_message(view, addr)
-                continue
-            session, flags, chunk_file, index, tx_seq, send_ms = fields
-            data = view[data_at:]
-            if chunk_file != file_id or index >= total or len(data) != (
-                    full if index != last else last_length):
-                self.endpoint.bad += 1
-                continue
-            retransmit = flags & p.FLAG_RETRANSMIT
-            transfer = transfers.get((addr, session))
-            if transfer is not None:
-                heard[transfer] = None
-                if tx_seq > transfer.highest_seq:
-                    transfer.highest_seq = tx_seq
-                transfer.unacked += 1
-                if transfer.unacked >= transfer.ack_every:
-                    self._ack(transfer)
-                place = places[index]
-                if not retransmit and transfer.highest_place < place \
-                        < len(transfer.first_pass) \
-                        and transfer.first_pass[place] == index:
-                    transfer.highest_place = place
-            if not add(index):
-                continue
-            now = monotonic()
-            fresh.append((index, data))
-            received_at[index] = now - started
-            if transfer is not None:
-                sent_at[index] = transfer.clock_offset + send_ms / 1000
-                transfer.stored += 1
-            else:  # a late chunk of a session we gave up on
-                self.stored_from[addr] = self.stored_from.get(addr, 0) + 1
-            asked_at = self._forget_nack(index) if nacked_at else None
-            if retransmit:
-                self._on_retransmission(index, asked_at, transfer, now)
-            if self.events is not None:
-                self._emit("chunk", index, self.times.get(sent_at, index),
-                           received_at[index], bool(retransmit),
-                           cli.format_address(addr))
-        self._write_fresh()
-        now = time.monotonic()
-        for transfer in heard:
-            streaming = not transfer.done  # the first pass, paced by the link
-            if streaming and transfer.heard and not transfer.silences:
-                gap = now - transfer.last_heard
-                transfer.arrival_gap = gap if not transfer.arrival_gap else \
-                    transfer.arrival_gap + (gap - transfer.arrival_gap) / 8
-            transfer.heard = True
-            transfer.last_heard = now
-            transfer.silences = 0
-            transfer.rto = max(transfer.base_rto, 4 * transfer.arrival_gap) \
-                if streaming else transfer.base_rto
-            self._detect_losses(transfer, now)
-
-    def _on_message(self, view: memoryview, addr) -> None:
-        try:
-            datagram = p.decode(view)
-        except p.ProtocolError:
-            self.endpoint.bad += 1
-            return
-        msg = datagram.message
-        transfer = self.transfers.get((addr, datagram.session))
-        if transfer is None:
-            return  # a reply to an old or unknown session
-        if isinstance(msg, p.Done):
-            self._on_done(transfer, msg)
-        elif isinstance(msg, p.Retry):
-            transfer.peer.token = msg.token
-            self.endpoint.send(transfer.request(self.info.file_id), addr,
-                               transfer.sid)
-        elif isinstance(msg, p.Error):
-            self.log(f"{cli.format_address(addr)} refused: {msg.text}")
-            self._give_up_on(transfer)
-
-    # ------------------------------------------------------------- chunks
-    def _chunk_length(self, index: int) -> int:
-        return min(self.info.chunk_size,
-                   self.info.size - index * self.info.chunk_size)
-
-    def _on_retransmission(self, index, asked_at, transfer, now) -> None:
-        """A new chunk that came as a retransmission (NACKed at
-        ``asked_at``, if we know when)."""
-        self.retransmitted += 1
-        self.times.retransmitted[index] = 1
-        if asked_at is None:
-            return
-        # Learn how long a NACK takes to come back: ask again after twice
-        # that (smoothed), never sooner than twice the seeder's RTT.
-        sample = 2 * (now - asked_at)
-        self._nack_rtt = sample if self._nack_rtt is None \
-            else 0.8 * self._nack_rtt + 0.2 * sample
-        rtt = (transfer.peer.rtt or 0.0) if transfer is not None else 0.0
-        self.renack_after = max(RENACK_FLOOR, 2 * rtt, self._nack_rtt)
-
-    def _ack(self, transfer: Transfer) -> None:
-        transfer.unacked = 0
-        transfer.limit = max(transfer.limit,
-                             transfer.highest_seq + 1 + transfer.window)
-        self.endpoint.send(p.Ack(transfer.limit), transfer.peer.addr,
-                           transfer.sid)
-
-    def _detect_losses(self, transfer: Transfer, now: float) -> None:
-        """NACK the first-pass chunks that three later ones overtook."""
-        upto = transfer.highest_place - REORDER_THRESHOLD
-        if upto <= transfer.checked_upto:
-            return
-        first_pass, have = transfer.first_pass, self.state.have
-        lost = [first_pass[k] for k in range(transfer.checked_upto, upto)
-                if not have[first_pass[k]]]
-        transfer.checked_upto = upto
-        self._nack(transfer, [i for i in lost if i not in self.nacked_at],
-                   now)
-
-    def _write_fresh(self) -> None:
-        """Write this turn's new chunks: one ``pwritev`` per run of chunks
-        that follow each other in the file (short gaps filled, see
-        ``_fill``)."""
-        fresh = self._fresh
+    # ------------------------------------------------------------ writes
+    def write(self, fresh: list, state: p.ReceiveState) -> None:
+        """Write new chunks: one ``pwritev`` per run of chunks that follow
+        each other in the file (short gaps filled, see ``_fill``)."""
         if not fresh:
             return
         fresh.sort(key=itemgetter(0))
-        self._fresh = []
         first = previous = fresh[0][0]
         views = []
         for index, data in fresh:
             if index != previous + 1 and views \
-                    and not self._fill(views, previous + 1, index):
+                    and not self._fill(views, previous + 1, index, state):
                 self._write_run(first, views, fresh)
                 first, views = index, []
             views.append(data)
             previous = index
         self._write_run(first, views, fresh)
+        fresh.clear()
 
-    def _fill(self, views: list, start: int, end: int) -> bool:
+    def _fill(self, views: list, start: int, end: int, state) -> bool:
         """Bridge a gap of a few chunks that are all still missing with
         zeros, what the file holds there anyway (their data is written when
         they come; nothing reads or trusts a missing chunk), so that a lost
         chunk does not cost a write call of its own.  False: not bridged."""
-        if end - start > FILL_GAP or any(self.state.have[start:end]):
+        if end - start > FILL_GAP or any(state.have[start:end]):
             return False
         views.extend([self._zeros] * (end - start))
         return True
@@ -859,194 +497,224 @@ class Download:
         """
         try:
             self._write_at(views, first)
-        except cli.RunError:
+        except OSError as exc:
             for index, _ in fresh:
                 if index >= first:
                     self._unwritten.add(index)
-            raise
+            raise self._cannot_write(exc) from None
         self._unchecked.append((first, first + len(views)))
 
     def _write_at(self, views: list, first: int) -> None:
-        """Write the data of chunks ``first``, ``first + 1``... in order."""
         size = self.info.chunk_size
-        try:
-            for part in range(0, len(views), IOV_MAX):
-                block = views[part:part + IOV_MAX]
-                offset = (first + part) * size
-                end = min(self.info.size, offset + len(block) * size)
-                written = os.pwritev(self._fd, block, offset)
-                if written < end - offset:  # the disk is full, most likely
-                    self._write_rest(b"".join(block)[written:],
-                                     offset + written)
-        except OSError as exc:
-            raise cli.RunError(f"cannot write {self.part_path}: "
-                               f"{exc.strerror or exc} (partial file kept)"
-                               ) from None
+        for part in range(0, len(views), IOV_MAX):
+            block = views[part:part + IOV_MAX]
+            offset = (first + part) * size
+            end = min(self.info.size, offset + len(block) * size)
+            written = os.pwritev(self.fd, block, offset)
+            if written < end - offset:  # the disk is full, most likely
+                self._write_rest(b"".join(block)[written:], offset + written)
 
     def _write_rest(self, data: bytes, offset: int) -> None:
         while data:
-            written = os.pwrite(self._fd, data, offset)
+            written = os.pwrite(self.fd, data, offset)
             if not written:
                 raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
             data, offset = data[written:], offset + written
 
-    def _on_done(self, transfer: Transfer, done: p.Done) -> None:
-        transfer.done = True
-        transfer.seeder_counters = done
-        now = time.monotonic()
-        transfer.last_heard = now
-        self._nack(transfer, self._due_for_nack(transfer, now), now)
+    def read(self, start: int, end: int) -> bytes:
+        try:
+            return os.pread(self.fd, end - start, start)
+        except OSError as exc:  # the disk went away under us
+            raise self._cannot_write(exc) from None
 
-    def _due_for_nack(self, transfer: Transfer, now: float) -> list[int]:
-        return [i for i in self._missing_of(transfer).values()
-                if now >= self._renack_due.get(i, now)]
-
-    def _nack(self, transfer: Transfer, chunks: list[int], now: float):
-        if not chunks:
+    # ------------------------------------------------------------ the end
+    def hash_prefix(self, ready: int) -> None:
+        """Hash the file's contiguous prefix (``ready`` chunks) as it
+        grows, in steps, so little is left to hash when it is complete."""
+        new = ready - self._hashed_chunks
+        if new <= 0 or (new < HASH_STEP and ready < self.info.chunks):
             return
-        transfer.nack_round = (transfer.nack_round + 1) & 0xFFFF
-        transfer.limit = max(transfer.limit,
-                             transfer.highest_seq + 1 + transfer.window)
-        for index in chunks:
-            due = now + self.renack_after
-            self.nacked_at[index] = now
-            self._renack_due[index] = due
-            heapq.heappush(self._renack_heap, (due, index))
-        pairs = list(p.runs(sorted(set(chunks))))
-        for start in range(0, len(pairs), p.MAX_NACK_RANGES):
-            nack = p.Nack(transfer.limit, transfer.nack_round,
-                          tuple(pairs[start:start + p.MAX_NACK_RANGES]))
-            self.endpoint.send(nack, transfer.peer.addr, transfer.sid)
-            self.nacks_sent += 1
-        self._emit("nack", chunks)
+        start = self._hashed_chunks * self.info.chunk_size
+        end = min(self.info.size, ready * self.info.chunk_size)
+        first = start
+        while start < end:
+            block = self.read(start, min(end, start + (1 << 20)))
+            if not block:
+                break  # shorter than it should be: the digest says so
+            self._digest.update(block)
+            start += len(block)
+        self._hashed_chunks = ready
+        if hasattr(os, "posix_fadvise"):
+            # Hashed, so not read again: have the kernel start writing it
+            # to disk now, so that the fsync at the end has less to do.
+            with contextlib.suppress(OSError):  # a hint, nothing more
+                os.posix_fadvise(self.fd, first, end - first,
+                                 os.POSIX_FADV_DONTNEED)
 
-    # -------------------------------------------------------------- timers
-    def _check_timers(self, now: float) -> None:
-        for transfer in self._open_transfers():
-            if now - transfer.last_heard >= transfer.rto:
-                self._on_silence(transfer, now)
-        self._renack_overdue(now)
-        self._adopt_orphans(now)
+    def finish(self) -> None:
+        """fsync, check the SHA-256, rename ``.part`` to the song's name."""
+        try:
+            os.fsync(self.fd)
+        except OSError as exc:
+            raise self._cannot_write(exc) from None
+        self.hash_prefix(self.info.chunks)
+        if self._digest.digest() != self.info.sha256:
+            self.untrusted = True  # keep no sidecar: start over next time
+            self.sidecar.remove()
+            raise ev.DownloadFailed(ev.Problem.HASH_MISMATCH, name=self.name)
+        try:
+            os.replace(self.part_path, self.final_path)
+        except OSError as exc:
+            raise ev.DownloadFailed(ev.Problem.CANNOT_WRITE,
+                                    path=self.final_path,
+                                    reason=exc.strerror or str(exc)) from None
+        self.sidecar.remove()
 
-    def _renack_overdue(self, now: float) -> None:
-        overdue = []
-        while (due := self._next_renack()) is not None and due <= now:
-            overdue.append(heapq.heappop(self._renack_heap)[1])
-        if not overdue:
+
+# ------------------------------------------------------------ the driver
+class Download:
+    """Download one song from its seeders into ``out_dir``: the driver of
+    ``download_engine.DownloadEngine`` (socket, file, clock, player).
+
+    ``run()`` blocks until the file is complete and verified (returns the
+    final path) or raises ``events.DownloadFailed``.  ``stop()`` may be
+    called from another thread.  ``events`` (anything with ``put``, e.g. a
+    ``queue.Queue``) receives the typed events of ``events.py`` and a
+    ``Snapshot`` a few times a second; ``player`` (see player.py) is fed
+    the contiguous prefix.
+    """
+
+    def __init__(self, endpoint: Endpoint, song: Song, peers: dict,
+                 out_dir: str, options: Options | None = None, events=None,
+                 player=None):
+        self.endpoint = endpoint
+        self.song = song
+        self.info = song.info
+        self.peers = peers
+        self.options = options or Options()
+        self.events = events
+        self.player = player
+        self.name = safe_name(song.info)
+        self.final_path = os.path.join(out_dir, self.name)
+        self.part = PartFile(self.info, self.final_path)
+        self.part_path = self.part.part_path
+        self.engine: DownloadEngine | None = None
+        self.player_attached_at = None
+        self.fed_chunks = 0
+        self.started = None
+        self.finished = None
+        self._stop = False
+        self._timeline = None
+
+    # ------------------------------------------------------------ control
+    def stop(self) -> None:
+        self._stop = True
+
+    def _emit(self, event) -> None:
+        if self.events is not None:
+            self.events.put(event)
+
+    def run(self) -> str:
+        check_size(self.info)
+        self.part.open()
+        self.started = time.monotonic()
+        try:
+            present = self.part.resume(self._emit)
+            self.engine = DownloadEngine(
+                self.info, self._sources(), self.started, self.options,
+                present, chunk_events=getattr(self.events, "wants_chunks",
+                                              self.events is not None))
+            self.engine.start(self.started)
+            self._loop()
+            self._feed_player()
+            self.part.finish()
+        except BaseException as exc:
+            self._save_progress()  # Ctrl-C, failure, window closed: resume
+            if isinstance(exc, ev.DownloadFailed):
+                self._emit(ev.Failed(exc.problem, exc.params,
+                                     time.monotonic() - self.started))
+            raise
+        finally:
+            self._close()
+        self.finished = time.monotonic()
+        self._emit(ev.Completed(self.final_path,
+                                self.finished - self.started))
+        return self.final_path
+
+    def _sources(self) -> list[Peer]:
+        return [self.peers.get(addr) or Peer(addr)
+                for addr in self.song.sources]
+
+    def _close(self) -> None:
+        if self.engine is not None:
+            self.engine.cancel_all()
+            self._send(self.engine.datagrams_to_send(time.monotonic()))
+            self._pump_events(time.monotonic(), final=True)
+        self.part.close()
+
+    def _save_progress(self) -> None:
+        if self.engine is None:
             return
-        for transfer in self._open_transfers():
-            mine = [i for i in overdue if i in transfer.ranges]
-            self._nack(transfer, [i for i in mine
-                                  if self._sent_yet(transfer, i)], now)
-        for index in overdue:  # not asked again: forget the NACK
-            if self._renack_due.get(index, now) <= now:
-                self._forget_nack(index)
+        problem = self.part.save_progress(self.engine.state,
+                                          self.engine.take_fresh())
+        if problem:
+            print(problem, file=sys.stderr)
 
-    def _sent_yet(self, transfer: Transfer, index: int) -> bool:
-        """Has the seeder sent chunk ``index`` yet, as far as we know?  On
-        a slow link a NACK (after a silence) can name chunks that are
-        still waiting for their turn: asking again and again for those is
-        a NACK storm; they come with the first pass, and if that copy is
-        lost, three later chunks tell (_detect_losses)."""
-        return transfer.done or self.place[index] <= transfer.highest_place
+    # -------------------------------------------------------------- loop
+    def _loop(self) -> None:
+        engine, endpoint = self.engine, self.endpoint
+        last_save = last_snapshot = now = self.started
+        while not engine.complete:
+            self._send(engine.datagrams_to_send(now))
+            if self._stop:
+                raise ev.DownloadFailed(ev.Problem.STOPPED)
+            if now - last_save > SAVE_EVERY_S:
+                self._save_progress()  # survives even a kill -9
+                last_save = now
+            timer = engine.get_timer()
+            wait = POLL_S if timer is None else min(POLL_S, timer - now)
+            batch = endpoint.receive_raw(wait)
+            now = time.monotonic()
+            if batch:
+                engine.receive_batch(batch, now)
+                # The chunks are views of the endpoint's buffers: written
+                # before the next receive reuses them.
+                self.part.write(engine.take_fresh(), engine.state)
+            timer = engine.get_timer()
+            if timer is not None and now >= timer:
+                engine.handle_timer(now)
+            self._feed_player()
+            self.part.hash_prefix(engine.state.contiguous())
+            if now - last_snapshot >= SNAPSHOT_S:
+                last_snapshot = now
+                self._pump_events(now)
+        self._send(engine.datagrams_to_send(now))
 
-    def _next_renack(self) -> float | None:
-        """When the next NACKed chunk that has not come is due again."""
-        heap, due_of = self._renack_heap, self._renack_due
-        while heap and due_of.get(heap[0][1]) != heap[0][0]:
-            heapq.heappop(heap)  # the chunk came, or was NACKed again since
-        return heap[0][0] if heap else None
+    def _send(self, datagrams) -> None:
+        for data, addr in datagrams:
+            self.endpoint.send_raw(data, addr)
 
-    def _forget_nack(self, index: int) -> float | None:
-        """Chunk ``index`` came (or no one asks for it any more): when it
-        was last NACKed, if it was."""
-        self._renack_due.pop(index, None)
-        return self.nacked_at.pop(index, None)
-
-    def _on_silence(self, transfer: Transfer, now: float) -> None:
-        transfer.silences += 1
-        transfer.last_heard = now
-        transfer.rto = min(RTO_MAX, transfer.rto * 2)
-        if transfer.silences > MAX_SILENT_TIMEOUTS:
-            self.log(f"{cli.format_address(transfer.peer.addr)} stopped "
-                     f"answering")
-            self._give_up_on(transfer)
-        elif not transfer.heard:
-            self.endpoint.send(transfer.request(self.info.file_id),
-                               transfer.peer.addr, transfer.sid)
-        else:
-            # Silence with credit left means everything in flight was lost.
-            transfer.limit = max(transfer.limit,
-                                 transfer.highest_seq + 1) + transfer.window
-            self.endpoint.send(p.Ack(transfer.limit), transfer.peer.addr,
-                               transfer.sid)
-            # Silent twice, or DONE seen: the rest of the first pass (or the
-            # DONE itself) was lost.  The seeder skips chunks not yet sent.
-            if transfer.done or transfer.silences >= 2:
-                self._nack(transfer, self._due_for_nack(transfer, now), now)
-
-    def _give_up_on(self, transfer: Transfer) -> None:
-        """A seeder is gone: move its missing share to those still here."""
-        addr = transfer.peer.addr
-        self.gone.add(addr)
-        missing = p.RangeSet()
-        for victim in self._open_transfers():
-            if victim.peer.addr == addr:
-                victim.dead = True
-                self.endpoint.send(p.Cancel(), addr, victim.sid)
-                for start, end in self._missing_of(victim):
-                    missing.add(start, end)
-        transfer.dead = True
-        for start, end in self._missing_of(transfer):
-            missing.add(start, end)
-        self._emit("seeder-gone", cli.format_address(addr))
-        if not missing:
+    def _pump_events(self, now: float, final: bool = False) -> None:
+        """The engine's events (and a snapshot) to whoever listens."""
+        happened = self.engine.events()
+        if self.events is None:
             return
-        live = {t.peer.addr for t in self.transfers.values()} - self.gone
-        alive = [self.peers[a] for a in sorted(live)]
-        if alive:
-            self._start_transfers(alive, missing)
-            return
-        if not self.orphans:
-            self.log(f"no seeder with this song answers: asking again for "
-                     f"up to {self.options.timeout:.0f} s")
-        for start, end in missing:
-            self.orphans.add(start, end)
-
-    def _adopt_orphans(self, now: float) -> None:
-        """Seeders that were gone may be back: ask every source again."""
-        if not self.orphans or now < self._next_orphan_ping:
-            return
-        found = ping(self.endpoint, self.song.sources)
-        self._next_orphan_ping = time.monotonic() + 1.0
-        alive = [peer for peer in found.values() if peer.alive]
-        if alive:
-            self.peers.update(found)
-            self.gone -= {peer.addr for peer in alive}
-            wanted = self.state.missing.intersection(self.orphans)
-            self.orphans = p.RangeSet()
-            self.log("seeders back: " + ", ".join(
-                cli.format_address(peer.addr) for peer in alive))
-            self._start_transfers(alive, wanted)
-
-    def _cancel_all(self) -> None:
-        for transfer in self.transfers.values():
-            if not transfer.dead:
-                self.endpoint.send(p.Cancel(), transfer.peer.addr,
-                                   transfer.sid)
+        for event in happened:
+            self.events.put(event)
+        self.events.put(self.engine.snapshot(now))
 
     # -------------------------------------------------------------- player
     def _feed_player(self) -> None:
         if self.player is None:
             return
-        ready = self.state.contiguous()
+        ready = self.engine.state.contiguous()
         if ready <= self.fed_chunks:
             if not self.info.chunks:  # an empty file: nothing will come
                 self.player.finish_input()
             return
         start = self.fed_chunks * self.info.chunk_size
         end = min(self.info.size, ready * self.info.chunk_size)
-        self.player.feed(os.pread(self._fd, end - start, start))
+        self.player.feed(self.part.read(start, end))
         self.fed_chunks = ready
         if ready == self.info.chunks:
             self.player.finish_input()
@@ -1061,55 +729,49 @@ class Download:
         """Player callback: every byte before ``byte_end`` has played."""
         if self.started is None:
             return
-        self._emit("played", byte_end, when - self.started)
+        self._emit(ev.Played(byte_end, when - self.started))
+        played = self.times.played
         last = min(self.info.chunks, -(-byte_end // self.info.chunk_size))
         for index in range(last - 1, -1, -1):
-            if self.times.played[index] == self.times.played[index]:
+            if played[index] == played[index]:
                 break  # not NaN: played already, and so is all before it
-            self.times.played[index] = when - self.started
+            played[index] = when - self.started
 
     # --------------------------------------------------------------- stats
+    @property
+    def times(self) -> Timeline:
+        if self.engine is not None:
+            return self.engine.timeline
+        if self._timeline is None:  # --play of a song already here
+            self._timeline = Timeline(self.info.chunks)
+        return self._timeline
+
+    @property
+    def nacks_sent(self) -> int:
+        return self.engine.counters.nacks_sent if self.engine else 0
+
+    @property
+    def retransmitted(self) -> int:
+        return self.engine.counters.retransmitted if self.engine else 0
+
     def stats(self, timeline: bool = True) -> dict:
-        end = self.finished or time.monotonic()
-        elapsed = end - (self.started or end)
+        now = self.finished or time.monotonic()
+        counted = self.engine.stats(now) if self.engine else {}
+        if self.engine is None:
+            counted = {"elapsed_s": 0.0, "per_seeder": {},
+                       "seeders_gone": []}
+        bad = self.endpoint.bad + (self.engine.counters.bad
+                                   if self.engine else 0)
         return {
             "file": self.name,
             "size": self.info.size,
             "sha256": self.info.sha256.hex(),
-            "chunks": self.info.chunks,
-            "chunks_received": self.state.received,
-            "duplicates": self.state.duplicates,
-            "nacks_sent": self.nacks_sent,
-            "chunks_retransmitted": self.retransmitted,
+            **counted,
             "datagrams_dropped_by_leecher": self.endpoint.dropped,
-            "bad_datagrams": self.endpoint.bad,
-            "elapsed_s": round(elapsed, 4),
-            "goodput_Bps": round(self.bytes_this_run / elapsed, 1)
-            if elapsed and self.state.complete else 0.0,
-            "per_seeder": self.per_seeder,
-            "seeders_gone": sorted({cli.format_address(t.peer.addr)
-                                    for t in self.transfers.values()
-                                    if t.dead}),
+            "bad_datagrams": bad,
             **({"timeline": self.timeline()} if timeline else {}),
             **self.audio_stats(),
         }
-
-    @property
-    def bytes_this_run(self) -> int:
-        """Bytes received by this run: a resumed run had some already."""
-        return min(self.info.size, (self.state.received - self.resumed)
-                   * self.info.chunk_size)
-
-    @property
-    def per_seeder(self) -> dict[str, int]:
-        """Chunks stored per seeder, by ``IP:port``."""
-        counts = dict(self.stored_from)
-        for transfer in list(self.transfers.values()):
-            if transfer.stored:
-                addr = transfer.peer.addr
-                counts[addr] = counts.get(addr, 0) + transfer.stored
-        return {cli.format_address(addr): count
-                for addr, count in counts.items()}
 
     def audio_stats(self) -> dict:
         """Start-up, stalls and continuity of what the player played."""
@@ -1129,7 +791,8 @@ class Download:
         (CoolStreaming's continuity index).  A chunk's deadline is when it
         would play had playback never stalled: first sound + its media
         time."""
-        if startup is None or not self.state.complete:
+        complete = self.engine.complete if self.engine else True
+        if startup is None or not complete:
             return None
         # The player scanned every byte it was fed: scanning the whole file
         # again costs ~1 s of Python per 50 MB (and the window's thread).
@@ -1137,10 +800,11 @@ class Download:
         if media is None:
             import player
             media = player.scan_file(self.final_path)
+        received = self.times.received
         on_time = sum(
             1 for i in range(self.info.chunks)
-            if math.isnan(self.times.received[i])  # here before (resumed)
-            or self.times.received[i] <= startup + media.time_at(
+            if math.isnan(received[i])  # here before (resumed)
+            or received[i] <= startup + media.time_at(
                 i * self.info.chunk_size))
         return on_time / self.info.chunks
 
@@ -1186,14 +850,58 @@ def find_alive(endpoint: Endpoint, addrs, out=print) -> dict[tuple, Peer]:
     return peers
 
 
-def pick_song(songs: list[Song], name: str) -> Song:
+def pick_song(songs: list[Song], name: str, song_id: str | None = None,
+              out=print) -> Song:
+    """The song ``name`` names (or ``song_id``, a prefix of its SHA-256).
+    Seeders that disagree on a name: the song most of them have wins and
+    the others are named; with no majority, the user chooses by --id."""
+    if song_id:
+        return _by_id(songs, song_id.lower())
     exact = [s for s in songs if s.info.name.lower() == name.lower()]
-    if len(exact) == 1 or len(songs) == 1:
-        return (exact or songs)[0]
-    if not songs:
-        raise cli.UsageError(f"no seeder has a song matching {name!r}")
-    names = ", ".join(s.info.name for s in songs[:5])
-    raise cli.UsageError(f"{name!r} matches several songs: {names}")
+    pool = exact or songs
+    if len(pool) == 1:
+        return pool[0]
+    if not pool:
+        raise cli.UsageError(f"no seeder has a song matching "
+                             f"{cli.printable(name)!r}")
+    if len({s.info.name.lower() for s in pool}) > 1:
+        names = ", ".join(cli.printable(s.info.name) for s in pool[:5])
+        raise cli.UsageError(f"{cli.printable(name)!r} matches several "
+                             f"songs: {names}")
+    ranked = sorted(pool, key=lambda s: -len(s.sources))
+    if len(ranked[0].sources) == len(ranked[1].sources):
+        raise cli.UsageError(
+            f"seeders disagree on {cli.printable(pool[0].info.name)!r}: "
+            f"{describe_candidates(ranked)}; choose one with --id PREFIX")
+    for odd in ranked[1:]:
+        out(f"note: {', '.join(cli.format_address(a) for a in odd.sources)}"
+            f" offer(s) another {cli.printable(odd.info.name)} (id "
+            f"{song_id_of(odd)}, {odd.info.size} bytes); the one of "
+            f"{len(ranked[0].sources)} seeders is taken (--id "
+            f"{song_id_of(odd)} takes the other)")
+    return ranked[0]
+
+
+def song_id_of(song: Song) -> str:
+    return song.info.sha256.hex()[:12]
+
+
+def describe_candidates(songs: list[Song]) -> str:
+    return "; ".join(
+        f"id {song_id_of(s)} ({s.info.size} bytes) from "
+        f"{', '.join(cli.format_address(a) for a in s.sources)}"
+        for s in songs)
+
+
+def _by_id(songs: list[Song], prefix: str) -> Song:
+    found = [s for s in songs if s.info.sha256.hex().startswith(prefix)]
+    if not found:
+        raise cli.UsageError(f"no song found has an id starting with "
+                             f"{prefix}")
+    if len(found) > 1:
+        raise cli.UsageError(f"--id {prefix} matches several songs: "
+                             f"{describe_candidates(found)}")
+    return found[0]
 
 
 def format_size(size: float) -> str:
@@ -1216,45 +924,94 @@ def print_songs(songs: list[Song]) -> None:
                     f"{info.duration_ms // 1000 % 60:02d}"
                     if info.duration_ms else "?")
         sources = ", ".join(cli.format_address(a) for a in song.sources)
-        print(f"{info.name[:36]:<36} {format_size(info.size):>9} "
+        print(f"{cli.printable(info.name)[:36]:<36} "
+              f"{format_size(info.size):>9} "
               f"{duration:>8}  {len(song.sources)} ({sources})")
 
 
-class Progress:
-    """A bar on a terminal; a plain line per second otherwise."""
+class TerminalView:
+    """The terminal leecher's reader of the typed events: lines for what
+    happens, a progress bar (a plain line per second in a log) from the
+    snapshots.  Passed to ``Download`` as its ``events``."""
 
-    def __init__(self, download: Download, stream=sys.stdout):
-        self.download = download
+    wants_chunks = False  # no per-chunk event: the bar reads snapshots
+
+    def __init__(self, info: p.FileInfo, stream=sys.stdout, also=None):
+        self.info = info
         self.stream = stream
         self.tty = stream.isatty()
-        self.last = 0.0
-        self.shown = None  # (chunks, NACKs, resent) of the last line
+        self.also = also  # called at each snapshot (the player's keys)
+        self.audio = None
+        self.resumed = 0
+        self.last = None  # monotonic time of the last bar drawn
+        self.shown = None  # the counts of the last line (a log's)
+        self.snapshot = None
+        self.handlers = {
+            ev.RequestSent: lambda e: self.say(
+                f"asked {e.peer} for {e.chunks} chunks ({e.order})"),
+            ev.Resumed: self._resumed,
+            ev.SongChanged: lambda e: self.say(
+                "the song changed on the seeders since the last try: "
+                "starting over"),
+            ev.SeederGone: lambda e: self.say(f"{e.peer} stopped answering"),
+            ev.SeedersBack: lambda e: self.say(
+                "seeders back: " + ", ".join(e.peers)),
+            ev.Refused: lambda e: self.say(
+                f"{e.peer} refused: {cli.printable(e.text)}"),
+            ev.WaitingForSeeders: lambda e: self.say(
+                f"no seeder with this song answers: asking again for up "
+                f"to {e.seconds:.0f} s"),
+            ev.Snapshot: self._snapshot,
+            ev.ChunkReceived: None, ev.NackSent: None, ev.Played: None,
+            ev.Stalled: None, ev.Completed: None, ev.Failed: None,
+        }
 
-    def update(self, force: bool = False) -> None:
-        now = time.monotonic()
-        if not force and now - self.last < (0.2 if self.tty else 1.0):
+    def put(self, event) -> None:
+        ev.dispatch(event, self.handlers)
+
+    def say(self, line: str) -> None:
+        if self.tty and self.last is not None:
+            self.stream.write("\r\033[K")  # over the bar, drawn again later
+        self.stream.write("  " + line + "\n")
+        self.stream.flush()
+
+    def _resumed(self, event: ev.Resumed) -> None:
+        self.resumed = event.chunks
+        self.say(f"resuming: {event.chunks} of {event.total} chunks "
+                 f"already here")
+
+    def _snapshot(self, snap: ev.Snapshot) -> None:
+        self.snapshot = snap
+        if self.also:
+            self.also()
+        self.draw()
+
+    def draw(self, final: bool = False) -> None:
+        snap = self.snapshot
+        if snap is None:
             return
-        d = self.download
-        counts = (d.state.received, d.nacks_sent, d.retransmitted)
+        now = time.monotonic()
+        if not final and self.last is not None and \
+                now - self.last < (0.2 if self.tty else 1.0):
+            return
+        counts = (snap.received, snap.nack_entries, snap.retransmitted)
         if not self.tty and counts == self.shown:
             return  # a log gets no line that says nothing new
         self.last, self.shown = now, counts
-        done, total = d.state.received, d.info.chunks
-        elapsed = now - (d.started or now)
-        rate = d.bytes_this_run / elapsed if elapsed else 0
-        text = (f"{100 * done // max(total, 1):3d}% {done}/{total} chunks "
-                f"{format_size(rate)}/s  nacks {d.nacks_sent}  "
-                f"resent {d.retransmitted}")
-        if d.player is not None:
-            text += f"  play {d.player.position_s:5.1f} s ({d.player.state})"
-
+        done, total = snap.received, max(snap.total, 1)
+        rate = min(self.info.size, (done - self.resumed)
+                   * self.info.chunk_size) / snap.at_s if snap.at_s else 0
+        text = (f"{100 * done // total:3d}% {done}/{snap.total} chunks "
+                f"{format_size(rate)}/s  nacked {snap.nack_entries}  "
+                f"resent {snap.retransmitted}")
+        player = self.audio.player if self.audio else None
+        if player is not None:
+            text += f"  play {player.position_s:5.1f} s ({player.state})"
         if self.tty:
             width = 30
-            filled = width * done // max(total, 1)
+            filled = width * done // total
             bar = "#" * filled + "." * (width - filled)
-            self.stream.write(f"\r[{bar}] {text}")
-            if force:
-                self.stream.write("\n")
+            self.stream.write(f"\r[{bar}] {text}" + ("\n" if final else ""))
         else:
             self.stream.write(text + "\n")
         self.stream.flush()
@@ -1399,17 +1156,23 @@ def _get(args, options: Options, audio) -> int:
         peers = find_alive(endpoint, read_seeders(args.seeders))
         songs = search(endpoint, [x for x in peers.values() if x.alive],
                        args.name)
-        song = pick_song(songs, args.name)
+        song = pick_song(songs, args.name, args.song_id)
         existing = check_output(args.output, song, args.force)
         if existing and not args.play:
-            print(f"{existing} is already here and verified")
+            print(f"{cli.printable(existing)} is already here and "
+                  f"verified")
+            if args.json:
+                write_json(args.json, already_verified(existing, song))
             return cli.EXIT_OK
+        view = TerminalView(song.info, also=audio.handle_keys if audio
+                            else None)
+        view.audio = audio
         download = Download(endpoint, song, peers, args.output, options,
-                            log=lambda line: print("  " + line))
-        path = existing or _download(download, audio)
+                            events=view)
+        path = existing or _download(download, audio, view)
     finally:
         endpoint.close()
-    print(f"saved {path}")
+    print(f"saved {cli.printable(path)}")
     if audio:
         audio.play_to_the_end(download, path)
     stats = download.stats(timeline=False)
@@ -1419,35 +1182,26 @@ def _get(args, options: Options, audio) -> int:
     return cli.EXIT_OK
 
 
-def _download(download: Download, audio) -> str:
+def already_verified(path: str, song: Song) -> dict:
+    """The statistics of a song that was already here: what is known."""
+    return {"file": os.path.basename(path), "size": song.info.size,
+            "sha256": song.info.sha256.hex(), "already_verified": True}
+
+
+def _download(download: Download, audio, view: TerminalView) -> str:
     if audio and audio.preview:
         audio.start_preview(download)
     try:
-        return run_with_progress(download, audio.handle_keys if audio
-                                 else None)
-    except (KeyboardInterrupt, cli.RunError):
+        return download.run()
+    except (KeyboardInterrupt, ev.DownloadFailed):
         if audio:
             audio.stop()
         if download.started and os.path.exists(download.part_path):
             print(f"partial download kept in {download.part_path}: run "
                   f"the same command again to resume", file=sys.stderr)
         raise
-
-
-def run_with_progress(download: Download, also=None) -> str:
-    """Run the download on this thread, drawing progress between turns
-    (and calling ``also``, e.g. the player's keys)."""
-    progress = Progress(download)
-
-    def turn():
-        progress.update()
-        if also:
-            also()
-    download.on_turn = turn
-    try:
-        return download.run()
     finally:
-        progress.update(force=True)
+        view.draw(final=True)
 
 
 KEYS_HELP = "keys: p or space = pause/resume, q = stop playing"
@@ -1590,6 +1344,10 @@ def build_parser() -> cli.Parser:
 
 def add_get_arguments(get) -> None:
     get.add_argument("name", help="song name (or a unique part of it)")
+    get.add_argument("--id", dest="song_id", metavar="PREFIX",
+                     type=hex_prefix,
+                     help="the song whose SHA-256 starts with PREFIX (when "
+                          "seeders disagree on a name)")
     get.add_argument("-o", "--output", default="downloads",
                      help="folder to save into (default downloads/)")
     get.add_argument("--method", choices=list(p.ORDER_NAMES),
@@ -1616,6 +1374,13 @@ def add_get_arguments(get) -> None:
                      help="write what is played to a WAV file")
     get.add_argument("--fast", action="store_true",
                      help="with --audio-out: not in real time")
+
+
+def hex_prefix(text: str) -> str:
+    import argparse
+    if not text or any(c not in "0123456789abcdefABCDEF" for c in text):
+        raise argparse.ArgumentTypeError(f"not a hexadecimal id: {text!r}")
+    return text.lower()
 
 
 def main(argv=None) -> int:

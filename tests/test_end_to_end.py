@@ -47,7 +47,14 @@ def test_three_seeders_lossy_network_byte_exact(seeders, song_dir, tmp_path,
     assert sum(stats["per_seeder"].values()) == 230
     assert len(stats["timeline"]) == 230
     assert all(row["received"] is not None for row in stats["timeline"])
+    assert stats["chunks_resumed"] == 0
+    nacked = [row for row in stats["timeline"] if row["nacked"]]
+    assert sum(len(row["nacked"]) for row in nacked) == stats["nack_entries"]
+    for row in stats["timeline"]:
+        if row["retransmitted"]:  # a retransmission was asked for
+            assert row["nacked"] and row["nacked"][0] <= row["received"]
     if loss == "0.3":
+        assert nacked
         assert stats["nacks_sent"] > 0
         assert stats["chunks_retransmitted"] > 0
         assert stats["duplicates"] >= 0
@@ -158,9 +165,16 @@ def test_output_errors_are_one_line(seeders, song_dir, tmp_path):
     assert forced.returncode == 0
     assert sha256(tmp_path / "short-tune.mp3") == \
         sha256(song_dir / "short-tune.mp3")
+    stats_path = tmp_path / "stats.json"
     again = run_leecher("get", "short", "-o", str(tmp_path),
-                        "--seeders", addresses(group))
+                        "--seeders", addresses(group), "--json",
+                        str(stats_path))
     assert again.returncode == 0 and "already here" in again.stdout
+    stats = json.loads(stats_path.read_text())  # written all the same
+    assert stats == {"file": "short-tune.mp3",
+                     "size": (song_dir / "short-tune.mp3").stat().st_size,
+                     "sha256": sha256(song_dir / "short-tune.mp3"),
+                     "already_verified": True}
 
 
 @pytest.mark.parametrize("loss", ["0", "0.05"])

@@ -1,4 +1,4 @@
-"""The leecher under faults: resume, seeders coming and going, disks."""
+"""The leecher's driver under faults: resume, disks, locks, failures."""
 
 import contextlib
 import json
@@ -11,8 +11,7 @@ import time
 
 import pytest
 
-from conftest import PYTHON, ROOT, SeederProcess, free_port, run_leecher, \
-    sha256
+from conftest import PYTHON, ROOT, run_leecher, sha256
 
 
 def start_get(*args):
@@ -65,8 +64,9 @@ def test_interrupted_get_resumes_and_ends_byte_exact(seeders, song_dir,
         sha256(song_dir / "facom-sample.mp3")
     assert not sidecar.exists()
     assert not (tmp_path / "facom-sample.mp3.part").exists()
-    received = json.loads(stats.read_text())["chunks_received"]
-    assert received == 230
+    counted = json.loads(stats.read_text())
+    assert counted["chunks_resumed"] == resumed
+    assert counted["chunks_received"] == 230 - resumed  # over the wire
 
 
 def test_song_changed_on_the_seeders_restarts_cleanly(seeders, tmp_path):
@@ -94,45 +94,27 @@ def test_song_changed_on_the_seeders_restarts_cleanly(seeders, tmp_path):
     assert sha256(out / "song.mp3") == sha256(music / "song.mp3")
 
 
-def test_all_seeders_gone_stops_with_a_reason_and_keeps_the_part(
-        seeders, song_dir, tmp_path):
-    group = seeders(("127.0.0.1", "-d", str(song_dir), "-q", "--rate", "200"),
-                    ("127.0.0.2", "-d", str(song_dir), "-q", "--rate", "200"))
-    get = start_get("facom-sample", "-o", str(tmp_path), "--seeders",
-                    ",".join(s.address for s in group), "--timeout", "4")
-    wait_for_chunks(tmp_path, "facom-sample.mp3")
-    time.sleep(0.8)
-    for seeder in group:
-        seeder.kill()
-    out, err = get.communicate(timeout=60)
-    assert get.returncode == 1, out + err
-    assert "gone" in err or "no progress" in err
-    assert (tmp_path / "facom-sample.mp3.part").exists()
-    assert (tmp_path / "facom-sample.mp3.part.json").exists()
-    assert not (tmp_path / "facom-sample.mp3").exists()
+# Seeders dying, coming back, or all gone for the timeout are engine
+# behaviour: tests/test_download_engine.py drives them in simulated time
+# (test_a_seeder_gone_silent_..., test_with_no_seeder_left_...,
+# test_all_gone_for_the_timeout_...).
 
 
-def test_seeders_dying_and_coming_back(seeders, song_dir, tmp_path):
-    port = free_port()
-    a, b = seeders(("127.0.0.1", "-d", str(song_dir), "-q", "--rate", "250"),
-                   ("127.0.0.2", "-d", str(song_dir), "-q", "--rate", "250"),
-                   port=port)
-    get = start_get("facom-sample", "-o", str(tmp_path), "--seeders",
-                    f"{a.address},{b.address}", "--timeout", "20")
-    wait_for_chunks(tmp_path, "facom-sample.mp3")
-    time.sleep(0.7)
-    a.kill()
-    time.sleep(1.0)
-    b.kill()
-    time.sleep(0.5)
-    back = SeederProcess("127.0.0.1", port, "-d", str(song_dir), "-q")
-    try:
-        out, err = get.communicate(timeout=60)
-    finally:
-        back.kill()
-    assert get.returncode == 0, out + err
-    assert sha256(tmp_path / "facom-sample.mp3") == \
-        sha256(song_dir / "facom-sample.mp3")
+def test_the_engines_failures_are_one_line_and_exit_1(capsys):
+    import cli
+    import events as ev
+
+    def fail():
+        raise ev.DownloadFailed(ev.Problem.REFUSED, peer="127.0.0.1:9000",
+                                code=4, text="busy\x1b[2J\nnow")
+    assert cli.run_main("leecher", fail) == cli.EXIT_FAILED
+    err = capsys.readouterr().err
+    assert err == "leecher: 127.0.0.1:9000 refused: busy\\x1b[2J\\x0anow\n"
+
+    def gone():
+        raise ev.DownloadFailed(ev.Problem.ALL_SEEDERS_GONE)
+    assert cli.run_main("leecher", gone) == cli.EXIT_FAILED
+    assert "gone (partial file kept)" in capsys.readouterr().err
 
 
 def test_unwritable_output_and_full_disk_are_clear_errors(seeders, song_dir,
@@ -246,3 +228,151 @@ def test_a_second_leecher_on_the_same_part_file_is_refused(
     result = run_leecher("get", "short-tune", "-o", str(tmp_path),
                          "--seeders", seeder.address)  # lock gone: fine
     assert result.returncode == 0, result.stderr
+
+
+# ------------------------------------------------ lying seeders, names
+def _info(name="song.mp3", size=321064, chunk_size=1400, sha=bytes(32),
+          chunks=None):
+    import protocol as p
+    return p.FileInfo(p.file_id_of(sha), size, p.chunk_count(
+        size, chunk_size) if chunks is None else chunks, chunk_size, 0, sha,
+        name)
+
+
+A1, A2, A3 = ("127.0.0.1", 9000), ("127.0.0.2", 9000), ("127.0.0.3", 9000)
+
+
+def test_search_results_whose_fields_disagree_are_dropped():
+    import leecher
+    songs = {}
+    honest = _info()
+    leecher._merge(songs, [honest], A1)
+    import protocol as p
+    wrong_id = p.FileInfo(b"12345678", 10, 1, 1400, 0, bytes(32), "x.mp3")
+    leecher._merge(songs, [_info(chunks=2 ** 32 - 1),  # a huge lie
+                           _info(chunk_size=0, chunks=230),
+                           _info(size=5, chunks=9),
+                           wrong_id], A2)
+    assert [s.info for s in songs.values()] == [honest]
+    assert [s.sources for s in songs.values()] == [[A1]]
+
+
+def test_a_song_too_big_to_hold_is_refused_not_a_memory_error():
+    import download_engine as de
+    import events as ev
+    huge = _info(size=2 ** 32 * 1400)
+    with pytest.raises(ev.DownloadFailed) as failed:
+        de.DownloadEngine(huge, [de.Peer(A1, rtt=0.01)], 0.0)
+    assert failed.value.problem is ev.Problem.TOO_BIG
+
+
+def test_seeders_disagreeing_on_a_name_majority_wins_and_the_odd_is_named():
+    import cli
+    import leecher
+    songs = {}
+    good, liar = _info(), _info(size=999_999, sha=bytes([7]) * 32)
+    leecher._merge(songs, [good], A1)
+    leecher._merge(songs, [liar], A2)  # answered first, or not
+    leecher._merge(songs, [good], A3)
+    found = sorted(songs.values(), key=lambda s: s.info.name)
+    notes = []
+    assert leecher.pick_song(found, "song.mp3", out=notes.append).info \
+        == good
+    assert len(notes) == 1 and "127.0.0.2:9000" in notes[0]
+    assert bytes([7]).hex() * 6 in notes[0]  # its id, to choose it
+    chosen = leecher.pick_song(found, "song.mp3", "0707")
+    assert chosen.info == liar
+    # Two against two: no majority, the user chooses.
+    leecher._merge(songs, [liar], ("127.0.0.4", 9000))
+    with pytest.raises(cli.UsageError) as tie:
+        leecher.pick_song(list(songs.values()), "song.mp3")
+    assert "--id" in str(tie.value) and "127.0.0.4:9000" in str(tie.value)
+
+
+def test_long_and_control_character_names_fit_name_max_and_print_safely():
+    import leecher
+    long_name = "é" * 125 + ".mp3"  # 254 bytes
+    saved = leecher.safe_name(_info(name=long_name))
+    assert saved.endswith(".mp3")
+    assert len((saved + ".part.json.tmp").encode()) <= 255
+    other = leecher.safe_name(_info(name="é" * 124 + "x.mp3",
+                                    sha=bytes([3]) * 32))
+    assert other != saved  # cut alike, told apart by the id
+    assert leecher.safe_name(_info(name="a\nb\x1b[2J.mp3")) == \
+        "a_b_[2J.mp3"
+    songs = [leecher.Song(_info(name="\x1b[2Jevil\n.mp3"), [A1])]
+    import io
+    import contextlib as cl
+    printed = io.StringIO()
+    with cl.redirect_stdout(printed):
+        leecher.print_songs(songs)
+    assert "\x1b" not in printed.getvalue()
+    assert "\\x1b[2Jevil\\x0a.mp3" in printed.getvalue()
+
+
+def test_a_250_byte_song_name_is_fetched_and_saved(seeders, song_dir,
+                                                   tmp_path):
+    music = tmp_path / "music"
+    music.mkdir()
+    name = "a" * 246 + ".mp3"
+    shutil.copy(song_dir / "short-tune.mp3", music / name)
+    (seeder,) = seeders(("127.0.0.1", "-d", str(music), "-q"))
+    out = tmp_path / "out"
+    result = run_leecher("get", "aaaa", "-o", str(out), "--seeders",
+                         seeder.address)
+    assert result.returncode == 0, result.stdout + result.stderr
+    (saved,) = os.listdir(out)
+    assert saved.endswith(".mp3") and len(saved.encode()) <= 255 - 14
+    assert sha256(out / saved) == sha256(song_dir / "short-tune.mp3")
+
+
+def test_a_folder_that_stops_taking_files_keeps_the_resume_data_elsewhere(
+        tmp_path, monkeypatch):
+    """The folder turns read-only at the end (the rename fails): one clear
+    failure, and the sidecar goes to the state folder, where the next run
+    finds it.  (As root chmod stops nothing: the refusal is injected.)"""
+    import hashlib
+    import events as ev
+    import leecher
+    import protocol as p
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "state"))
+    data = os.urandom(10 * 1400 - 7)
+    sha = hashlib.sha256(data).digest()
+    info = p.FileInfo(p.file_id_of(sha), len(data), 10, 1400, 0, sha,
+                      "s.mp3")
+    out = tmp_path / "out"
+    out.mkdir()
+    part = leecher.PartFile(info, str(out / "s.mp3"))
+    part.open()
+    state = p.ReceiveState(10)
+    fresh = []
+    for index in range(10):
+        state.add(index)
+        fresh.append((index, data[index * 1400:(index + 1) * 1400]))
+    part.write(fresh, state)
+    real_replace = os.replace
+
+    def read_only_folder(source, target):
+        if os.path.dirname(str(target)) == str(out):
+            raise PermissionError(13, "Permission denied")
+        real_replace(source, target)
+    monkeypatch.setattr(os, "replace", read_only_folder)
+    with pytest.raises(ev.DownloadFailed) as failed:
+        part.finish()
+    assert failed.value.problem is ev.Problem.CANNOT_WRITE
+    assert failed.value.params["reason"] == "Permission denied"
+    assert part.save_progress(state) is None  # no complaint: it went...
+    assert part.sidecar.saved_at == part.sidecar.fallback  # ...elsewhere
+    assert str(tmp_path / "state") in part.sidecar.fallback
+    part.close()
+    monkeypatch.setattr(os, "replace", real_replace)
+    again = leecher.PartFile(info, str(out / "s.mp3"))
+    again.open()
+    told = []
+    assert sorted(again.resume(told.append)) == list(range(10))
+    assert told == [ev.Resumed(10, 10)]
+    again.hash_prefix(10)
+    again.finish()
+    again.close()
+    assert (out / "s.mp3").read_bytes() == data
+    assert not os.path.exists(again.sidecar.fallback)

@@ -1,0 +1,615 @@
+"""The leecher's decisions for one song, without I/O (see ENGINES.md).
+
+``DownloadEngine`` takes datagrams and ``now`` and gives back the
+datagrams to send, its next deadline, the new chunks' data (for the driver
+to write) and typed events (``events.py``).  It splits the song among its
+seeders (where a chunk is scheduled), sends REQUESTs, ACK credit and NACKs,
+follows RETRY and ERROR, moves the share of a seeder that is gone to the
+others (or PINGs the sources until one is back), and keeps the counters
+and the timeline.  When a chunk is lost is decided per transfer by
+``recovery.py``.
+
+It never reads a clock, never touches a socket or a file, and never raises
+for what a peer sends: hostile bytes are counted and dropped.  Its own
+failures raise ``events.DownloadFailed``.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+from array import array
+from dataclasses import dataclass, field
+
+import events as ev
+import protocol as p
+from recovery import TransferRecovery
+
+DEFAULT_WINDOW = 256  # chunks a seeder may have in flight to us
+DEFAULT_TIMEOUT = 30.0  # give up after this long without any new chunk
+ORPHAN_PING_S = 1.0  # with no live seeder: PING the sources this often
+MAX_RETRIES = 3  # RETRYs followed per transfer: a peer cannot loop us
+# The largest song this leecher takes: its bookkeeping costs about 40
+# bytes per chunk (timeline, flags, places, CRCs), 60 MB at this size.
+MAX_SONG_BYTES = 2 * 1024 ** 3
+MAX_CHUNKS = p.chunk_count(MAX_SONG_BYTES)  # (at the usual chunk size)
+ACKS_PER_WINDOW = 4  # an ACK every window / 4 chunks: the seeder never waits
+
+
+def check_size(info: p.FileInfo) -> None:
+    """Refuse a song too big to hold (a lying seeder's 2^32 chunks)."""
+    if info.size > MAX_SONG_BYTES or info.chunks > MAX_CHUNKS:
+        raise ev.DownloadFailed(ev.Problem.TOO_BIG, name=info.name,
+                                size=info.size)
+
+
+def peer_name(addr) -> str:
+    return f"{addr[0]}:{addr[1]}"
+
+
+@dataclass
+class Peer:
+    """A seeder as the leecher knows it after PING."""
+
+    addr: tuple[str, int]
+    rtt: float | None = None
+    token: int = 0
+    name: str = ""
+    files: int = 0
+    load: int = 0
+    order: int = p.Order.SEQUENTIAL
+    ordered_percent: int = 50
+
+    @property
+    def alive(self) -> bool:
+        return self.rtt is not None
+
+    def learn(self, pong: p.Pong) -> None:
+        """Take what a PONG says, checked: an unknown order is the
+        seeder's business, not a reason to crash."""
+        self.token, self.name = pong.token, pong.name
+        self.files, self.load = pong.files, pong.load
+        self.order = pong.order if pong.order in (
+            p.Order.SEQUENTIAL, p.Order.RANDOM, p.Order.SEMI_RANDOM) \
+            else p.Order.SEQUENTIAL
+        self.ordered_percent = min(pong.ordered_percent, 100)
+
+
+@dataclass
+class Options:
+    method: str | None = None  # None: each seeder's own order
+    window: int = DEFAULT_WINDOW
+    timeout: float = DEFAULT_TIMEOUT
+    loss: float = 0.0  # the driver's: drop received datagrams on purpose
+    seed: int | None = None
+    force: bool = False  # the driver's: replace a different file
+
+
+class Timeline:
+    """Per chunk: when it was sent, received and played, in seconds since
+    the request (NaN: not known), whether a retransmission brought it, and
+    when it was NACKed.  Arrays, so that a 200 MB song costs a few MB."""
+
+    def __init__(self, chunks: int):
+        self.sent = array("d", [math.nan]) * chunks
+        self.received = array("d", [math.nan]) * chunks
+        self.played = array("d", [math.nan]) * chunks
+        self.retransmitted = bytearray(chunks)
+        self.nacked: dict[int, list[float]] = {}
+
+    @staticmethod
+    def get(series: array, index: int) -> float | None:
+        value = series[index]
+        return None if math.isnan(value) else value
+
+    def rows(self):
+        nacked = self.nacked
+        for i in range(len(self.sent)):
+            yield {"chunk": i, "sent": _round(self.get(self.sent, i)),
+                   "received": _round(self.get(self.received, i)),
+                   "played": _round(self.get(self.played, i)),
+                   "retransmitted": bool(self.retransmitted[i]),
+                   "nacked": [_round(t) for t in nacked.get(i, ())]}
+
+
+def _round(value):
+    return None if value is None else round(value, 4)
+
+
+@dataclass
+class Counters:
+    nacks_sent: int = 0  # NACK datagrams
+    nack_entries: int = 0  # chunks named in NACKs
+    retransmitted: int = 0  # new chunks that came as retransmissions
+    bad: int = 0  # datagrams that are no valid message of ours
+    forged: int = 0  # chunks from an address or session we did not ask
+    stored_from: dict = field(default_factory=dict)  # addr -> new chunks
+
+
+@dataclass(eq=False)  # compared (and hashed) by identity
+class Transfer:
+    """One REQUEST to one seeder (a session) and what came back for it."""
+
+    sid: int
+    peer: Peer
+    ranges: p.RangeSet
+    order: int
+    percent: int
+    seed: int
+    window: int
+    first_pass: array  # chunk indices in the order the seeder sends them
+    recovery: TransferRecovery
+    clock_offset: float  # the seeder's send_ms 0, in timeline seconds
+    limit: int = 0
+    highest_place: int = -1
+    highest_seq: int = -1
+    highest_send_ms: int = 0  # the seeder's clock when it sent that one
+    unacked: int = 0
+    nack_round: int = 0
+    retries: int = 0
+    done: bool = False
+    dead: bool = False
+    finished: bool = False  # every chunk of it is here
+    seeder_counters: p.Done | None = None
+    ack_every: int = 1
+
+    def request(self, file_id: bytes) -> p.Request:
+        return p.Request(file_id, p.Order(self.order), tuple(self.ranges),
+                         self.window, self.peer.token, self.percent,
+                         self.seed)
+
+    def grant(self) -> int:
+        """Credit for a window beyond the furthest chunk that arrived."""
+        self.unacked = 0
+        self.limit = max(self.limit, self.highest_seq + 1 + self.window)
+        return self.limit
+
+
+class Scheduler:
+    """Where a chunk is scheduled: the wanted chunks split among seeders
+    in interleaved blocks, one REQUEST (a ``Transfer``) per share."""
+
+    def __init__(self, engine: "DownloadEngine"):
+        self.engine = engine
+
+    def start_transfers(self, peers: list[Peer], wanted: p.RangeSet,
+                        now: float) -> None:
+        """Split ``wanted`` chunks among ``peers``, REQUEST each share."""
+        wanted_list = list(wanted.values())
+        shares = p.split_among(len(wanted_list), len(peers))
+        for peer, share in zip(peers, shares):
+            chunks = [wanted_list[i] for start, end in share
+                      for i in range(start, end)]
+            if chunks:
+                self._start_transfer(peer, p.RangeSet(p.runs(chunks)), now)
+
+    def _start_transfer(self, peer: Peer, ranges: p.RangeSet, now: float):
+        engine = self.engine
+        pairs = list(ranges)
+        if len(pairs) > p.MAX_REQUEST_RANGES:  # scattered: several requests
+            for start in range(0, len(pairs), p.MAX_REQUEST_RANGES):
+                self._start_transfer(peer, p.RangeSet(
+                    pairs[start:start + p.MAX_REQUEST_RANGES]), now)
+            return
+        if engine.options.method:
+            order, percent = p.ORDER_NAMES[engine.options.method], 50
+        else:
+            order, percent = p.Order(peer.order), peer.ordered_percent
+        seed = engine.rng.getrandbits(32)
+        first_pass = array("I", p.send_order(ranges, order, seed,
+                                             percent / 100))
+        for place, index in enumerate(first_pass):
+            engine.place[index] = place
+        sid = engine.rng.getrandbits(32) or 1
+        window = engine.options.window
+        transfer = Transfer(
+            sid, peer, ranges, order, percent, seed, window, first_pass,
+            TransferRecovery(first_pass, engine.state.have, peer.rtt, now),
+            clock_offset=engine.since_start(now) + (peer.rtt or 0) / 2,
+            limit=window, ack_every=max(1, window // ACKS_PER_WINDOW))
+        engine.transfers[(peer.addr, sid)] = transfer
+        engine.send(transfer.request(engine.info.file_id), peer.addr, sid)
+        engine.emit(ev.RequestSent(peer_name(peer.addr), len(first_pass),
+                                   p.order_name(p.Order(order)),
+                                   engine.since_start(now)))
+
+
+class DownloadEngine:
+    """Download one song (``info``) from ``peers`` (the alive sources)."""
+
+    def __init__(self, info: p.FileInfo, peers: list[Peer], now: float,
+                 options: Options | None = None, present=(),
+                 chunk_events: bool = False):
+        check_size(info)
+        self.info = info
+        self.options = options or Options()
+        self.rng = random.Random(self.options.seed)
+        self.peers = {peer.addr: peer for peer in peers}
+        self.started = now
+        self.state = p.ReceiveState(info.chunks)
+        for index in present:  # taken from disk by the driver
+            self.state.add(index)
+        self.resumed = self.state.received
+        self.timeline = Timeline(info.chunks)
+        self.counters = Counters()
+        self.transfers: dict[tuple, Transfer] = {}
+        # Each chunk's place in the first pass of the transfer it belongs
+        # to now (one array for all transfers: a chunk is in one at a time).
+        self.place = array("i", [-1]) * info.chunks
+        self.failover = Failover(self)
+        self.scheduler = Scheduler(self)
+        self.chunk_events = chunk_events
+        self._events: list = []
+        self._outbox: list = []
+        self._fresh: list = []
+        self.last_progress = now
+        self.finished_at: float | None = None
+
+    # ---------------------------------------------------------- interface
+    def start(self, now: float) -> None:
+        """Split what is missing among the peers and REQUEST each share."""
+        alive = [peer for peer in self.peers.values() if peer.alive]
+        if not alive:
+            raise ev.DownloadFailed(ev.Problem.NO_SEEDER_ALIVE,
+                                    addresses=[peer_name(a)
+                                               for a in self.peers])
+        if self.state.complete:
+            self._complete(now)
+            return
+        self.start_transfers(alive, self.state.missing, now)
+
+    @property
+    def complete(self) -> bool:
+        return self.state.complete
+
+    def events(self) -> list:
+        drained, self._events = self._events, []
+        return drained
+
+    def take_fresh(self) -> list:
+        """``(index, data)`` of the chunks new since the last call; the
+        data may be views of the driver's receive buffers."""
+        fresh, self._fresh = self._fresh, []
+        return fresh
+
+    def datagrams_to_send(self, now: float) -> list:
+        out, self._outbox = self._outbox, []
+        return out
+
+    def send(self, msg, addr, session: int = 0) -> None:
+        self._outbox.append((p.encode(msg, session), addr))
+
+    def emit(self, event) -> None:
+        self._events.append(event)
+
+    def since_start(self, now: float) -> float:
+        return now - self.started
+
+    def receive_datagram(self, data, addr, now: float) -> None:
+        self.receive_batch([(data, addr)], now)
+
+    def receive_batch(self, batch, now: float) -> None:
+        """One turn's datagrams: chunks on the fast path, the rest decoded.
+
+        The loop runs once per chunk, the hottest code of the leecher, so it
+        does only what must be done per chunk, with locals: ACKs when due,
+        the furthest first-pass place, and for a new chunk its times and
+        its data for the driver.  Loss detection runs once per batch."""
+        heard: dict = {}  # transfer -> [count, resent, late] (ordered)
+        chunk_fields, data_at = p.chunk_fields, p.CHUNK_DATA_AT
+        info = self.info
+        file_id, total, last = info.file_id, info.chunks, info.chunks - 1
+        full = info.chunk_size
+        last_length = info.size - last * full if total else 0
+        transfers, places, add = self.transfers, self.place, self.state.add
+        fresh, received_at = self._fresh, self.timeline.received
+        sent_at, since = self.timeline.sent, now - self.started
+        counters, retransmitted = self.counters, self.timeline.retransmitted
+        new = 0
+        for data, addr in batch:
+            fields = chunk_fields(data)
+            if fields is None:
+                self._on_message(data, addr, now)
+                continue
+            session, flags, chunk_file, index, tx_seq, send_ms = fields
+            transfer = transfers.get((addr, session))
+            if transfer is None:
+                counters.forged += 1  # not an address and session we asked
+                continue
+            payload = data[data_at:]
+            if chunk_file != file_id or index >= total or len(payload) != (
+                    full if index != last else last_length):
+                counters.bad += 1
+                continue
+            retransmit = flags & p.FLAG_RETRANSMIT
+            seen = heard.get(transfer)
+            if seen is None:
+                seen = heard[transfer] = [0, [], []]
+            seen[0] += 1
+            if tx_seq > transfer.highest_seq:
+                transfer.highest_seq = tx_seq
+                transfer.highest_send_ms = send_ms
+            transfer.unacked += 1
+            if transfer.unacked >= transfer.ack_every and not transfer.dead:
+                self.send(p.Ack(transfer.grant()), addr, session)
+            place = places[index]
+            if not retransmit and transfer.highest_place < place \
+                    < len(transfer.first_pass) \
+                    and transfer.first_pass[place] == index:
+                transfer.highest_place = place
+            if not add(index):
+                continue
+            new += 1
+            fresh.append((index, payload))
+            received_at[index] = since
+            sent_at[index] = transfer.clock_offset + send_ms / 1000
+            stored = counters.stored_from
+            stored[addr] = stored.get(addr, 0) + 1
+            if index in transfer.recovery.outstanding:
+                seen[1 if retransmit else 2].append(index)
+            if retransmit:
+                counters.retransmitted += 1
+                retransmitted[index] = 1
+            if self.chunk_events:
+                self.emit(ev.ChunkReceived(
+                    index, sent_at[index], since, bool(retransmit),
+                    peer_name(addr)))
+        if new:
+            self.last_progress = now
+        for transfer, (count, resent, late) in heard.items():
+            if not transfer.dead:
+                transfer.recovery.on_arrivals(
+                    now, transfer.highest_place, resent, late, count,
+                    (transfer.highest_seq, transfer.highest_send_ms))
+                self.detect_losses(transfer, now)
+        if new and self.state.complete:
+            self._complete(now)
+
+    def _on_message(self, data, addr, now: float) -> None:
+        try:
+            datagram = p.decode(data)
+        except p.ProtocolError:
+            self.counters.bad += 1
+            return
+        msg = datagram.message
+        if isinstance(msg, p.Pong):
+            self.failover.on_pong(msg, addr, now)
+            return
+        transfer = self.transfers.get((addr, datagram.session))
+        if transfer is None or transfer.dead:
+            return  # a reply to an old or unknown session
+        if isinstance(msg, p.Done):
+            transfer.done = True
+            transfer.seeder_counters = msg
+            transfer.recovery.on_done(now)
+            self.detect_losses(transfer, now)
+        elif isinstance(msg, p.Retry):
+            if transfer.retries < MAX_RETRIES:
+                transfer.retries += 1
+                transfer.peer.token = msg.token
+                self.send(transfer.request(self.info.file_id), addr,
+                          transfer.sid)
+        elif isinstance(msg, p.Error):
+            self.emit(ev.Refused(peer_name(addr), msg.code, msg.text[:200],
+                                 self.since_start(now)))
+            self.failover.give_up_on(transfer, now)
+
+    # ------------------------------------------------------------- losses
+    def detect_losses(self, transfer: Transfer, now: float) -> None:
+        lost = transfer.recovery.lost(now)
+        if lost:
+            self.nack(transfer, lost, now)
+
+    def nack(self, transfer: Transfer, chunks: list[int], now: float):
+        """NACK ``chunks`` in this order (the seeder resends in it)."""
+        have = self.state.have
+        chunks = [i for i in chunks if not have[i]]
+        if not chunks:
+            return
+        transfer.nack_round = (transfer.nack_round + 1) & 0xFFFF
+        limit = transfer.grant()
+        since = self.since_start(now)
+        nacked = self.timeline.nacked
+        for index in chunks:
+            nacked.setdefault(index, []).append(since)
+        for start in range(0, len(chunks), p.MAX_NACK_RANGES):
+            part = chunks[start:start + p.MAX_NACK_RANGES]
+            # One range per chunk keeps the NACK's order: the seeder's
+            # resend order, which recovery.py counts on.
+            ranges = tuple(_ordered_runs(part))
+            self.send(p.Nack(limit, transfer.nack_round, ranges),
+                      transfer.peer.addr, transfer.sid)
+            self.counters.nacks_sent += 1
+        self.counters.nack_entries += len(chunks)
+        transfer.recovery.on_nack_sent(chunks, now)
+        self.emit(ev.NackSent(peer_name(transfer.peer.addr),
+                              transfer.nack_round, tuple(chunks), since))
+
+    # ------------------------------------------------------------- timers
+    def open_transfers(self) -> list[Transfer]:
+        return [t for t in self.transfers.values()
+                if not (t.dead or t.finished)]
+
+    def get_timer(self) -> float | None:
+        if self.complete:
+            return None
+        deadline = self.last_progress + self.options.timeout
+        for transfer in self.open_transfers():
+            deadline = min(deadline, transfer.recovery.get_timer())
+        orphan = self.failover.next_ping()
+        return deadline if orphan is None else min(deadline, orphan)
+
+    def handle_timer(self, now: float) -> None:
+        if self.complete:
+            return
+        for transfer in self.open_transfers():
+            recovery = transfer.recovery
+            if now < recovery.get_timer() or self._finished(transfer):
+                continue
+            self.detect_losses(transfer, now)
+            if now >= recovery.probe_due() and not transfer.dead:
+                self._probe(transfer, now)
+        self.failover.on_timer(now)
+        if now - self.last_progress >= self.options.timeout:
+            self.cancel_all()
+            if self.failover.orphans:
+                raise ev.DownloadFailed(ev.Problem.ALL_SEEDERS_GONE)
+            raise ev.DownloadFailed(ev.Problem.NO_PROGRESS,
+                                    seconds=self.options.timeout)
+
+    def _finished(self, transfer: Transfer) -> bool:
+        """All of ``transfer``'s chunks are here (some may have come from
+        elsewhere): it needs no timer any more."""
+        if not self.state.missing_in(transfer.ranges):
+            transfer.finished = True
+        return transfer.finished
+
+    def _probe(self, transfer: Transfer, now: float) -> None:
+        if not transfer.recovery.on_probe_timer(now):
+            self.failover.give_up_on(transfer, now, silent=True)
+        elif not transfer.recovery.heard:  # the REQUEST may be lost
+            self.send(transfer.request(self.info.file_id),
+                      transfer.peer.addr, transfer.sid)
+        else:  # credit: whatever was in flight is lost, send more or DONE
+            self.send(p.Ack(transfer.grant()), transfer.peer.addr,
+                      transfer.sid)
+
+    def start_transfers(self, peers: list[Peer], wanted: p.RangeSet,
+                        now: float) -> None:
+        self.scheduler.start_transfers(peers, wanted, now)
+
+    def missing_of(self, transfer: Transfer) -> p.RangeSet:
+        return self.state.missing_in(transfer.ranges)
+
+    def _complete(self, now: float) -> None:
+        self.finished_at = now
+        self.cancel_all()
+
+    def cancel_all(self) -> None:
+        """CANCEL every session still open (done, stopped or failed)."""
+        for transfer in self.transfers.values():
+            if not transfer.dead:
+                transfer.dead = True
+                self.send(p.Cancel(), transfer.peer.addr, transfer.sid)
+
+    # --------------------------------------------------------------- stats
+    def snapshot(self, now: float) -> ev.Snapshot:
+        return ev.Snapshot(self.since_start(now), self.state.received,
+                           self.info.chunks, self.counters.nack_entries,
+                           self.counters.retransmitted, self.per_seeder())
+
+    def per_seeder(self) -> dict[str, int]:
+        return {peer_name(addr): count for addr, count
+                in self.counters.stored_from.items()}
+
+    def seeders_gone(self) -> list[str]:
+        return sorted(peer_name(addr) for addr in self.failover.gone)
+
+    def stats(self, now: float) -> dict:
+        """The counters of the JSON statistics (the driver adds the file
+        and audio parts)."""
+        end = self.finished_at or now
+        elapsed = end - self.started
+        over_the_wire = self.state.received - self.resumed
+        size = min(self.info.size, over_the_wire * self.info.chunk_size)
+        counters = self.counters
+        return {
+            "chunks": self.info.chunks,
+            "chunks_received": over_the_wire,
+            "chunks_resumed": self.resumed,
+            "duplicates": self.state.duplicates,
+            "nacks_sent": counters.nacks_sent,
+            "nack_entries": counters.nack_entries,
+            "chunks_retransmitted": counters.retransmitted,
+            "forged_chunks": counters.forged,
+            "elapsed_s": round(elapsed, 4),
+            "goodput_Bps": round(size / elapsed, 1)
+            if elapsed > 0 and self.complete else 0.0,
+            "per_seeder": self.per_seeder(),
+            "seeders_gone": self.seeders_gone(),
+        }
+
+
+def _ordered_runs(chunks: list[int]):
+    """[start, end) runs of consecutive chunks, in the list's order."""
+    start = previous = chunks[0]
+    for index in chunks[1:]:
+        if index != previous + 1:
+            yield start, previous + 1
+            start = index
+        previous = index
+    yield start, previous + 1
+
+
+class Failover:
+    """Seeders that stop answering or refuse: their missing share moves to
+    the live ones; with none left the chunks are orphans, and the sources
+    are PINGed until one answers."""
+
+    def __init__(self, engine: DownloadEngine):
+        self.engine = engine
+        self.gone: set = set()  # addresses that stopped answering
+        self.orphans = p.RangeSet()
+        self._next_ping: float | None = None
+        self._nonces: dict[int, tuple] = {}  # nonce -> (addr, sent at)
+
+    def give_up_on(self, transfer: Transfer, now: float,
+                   silent: bool = False) -> None:
+        engine = self.engine
+        addr = transfer.peer.addr
+        self.gone.add(addr)
+        missing = p.RangeSet()
+        for victim in engine.transfers.values():
+            if victim.peer.addr == addr and not victim.dead:
+                victim.dead = True
+                engine.send(p.Cancel(), addr, victim.sid)
+                for start, end in engine.missing_of(victim):
+                    missing.add(start, end)
+        if silent:
+            engine.emit(ev.SeederGone(peer_name(addr),
+                                      engine.since_start(now)))
+        if not missing:
+            return
+        alive = [peer for a, peer in sorted(engine.peers.items())
+                 if peer.alive and a not in self.gone]
+        if alive:
+            engine.start_transfers(alive, missing, now)
+            return
+        if not self.orphans:
+            engine.emit(ev.WaitingForSeeders(engine.options.timeout,
+                                             engine.since_start(now)))
+            self._next_ping = now
+        for start, end in missing:
+            self.orphans.add(start, end)
+
+    def next_ping(self) -> float | None:
+        return self._next_ping if self.orphans else None
+
+    def on_timer(self, now: float) -> None:
+        if not self.orphans or self._next_ping is None \
+                or now < self._next_ping:
+            return
+        self._next_ping = now + ORPHAN_PING_S
+        self._nonces = {}
+        for addr in self.engine.peers:
+            nonce = self.engine.rng.getrandbits(32)
+            self._nonces[nonce] = (addr, now)
+            self.engine.send(p.Ping(nonce, PING_PADDING), addr)
+
+    def on_pong(self, msg: p.Pong, addr, now: float) -> None:
+        sent = self._nonces.pop(msg.nonce, None)
+        if sent is None or sent[0] != addr or not self.orphans:
+            return
+        engine = self.engine
+        peer = engine.peers[addr]
+        peer.rtt = max(now - sent[1], 0.0)
+        peer.learn(msg)
+        self.gone.discard(addr)
+        wanted = engine.state.missing.intersection(self.orphans)
+        self.orphans = p.RangeSet()
+        engine.emit(ev.SeedersBack((peer_name(addr),),
+                                   engine.since_start(now)))
+        engine.start_transfers([peer], wanted, now)
+
+
+PING_PADDING = 44  # a 64-byte PING earns room for any PONG (anti-amp.)

@@ -1,0 +1,504 @@
+"""download_engine.py in simulated time: hand-made datagrams and a fake
+``now``, no socket, no sleep.
+
+``FakeSeeder`` follows the seeder's documented rules (ENGINES.md,
+protocol.py): first pass in the REQUEST's order, within the ACKed window,
+one chunk per ``gap`` seconds; resends first-in first-out in NACK order,
+before any first-pass chunk, skipping chunks it has not sent yet; DONE when
+nothing is pending, and again when probed with nothing pending.
+"""
+
+import heapq
+import random
+from collections import deque
+
+import pytest
+from hypothesis import given, settings, strategies as st
+
+import download_engine as de
+import events as ev
+import protocol as p
+import recovery
+
+CHUNK = p.CHUNK_SIZE
+
+
+def song(chunks: int, seed: int = 1):
+    data = random.Random(seed).randbytes(chunks * CHUNK - 100)
+    import hashlib
+    sha = hashlib.sha256(data).digest()
+    info = p.FileInfo(p.file_id_of(sha), len(data), chunks, CHUNK, 0, sha,
+                      "song.mp3")
+    return info, data
+
+
+class FakeSeeder:
+    def __init__(self, addr, info, data, gap=0.001, token=0, drop=None,
+                 done=True):
+        self.addr, self.info, self.data = addr, info, data
+        self.done = done  # False: never a DONE (all lost on the way)
+        self.gap, self.token = gap, token
+        self.drop = drop or (lambda seeder, tx_seq, index, again: False)
+        self.sessions = {}
+        self.alive = True
+        self.unsent_nacked = []  # NACK entries naming unsent chunks
+        self.nack_entries = 0
+        self.dropped = []  # (index, retransmission) dropped on the way
+
+    def chunk(self, index):
+        return self.data[index * CHUNK:(index + 1) * CHUNK]
+
+    def receive(self, data, now):
+        """Replies to one datagram: a list of (delay, datagram)."""
+        if not self.alive:
+            return []
+        datagram = p.decode(data)
+        msg, sid = datagram.message, datagram.session
+        session = self.sessions.get(sid)
+        if isinstance(msg, p.Ping):
+            return [p.encode(p.Pong(msg.nonce, self.token, 1, 0, 0, 50, ""))]
+        if isinstance(msg, p.Request):
+            if msg.token != self.token:
+                return [p.encode(p.Retry(self.token), sid)]
+            if sid not in self.sessions:
+                order = p.send_order(msg.ranges, msg.order, msg.seed,
+                                     msg.ordered_percent / 100)
+                self.sessions[sid] = {
+                    "queue": deque(order), "resend": deque(), "sent": set(),
+                    "tx": 0, "limit": msg.window, "round": -1,
+                    "done_sent": False, "next": now}
+            return []
+        if session is None:
+            return []
+        if isinstance(msg, (p.Ack, p.Nack)):
+            session["limit"] = max(session["limit"], msg.limit)
+        if isinstance(msg, p.Ack) and self.done and not (session["queue"]
+                                                         or session["resend"]):
+            return [p.encode(p.Done(0, 0, 0, 0, 0), sid)]  # probe answer
+        if isinstance(msg, p.Nack) and msg.round > session["round"]:
+            session["round"] = msg.round
+            for start, end in msg.ranges:
+                for index in range(start, end):
+                    self.nack_entries += 1
+                    if index not in session["sent"]:
+                        self.unsent_nacked.append(index)
+                    elif index not in session["resend"]:
+                        session["resend"].append(index)
+            session["done_sent"] = False
+        if isinstance(msg, p.Cancel):
+            del self.sessions[sid]
+        return []
+
+    def next_send(self):
+        times = [s["next"] for s in self.sessions.values() if self._can(s)]
+        done = [s["next"] for s in self.sessions.values()
+                if not self._can(s) and not s["done_sent"]
+                and not (s["queue"] or s["resend"])]
+        return min(times + done, default=None) if self.alive else None
+
+    @staticmethod
+    def _can(s):
+        return s["tx"] < s["limit"] and (s["queue"] or s["resend"])
+
+    def send(self, now):
+        """What this seeder sends at ``now``: datagrams (None: dropped)."""
+        out = []
+        for sid, s in self.sessions.items():
+            if s["next"] > now:
+                continue
+            if self._can(s):
+                again = bool(s["resend"])
+                index = s["resend"].popleft() if again else \
+                    s["queue"].popleft()
+                s["sent"].add(index)
+                tx = s["tx"]
+                s["tx"] += 1
+                s["next"] = now + self.gap
+                if self.drop(self, tx, index, again):
+                    self.dropped.append((index, again))
+                    continue
+                out.append(p.encode_chunk(
+                    self.info.file_id, index, tx, int(now * 1000),
+                    self.chunk(index), sid,
+                    p.FLAG_RETRANSMIT if again else 0))
+            elif not (s["queue"] or s["resend"]) and not s["done_sent"]:
+                s["done_sent"] = True
+                if self.done:
+                    out.append(p.encode(p.Done(0, 0, 0, 0, 0), sid))
+        return out
+
+
+class Net:
+    """Virtual time: the engine, fake seeders, a one-way delay."""
+
+    def __init__(self, engine, seeders, delay=0.005):
+        self.engine, self.delay, self.now = engine, delay, 0.0
+        self.seeders = {s.addr: s for s in seeders}
+        self.flight = []  # (time, n, destination, data, source)
+        self.n = 0
+        self.sent_to = {s.addr: [] for s in seeders}  # what the engine sent
+
+    def post(self, when, to, data, source):
+        self.n += 1
+        heapq.heappush(self.flight, (when, self.n, to, data, source))
+
+    def flush(self):
+        for data, addr in self.engine.datagrams_to_send(self.now):
+            self.sent_to.setdefault(addr, []).append(p.decode(data))
+            self.post(self.now + self.delay, addr, data, "leecher")
+
+    def run(self, until=60.0):
+        self.flush()
+        while not self.engine.complete and self.now < until:
+            times = [t for t in [self.flight[0][0] if self.flight else None,
+                                 self.engine.get_timer()] +
+                     [s.next_send() for s in self.seeders.values()]
+                     if t is not None]
+            self.now = max(self.now, min(times))
+            while self.flight and self.flight[0][0] <= self.now:
+                _, _, to, data, source = heapq.heappop(self.flight)
+                if to == "leecher":
+                    self.engine.receive_datagram(data, source, self.now)
+                elif to in self.seeders:
+                    for reply in self.seeders[to].receive(data, self.now):
+                        self.post(self.now + self.delay, "leecher", reply,
+                                  to)
+            for seeder in self.seeders.values():
+                if seeder.alive and seeder.next_send() is not None \
+                        and seeder.next_send() <= self.now:
+                    for data in seeder.send(self.now):
+                        self.post(self.now + self.delay, "leecher", data,
+                                  seeder.addr)
+            timer = self.engine.get_timer()
+            if timer is not None and self.now >= timer:
+                self.engine.handle_timer(self.now)
+            self.flush()
+        return self.engine
+
+
+def peers(*seeders, rtt=0.01):
+    return [de.Peer(s.addr, rtt=rtt, token=s.token) for s in seeders]
+
+
+def assemble(engine, data, fresh):
+    """The file as the driver would write it from ``take_fresh``."""
+    out = bytearray(len(data))
+    for index, chunk in fresh:
+        out[index * CHUNK:index * CHUNK + len(chunk)] = chunk
+    return bytes(out)
+
+
+def download(info, seeders, options=None, until=60.0, delay=0.005,
+             **engine_args):
+    engine = de.DownloadEngine(info, peers(*seeders), 0.0,
+                               options or de.Options(seed=7), **engine_args)
+    engine.start(0.0)
+    fresh = []
+    net = Net(engine, seeders, delay)
+    original = engine.receive_batch
+
+    def receive_and_write(batch, now):  # the driver writes after a batch
+        original(batch, now)
+        fresh.extend((i, bytes(d)) for i, d in engine.take_fresh())
+    engine.receive_batch = receive_and_write
+    net.run(until)
+    return engine, fresh, net
+
+
+A, B, C = ("127.0.0.1", 9000), ("127.0.0.2", 9000), ("127.0.0.3", 9000)
+
+
+# ------------------------------------------------------------ basics
+def test_one_seeder_no_loss_completes_byte_exact_without_nacks():
+    info, data = song(100)
+    seeder = FakeSeeder(A, info, data)
+    engine, fresh, net = download(info, [seeder])
+    assert engine.complete
+    assert assemble(engine, data, fresh) == data
+    stats = engine.stats(net.now)
+    assert stats["chunks_received"] == 100 and stats["nack_entries"] == 0
+    assert stats["per_seeder"] == {"127.0.0.1:9000": 100}
+    assert engine.get_timer() is None
+    assert any(isinstance(m.message, p.Cancel) for m in net.sent_to[A])
+
+
+def test_three_seeders_share_the_song_and_events_tell_it():
+    info, data = song(300)
+    group = [FakeSeeder(a, info, data) for a in (A, B, C)]
+    engine, fresh, _ = download(info, group, chunk_events=True)
+    assert assemble(engine, data, fresh) == data
+    happened = engine.events()
+    requests = [e for e in happened if isinstance(e, ev.RequestSent)]
+    assert sorted(e.peer for e in requests) == [
+        "127.0.0.1:9000", "127.0.0.2:9000", "127.0.0.3:9000"]
+    assert sum(e.chunks for e in requests) == 300
+    chunks = [e for e in happened if isinstance(e, ev.ChunkReceived)]
+    assert sorted(e.index for e in chunks) == list(range(300))
+    assert engine.events() == []  # drained
+
+
+def test_resumed_chunks_are_not_asked_for():
+    info, data = song(50)
+    seeder = FakeSeeder(A, info, data)
+    engine = de.DownloadEngine(info, peers(seeder), 0.0, de.Options(seed=1),
+                               present=range(0, 30))
+    engine.start(0.0)
+    (request,) = [p.decode(d).message for d, _ in
+                  engine.datagrams_to_send(0.0)]
+    assert request.ranges == ((30, 50),)
+    assert engine.stats(0.0)["chunks_resumed"] == 30
+
+
+def test_no_seeder_alive_is_the_engines_own_failure():
+    info, _ = song(10)
+    engine = de.DownloadEngine(info, [de.Peer(A)], 0.0)
+    with pytest.raises(ev.DownloadFailed) as failed:
+        engine.start(0.0)
+    assert failed.value.problem is ev.Problem.NO_SEEDER_ALIVE
+
+
+# ------------------------------------------------------------ losses
+def test_a_lost_chunk_is_nacked_once_and_the_timeline_says_when():
+    info, data = song(100)
+    seeder = FakeSeeder(A, info, data, drop=lambda s, tx, i, again:
+                        i == 40 and not again)
+    engine, fresh, net = download(info, [seeder])
+    assert assemble(engine, data, fresh) == data
+    nacks = [m.message for m in net.sent_to[A]
+             if isinstance(m.message, p.Nack)]
+    assert [n.ranges for n in nacks] == [((40, 41),)]
+    (row,) = [r for r in engine.timeline.rows() if r["nacked"]]
+    assert row["chunk"] == 40 and row["retransmitted"]
+    assert len(row["nacked"]) == 1
+    # NACKed when 3 later chunks had come: 43 left 3 gaps after 40.
+    assert row["nacked"][0] == pytest.approx(0.005 * 2 + 43 * 0.001,
+                                             abs=0.002)
+    assert engine.stats(net.now)["chunks_retransmitted"] == 1
+
+
+def test_the_last_chunks_lost_with_the_done_are_found_by_the_probe():
+    info, data = song(40)
+    seeder = FakeSeeder(A, info, data, drop=lambda s, tx, i, again:
+                        i >= 38 and not again)
+    # The DONE after the first pass is lost too: only a probe brings one.
+    original = seeder.send
+
+    def lose_first_done(now):
+        out = original(now)
+        return [d for d in out if not (p.decode(d).message.TYPE ==
+                                       p.MsgType.DONE and
+                                       not getattr(seeder, "done_lost", 0)
+                                       and setattr(seeder, "done_lost", 1)
+                                       is None)]
+    seeder.send = lose_first_done
+    engine, fresh, net = download(info, [seeder])
+    assert assemble(engine, data, fresh) == data
+    acks = [m for m in net.sent_to[A] if isinstance(m.message, p.Ack)]
+    assert acks  # the probe
+    nacks = [m.message for m in net.sent_to[A]
+             if isinstance(m.message, p.Nack)]
+    assert [n.ranges for n in nacks] == [((38, 40),)]
+    assert not seeder.unsent_nacked
+
+
+def test_a_lost_retransmission_is_nacked_again_with_backoff():
+    info, data = song(60)
+    lost_again = {"count": 0}
+
+    def drop(seeder, tx, index, again):
+        if index == 20 and not again:
+            return True
+        if index == 20 and again and lost_again["count"] < 2:
+            lost_again["count"] += 1
+            return True
+        return False
+    # No DONE reaches us: only the re-NACK timer can ask again.
+    seeder = FakeSeeder(A, info, data, drop=drop, done=False)
+    engine, fresh, net = download(info, [seeder])
+    assert assemble(engine, data, fresh) == data
+    times = engine.timeline.nacked[20]
+    assert len(times) == 3
+    first_wait, second_wait = times[1] - times[0], times[2] - times[1]
+    assert 1.8 < second_wait / first_wait < 2.2  # doubled
+    assert not seeder.unsent_nacked
+
+
+def test_a_slow_link_is_no_loss():
+    """One chunk every 50 ms, RTT 10 ms: no NACK, no probe-made loss."""
+    info, data = song(60)
+    seeder = FakeSeeder(A, info, data, gap=0.05)
+    engine, fresh, net = download(info, [seeder], until=120)
+    assert assemble(engine, data, fresh) == data
+    assert engine.counters.nack_entries == 0
+    assert engine.seeders_gone() == []
+
+
+# ------------------------------------------------------------ failover
+def test_a_seeder_gone_silent_has_its_share_moved_to_the_others():
+    info, data = song(200)
+    a, b = FakeSeeder(A, info, data, gap=0.002), FakeSeeder(B, info, data,
+                                                             gap=0.002)
+    engine = de.DownloadEngine(info, peers(a, b), 0.0, de.Options(seed=3))
+    engine.start(0.0)
+    net = Net(engine, [a, b])
+    net.run(until=0.05)
+    a.alive = False  # killed
+    net.run(until=60)
+    assert engine.complete
+    assert engine.seeders_gone() == ["127.0.0.1:9000"]
+    happened = engine.events()
+    gone = [e for e in happened if isinstance(e, ev.SeederGone)]
+    assert [e.peer for e in gone] == ["127.0.0.1:9000"]
+    # Declared gone after MAX_SILENT_PROBES probes, not at the first one.
+    probes = [m for m in net.sent_to[A] if isinstance(m.message, p.Ack)]
+    assert len(probes) >= recovery.MAX_SILENT_PROBES
+    later = [e for e in happened if isinstance(e, ev.RequestSent)
+             and e.at_s >= gone[0].at_s]
+    assert [e.peer for e in later] == ["127.0.0.2:9000"]
+
+
+def test_with_no_seeder_left_the_sources_are_pinged_until_one_is_back():
+    info, data = song(100)
+    a = FakeSeeder(A, info, data, gap=0.002)
+    engine = de.DownloadEngine(info, peers(a), 0.0, de.Options(seed=3))
+    engine.start(0.0)
+    net = Net(engine, [a])
+    net.run(until=0.05)
+    a.alive = False
+    net.run(until=8.0)
+    happened = engine.events()
+    assert any(isinstance(e, ev.WaitingForSeeders) for e in happened)
+    pings = [m for m in net.sent_to[A] if isinstance(m.message, p.Ping)]
+    assert pings
+    a.alive = True
+    a.sessions.clear()  # a new process
+    net.run(until=30.0)
+    assert engine.complete
+    back = [e for e in engine.events() if isinstance(e, ev.SeedersBack)]
+    assert back and back[0].peers == ("127.0.0.1:9000",)
+
+
+def test_all_gone_for_the_timeout_fails_with_a_reason():
+    info, data = song(100)
+    a = FakeSeeder(A, info, data, gap=0.002)
+    engine = de.DownloadEngine(info, peers(a), 0.0,
+                               de.Options(seed=3, timeout=15.0))
+    engine.start(0.0)
+    net = Net(engine, [a])
+    net.run(until=0.05)
+    a.alive = False
+    with pytest.raises(ev.DownloadFailed) as failed:
+        net.run(until=60)
+    assert failed.value.problem is ev.Problem.ALL_SEEDERS_GONE
+    assert 15.0 <= net.now < 15.1  # the timeout counts from the last chunk
+
+
+def test_error_is_refused_and_the_share_moves():
+    info, data = song(100)
+    a, b = FakeSeeder(A, info, data), FakeSeeder(B, info, data)
+
+    def refuse(data_, now):
+        msg = p.decode(data_)
+        if isinstance(msg.message, p.Request):
+            return [p.encode(p.Error(p.ErrorCode.BUSY, "busy\x1b[2J"),
+                             msg.session)]
+        return []
+    a.receive = refuse
+    engine, fresh, _ = download(info, [a, b])
+    assert assemble(engine, data, fresh) == data
+    refused = [e for e in engine.events() if isinstance(e, ev.Refused)]
+    assert refused and refused[0].code == p.ErrorCode.BUSY
+    assert engine.per_seeder() == {"127.0.0.2:9000": 100}
+
+
+def test_retry_gives_the_token_and_is_followed_a_bounded_number_of_times():
+    info, data = song(30)
+    seeder = FakeSeeder(A, info, data, token=1234)
+    engine = de.DownloadEngine(info, [de.Peer(A, rtt=0.01, token=0)], 0.0,
+                               de.Options(seed=3))
+    engine.start(0.0)
+    net = Net(engine, [seeder])
+    net.run(until=10)
+    assert engine.complete
+    requests = [m.message for m in net.sent_to[A]
+                if isinstance(m.message, p.Request)]
+    assert [r.token for r in requests] == [0, 1234]
+    # A peer that answers RETRY for ever is followed MAX_RETRIES times.
+    engine = de.DownloadEngine(info, [de.Peer(A, rtt=0.01)], 0.0,
+                               de.Options(seed=3))
+    engine.start(0.0)
+    (request, addr), = engine.datagrams_to_send(0.0)
+    sid = p.decode(request).session
+    for n in range(10):
+        engine.receive_datagram(p.encode(p.Retry(n + 1), sid), A, 0.01 * n)
+    sent = [p.decode(d).message for d, _ in engine.datagrams_to_send(1.0)]
+    assert len(sent) == de.MAX_RETRIES
+
+
+# ------------------------------------------------------------ hostile
+def test_forged_chunks_from_elsewhere_are_counted_and_dropped():
+    info, data = song(50)
+    seeder = FakeSeeder(A, info, data)
+    engine = de.DownloadEngine(info, peers(seeder), 0.0, de.Options(seed=3))
+    engine.start(0.0)
+    (request, _), = engine.datagrams_to_send(0.0)
+    sid = p.decode(request).session
+    bad = bytes(CHUNK)
+    forged = [
+        (p.encode_chunk(info.file_id, 0, 0, 0, bad, sid), ("10.0.0.9", 9000)),
+        (p.encode_chunk(info.file_id, 1, 0, 0, bad, sid ^ 1), A),
+        (p.encode_chunk(info.file_id, 2, 0, 0, bad, sid), B),
+    ]
+    engine.receive_batch(forged, 0.001)
+    assert engine.counters.forged == 3
+    assert engine.take_fresh() == [] and engine.state.received == 0
+    net = Net(engine, [seeder])
+    fresh = []
+    while not engine.complete and net.now < 10:
+        net.run(until=net.now + 0.01)
+        fresh += [(i, bytes(d)) for i, d in engine.take_fresh()]
+    assert assemble(engine, data, fresh) == data
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.tuples(st.binary(max_size=1500),
+                          st.sampled_from([A, B])), max_size=20))
+def test_any_bytes_from_any_peer_never_raise(datagrams):
+    info, data = song(20)
+    engine = de.DownloadEngine(info, [de.Peer(A, rtt=0.01)], 0.0,
+                               de.Options(seed=3))
+    engine.start(0.0)
+    engine.receive_batch(datagrams, 0.01)
+    engine.handle_timer(engine.get_timer())
+    assert engine.state.received == 0
+
+
+def test_a_pong_with_an_unknown_order_does_not_crash_the_reassignment():
+    peer = de.Peer(A)
+    peer.learn(p.Pong(1, 5, 1, 0, 200, 250, "x"))
+    assert peer.order == p.Order.SEQUENTIAL and peer.ordered_percent == 100
+
+
+# ------------------------------------------------------------ properties
+@settings(max_examples=60, deadline=None)
+@given(st.integers(20, 400), st.sampled_from(list(p.ORDER_NAMES)),
+       st.integers(0, 2 ** 31), st.floats(0.0, 0.3),
+       st.sampled_from([0.0002, 0.002, 0.02]), st.integers(1, 3))
+def test_no_nack_for_an_unsent_chunk_and_few_entries(chunks, order, seed,
+                                                     loss, gap, sources):
+    """Any order, loss, link rate and number of seeders (no reordering):
+    byte-exact, no NACK entry ever names a chunk its seeder has not sent,
+    and NACK entries stay within 1.5x the chunks lost."""
+    info, data = song(chunks, seed % 7)
+    rng = random.Random(seed)
+    group = [FakeSeeder(addr, info, data, gap=gap,
+                        drop=lambda s, tx, i, again: rng.random() < loss)
+             for addr in (A, B, C)[:sources]]
+    engine, fresh, net = download(info, group, de.Options(order, seed=seed),
+                                  until=600)
+    assert engine.complete
+    assert assemble(engine, data, fresh) == data
+    assert [s.unsent_nacked for s in group] == [[]] * sources
+    lost = sum(len(s.dropped) for s in group)
+    assert engine.counters.nack_entries <= 1.5 * lost, (
+        engine.counters.nack_entries, lost)

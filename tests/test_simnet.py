@@ -74,6 +74,13 @@ class Echo:
         raise AssertionError("no timer was asked for")
 
 
+class Sink(Echo):
+    """Takes datagrams in, answers none."""
+
+    def receive_datagram(self, data, addr, now):
+        self.got.append((now, data))
+
+
 def test_datagrams_arrive_after_the_link_delay_and_are_traced():
     net = make_net(delay=0.25)
     pinger, echo = Pinger(B, 3, 1.0), Echo()
@@ -229,9 +236,6 @@ def test_a_rate_limited_link_spaces_arrivals_by_their_size():
         def __init__(self):
             super().__init__()
             self.outbox = [(bytes(1472), B) for _ in range(40)]
-    class Sink(Echo):
-        def receive_datagram(self, data, addr, now):
-            self.got.append((now, data))
     sink = Sink()
     net.add_host(A, Burst())
     net.add_host(B, sink)
@@ -256,3 +260,25 @@ def test_bad_input_to_the_program_is_one_line_and_exit_2(args):
     assert result.returncode == 2, result.stderr
     assert len(result.stderr.strip().splitlines()) == 1, result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_many_datagrams_at_one_instant_are_no_stuck_timer():
+    # 20 000 arrivals at t = 0 (no delay) and then a timer at t = 0
+    class Flood(Sink):
+        def __init__(self):
+            super().__init__()
+            self.outbox = [(b"x", B)] * 20_000
+            self.fired = False
+
+        def get_timer(self):
+            return None if self.fired else 0.0
+
+        def handle_timer(self, now):
+            self.fired = True
+    net = make_net(delay=0.0)
+    flood = Flood()
+    sink = Sink()
+    net.add_host(A, flood)
+    net.add_host(B, sink)
+    assert net.run().reason == "idle"
+    assert flood.fired and len(sink.got) == 20_000

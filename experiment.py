@@ -399,21 +399,12 @@ COLORS = {"sequential": "#1b9e77", "random": "#d95f02",
 
 
 def ready_curve(song: SongInfo, received: list[float]):
-    """(time, seconds of audio ready in order) after each arrival."""
-    n = len(received)
-    arrivals = sorted((t, i) for i, t in enumerate(received)
-                      if not math.isnan(t))
-    have = bytearray(n)
-    contiguous = 0
-    times, ready = [0.0], [0.0]
-    for t, i in arrivals:
-        have[i] = 1
-        while contiguous < n and have[contiguous]:
-            contiguous += 1
-        times.append(t)
-        ready.append(song.duration if contiguous >= n
-                     else song.media_time(contiguous))
-    return times, ready
+    """(time, seconds of audio ready in order), a step at each arrival
+    that completed more of the song's start."""
+    import playback_model
+    steps = playback_model.ready_steps(list(received), p.CHUNK_SIZE,
+                                       song.frames)
+    return [0.0] + [t for t, _ in steps], [0.0] + [r for _, r in steps]
 
 
 def played_curve(song: SongInfo, played: list[float]):

@@ -35,7 +35,7 @@ class Playback:
     end_s: float | None       # when the last audio played
 
 
-def ready_steps(arrivals: list[float], chunk_size: int, size: int,
+def ready_steps(arrivals: list[float], chunk_size: int,
                 time_map) -> list[tuple[float, float]]:
     """(time, seconds of audio arrived in order) after each arrival that
     moved the in-order prefix, in time order.  NaN arrivals never come."""
@@ -62,7 +62,7 @@ def simulate(arrivals: list[float], chunk_size: int, size: int, time_map,
              prebuffer_s: float) -> Playback:
     """The player's start-up, stalls and stall time for these arrivals."""
     duration = time_map.seconds
-    steps = ready_steps(arrivals, chunk_size, size, time_map)
+    steps = ready_steps(arrivals, chunk_size, time_map)
     # segments of playback: (wall start, media start, media end)
     segments: list[tuple[float, float, float]] = []
     stalls, stall_s = 0, 0.0

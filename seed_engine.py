@@ -524,22 +524,22 @@ class SessionTable:
 # ------------------------------------------------------------ chunk runs
 class ChunkRun:
     """Chunks of one session that leave now, back to back, described
-    rather than built: ``indices`` (a sequence) with the ``tx_seq``
-    ``tx_seq``, ``tx_seq + 1`` …, one ``send_ms`` and one ``flags``.  What
-    ``chunks_to_send`` gives for chunks the emulated link lets through
-    untouched; a driver builds the datagrams itself (``descriptors()``
-    for ``offload.ChunkSender``), ``SeederEngine.encode_run`` builds them
-    as ``bytes``.  One object per run, none per chunk."""
+    rather than built: ``indices`` with their ``tx_seqs`` (sequences of
+    the same length: a ``range`` unless the emulated link dropped or
+    duplicated some), one ``send_ms`` and one ``flags``.  What
+    ``chunks_to_send`` gives for chunks the emulated link does not delay;
+    a driver builds the datagrams itself (``descriptors()`` for
+    ``offload.ChunkSender``), ``SeederEngine.encode_run`` builds them as
+    ``bytes``.  One object per run, none per chunk."""
 
-    __slots__ = ("session", "addr", "sid", "info", "indices", "tx_seq",
+    __slots__ = ("session", "addr", "sid", "info", "indices", "tx_seqs",
                  "send_ms", "flags")
 
-    def __init__(self, session, indices, tx_seq: int, send_ms: int,
-                 flags: int):
+    def __init__(self, session, indices, tx_seqs, send_ms: int, flags: int):
         self.session = session  # opaque to a driver: for chunk_unreadable
         self.addr, self.sid, self.info = session.addr, session.sid, \
             session.info
-        self.indices, self.tx_seq = indices, tx_seq
+        self.indices, self.tx_seqs = indices, tx_seqs
         self.send_ms, self.flags = send_ms, flags
 
     def __len__(self) -> int:
@@ -552,13 +552,13 @@ class ChunkRun:
     def tail(self, start: int) -> "ChunkRun":
         """The run without its first ``start`` chunks (those went)."""
         return ChunkRun(self.session, self.indices[start:],
-                        self.tx_seq + start, self.send_ms, self.flags)
+                        self.tx_seqs[start:], self.send_ms, self.flags)
 
     def descriptors(self) -> list[tuple[int, int, int, int]]:
         """``(index, tx_seq, send_ms, flags)`` per chunk, as
         ``offload.ChunkSender.send`` takes them."""
-        return list(zip(self.indices, range(self.tx_seq, self.tx_seq + len(
-            self.indices)), repeat(self.send_ms), repeat(self.flags)))
+        return list(zip(self.indices, self.tx_seqs, repeat(self.send_ms),
+                        repeat(self.flags)))
 
     def nbytes(self) -> int:
         """The bytes of its datagrams (only the file's last chunk is
@@ -651,6 +651,11 @@ class SeederEngine:
         self.ordered_fraction = ordered_fraction
         self.name = name
         self.link = netem.Link(link, rng_seed)
+        # Without delay, jitter, reordering or a rate every copy arrives
+        # at once: chunks still leave in runs (loss and duplication
+        # applied to the run).
+        self._instant = not (link.delay_s or link.jitter_s or link.reorder
+                             or link.rate_Bps)
         self.tokens = TokenMinter(secret)
         self.guard = AmplificationGuard()
         self.sessions = SessionTable()
@@ -717,7 +722,7 @@ class SeederEngine:
         sid, send_ms, flags = run.sid, run.send_ms, run.flags
         out = []
         try:
-            for tx_seq, index in enumerate(run.indices, run.tx_seq):
+            for index, tx_seq in zip(run.indices, run.tx_seqs):
                 out.append((p.encode_chunk(file_id, index, tx_seq, send_ms,
                                            read(file_id, index), sid,
                                            flags), addr))
@@ -937,37 +942,54 @@ class SeederEngine:
     def _send_turn(self, session: Session, most: int, now: float,
                    out: list) -> int:
         """Up to ``most`` chunks of one session; how many were sent.  The
-        hottest path of the seeder: through a transparent link a turn is
-        one or two ``ChunkRun``s (resends, first copies) and bookkeeping
-        per run; through an emulated one, chunk by chunk."""
+        hottest path of the seeder: a turn is one or two ``ChunkRun``s
+        (resends, first copies), bookkeeping per run, unless the emulated
+        link delays datagrams: then chunk by chunk, as bytes."""
         send_ms = session.send_ms(now)
-        if not self.link.transparent:
+        if not self._instant:
             return self._emulate_turn(session, most, send_ms, now, out)
         sent = 0
         while sent < most and session.can_send():
             tx_seq = session.tx_seq
             indices, again = session.take(most - sent, now)
-            run = ChunkRun(session, indices, tx_seq, send_ms,
+            run = ChunkRun(session, indices,
+                           range(tx_seq, tx_seq + len(indices)), send_ms,
                            p.FLAG_RETRANSMIT if again else 0)
-            out.append(run)
             self._count(session, len(run), len(run) if again else 0,
                         run.nbytes())
             sent += len(run)
+            if not self.link.transparent:
+                run = self._lose_and_duplicate(run, now)
+            if run:
+                out.append(run)
         return sent
+
+    def _lose_and_duplicate(self, run: ChunkRun, now: float) -> ChunkRun:
+        """``run`` as a link that only loses and duplicates lets it
+        through: a lost chunk left out (its ``tx_seq`` used all the
+        same), a duplicated one twice in a row."""
+        indices, tx_seqs = [], []
+        nbytes = p.CHUNK_DATA_AT + run.info.chunk_size  # rate-free link
+        for index, tx_seq in zip(run.indices, run.tx_seqs):
+            copies = len(self._copies(run.session, nbytes, now))
+            indices += [index] * copies
+            tx_seqs += [tx_seq] * copies
+        return ChunkRun(run.session, indices, tx_seqs, run.send_ms,
+                        run.flags)
 
     def _emulate_turn(self, session: Session, most: int, send_ms: int,
                       now: float, out: list) -> int:
-        """A turn through the emulated link: each chunk built, then lost,
-        duplicated or held as the link decides; the rate checked before
-        each one."""
+        """A turn through a link that delays: each chunk built, then
+        lost, duplicated or held as the link decides; the rate checked
+        before each one."""
         link, sent = self.link, 0
         while sent < most and session.can_send():
             if link.ready_at(now) > now or len(self.outbox) >= MAX_DELAYED:
                 break
             tx_seq = session.tx_seq
             indices, again = session.take(1, now)
-            run = ChunkRun(session, indices, tx_seq, send_ms,
-                           p.FLAG_RETRANSMIT if again else 0)
+            run = ChunkRun(session, indices, range(tx_seq, tx_seq + 1),
+                           send_ms, p.FLAG_RETRANSMIT if again else 0)
             self._count(session, 1, 1 if again else 0, run.nbytes())
             built = self.encode_run(run, now)
             if not built:
@@ -987,18 +1009,23 @@ class SeederEngine:
         if self.link.transparent:
             out.append((data, session.addr))
             return
-        arrivals = self.link.send(len(data), now)
+        for at in self._copies(session, len(data), now):
+            if at <= now:
+                out.append((data, session.addr))
+            else:
+                self.outbox.put(data, session.addr, at, now)
+
+    def _copies(self, session: Session, nbytes: int, now: float) -> tuple:
+        """The emulated link's arrival time of each copy of one datagram
+        of ``session`` (none: lost), counted for DONE."""
+        arrivals = self.link.send(nbytes, now)
         if not arrivals:
             session.counts.dropped += 1
             self.counters.link.dropped += 1
         elif len(arrivals) > 1:
             session.counts.duplicated += 1
             self.counters.link.duplicated += 1
-        for at in arrivals:
-            if at <= now:
-                out.append((data, session.addr))
-            else:
-                self.outbox.put(data, session.addr, at, now)
+        return arrivals
 
     def _unreadable(self, session: Session, now: float) -> None:
         self._reply(p.Error(p.ErrorCode.FILE_GONE, "file unreadable"),

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 
+import pytest
 from hypothesis import given, settings, strategies as st
 
 import netem
@@ -618,8 +619,10 @@ def scripted(h, take):
     return got
 
 
-def test_runs_stand_for_the_same_datagrams_in_the_same_order():
-    h1, h2 = Harness(), Harness()
+@pytest.mark.parametrize("link", [netem.LinkSpec(),
+                                  netem.LinkSpec(loss=0.2, dup=0.1)])
+def test_runs_stand_for_the_same_datagrams_in_the_same_order(link):
+    h1, h2 = Harness(link=link), Harness(link=link)
     by_bytes = scripted(h1, h1.engine.datagrams_to_send)
     by_runs = scripted(h2, lambda now, most: expand(
         h2.engine.chunks_to_send(now, most)))
@@ -640,7 +643,7 @@ def test_a_turn_is_one_run_of_at_most_session_turn_chunks():
     assert len(first) == len(second) == se.SESSION_TURN
     assert len(third) == 10
     assert list(first.indices) == list(range(se.SESSION_TURN))
-    assert (first.tx_seq, third.tx_seq) == (0, se.SESSION_TURN)
+    assert (first.tx_seqs[0], third.tx_seqs[0]) == (0, se.SESSION_TURN)
     assert list(third.indices) == list(range(45, 55))
 
 
@@ -650,18 +653,20 @@ def test_resends_and_first_copies_are_separate_runs_in_one_turn():
     h.engine.chunks_to_send(h.now)
     h.send(p.Nack(20, 1, ((2, 4), (7, 8))))
     resent, fresh = h.engine.chunks_to_send(h.now)
-    assert (list(resent.indices), resent.tx_seq) == ([2, 3, 7], 10)
+    assert (list(resent.indices), list(resent.tx_seqs)) == ([2, 3, 7],
+                                                          [10, 11, 12])
     assert resent.flags == p.FLAG_RETRANSMIT
-    assert (list(fresh.indices), fresh.tx_seq, fresh.flags) == (
+    assert (list(fresh.indices), fresh.tx_seqs[0], fresh.flags) == (
         list(range(10, 17)), 13, 0)
     assert resent.descriptors()[0] == (2, 10, resent.send_ms,
                                        p.FLAG_RETRANSMIT)
 
 
-def test_an_emulated_link_gives_bytes_only():
-    h = Harness(link=netem.LinkSpec(loss=0.2))
+def test_a_link_that_delays_gives_bytes_only():
+    h = Harness(link=netem.LinkSpec(loss=0.2, delay_s=0.001))
     h.request()
-    items = h.engine.chunks_to_send(h.now)
+    assert h.engine.chunks_to_send(h.now) == []  # all held by the delay
+    items = h.engine.chunks_to_send(h.now + 0.001)
     assert items and all(type(item) is tuple for item in items)
 
 
@@ -725,3 +730,21 @@ def test_only_chunks_sent_once_can_be_nacked_whatever_the_order(
     h.send(p.Nack(window, 1, ((0, CHUNKS),)))
     (session,) = h.engine.sessions
     assert sorted(session.resend.fifo) == sorted(sent)
+
+
+def test_a_lossy_link_leaves_chunks_out_of_runs_their_tx_seq_used():
+    h = Harness(link=netem.LinkSpec(loss=0.3, dup=0.2))
+    h.request()
+    items = h.engine.chunks_to_send(h.now)
+    runs = [item for item in items if type(item) is se.ChunkRun]
+    assert runs  # no delay: runs even through a lossy link
+    tx_seqs = [t for run in runs for t in run.tx_seqs]
+    assert tx_seqs == sorted(tx_seqs)  # a duplicate right after its twin
+    built = [p.decode(d).message for d, _ in h.engine.encode_run(runs[0],
+                                                                 h.now)]
+    assert [m.tx_seq for m in built] == list(runs[0].tx_seqs)
+    h.engine.datagrams_to_send(h.now)  # the DONE went with the runs
+    link = h.engine.counters.link
+    assert link.sent == CHUNKS
+    assert link.dropped == CHUNKS - len(set(tx_seqs)) > 0
+    assert link.duplicated == len(tx_seqs) - len(set(tx_seqs)) > 0

@@ -464,7 +464,9 @@ class Seeder:
                 f"{link.sent} chunks sent ({link.resent} resent, "
                 f"{link.dropped} dropped and {link.duplicated} duplicated by "
                 f"emulation), {link.bytes_sent / 1e6:.1f} MB, "
-                f"{c.bad_datagrams} bad datagrams")
+                f"{c.bad_datagrams} bad datagrams"
+                + (f"; {fallback}" if (fallback := getattr(
+                    self.sender, "fallback_reason", "")) else ""))
 
 
 # -------------------------------------------------------------------- CLI

@@ -4,6 +4,7 @@ sockets: UDP GSO runs built in place (``offload.ChunkSender``) and the
 
 from __future__ import annotations
 
+import errno
 import os
 import socket
 import threading
@@ -18,6 +19,15 @@ import seeder as seeder_module
 from conftest import free_port, run_leecher, sha256, skip_outside_ci
 
 SONG = "facom-sample.mp3"
+
+
+def make_sink() -> socket.socket:
+    """A socket on loopback that holds a few hundred datagrams."""
+    sink = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    sink.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4 << 20)
+    sink.bind(("127.0.0.1", 0))
+    sink.settimeout(5)
+    return sink
 
 
 class Serving:
@@ -138,9 +148,7 @@ def test_a_file_cut_short_while_serving_ends_the_session(tmp_path):
     folder.mkdir()
     path = folder / "cut.mp3"
     path.write_bytes(os.urandom(400 * p.CHUNK_SIZE))
-    sink = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    sink.bind(("127.0.0.1", 0))
-    sink.settimeout(5)
+    sink = make_sink()
     seeder = seeder_module.Seeder("127.0.0.1", free_port(), str(folder),
                                   log=lambda line: None,
                                   notice=lambda line: None)
@@ -174,9 +182,7 @@ def test_a_full_socket_buffer_keeps_the_rest_of_a_run_for_later(
         song_dir, offload_on):
     """A run the socket takes only in part: the rest waits, then goes, in
     order, with nothing sent twice."""
-    sink = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    sink.bind(("127.0.0.1", 0))
-    sink.settimeout(5)
+    sink = make_sink()
     seeder = seeder_module.Seeder("127.0.0.1", free_port(), str(song_dir),
                                   log=lambda line: None,
                                   notice=lambda line: None,
@@ -212,6 +218,49 @@ def test_a_full_socket_buffer_keeps_the_rest_of_a_run_for_later(
         assert [m.tx_seq for m in got[:60]] == list(range(60))
         assert [m.index for m in got[:60]] == list(range(60))
         assert isinstance(got[60], p.Done)
+    finally:
+        seeder.close()
+        sink.close()
+
+
+def test_a_gso_send_the_kernel_refuses_falls_back_with_the_same_datagrams(
+        song_dir):
+    sink = make_sink()
+    seeder = seeder_module.Seeder("127.0.0.1", free_port(), str(song_dir),
+                                  log=lambda line: None,
+                                  notice=lambda line: None)
+
+    class NoChecksumOffload:
+        """The seeder's socket on a route whose device cannot offload:
+        every GSO send fails with EIO."""
+
+        def __init__(self, real):
+            self.real = real
+
+        def sendmsg(self, *args):
+            raise OSError(errno.EIO, "Input/output error")
+
+        def sendto(self, *args):
+            return self.real.sendto(*args)
+
+    try:
+        if not isinstance(seeder.sender, offload.GsoSender):
+            skip_outside_ci("no UDP GSO on this platform")
+        seeder.sender.sock = NoChecksumOffload(seeder.sock)
+        seeder.sender._plain.sock = seeder.sender.sock
+        engine = seeder.engine
+        info = next(f for f in seeder.library.index.files if f.name == SONG)
+        addr = sink.getsockname()
+        engine.receive_datagram(p.encode(p.Request(
+            info.file_id, p.Order.SEQUENTIAL, ((0, 100),), 100,
+            engine.token_for(addr, 0.0)), 4), addr, 0.0)
+        seeder._send(0.0)
+        seeder._send(0.0)
+        got = [p.decode(sink.recv(2048)).message for _ in range(100)]
+        assert [m.tx_seq for m in got] == list(range(100))
+        assert [m.index for m in got] == list(range(100))
+        assert not seeder.sender.offload
+        assert "UDP GSO refused (EIO)" in seeder.summary()
     finally:
         seeder.close()
         sink.close()

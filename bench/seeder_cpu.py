@@ -6,8 +6,9 @@ socket that never reads (loopback delivers or drops there, at the same
 cost whatever we send); an ACK for the whole window follows every burst,
 as a leecher's would.  Each mode sends ``--chunks`` chunks; the figure is
 the process's CPU time (``time.process_time``: user + system, the
-kernel's part of each send included) per chunk, median of ``--reps``
-interleaved repetitions.
+kernel's part of each send included) per chunk made (lost ones
+included), median of ``--reps`` interleaved repetitions.  ``--loss P``:
+the seeder's emulated loss (``seeder.py --loss``).
 
 Modes (a mode this version of the seeder lacks is shown as ``-``):
 
@@ -33,6 +34,7 @@ import time
 from collections import deque
 
 import common as c
+import netem
 import offload
 import protocol as p
 import seeder as seeder_module
@@ -41,18 +43,16 @@ SID = 0x5EED
 BURST = getattr(seeder_module, "SEND_BURST", 64)
 
 
-def make_seeder(folder: str, offload_on: bool = True):
-    """A seeder on a free loopback port; None when this version has no
-    ``offload`` switch and it is off."""
+def make_seeder(folder: str, offload_on: bool, loss: float):
+    """A seeder on a free loopback port, its link losing ``loss``; None
+    when this version has no ``offload`` switch and it is off."""
     port = c.free_port(("127.0.0.1",))
-    if offload_on:
-        return seeder_module.Seeder("127.0.0.1", port, folder,
-                                    log=lambda line: None,
-                                    notice=lambda line: None)
+    options = {} if offload_on else {"offload": False}
     try:
-        return seeder_module.Seeder("127.0.0.1", port, folder,
-                                    log=lambda line: None,
-                                    notice=lambda line: None, offload=False)
+        return seeder_module.Seeder(
+            "127.0.0.1", port, folder, link=netem.LinkSpec(loss=loss),
+            rng_seed=1, log=lambda line: None, notice=lambda line: None,
+            **options)
     except TypeError:
         return None
 
@@ -107,14 +107,15 @@ MODES = {
 }
 
 
-def measure(mode: str, folder: str, sink, chunks: int) -> float | None:
+def measure(mode: str, folder: str, sink, chunks: int,
+            loss: float) -> float | None:
     """CPU microseconds per chunk sent in ``mode``, or None when this
     version of the seeder cannot run it."""
     offload_on, step = MODES[mode]
     if step is runs_step and not hasattr(seeder_module.SeederEngine,
                                          "chunks_to_send"):
         return None
-    seeder = make_seeder(folder, offload_on)
+    seeder = make_seeder(folder, offload_on, loss)
     if seeder is None:
         return None
     try:
@@ -139,9 +140,13 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--chunks", type=int, default=20000)
     parser.add_argument("--reps", type=int, default=5)
+    parser.add_argument("--loss", type=float, default=0.0,
+                        help="the seeder's emulated loss (0..0.5)")
     args = parser.parse_args(argv)
-    if not 0 < args.chunks <= 200_000 or not 0 < args.reps <= 50:
-        parser.error("--chunks in 1..200000, --reps in 1..50")
+    if not 0 < args.chunks <= 200_000 or not 0 < args.reps <= 50 \
+            or not 0 <= args.loss <= 0.5:
+        parser.error("--chunks in 1..200000, --reps in 1..50, --loss in "
+                     "0..0.5")
     c.header("seeder CPU per chunk on the send path", __file__,
              sys.argv[1:] if argv is None else argv)
     with c.temp_dir("seedcpu") as tmp:
@@ -155,13 +160,14 @@ def main(argv=None) -> int:
             figures = {mode: [] for mode in MODES}
             for _ in range(args.reps):
                 for mode in MODES:
-                    figures[mode].append(measure(mode, share,
-                                                 sink.getsockname(),
-                                                 args.chunks))
+                    figures[mode].append(measure(
+                        mode, share, sink.getsockname(), args.chunks,
+                        args.loss))
         finally:
             sink.close()
     print(f"{args.chunks} chunks of {p.CHUNK_SIZE} bytes per run, "
-          f"{args.reps} reps, burst {BURST}, medians")
+          f"{args.reps} reps, burst {BURST}, emulated loss "
+          f"{100 * args.loss:g} %, medians")
     print(f"{'mode':<22} {'us/chunk':>9}")
     for mode, values in figures.items():
         print(f"{mode:<22} {c.fmt(c.median(values), '9.2f', '        -')}")

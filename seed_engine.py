@@ -16,7 +16,15 @@ What the driver hands it:
 
 Addresses are ``(host, port)`` tuples; limits count sessions per host.
 ``events()`` drains ``SessionStarted`` / ``SessionEnded`` for the driver
-to print.  The bounds on what a peer can make it do (issue 11) are the
+to print.
+
+``datagrams_to_send(now)`` gives bytes (the simulated network, tests).
+A driver that builds CHUNKs itself (``seeder.py``: in place, sent with
+UDP GSO) calls ``chunks_to_send(now)``: the same datagrams in the same
+order, but the chunks a session sends in one turn come as one
+``ChunkRun`` (indices, tx_seqs, send_ms, flags) instead of a ``bytes``
+each; the driver reports a run it could not read (``chunk_unreadable``).
+Both go through one sending path: bookkeeping per run, not per chunk.  The bounds on what a peer can make it do (issue 11) are the
 named constants below: per datagram (``MAX_NACK_CHUNKS``, ranges clipped
 and merged, ``ORDER_STEPS`` per turn), per session (``MAX_WINDOW``,
 ``MAX_RESENDS_PER_CHUNK``, ``RESEND_BUDGET``, ``NO_PROGRESS_S``), per

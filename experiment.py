@@ -124,8 +124,8 @@ def find_song(name: str | None) -> str:
     """``--song``: a path to an .mp3 file, or a name in music/."""
     if name is None:
         if not os.path.exists(SONG):
-            import p2p_facom
-            p2p_facom.ensure_sample(cli.MUSIC_DIR)
+            from sample_song import ensure_sample
+            ensure_sample(cli.MUSIC_DIR)
         return SONG
     candidates = [name, os.path.join(cli.MUSIC_DIR, name),
                   os.path.join(cli.MUSIC_DIR, name + ".mp3")]

@@ -238,22 +238,28 @@ def write_stats_csv(path: str, stats: dict, rows) -> None:
 
 
 # ------------------------------------------------------------- compare
+class _ChunkClock:
+    """A time map (``player.ByteTimeMap``'s ``seconds`` and ``time_at``)
+    whose "seconds" are chunks, for one-byte chunks: through it,
+    ``playback_model.ready_steps`` counts chunks downloaded in order."""
+
+    def __init__(self, chunks: int):
+        self.seconds = chunks
+
+    @staticmethod
+    def time_at(byte: int) -> int:
+        return byte
+
+
 def in_order_curve(received: list) -> tuple[list, list]:
-    """(times, chunks downloaded in order) after each arrival: what the
-    player could have played by then."""
-    n = len(received)
-    arrivals = sorted((t, i) for i, t in enumerate(received)
-                      if t is not None and not math.isnan(t))
-    have = bytearray(n)
-    contiguous = 0
-    times, ready = [0.0], [0]
-    for t, index in arrivals:
-        have[index] = 1
-        while contiguous < n and have[contiguous]:
-            contiguous += 1
-        times.append(t)
-        ready.append(contiguous)
-    return times, ready
+    """(times, chunks downloaded in order) after each arrival that made
+    the in-order prefix longer: what the player could have played by
+    then.  The same steps as ``experiment``'s audio-seconds curve."""
+    import playback_model
+    arrivals = [math.nan if t is None else t for t in received]
+    steps = playback_model.ready_steps(arrivals, 1,
+                                       _ChunkClock(len(arrivals)))
+    return [0.0] + [t for t, _ in steps], [0] + [int(n) for _, n in steps]
 
 
 def played_curve(played: list) -> tuple[list, list]:

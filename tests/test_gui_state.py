@@ -128,8 +128,11 @@ def test_runs_csv_and_json(tmp_path):
 
 def test_downloaded_in_order_counts_the_contiguous_prefix():
     times, ready = gs.in_order_curve([0.3, 0.1, None, 0.2])
-    assert times == [0.0, 0.1, 0.2, 0.3]
-    assert ready == [0, 0, 0, 2]  # chunk 0 at 0.3 s; chunk 2 never came
+    # chunks 1 and 3 alone complete nothing; chunk 0 at 0.3 s completes
+    # two; chunk 2 never came
+    assert times == [0.0, 0.3]
+    assert ready == [0, 2]
+    assert gs.in_order_curve([0.1, NAN, 0.2]) == ([0.0, 0.1], [0, 1])
     assert gs.in_order_curve([]) == ([0.0], [0])
 
 

@@ -277,7 +277,8 @@ class RunsPanel:
         buttons = ttk.Frame(top)
         buttons.grid(row=1, column=0, sticky="ew", pady=(4, 0))
         self.buttons = {}
-        for key, message in (("export_runs", N_("Export")),
+        for key, message in (("simulate", N_("Simulate")),
+                             ("export_runs", N_("Export")),
                              ("clear_runs", N_("Clear"))):
             button = labels.bind(ttk.Button(buttons, command=actions[key]),
                                  message)
@@ -287,7 +288,8 @@ class RunsPanel:
         note.pack(side="left", fill="x", expand=True, padx=(8, 0))
         line = OneLine(note, parent.winfo_toplevel().p2p_fonts[0])
         labels.call(lambda: line.show(i18n._(
-            "Simulated runs: experiment --simulate (not yet available).")))
+            "Simulate: the selected run's song and seeders, the order "
+            "chosen now, on the simulated network.")))
         top.columnconfigure(0, weight=1)
         self.figure = Figure(figsize=(6, 3), dpi=100, facecolor=background)
         self.canvas = FigureCanvasTkAgg(self.figure, master=self.frame)
@@ -311,6 +313,14 @@ class RunsPanel:
         """The runs picked in the table; all of them when none is."""
         numbers = {int(iid) for iid in self.tree.selection()}
         return [run for run in runs if run.number in numbers] or list(runs)
+
+    def simulation_base(self, runs):
+        """The real run a simulation repeats: the first selected, else
+        the last real one (None: no real run)."""
+        real = [run for run in runs if not run.simulated]
+        numbers = {int(iid) for iid in self.tree.selection()}
+        picked = [run for run in real if run.number in numbers]
+        return (picked or real or [None])[-1 if not picked else 0]
 
     def draw(self, runs) -> None:
         """The comparison of ``runs`` in the panel's figure."""

@@ -9,7 +9,7 @@ from tkinter import ttk
 
 import gui_state
 import i18n
-from gui_widgets import OneLine, Tooltip, heading_width
+from gui_widgets import HEADING_PAD_PX, OneLine, Tooltip, heading_width
 from i18n import N_
 
 ORDERS = (None, "sequential", "random", "semi-random")
@@ -258,6 +258,16 @@ class PlayerBar:
         self.frame.columnconfigure(4, weight=3)
 
 
+def simulated_order_width(font) -> int:
+    """Pixels the runs table's order column needs for the longest order
+    with the simulated mark, in every language: the mark is what tells
+    a simulated run from a real one."""
+    return HEADING_PAD_PX + max(
+        font.measure(i18n.translate(lang, N_("{order} (simulated)")).format(
+            order=i18n.translate(lang, N_("semi-random"))))
+        for lang in i18n.LANGUAGES)
+
+
 class RunsPanel:
     """The session's runs, a table to pick some, and their comparison."""
 
@@ -272,6 +282,9 @@ class RunsPanel:
             for column, message, width in gui_state.RUN_COLUMNS),
             height=RUN_ROWS, selectmode="extended", wide=True)
         frame.grid(row=0, column=0, sticky="nsew")
+        fit = simulated_order_width(tkfont.nametofont("TkDefaultFont",
+                                                      root=parent))
+        self.tree.column("order", width=fit, minwidth=fit)
         self.tree.bind("<<TreeviewSelect>>",
                        lambda event: actions["compare"]())
         buttons = ttk.Frame(top)

@@ -332,12 +332,14 @@ def simulation_request(run: Run, path: str, order: str | None,
                        prebuffer: float, rtts_ms: list,
                        seed: int | None) -> SimRequest:
     """What a simulation of ``run`` (a real, completed one) uses: each
-    seeder's rate, its share of the goodput the run measured; the loss,
-    the share of chunks that had to be retransmitted; the one-way delay,
-    half the median round trip of its seeders (``rtts_ms``)."""
+    seeder's rate, its share of the rate the run's second half came at
+    (``steady_rate``; else of its goodput); the loss, the share of chunks
+    that had to be retransmitted; the one-way delay, half the median
+    round trip of its seeders (``rtts_ms``)."""
     stats = run.stats
     seeders = run.seeders_used()
-    goodput = stats.get("goodput_Bps") or 0.0
+    goodput = steady_rate(run.received, stats.get("size")) or \
+        stats.get("goodput_Bps") or 0.0
     chunks = stats.get("chunks") or run.chunks or 1
     loss = min(MAX_SIM_LOSS, (stats.get("chunks_retransmitted") or 0)
                / chunks)
@@ -346,6 +348,27 @@ def simulation_request(run: Run, path: str, order: str | None,
     return SimRequest(run.number, run.song, path, order, run.seeder_orders,
                       loss, delay, goodput * 8 / 1000 / seeders, prebuffer,
                       SIM_SEED if seed is None else seed)
+
+
+# The steady rate is read on the last chunks only: a seeder's link lets
+# a burst through at first, most of a short song.
+STEADY_SHARE = 0.25
+STEADY_MIN_CHUNKS = 2
+
+
+def steady_rate(received: list, size: int | None) -> float | None:
+    """Bytes per second the last STEADY_SHARE of the chunks came at: the
+    seeders' link rate without the burst a link lets through at first
+    (on a short song the goodput, burst and all, overstates the rate).
+    None when it cannot be told."""
+    times = sorted(t for t in received if t is not None)
+    tail = int(len(times) * STEADY_SHARE)
+    if not size or tail < STEADY_MIN_CHUNKS or len(times) < len(received):
+        return None
+    span = times[-1] - times[-tail - 1]
+    if span <= 0:
+        return None
+    return tail * size / len(received) / span
 
 
 def simulated_run(request: SimRequest) -> Run:

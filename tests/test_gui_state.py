@@ -234,8 +234,23 @@ def four_second_song(tmp_path_factory):
 def real_run(seeder_orders, goodput_Bps=20_000.0, retransmitted=0):
     run = gs.Run(1, "four.mp3", "sequential", seeder_orders, "", 0.0, 47)
     run.finish({"goodput_Bps": goodput_Bps, "chunks": 47,
-                "chunks_retransmitted": retransmitted})
+                "chunks_retransmitted": retransmitted})  # no times: goodput
     return run
+
+
+def test_the_steady_rate_leaves_the_first_burst_out():
+    # 8 chunks of 1000 bytes: 4 at once, then one every 0.5 s
+    received = [0.01] * 4 + [0.5, 1.0, 1.5, 2.0]
+    assert gs.steady_rate(received, 8000) == pytest.approx(2000 / 1.0)
+    assert gs.steady_rate([0.1] * 8, 8000) is None     # all in one burst
+    assert gs.steady_rate(received[:-1] + [None], 8000) is None
+    assert gs.steady_rate(received, None) is None
+    assert gs.steady_rate(received[:7], 7000) is None  # too few to tell
+    run = gs.Run(1, "a.mp3", "random", (("a", "random"),) * 2, "", 0.0, 8)
+    run.received = received
+    run.finish({"size": 8000, "goodput_Bps": 4000.0, "chunks": 8})
+    request = gs.simulation_request(run, "/x", None, 2.0, [], None)
+    assert request.rate_kbps == pytest.approx(2000 * 8 / 1000 / 2)
 
 
 def test_a_simulation_estimates_the_links_from_the_real_run():

@@ -41,6 +41,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+from dataclasses import dataclass
 
 import cli
 import protocol as p
@@ -124,8 +125,8 @@ def find_song(name: str | None) -> str:
     """``--song``: a path to an .mp3 file, or a name in music/."""
     if name is None:
         if not os.path.exists(SONG):
-            import p2p_facom
-            p2p_facom.ensure_sample(cli.MUSIC_DIR)
+            from sample_song import ensure_sample
+            ensure_sample(cli.MUSIC_DIR)
         return SONG
     candidates = [name, os.path.join(cli.MUSIC_DIR, name),
                   os.path.join(cli.MUSIC_DIR, name + ".mp3")]
@@ -270,19 +271,76 @@ SIM_LIMIT_S = 600.0
 SIM_LIMIT_PER_SONG_S = 20.0  # ... plus this many times the song's length
 
 
+@dataclass(frozen=True)
+class SimConditions:
+    """The emulated links of a simulated download: each seeder's, as
+    ``seeder.py --rate --loss --delay`` would set them."""
+
+    seeders: int
+    loss: float = 0.0
+    delay_ms: float = 0.0
+    rate_kbps: float = 0.0     # each seeder's; 0: unlimited
+    prebuffer: float = 2.0
+    seeder_orders: tuple = ()  # each seeder's own order (-m), by name
+
+
+def simulate_download(song: SongInfo, data: bytes, order: str | None,
+                      seed: int, conditions: SimConditions) -> dict:
+    """One download of ``song`` (its bytes ``data``) on the simulated
+    network in virtual time: the real engines, each seeder on the link
+    ``conditions`` gives, the loopback between them ideal, and playback
+    modelled from the arrival times with the player's rules
+    (``playback_model``).  ``order`` None: each seeder's own
+    (``conditions.seeder_orders``, sequential when not given).  The
+    same seed gives the same run."""
+    import netem
+    import playback_model
+    import simnet
+    from download_engine import Options
+    link = netem.LinkSpec(loss=conditions.loss,
+                          delay_s=conditions.delay_ms / 1000,
+                          rate_Bps=conditions.rate_kbps * 1000 / 8)
+    net = simnet.SimNet(seed=seed, keep_trace=False)
+    source = simnet.BytesSource()
+    info = source.add(song.name, data, round(song.duration * 1000))
+    seeders = simnet.add_seeders(net, source, conditions.seeders, link,
+                                 seed * MAX_SEEDERS)
+    for address, name in zip(seeders, conditions.seeder_orders):
+        if name in p.ORDER_NAMES:  # its -m: what a REQUEST in DEFAULT gets
+            net.hosts[address].engine.order = p.ORDER_NAMES[name]
+    engine = simnet.download(
+        net, info, seeders, Options(method=order, seed=seed),
+        until=SIM_LIMIT_S + SIM_LIMIT_PER_SONG_S * song.duration)
+    if not engine.complete:
+        raise cli.RunError(f"the simulated download ({order or 'own'}, "
+                           f"seed {seed}) did not finish")
+    received = list(engine.timeline.received)
+    played = playback_model.simulate(received, info.chunk_size, info.size,
+                                     song.frames, conditions.prebuffer)
+    stats = engine.stats(net.now)
+    return {
+        "startup_s": played.startup_s,
+        "stalls": played.stalls,
+        "stall_s": played.stall_s,
+        "continuity": None if played.continuity is None
+        else 100 * played.continuity,
+        "completion_s": stats["elapsed_s"],
+        "retransmitted": stats["chunks_retransmitted"],
+        "received": received,
+        "played": played.played,
+        "stats": stats,
+    }
+
+
 class SimulatedDownloads:
-    """``download(order, seed)`` on the simulated network in virtual time:
-    the real engines, each seeder with the emulated link ``seeder.py
-    --rate --loss --delay`` gives it (same seeds as the real run), the
-    loopback between them ideal, and playback modelled from the arrival
-    times with the player's rules (``playback_model``)."""
+    """``download(order, seed)`` on the simulated network
+    (``simulate_download``), each seeder with the emulated link ``seeder.py
+    --rate --loss --delay`` gives it (same seeds as the real run)."""
 
     def __init__(self, song: SongInfo, args, rate: float):
-        import netem
-        self.song, self.args = song, args
-        self.link = netem.LinkSpec(loss=args.loss,
-                                   delay_s=args.delay / 1000,
-                                   rate_Bps=rate * 1000 / 8)
+        self.song = song
+        self.conditions = SimConditions(args.seeders, args.loss, args.delay,
+                                        rate, args.prebuffer)
         with open(song.path, "rb") as handle:
             self.data = handle.read()
 
@@ -293,37 +351,8 @@ class SimulatedDownloads:
         return None
 
     def __call__(self, order: str, seed: int) -> dict:
-        import playback_model
-        import simnet
-        from download_engine import Options
-        song = self.song
-        net = simnet.SimNet(seed=seed, keep_trace=False)
-        source = simnet.BytesSource()
-        info = source.add(song.name, self.data, round(song.duration * 1000))
-        seeders = simnet.add_seeders(net, source, self.args.seeders,
-                                     self.link, seed * MAX_SEEDERS)
-        engine = simnet.download(
-            net, info, seeders, Options(method=order, seed=seed),
-            until=SIM_LIMIT_S + SIM_LIMIT_PER_SONG_S * song.duration)
-        if not engine.complete:
-            raise cli.RunError(f"the simulated download ({order}, seed "
-                               f"{seed}) did not finish")
-        received = list(engine.timeline.received)
-        played = playback_model.simulate(received, info.chunk_size,
-                                         info.size, song.frames,
-                                         self.args.prebuffer)
-        stats = engine.stats(net.now)
-        return {
-            "startup_s": played.startup_s,
-            "stalls": played.stalls,
-            "stall_s": played.stall_s,
-            "continuity": None if played.continuity is None
-            else 100 * played.continuity,
-            "completion_s": stats["elapsed_s"],
-            "retransmitted": stats["chunks_retransmitted"],
-            "received": received,
-            "played": played.played,
-        }
+        return simulate_download(self.song, self.data, order, seed,
+                                 self.conditions)
 
 
 # ------------------------------------------------------------- summaries

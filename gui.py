@@ -208,14 +208,8 @@ class App:
                                  "error")
             return
         view = self.view.download
-        try:
-            prebuffer = float(view.prebuffer_var.get().replace(",", "."))
-            if not 0 <= prebuffer <= 30:
-                raise ValueError
-        except ValueError:
-            self.view.set_status(
-                N_("Prebuffer must be a number of seconds (0-30)."),
-                "error")
+        prebuffer = self.view.prebuffer()
+        if prebuffer is None:
             return
         self._stop_player()
         self.state.downloading = True
@@ -268,11 +262,42 @@ class App:
     def zoom(self, steps: int) -> None:
         self.view.zoom(steps)
 
+    def simulate(self) -> None:
+        """Add a simulated run next to the real ones: the selected real
+        run's song and seeders (else the last real run's), the order and
+        prebuffer chosen now, links estimated from what that run measured
+        (``gui_state.simulation_request``).  The worker computes it."""
+        if not self._idle() or self.state.simulating:
+            return
+        base = self.view.runs.simulation_base(self.state.runs)
+        if base is None:
+            self.view.set_status(N_("Download a song first: a simulated "
+                                    "run repeats a real one."), "error")
+            return
+        path = base.path
+        if not path or not os.path.isfile(path):
+            self.view.set_status(N_("The file of run #{n} is gone: download"
+                                    " it again to simulate it."), "error",
+                                 n=base.number)
+            return
+        prebuffer = self.view.prebuffer()
+        if prebuffer is None:
+            return
+        rtts = [row.rtt_ms for row in self.state.peer_rows
+                if row.address in {a for a, _ in base.seeder_orders}]
+        request = gui_state.simulation_request(
+            base, path, self.view.download.order(), prebuffer, rtts,
+            self.settings.rng_seed)
+        self.state.simulating = True
+        self.view.set_status(N_("Simulating run #{n} ({order}) on the "
+                                "simulated network…"), n=base.number,
+                             order=i18n.order_name(request.order))
+        self.view.update_buttons()
+        self.worker.submit("simulate", request)
+
     def add_run(self, run: gui_state.Run) -> None:
-        """A run made elsewhere joins the table and the comparison: the
-        hook for a simulated run (helper simnet's ``experiment
-        --simulate``, issue 7), once its per-chunk received and played
-        times are turned into a ``gui_state.Run``."""
+        """A run made elsewhere (a simulated one: ``simulate``) joins the
+        table and the comparison."""
         run.number = len(self.state.runs) + 1
         self.state.runs.append(run)
         self.view.show_runs()

@@ -9,7 +9,7 @@ from tkinter import ttk
 
 import gui_state
 import i18n
-from gui_widgets import OneLine, Tooltip, heading_width
+from gui_widgets import HEADING_PAD_PX, OneLine, Tooltip, heading_width
 from i18n import N_
 
 ORDERS = (None, "sequential", "random", "semi-random")
@@ -258,6 +258,16 @@ class PlayerBar:
         self.frame.columnconfigure(4, weight=3)
 
 
+def simulated_order_width(font) -> int:
+    """Pixels the runs table's order column needs for the longest order
+    with the simulated mark, in every language: the mark is what tells
+    a simulated run from a real one."""
+    return HEADING_PAD_PX + max(
+        font.measure(i18n.translate(lang, N_("{order} (simulated)")).format(
+            order=i18n.translate(lang, N_("semi-random"))))
+        for lang in i18n.LANGUAGES)
+
+
 class RunsPanel:
     """The session's runs, a table to pick some, and their comparison."""
 
@@ -272,12 +282,16 @@ class RunsPanel:
             for column, message, width in gui_state.RUN_COLUMNS),
             height=RUN_ROWS, selectmode="extended", wide=True)
         frame.grid(row=0, column=0, sticky="nsew")
+        fit = simulated_order_width(tkfont.nametofont("TkDefaultFont",
+                                                      root=parent))
+        self.tree.column("order", width=fit, minwidth=fit)
         self.tree.bind("<<TreeviewSelect>>",
                        lambda event: actions["compare"]())
         buttons = ttk.Frame(top)
         buttons.grid(row=1, column=0, sticky="ew", pady=(4, 0))
         self.buttons = {}
-        for key, message in (("export_runs", N_("Export")),
+        for key, message in (("simulate", N_("Simulate")),
+                             ("export_runs", N_("Export")),
                              ("clear_runs", N_("Clear"))):
             button = labels.bind(ttk.Button(buttons, command=actions[key]),
                                  message)
@@ -287,7 +301,8 @@ class RunsPanel:
         note.pack(side="left", fill="x", expand=True, padx=(8, 0))
         line = OneLine(note, parent.winfo_toplevel().p2p_fonts[0])
         labels.call(lambda: line.show(i18n._(
-            "Simulated runs: experiment --simulate (not yet available).")))
+            "Simulate: the selected run's song and seeders, the order "
+            "chosen now, on the simulated network.")))
         top.columnconfigure(0, weight=1)
         self.figure = Figure(figsize=(6, 3), dpi=100, facecolor=background)
         self.canvas = FigureCanvasTkAgg(self.figure, master=self.frame)
@@ -311,6 +326,14 @@ class RunsPanel:
         """The runs picked in the table; all of them when none is."""
         numbers = {int(iid) for iid in self.tree.selection()}
         return [run for run in runs if run.number in numbers] or list(runs)
+
+    def simulation_base(self, runs):
+        """The real run a simulation repeats: the first selected, else
+        the last real one (None: no real run)."""
+        real = [run for run in runs if not run.simulated]
+        numbers = {int(iid) for iid in self.tree.selection()}
+        picked = [run for run in real if run.number in numbers]
+        return (picked or real or [None])[-1 if not picked else 0]
 
     def draw(self, runs) -> None:
         """The comparison of ``runs`` in the panel's figure."""

@@ -402,8 +402,7 @@ def compare_figure(runs: list):
 def draw_compare(figure, runs: list, small: bool = False) -> None:
     """The runs overlaid on ``figure``: chunks downloaded in order (solid
     steps) and chunks played (dashed), one colour per run.  A simulated
-    run (``experiment --simulate``, issue 7) is drawn the same way once
-    it is a ``gui_state.Run``: see ``App.add_run``."""
+    run (``App.simulate``) is drawn the same way, its mark in its label."""
     scale = 0.8 if small else 1.0
     figure.set_layout_engine("constrained")
     axes = figure.add_subplot()

@@ -37,6 +37,8 @@ class WindowState:
     have_stats: bool = False      # statistics of the last download
     runs: int = 0                 # runs of this session
     runs_selected: int = 0
+    real_runs: int = 0            # runs that were real downloads
+    simulating: bool = False      # the worker makes a simulated run
 
 
 def buttons(state: WindowState) -> dict[str, bool]:
@@ -58,6 +60,8 @@ def buttons(state: WindowState) -> dict[str, bool]:
         "save_csv": state.have_stats,
         "compare": state.runs > 0,
         "export_runs": state.runs > 0,
+        "simulate": not busy and not state.simulating and
+        state.real_runs > 0,
     }
 
 
@@ -81,6 +85,8 @@ class Run:
     played: list = field(default_factory=list)
     retransmitted: bytearray = field(default_factory=bytearray)
     nacked: bytearray = field(default_factory=bytearray)  # NACKs, <= 255
+    simulated: bool = False    # on the simulated network (simulated_run)
+    path: str | None = None    # the verified file a real run made
 
     def __post_init__(self):
         if not self.received:
@@ -99,7 +105,11 @@ class Run:
             (None,)
 
     def order_text(self) -> str:
-        return " + ".join(i18n.order_name(o) for o in self.orders)
+        """The order(s), and the mark of a simulated run: what tells runs
+        apart in the table, the legend and the titles."""
+        orders = " + ".join(i18n.order_name(o) for o in self.orders)
+        return i18n.text(N_("{order} (simulated)"), order=orders) \
+            if self.simulated else orders
 
     def label(self) -> str:
         """'#2 song.mp3 · random · 10:42:07'"""
@@ -129,6 +139,9 @@ class Run:
         """Keep the download's final statistics."""
         self.stats = {k: v for k, v in stats.items() if k != "timeline"}
         self.stats["nacked_chunks"] = sum(1 for n in self.nacked if n)
+
+    def seeders_used(self) -> int:
+        return max(1, len(self.seeder_orders))
 
     def timeline(self) -> list[dict]:
         """Per chunk, as the leecher's JSON has it."""
@@ -172,7 +185,7 @@ def run_cells(run: Run) -> tuple:
 CSV_FIELDS = ("run", "song", "orders", "seeders", "emulation", "started",
               "startup_s", "continuity", "stalls", "stall_s",
               "completion_s", "nacks_sent", "nacked_chunks",
-              "chunks_retransmitted", "chunks")
+              "chunks_retransmitted", "chunks", "simulated")
 
 
 def run_record(run: Run) -> dict:
@@ -193,6 +206,7 @@ def run_record(run: Run) -> dict:
         "nacked_chunks": stats.get("nacked_chunks"),
         "chunks_retransmitted": stats.get("chunks_retransmitted"),
         "chunks": stats.get("chunks"),
+        "simulated": int(run.simulated),
     }
 
 
@@ -238,22 +252,28 @@ def write_stats_csv(path: str, stats: dict, rows) -> None:
 
 
 # ------------------------------------------------------------- compare
+class _ChunkClock:
+    """A time map (``player.ByteTimeMap``'s ``seconds`` and ``time_at``)
+    whose "seconds" are chunks, for one-byte chunks: through it,
+    ``playback_model.ready_steps`` counts chunks downloaded in order."""
+
+    def __init__(self, chunks: int):
+        self.seconds = chunks
+
+    @staticmethod
+    def time_at(byte: int) -> int:
+        return byte
+
+
 def in_order_curve(received: list) -> tuple[list, list]:
-    """(times, chunks downloaded in order) after each arrival: what the
-    player could have played by then."""
-    n = len(received)
-    arrivals = sorted((t, i) for i, t in enumerate(received)
-                      if t is not None and not math.isnan(t))
-    have = bytearray(n)
-    contiguous = 0
-    times, ready = [0.0], [0]
-    for t, index in arrivals:
-        have[index] = 1
-        while contiguous < n and have[contiguous]:
-            contiguous += 1
-        times.append(t)
-        ready.append(contiguous)
-    return times, ready
+    """(times, chunks downloaded in order) after each arrival that made
+    the in-order prefix longer: what the player could have played by
+    then.  The same steps as ``experiment``'s audio-seconds curve."""
+    import playback_model
+    arrivals = [math.nan if t is None else t for t in received]
+    steps = playback_model.ready_steps(arrivals, 1,
+                                       _ChunkClock(len(arrivals)))
+    return [0.0] + [t for t, _ in steps], [0] + [int(n) for _, n in steps]
 
 
 def played_curve(played: list) -> tuple[list, list]:
@@ -273,6 +293,115 @@ def compare_title(runs: list[Run]) -> str:
     orders = ", ".join(dict.fromkeys(run.order_text() for run in runs))
     return i18n.text(N_("Orders compared: {song} ({orders})"), song=songs,
                      orders=orders)
+
+
+# ------------------------------------------------------ simulated runs
+SIM_SEED = 1          # the simulated network's seed when the window has none
+MAX_SIM_LOSS = 0.5    # a lossier estimate is a broken run, not a link
+
+
+@dataclass(frozen=True)
+class SimRequest:
+    """A simulated run to make: a real run's song and seeders, the order
+    chosen in the window, and the links estimated from what the real run
+    measured (the seeders' own --rate --loss --delay are not told to the
+    leecher)."""
+
+    base: int              # the real run's number
+    song: str
+    path: str              # the song's verified file
+    order: str | None
+    seeder_orders: tuple   # (address, order) of the real run's seeders
+    loss: float
+    delay_ms: float
+    rate_kbps: float       # each seeder's; 0: unlimited
+    prebuffer: float
+    seed: int
+
+    def emulation(self) -> str:
+        """The conditions, as a run's ``emulation`` text (CSV, JSON)."""
+        rate = f"{self.rate_kbps:.0f} kbit/s" if self.rate_kbps \
+            else "unlimited"
+        return (f"simulated from run #{self.base}: "
+                f"{len(self.seeder_orders) or 1} x {rate}, loss "
+                f"{self.loss:.1%}, delay {self.delay_ms:.1f} ms, prebuffer "
+                f"{self.prebuffer:g} s, seed {self.seed}")
+
+
+def simulation_request(run: Run, path: str, order: str | None,
+                       prebuffer: float, rtts_ms: list,
+                       seed: int | None) -> SimRequest:
+    """What a simulation of ``run`` (a real, completed one) uses: each
+    seeder's rate, its share of the rate the run's second half came at
+    (``steady_rate``; else of its goodput); the loss, the share of chunks
+    that had to be retransmitted; the one-way delay, half the median
+    round trip of its seeders (``rtts_ms``)."""
+    stats = run.stats
+    seeders = run.seeders_used()
+    goodput = steady_rate(run.received, stats.get("size")) or \
+        stats.get("goodput_Bps") or 0.0
+    chunks = stats.get("chunks") or run.chunks or 1
+    loss = min(MAX_SIM_LOSS, (stats.get("chunks_retransmitted") or 0)
+               / chunks)
+    rtts = sorted(r for r in rtts_ms if r is not None)
+    delay = rtts[len(rtts) // 2] / 2 if rtts else 0.0
+    return SimRequest(run.number, run.song, path, order, run.seeder_orders,
+                      loss, delay, goodput * 8 / 1000 / seeders, prebuffer,
+                      SIM_SEED if seed is None else seed)
+
+
+# The steady rate is read on the last chunks only: a seeder's link lets
+# a burst through at first, most of a short song.
+STEADY_SHARE = 0.25
+STEADY_MIN_CHUNKS = 2
+
+
+def steady_rate(received: list, size: int | None) -> float | None:
+    """Bytes per second the last STEADY_SHARE of the chunks came at: the
+    seeders' link rate without the burst a link lets through at first
+    (on a short song the goodput, burst and all, overstates the rate).
+    None when it cannot be told."""
+    times = sorted(t for t in received if t is not None)
+    tail = int(len(times) * STEADY_SHARE)
+    if not size or tail < STEADY_MIN_CHUNKS or len(times) < len(received):
+        return None
+    span = times[-1] - times[-tail - 1]
+    if span <= 0:
+        return None
+    return tail * size / len(received) / span
+
+
+def simulated_run(request: SimRequest) -> Run:
+    """The simulated download of ``request`` (``experiment``'s simulated
+    network and playback model) as a Run marked simulated.  Seconds of
+    CPU for a song of minutes: the window's worker thread runs it."""
+    import experiment
+    song = experiment.SongInfo(request.path)
+    with open(request.path, "rb") as handle:
+        data = handle.read()
+    conditions = experiment.SimConditions(
+        len(request.seeder_orders) or 1, request.loss, request.delay_ms,
+        request.rate_kbps, request.prebuffer,
+        tuple(o for _, o in request.seeder_orders))
+    result = experiment.simulate_download(song, data, request.order,
+                                          request.seed, conditions)
+    seeders = tuple((f"{a} (sim)", o) for a, o in request.seeder_orders)
+    run = Run(0, request.song, request.order, seeders,
+              request.emulation(), time.time(), len(result["received"]),
+              simulated=True)
+    run.received = [_known(t) for t in result["received"]]
+    run.played = [_known(t) for t in result["played"]]
+    continuity = result["continuity"]
+    run.finish({**result["stats"], "startup_s": result["startup_s"],
+                "stalls": result["stalls"], "stall_s": result["stall_s"],
+                "continuity": None if continuity is None
+                else continuity / 100})
+    return run
+
+
+def _known(value: float) -> float | None:
+    """A timeline's NaN (never happened) as the window's None."""
+    return None if value is None or math.isnan(value) else value
 
 
 # ---------------------------------------------------------- file names

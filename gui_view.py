@@ -52,6 +52,7 @@ class Session:
     final_stats_asked: bool = False
     player_error_shown: object = None
     stats: dict = field(default_factory=dict)  # the last download's
+    simulating: bool = False       # the worker makes a simulated run
 
     @property
     def got(self) -> int:
@@ -152,7 +153,8 @@ class View:
         self.runs = RunsPanel(self.notebook, self.labels, {
             "compare": self.show_comparison,
             "export_runs": self.app.files.export_runs,
-            "clear_runs": self.app.clear_runs}, background)
+            "clear_runs": self.app.clear_runs,
+            "simulate": self.app.simulate}, background)
         self.notebook.add(live)
         self.notebook.add(self.runs.frame)
         self.labels.call(lambda: [
@@ -324,7 +326,9 @@ class View:
                     state.final_path.endswith(leecher_name(song))),
             have_file=bool(state.final_path),
             plot_points=self.plot.points,
-            have_stats=bool(state.stats), runs=len(state.runs))
+            have_stats=bool(state.stats), runs=len(state.runs),
+            real_runs=sum(not run.simulated for run in state.runs),
+            simulating=state.simulating)
         if wanted == self._buttons_state:
             return
         self._buttons_state = wanted
@@ -332,6 +336,21 @@ class View:
             widget = self.widgets.get(key)
             if widget is not None:
                 enable(widget, on)
+
+    def prebuffer(self) -> float | None:
+        """The prebuffer typed, in seconds; None (and said) when it is
+        not a number of seconds from 0 to 30."""
+        try:
+            value = float(self.download.prebuffer_var.get().replace(",",
+                                                                    "."))
+            if not 0 <= value <= 30:
+                raise ValueError
+        except ValueError:
+            self.set_status(
+                N_("Prebuffer must be a number of seconds (0-30)."),
+                "error")
+            return None
+        return value
 
     # ----------------------------------------------------------- runs
     def show_runs(self) -> None:
@@ -490,6 +509,8 @@ class Handlers:
         self.view.set_status(message.message, "error", **message.params)
         if message.job == "download":
             self.state.downloading = False
+        elif message.job == "simulate":
+            self.state.simulating = False
 
     def on_AlreadyHere(self, message: gw.AlreadyHere) -> None:
         self.state.downloading = False
@@ -566,6 +587,7 @@ class Handlers:
         state = self.state
         run = state.run
         run.finish(stats)
+        run.path = state.final_path
         state.stats = dict(run.stats)
         if run not in state.runs:
             state.runs.append(run)
@@ -580,6 +602,13 @@ class Handlers:
         self.state.player = message.player
         self.state.player_name = message.name
         self.view.set_status(N_("Playing {name}."), name=message.name)
+
+    def on_Simulated(self, message: gw.Simulated) -> None:
+        self.state.simulating = False
+        self.app.add_run(message.run)
+        self.view.set_status(N_("Simulated run #{n} added: {order}."),
+                             n=message.run.number,
+                             order=message.run.order_text())
 
     def on_Saved(self, message: gw.Saved) -> None:
         self.view.set_status(N_("Saved {path}."), path=message.path)

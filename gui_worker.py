@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 
 import cli
 import events as ev
+import gui_state
 import leecher
 import player as audio
 import protocol as p
@@ -121,9 +122,16 @@ class Saved:
     path: str
 
 
+@dataclass(frozen=True)
+class Simulated:
+    """A simulated run is ready (``gui_state.simulated_run``)."""
+
+    run: object  # gui_state.Run, made and no longer touched by the worker
+
+
 MESSAGE_TYPES = (PeerAnswered, PeersChecked, SongsFound, Notice, JobFailed,
                  AlreadyHere, DownloadStarted, DownloadEnded, StatsUpdated,
-                 PlayerStarted, Saved)
+                 PlayerStarted, Saved, Simulated)
 
 
 class GuiError(Exception):
@@ -451,3 +459,8 @@ class Worker(threading.Thread):
         if self.completed is not None:
             self.inbox.window_idle.wait(GIVE_WAY_MAX_S)
             self.post(StatsUpdated(self.completed.stats(timeline=False)))
+
+    def do_simulate(self, request) -> None:
+        """A simulated run (``gui_state.SimRequest``), here and not on the
+        Tk thread: it is seconds of Python for a song of minutes."""
+        self.post(Simulated(gui_state.simulated_run(request)))

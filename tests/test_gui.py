@@ -841,6 +841,52 @@ def test_a_run_made_elsewhere_joins_the_comparison(window):
     assert app.view.runs.figure.axes  # drawn
 
 
+def test_simulate_adds_a_simulated_run_next_to_the_real_one(
+        window, seeders, song_dir, tmp_path):
+    """A real run, then Simulate with another order: a second row marked
+    simulated, drawn in the comparison (screenshot at 1024x768)."""
+    addresses = classroom(seeders, song_dir, 64)
+    app = window(addresses, lang="en", output=str(tmp_path), song=SONG,
+                 prebuffer=1.0)
+    app.root.geometry("{}x{}".format(*gui_state.window_size(1024, 768)))
+    simulate = app.view.runs.buttons["simulate"]
+    pump(app, lambda: app.selected_song() is not None, what="--song")
+    app.view.download.order_var.set("sequential")
+    app.start_download()
+    pump(app, lambda: app.preview_player is not None
+         and app.preview_player.state == "finished"
+         and app.stats.get("played_s"), timeout=40,
+         what="the real run played")
+    app.root.update()
+    assert len(app.state.runs) == 1 and simulate.instate(["!disabled"])
+    app.view.download.order_var.set("random")
+    simulate.invoke()
+    assert simulate.instate(["disabled"])  # one simulation at a time
+    pump(app, lambda: len(app.state.runs) == 2, timeout=30,
+         what="the simulated run")
+    real, simulated = app.state.runs
+    assert simulated.simulated and not real.simulated
+    assert simulated.song == real.song == SONG
+    assert "run #1" in simulated.emulation
+    tree = app.view.runs.tree
+    assert tree.item("1")["values"][1] == "sequential"
+    assert tree.item("2")["values"][1] == "random (simulated)"
+    assert app.status_text() == "Simulated run #2 added: random " \
+                                "(simulated)."
+    assert all(t is not None for t in simulated.received)
+    assert simulated.stats["startup_s"] > 0
+    app.view.notebook.select(1)
+    tree.selection_set(("1", "2"))
+    app.root.update()
+    legend = [text.get_text() for text in
+              app.view.runs.figure.axes[0].get_legend().get_texts()]
+    assert "#2 random (simulated): downloaded in order" in legend
+    shot = screenshot(app, "gui-compare-simulated-1024x768.png")
+    assert shot is None or os.path.getsize(shot) > 10_000
+    app.set_language("pt")
+    assert tree.item("2")["values"][1] == "aleatória (simulada)"
+
+
 def test_download_rechecks_the_seeders_and_fails_at_once(window, seeders,
                                                          song_dir, tmp_path):
     """Every seeder died after the list loaded: Download says so in a

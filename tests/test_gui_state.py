@@ -128,8 +128,11 @@ def test_runs_csv_and_json(tmp_path):
 
 def test_downloaded_in_order_counts_the_contiguous_prefix():
     times, ready = gs.in_order_curve([0.3, 0.1, None, 0.2])
-    assert times == [0.0, 0.1, 0.2, 0.3]
-    assert ready == [0, 0, 0, 2]  # chunk 0 at 0.3 s; chunk 2 never came
+    # chunks 1 and 3 alone complete nothing; chunk 0 at 0.3 s completes
+    # two; chunk 2 never came
+    assert times == [0.0, 0.3]
+    assert ready == [0, 2]
+    assert gs.in_order_curve([0.1, NAN, 0.2]) == ([0.0, 0.1], [0, 1])
     assert gs.in_order_curve([]) == ([0.0], [0])
 
 
@@ -218,3 +221,87 @@ def test_audio_figures_take_what_the_player_played():
     assert gs.audio_figures({"startup_s": 9.0, "stalls": 2,
                              "stall_s": 1.23456, "played_s": 6.00001}) == \
         {"stalls": 2, "stall_s": 1.2346, "played_s": 6.0}
+
+
+# ------------------------------------------------------ simulated runs
+@pytest.fixture(scope="module")
+def four_second_song(tmp_path_factory):
+    import sample_song
+    folder = tmp_path_factory.mktemp("sim-song")
+    return sample_song.make_mp3(str(folder / "four.mp3"), seconds=4)
+
+
+def real_run(seeder_orders, goodput_Bps=20_000.0, retransmitted=0):
+    run = gs.Run(1, "four.mp3", "sequential", seeder_orders, "", 0.0, 47)
+    run.finish({"goodput_Bps": goodput_Bps, "chunks": 47,
+                "chunks_retransmitted": retransmitted})  # no times: goodput
+    return run
+
+
+def test_the_steady_rate_leaves_the_first_burst_out():
+    # 8 chunks of 1000 bytes: 4 at once, then one every 0.5 s
+    received = [0.01] * 4 + [0.5, 1.0, 1.5, 2.0]
+    assert gs.steady_rate(received, 8000) == pytest.approx(2000 / 1.0)
+    assert gs.steady_rate([0.1] * 8, 8000) is None     # all in one burst
+    assert gs.steady_rate(received[:-1] + [None], 8000) is None
+    assert gs.steady_rate(received, None) is None
+    assert gs.steady_rate(received[:7], 7000) is None  # too few to tell
+    run = gs.Run(1, "a.mp3", "random", (("a", "random"),) * 2, "", 0.0, 8)
+    run.received = received
+    run.finish({"size": 8000, "goodput_Bps": 4000.0, "chunks": 8})
+    request = gs.simulation_request(run, "/x", None, 2.0, [], None)
+    assert request.rate_kbps == pytest.approx(2000 * 8 / 1000 / 2)
+
+
+def test_a_simulation_estimates_the_links_from_the_real_run():
+    run = real_run((("127.0.0.1:9000", "random"),
+                    ("127.0.0.2:9000", "sequential")), 20_000.0, 5)
+    request = gs.simulation_request(run, "/x/four.mp3", "random", 1.5,
+                                    [40.0, None, 60.0, 50.0], None)
+    assert request.rate_kbps == pytest.approx(80.0)  # 160 kbit/s / 2
+    assert request.loss == pytest.approx(5 / 47)
+    assert request.delay_ms == 25.0  # half the median round trip
+    assert request.seed == gs.SIM_SEED and request.prebuffer == 1.5
+    assert "run #1" in request.emulation() and "80 kbit/s" in \
+        request.emulation()
+    lossy = gs.simulation_request(real_run((), retransmitted=47),
+                                  "/x", None, 2.0, [], 7)
+    assert lossy.loss == gs.MAX_SIM_LOSS and lossy.delay_ms == 0.0
+    assert lossy.seed == 7
+
+
+def test_a_simulated_run_has_times_stats_and_its_mark(four_second_song):
+    run = real_run((("127.0.0.1:9000", "random"),))
+    sequential = gs.simulated_run(gs.simulation_request(
+        run, four_second_song, "sequential", 2.0, [40.0], None))
+    assert sequential.simulated and sequential.chunks > 10
+    assert all(t is not None and t > 0 for t in sequential.received)
+    assert all(t is None or t >= r for t, r in
+               zip(sequential.played, sequential.received))
+    assert sequential.played[-1] is not None  # it played to the end
+    assert sequential.stats["startup_s"] > 0
+    assert sequential.order_text() == "sequential (simulated)"
+    assert gs.run_cells(sequential)[1] == "sequential (simulated)"
+    assert gs.run_record(sequential)["simulated"] == 1
+    assert gs.run_record(run)["simulated"] == 0
+    i18n.use("pt")
+    assert sequential.order_text() == "sequencial (simulada)"
+    i18n.use("en")
+    # order None: each seeder's own, as the real run's seeders had it
+    own = gs.simulated_run(gs.simulation_request(
+        run, four_second_song, None, 2.0, [40.0], None))
+    assert own.order_text() == "random (simulated)"
+    # random sends the song's start late: playback starts later
+    assert own.stats["startup_s"] > sequential.stats["startup_s"]
+    again = gs.simulated_run(gs.simulation_request(
+        run, four_second_song, None, 2.0, [40.0], None))
+    assert again.received == own.received  # virtual time, seeded
+
+
+def test_simulate_needs_a_real_run_and_no_other_work():
+    def simulate(**state):
+        return gs.buttons(gs.WindowState(**state))["simulate"]
+    assert not simulate(runs=1)  # a simulated run alone
+    assert simulate(runs=1, real_runs=1)
+    assert not simulate(runs=1, real_runs=1, downloading=True)
+    assert not simulate(runs=1, real_runs=1, simulating=True)

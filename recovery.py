@@ -283,6 +283,11 @@ class TransferRecovery:
             self.rtt.update(now - self._probe_sent)
         self.done = True
         self._done_resent = max(self._done_resent, resent)
+        # The seeder answers and its queue is empty: no congestion to back
+        # off from (RFC 9002 §6.2.1 resets the PTO backoff on an ACK).  A
+        # NACK it never got (lost on the way) is asked again after one
+        # floored RTO, not after a timer doubled by the resends it lost.
+        self._resend_backoff = 0
         self._heard_at(now)
 
     def on_nack_sent(self, chunks: Sequence[int], now: float,

@@ -632,3 +632,21 @@ def test_a_seeder_dead_before_the_request_is_given_up_on_soon():
                 and e.dst == case.seeders[0]
                 and isinstance(p.decode(e.data).message, p.Request)]
     assert len(requests) == 1 + recovery.MAX_UNHEARD_PROBES
+
+
+def test_a_lost_nack_and_lost_resends_do_not_stall_the_tail():
+    """Found by the kill property: a 1-byte song at 30 % loss, a NACK lost
+    on the way back, then five resends of the chunk lost in a row.  The
+    seeder keeps answering probes with DONE, so the re-NACK timer does not
+    back off to past the 30 s no-progress timeout."""
+    from test_engine_properties import Case
+    import netem
+    params = dict(size=1, seeders=3, order="sequential",
+                  forward=netem.LinkSpec(loss=0.3, dup=0.02, delay_s=0.001,
+                                         jitter_s=0.03, reorder=0.02),
+                  backward=netem.LinkSpec(loss=0.02, delay_s=0.001),
+                  rate_Bps=8_000.0, seed=0)
+    whole = Case(**params)
+    case = Case(**params, kill=(0, 0.5 * whole.net.now))
+    assert case.received() == case.data
+    assert case.net.now < case.engine.options.timeout / 2

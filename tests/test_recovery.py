@@ -388,3 +388,20 @@ def test_a_probe_makes_the_nack_round_trip_no_sample():
     assert rec.on_probe_timer(rec.probe_due())
     arrive(rec, have, 2.0, resent=[1])
     assert rec.rtt.smoothed == smoothed
+
+
+def test_a_done_resets_the_renack_backoff():
+    """A NACK lost on the way leaves no resend for any DONE to count; the
+    seeder still answers (DONE: its queue is empty), so there is no
+    congestion to back off from: the next re-NACK comes one floored RTO
+    after the last, not a doubled one (RFC 9002 §6.2.1 resets on ACK)."""
+    rec, have = make(1)
+    rec.on_done(0.02, resent=0)
+    rec.on_nack_sent(rec.lost(0.02), 0.02, credit=256)  # lost on the way
+    first = rec.resend_deadline()
+    again = rec.lost(first)
+    assert again == [0]
+    rec.on_nack_sent(again, first, credit=256)
+    assert rec.resend_deadline() - first == 2 * r.MIN_RENACK_S  # backoff
+    rec.on_done(first + 0.02, resent=0)  # the seeder answers a probe
+    assert rec.resend_deadline() - first == r.MIN_RENACK_S

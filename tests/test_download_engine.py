@@ -18,8 +18,10 @@ from hypothesis import given, settings, strategies as st
 
 import download_engine as de
 import events as ev
+import netem
 import protocol as p
 import recovery
+from test_engine_properties import Case  # the real engines on simnet
 
 CHUNK = p.CHUNK_SIZE
 
@@ -580,8 +582,6 @@ def nacked_chunks(case) -> list[int]:
 
 
 def test_a_done_that_crossed_a_nack_is_no_proof_of_its_loss():
-    from test_engine_properties import Case
-    import netem
     case = Case(19_601, 1, "sequential", netem.LinkSpec(loss=0.05),
                 netem.LinkSpec(delay_s=0.001), 0.0, seed=1)
     assert case.received() == case.data
@@ -594,8 +594,6 @@ def test_a_resend_held_by_the_seeders_pacing_is_not_nacked_again(order):
     """The first burst empties the seeder's rate allowance: the resend
     leaves at its next pacing slot, ~90 ms after the NACK, which no gap
     measured yet can tell."""
-    from test_engine_properties import Case
-    import netem
     case = Case(120_000, 3, order, netem.LinkSpec(loss=0.05, delay_s=0.02),
                 netem.LinkSpec(), 64_000 / 8, seed=3)
     assert case.received() == case.data
@@ -606,8 +604,6 @@ def test_a_resend_held_by_the_seeders_pacing_is_not_nacked_again(order):
 def test_a_resend_later_than_the_rtt_samples_by_jitter_is_not_nacked_again():
     """Two RTT samples of ~1 ms on a link with 5 ms of jitter: the resend
     took 3.3 ms, past srtt + 4 rttvar."""
-    from test_engine_properties import Case
-    import netem
     case = Case(1, 1, "sequential", netem.LinkSpec(
         loss=0.2, dup=0.02, jitter_s=0.005), netem.LinkSpec(), 0.0,
         seed=552)
@@ -619,8 +615,6 @@ def test_a_seeder_dead_before_the_request_is_given_up_on_soon():
     """Seeder 0 dies after its PONG, before the REQUEST: never heard from,
     it is given up on after a few REQUESTs, well before the no-progress
     timeout, and seeder 1 sends its share."""
-    from test_engine_properties import Case
-    import netem
     case = Case(1, 2, "sequential", netem.LinkSpec(delay_s=0.1),
                 netem.LinkSpec(), 8_000, seed=0, kill=(0, 0.1))
     assert case.received() == case.data
@@ -639,8 +633,6 @@ def test_a_lost_nack_and_lost_resends_do_not_stall_the_tail():
     on the way back, then five resends of the chunk lost in a row.  The
     seeder keeps answering probes with DONE, so the re-NACK timer does not
     back off to past the 30 s no-progress timeout."""
-    from test_engine_properties import Case
-    import netem
     params = dict(size=1, seeders=3, order="sequential",
                   forward=netem.LinkSpec(loss=0.3, dup=0.02, delay_s=0.001,
                                          jitter_s=0.03, reorder=0.02),

@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 
 import events as ev
 import protocol as p
-from recovery import TransferRecovery
+from recovery import GIVE_UP_SHARE, TransferRecovery
 
 DEFAULT_WINDOW = 256  # chunks a seeder may have in flight to us
 DEFAULT_TIMEOUT = 30.0  # give up after this long without any new chunk
@@ -223,7 +223,8 @@ class Scheduler:
         window = engine.options.window
         transfer = Transfer(
             sid, peer, ranges, order, percent, seed, window, first_pass,
-            TransferRecovery(first_pass, engine.state.have, peer.rtt, now),
+            TransferRecovery(first_pass, engine.state.have, peer.rtt, now,
+                             engine.options.timeout * GIVE_UP_SHARE),
             clock_offset=engine.since_start(now) + (peer.rtt or 0) / 2,
             limit=window, ack_every=max(1, window // ACKS_PER_WINDOW))
         engine.transfers[(peer.addr, sid)] = transfer
@@ -400,7 +401,7 @@ class DownloadEngine:
         if isinstance(msg, p.Done):
             transfer.done = True
             transfer.seeder_counters = msg
-            transfer.recovery.on_done(now)
+            transfer.recovery.on_done(now, msg.resent)
             self.detect_losses(transfer, now)
         elif isinstance(msg, p.Retry):
             if transfer.retries < MAX_RETRIES:
@@ -415,7 +416,7 @@ class DownloadEngine:
 
     # ------------------------------------------------------------- losses
     def detect_losses(self, transfer: Transfer, now: float) -> None:
-        lost = transfer.recovery.lost(now)
+        lost = transfer.recovery.lost(now, transfer.highest_seq)
         if lost:
             self.nack(transfer, lost, now)
 
@@ -426,6 +427,7 @@ class DownloadEngine:
         if not chunks:
             return
         transfer.nack_round = (transfer.nack_round + 1) & 0xFFFF
+        credit = transfer.limit  # before this NACK's own grant
         limit = transfer.grant()
         since = self.since_start(now)
         nacked = self.timeline.nacked
@@ -440,7 +442,7 @@ class DownloadEngine:
                       transfer.peer.addr, transfer.sid)
             self.counters.nacks_sent += 1
         self.counters.nack_entries += len(chunks)
-        transfer.recovery.on_nack_sent(chunks, now)
+        transfer.recovery.on_nack_sent(chunks, now, credit)
         self.emit(ev.NackSent(peer_name(transfer.peer.addr),
                               transfer.nack_round, tuple(chunks), since))
 

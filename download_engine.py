@@ -741,6 +741,7 @@ class PieceCheck:
         self.deadline: float | None = None
         self.unavailable = False
         self.strikes: dict[str, int] = {}  # peer -> bad pieces sent
+        self.blamed: dict[int, set] = {}  # piece -> slots blamed for it
 
     # ----------------------------------------------------- the list
     def start(self, alive: list[Peer], now: float) -> None:
@@ -876,9 +877,13 @@ class PieceCheck:
         engine.scheduler._start_transfer(peer, wanted, now)
 
     def _blame(self, piece: int, slots: set, now: float) -> None:
+        """``slots`` sent bad data for ``piece``: once per piece each."""
         engine = self.engine
         by_slot = {slot: addr for addr, slot in engine.slots.items()}
-        culprits = sorted(by_slot[slot] for slot in slots if slot in by_slot)
+        already = self.blamed.setdefault(piece, set())
+        culprits = sorted(by_slot[slot] for slot in slots - already
+                          if slot in by_slot)
+        already |= slots
         if not culprits:
             return
         dropped = []

@@ -1083,8 +1083,9 @@ def report(stats: dict) -> str:
     if stats["seeders_gone"]:
         lines.append("seeders gone    " + ", ".join(stats["seeders_gone"]))
     if stats.get("bad_pieces"):
-        lines.append(f"bad pieces      {stats['bad_pieces']} (fetched again; "
-                     + ", ".join(f"{peer}: {count}" for peer, count in
+        lines.append(f"bad pieces      {stats['bad_pieces']} failed their "
+                     f"SHA-256, fetched again (bad data from "
+                     + ", ".join(f"{peer} in {count}" for peer, count in
                                  stats["bad_pieces_per_peer"].items())
                      + ")")
     if "stalls" in stats:

@@ -296,7 +296,7 @@ class Datagram:
 PING_BODY = struct.Struct("!I")
 PONG_FIXED = struct.Struct("!IIHHBB")
 SEARCH_FIXED = struct.Struct("!I")
-SEARCH_PAGED = struct.Struct("!IH")
+PAGE_BYTES = 2  # SEARCH with FLAG_PAGE: a u16 page after the token
 FILE_FIXED = struct.Struct("!8sQIHI32sH")
 COUNT = struct.Struct("!H")
 REQUEST_FIXED = struct.Struct("!8sBBIIHH")
@@ -383,9 +383,9 @@ def _encode_body(msg: Message) -> bytes:
                                msg.order, msg.ordered_percent
                                ) + msg.name.encode("utf-8")
     if isinstance(msg, Search):
-        fixed = (SEARCH_PAGED.pack(msg.token, msg.page) if msg.page
-                 else SEARCH_FIXED.pack(msg.token))
-        return fixed + msg.query.encode("utf-8")
+        page = msg.page.to_bytes(PAGE_BYTES, "big") if msg.page else b""
+        return SEARCH_FIXED.pack(msg.token) + page + msg.query.encode(
+            "utf-8")
     if isinstance(msg, SearchResult):
         return COUNT.pack(len(msg.files)) + b"".join(
             _encode_file(f) for f in msg.files)
@@ -425,12 +425,15 @@ def _decode_body(kind: MsgType, body: bytes, flags: int = 0) -> Message:
         fixed = _unpack(PONG_FIXED, body)
         return Pong(*fixed, _text(body[PONG_FIXED.size:], "seeder name"))
     if kind is MsgType.SEARCH:
-        if flags & FLAG_PAGE:
-            token, page = _unpack(SEARCH_PAGED, body)
-            return Search(_text(body[SEARCH_PAGED.size:], "search query"),
-                          token, page)
         (token,) = _unpack(SEARCH_FIXED, body)
-        return Search(_text(body[SEARCH_FIXED.size:], "search query"), token)
+        at = SEARCH_FIXED.size
+        if flags & FLAG_PAGE:
+            if len(body) < at + PAGE_BYTES:
+                raise ProtocolError("body too short")
+            page = int.from_bytes(body[at:at + PAGE_BYTES], "big")
+            return Search(_text(body[at + PAGE_BYTES:], "search query"),
+                          token, page)
+        return Search(_text(body[at:], "search query"), token)
     if kind is MsgType.SEARCH_RESULT:
         return SearchResult(_decode_files(body))
     if kind is MsgType.REQUEST:

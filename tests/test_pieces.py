@@ -333,3 +333,49 @@ def test_a_song_named_by_its_sha256_asks_for_no_list():
     swarm.run()
     assert bytes(swarm.file) == data and swarm.hashes_asked == []
     assert swarm.engine.stats(swarm.now)["piece_hashes"] == "none"
+
+
+# ------------------------------------------------------ the leecher's file
+def test_the_sidecar_keeps_verified_pieces_while_their_chunks_are_intact(
+        tmp_path, monkeypatch):
+    import leecher
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "state"))
+    info, data, hashes = song(3 * pieces.PIECE_CHUNKS)
+    part = leecher.PartFile(info, str(tmp_path / "s.mp3"))
+    part.open()
+    state = p.ReceiveState(info.chunks)
+    fresh = []
+    for index in range(info.chunks):
+        state.add(index)
+        fresh.append((index, data[index * CHUNK:(index + 1) * CHUNK]))
+    part.write(fresh, state)
+    assert part.save_progress(state, verified=[(0, 2)]) is None
+    part.close()
+    with open(tmp_path / "s.mp3.part", "r+b") as handle:  # the disk rots
+        handle.seek(70 * CHUNK + 5)
+        handle.write(b"\xff")
+    again = leecher.PartFile(info, str(tmp_path / "s.mp3"))
+    again.open()
+    told = []
+    present = again.resume(told.append)
+    again.close()
+    assert 70 not in present and len(present) == info.chunks - 1
+    assert again.verified_pieces == [0]  # piece 1 lost its chunk 70
+    other = p.FileInfo(b"otherid!", *list(vars(info).values())[1:])
+    assert leecher.Sidecar(str(tmp_path / "s.mp3.part.json")).load(other) \
+        is leecher.Sidecar.CHANGED  # another id: another song
+
+
+def test_a_bad_piece_is_announced_in_one_line_naming_the_culprit():
+    import io
+    import leecher
+    info, _, _ = song(3)
+    out = io.StringIO()
+    view = leecher.TerminalView(info, stream=out)
+    view.put(ev.BadPiece(4, ("127.0.0.2:9000",), 1.0, ("127.0.0.2:9000",)))
+    view.put(ev.BadHashList("127.0.0.3:9000", 1.0))
+    lines = out.getvalue().splitlines()
+    assert len(lines) == 2
+    assert "piece 4" in lines[0] and "127.0.0.2:9000" in lines[0] \
+        and "dropped" in lines[0]
+    assert "127.0.0.3:9000" in lines[1]

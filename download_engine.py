@@ -848,7 +848,8 @@ class PieceCheck:
         book.ready.discard(piece)
         start, end = book.range(piece)
         senders = book.senders(piece)
-        if len(senders) == 1:  # all of it from one peer: that one lied
+        if len(senders) == 1 and 0 not in book.sender[start:end]:
+            # Every chunk from one peer (none from disk): that one lied.
             self._blame(piece, senders, now)
         elif piece not in book.bad_copy:  # known once a good copy comes
             book.bad_copy[piece] = (book.chunk_crcs(piece, data),

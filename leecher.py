@@ -794,8 +794,9 @@ class Download:
     def stats(self, timeline: bool = True) -> dict:
         now = self.finished or time.monotonic()
         # Not run (--play of a song already here): every counter at zero.
-        engine = self.engine or DownloadEngine(self.info, [], now,
-                                               present=range(self.info.chunks))
+        engine = self.engine or DownloadEngine(
+            self.info, [], now, present=range(self.info.chunks),
+            verified=range(pieces.piece_count(self.info.chunks)))
         counted = engine.stats(now)
         bad = self.endpoint.bad + (self.engine.counters.bad
                                    if self.engine else 0)

@@ -379,3 +379,19 @@ def test_a_bad_piece_is_announced_in_one_line_naming_the_culprit():
     assert "piece 4" in lines[0] and "127.0.0.2:9000" in lines[0] \
         and "dropped" in lines[0]
     assert "127.0.0.3:9000" in lines[1]
+
+
+def test_a_bad_piece_partly_from_disk_blames_only_by_comparison():
+    """An earlier run left a wrong chunk on disk (its CRC is of what was
+    written): the peer that sent the rest of the piece is not blamed."""
+    info, data, hashes = song(2 * pieces.PIECE_CHUNKS)
+    rotten = bytearray(data)
+    rotten[5] ^= 0xFF  # chunk 0, from "disk"
+    swarm = Swarm(info, {A: Source(info, data, hashes)}, present=rotten)
+    engine = swarm.engine
+    for index in range(1, info.chunks):  # only chunk 0 was on disk
+        engine.state.discard(index, index + 1)
+    swarm.run()
+    assert bytes(swarm.file) == data
+    assert swarm.of(ev.BadPiece) == []  # the fresh copy matched: no liar
+    assert engine.stats(swarm.now)["bad_pieces"] == 1

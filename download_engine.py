@@ -7,7 +7,10 @@ seeders (where a chunk is scheduled), sends REQUESTs, ACK credit and NACKs,
 follows RETRY and ERROR, moves the share of a seeder that is gone to the
 others (or PINGs the sources until one is back), and keeps the counters
 and the timeline.  When a chunk is lost is decided per transfer by
-``recovery.py``.
+``recovery.py``.  A song named by its piece hash list is verified piece
+by piece (``PieceCheck``, ``pieces.py``): the driver hashes each piece
+the engine hands it (``pieces_to_verify``) and gives it back
+(``check_piece``); a bad one is fetched again and its sender named.
 
 It never reads a clock, never touches a socket or a file, and never raises
 for what a peer sends: hostile bytes are counted and dropped.  Its own
@@ -564,15 +567,6 @@ class DownloadEngine:
     def maybe_complete(self, now: float) -> None:
         self._complete(now)
 
-    def drop_peer(self, addr, now: float) -> None:
-        """No more work for ``addr`` (it lied): its share moves."""
-        self.failover.banned.add(addr)
-        live = [t for t in self.transfers.values()
-                if t.peer.addr == addr and not t.dead]
-        if live:
-            self.failover.give_up_on(live[0], now)
-        self.failover.gone.add(addr)
-
     def cancel_all(self) -> None:
         """CANCEL every session still open (done, stopped or failed)."""
         for transfer in self.transfers.values():
@@ -625,14 +619,7 @@ class DownloadEngine:
         if self.pieces is None:
             return {"piece_hashes": "none", "bad_pieces": 0,
                     "bad_pieces_per_peer": {}}
-        book = self.pieces.book
-        return {"piece_hashes": "unavailable" if self.pieces.unavailable
-                else "checked",
-                "pieces": book.pieces,
-                "pieces_verified": sum(book.verified),
-                "bad_pieces": book.bad_pieces,
-                "bad_pieces_per_peer": dict(sorted(
-                    self.pieces.strikes.items()))}
+        return self.pieces.stats()
 
 
 class Failover:
@@ -682,6 +669,15 @@ class Failover:
             self._next_ping = now
         for start, end in missing:
             self.orphans.add(start, end)
+
+    def ban(self, addr, now: float) -> None:
+        """No more work for ``addr`` (it lied): its share moves."""
+        self.banned.add(addr)
+        live = [t for t in self.engine.transfers.values()
+                if t.peer.addr == addr and not t.dead]
+        if live:
+            self.give_up_on(live[0], now)
+        self.gone.add(addr)
 
     def next_ping(self) -> float | None:
         return self._next_ping if self.orphans else None
@@ -819,11 +815,20 @@ class PieceCheck:
         if not self.list.matches():
             self.engine.emit(ev.BadHashList(peer_name(peer.addr),
                                             self.engine.since_start(now)))
-            self.engine.drop_peer(peer.addr, now)
+            self.engine.failover.ban(peer.addr, now)
             self._next_peer(now)
             return
         self.book.hashes = self.list.joined()
         self.asking = self.list = self.deadline = None
+
+    def stats(self) -> dict:
+        book = self.book
+        return {"piece_hashes": "unavailable" if self.unavailable
+                else "checked",
+                "pieces": book.pieces,
+                "pieces_verified": sum(book.verified),
+                "bad_pieces": book.bad_pieces,
+                "bad_pieces_per_peer": dict(sorted(self.strikes.items()))}
 
     def to_verify(self) -> list[int]:
         return sorted(self.book.ready) if self.book.hashes else []
@@ -893,6 +898,6 @@ class PieceCheck:
             self.strikes[name] = self.strikes.get(name, 0) + 1
             if self.strikes[name] == MAX_BAD_PIECES:
                 dropped.append(name)
-                engine.drop_peer(addr, now)
+                engine.failover.ban(addr, now)
         engine.emit(ev.BadPiece(piece, tuple(map(peer_name, culprits)),
                                 engine.since_start(now), tuple(dropped)))

@@ -10,7 +10,9 @@ rest of the module is the terminal leecher:
     python3 leecher.py get NAME -o DIR [--method random] [--json STATS.json]
 
 What is lost, and when it is asked for again, is decided in
-``recovery.py`` (RACK, RFC 8985; RFC 9002).
+``recovery.py`` (RACK, RFC 8985; RFC 9002).  Each piece (``pieces.py``) is
+hashed from the ``.part`` as soon as it is complete; only verified pieces
+are played and go into the final SHA-256.
 """
 
 from __future__ import annotations

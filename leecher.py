@@ -553,6 +553,14 @@ class PartFile:
             raise self._cannot_write(exc) from None
 
     # ------------------------------------------------------------ the end
+    def hash_verified(self, start: int, end: int, data) -> None:
+        """Chunks ``[start, end)`` were just read and verified (a
+        piece): when they continue the prefix, the whole-file digest takes
+        them from memory instead of reading them again."""
+        if start == self._hashed_chunks:
+            self._digest.update(data)
+            self._hashed_chunks = end
+
     def hash_prefix(self, ready: int) -> None:
         """Hash the file's contiguous prefix (``ready`` chunks) as it
         grows, in steps, so little is left to hash when it is complete."""
@@ -726,8 +734,10 @@ class Download:
         engine, size = self.engine, self.info.chunk_size
         for piece in engine.pieces_to_verify():
             start, end = pieces.chunk_range(piece, self.info.chunks)
-            engine.check_piece(piece, self.part.read(
-                start * size, min(self.info.size, end * size)), now)
+            data = self.part.read(start * size, min(self.info.size,
+                                                    end * size))
+            if engine.check_piece(piece, data, now):
+                self.part.hash_verified(start, end, data)
 
     def _send(self, datagrams) -> None:
         for data, addr in datagrams:

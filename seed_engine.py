@@ -9,7 +9,9 @@ What the driver hands it:
 
 - a ``ChunkSource``: ``info(file_id) -> FileInfo | None`` and
   ``read(file_id, index) -> bytes`` (raises ``OSError`` when the file
-  vanished or changed);
+  vanished or changed); optionally ``piece_hashes(file_id) -> bytes |
+  None``, the file's piece SHA-256s concatenated (``pieces.py``), which
+  it serves a page per HASHES;
 - a catalog for SEARCH and PONG: ``search(query) -> list[FileInfo]`` and
   ``len(catalog)`` (``SearchIndex`` below is one; build it at scan time);
 - the secret for tokens (bytes) and the RNG seed of the emulated link.
@@ -59,6 +61,7 @@ from itertools import repeat
 from typing import Iterable, Iterator
 
 import netem
+import pieces
 import protocol as p
 
 # Datagrams a session sends before the next one's turn: 45 CHUNKs of
@@ -809,6 +812,29 @@ class SeederEngine:
         self.counters.refused += 1
         self._reply(p.Error(code, text), addr, sid, now)
 
+    def _on_hashes(self, datagram, addr, now) -> None:
+        """One page of a file's piece hash list per HASHES: a 30-byte
+        request gets a 1468-byte answer, so only to a validated address
+        (the token, as SEARCH)."""
+        msg, sid = datagram.message, datagram.session
+        if not self._check_token(msg.token, sid, addr, now):
+            return
+        published = getattr(self.source, "piece_hashes", None)
+        hashes = published(msg.file_id) if published and self.source.info(
+            msg.file_id) is not None else None
+        if hashes is None:
+            self._refuse(p.ErrorCode.NOT_FOUND, "no piece hashes for this "
+                         "file", addr, sid, now)
+            return
+        pages = pieces.page_count(len(hashes) // pieces.HASH_SIZE)
+        if msg.page >= pages:
+            self._refuse(p.ErrorCode.BAD_REQUEST, "no such page", addr, sid,
+                         now)
+            return
+        self._reply(p.HashPage(msg.file_id, msg.page, pages,
+                               pieces.page_of(hashes, msg.page)),
+                    addr, sid, now)
+
     def _on_search(self, datagram, addr, now) -> None:
         msg, sid = datagram.message, datagram.session
         if not self._check_token(msg.token, sid, addr, now):
@@ -908,7 +934,7 @@ class SeederEngine:
 
     _HANDLERS = {p.Ping: _on_ping, p.Search: _on_search,
                  p.Request: _on_request, p.Ack: _on_ack, p.Nack: _on_nack,
-                 p.Cancel: _on_cancel}
+                 p.Cancel: _on_cancel, p.Hashes: _on_hashes}
 
     # --------------------------------------------------------- sending
     def _can_make(self) -> bool:

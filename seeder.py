@@ -26,6 +26,7 @@ from dataclasses import dataclass
 import cli
 import netem
 import offload as udp_offload
+import pieces
 import protocol as p
 from seed_engine import ChunkRun, SearchIndex, SeederEngine, SessionEnded, \
     SessionStarted
@@ -52,6 +53,7 @@ class SharedFile:
     mtime_ns: int
     dev: int
     ino: int
+    piece_hashes: bytes = b""  # pieces.py: the list the id is made from
 
     def identity(self) -> tuple:
         return (self.mtime_ns, self.info.size, self.dev, self.ino)
@@ -60,6 +62,16 @@ class SharedFile:
 def identity(st: os.stat_result) -> tuple:
     """What must not change between the scan and a read of a file."""
     return (st.st_mtime_ns, st.st_size, st.st_dev, st.st_ino)
+
+
+def hash_file(path: str) -> tuple[bytes, bytes]:
+    """``(sha256, piece hashes)`` of a file, in one read of it."""
+    hasher = pieces.PieceHasher(p.CHUNK_SIZE)
+    with open(path, "rb") as handle:
+        # Whole pieces per read: 12 x 89.6 KB, about 1 MB.
+        for block in iter(lambda: handle.read(12 * hasher.piece_bytes), b""):
+            hasher.update(block)
+    return hasher.digest()
 
 
 def _duration_ms(path: str) -> int:
@@ -157,6 +169,10 @@ class Library:
     def read(self, file_id: bytes, index: int):
         return self.open_file(file_id).chunk(index)
 
+    def piece_hashes(self, file_id: bytes) -> bytes | None:
+        shared = self.by_id.get(file_id)
+        return shared.piece_hashes if shared else None
+
     def open_file(self, file_id: bytes) -> OpenFile:
         """The shared file open for reading (``fd`` for a driver that reads
         chunks itself); ``OSError`` when it is no longer shared, or changed
@@ -252,15 +268,15 @@ class Library:
             cached = self._by_path.get(entry.path)
             if cached and cached.identity() == identity(st):
                 return cached
-            sha = cli.sha256_file(entry.path)
+            sha, hashes = hash_file(entry.path)
         except OSError:
             return None
-        info = p.FileInfo(p.file_id_of(sha), st.st_size,
+        info = p.FileInfo(pieces.file_id_from(hashes), st.st_size,
                           p.chunk_count(st.st_size), p.CHUNK_SIZE,
                           _duration_ms(entry.path), sha,
                           display_name(entry.name))
         return SharedFile(entry.path, info, st.st_mtime_ns, st.st_dev,
-                          st.st_ino)
+                          st.st_ino, hashes)
 
     @staticmethod
     def _worth_sharing(shared: SharedFile, raw_name: str,

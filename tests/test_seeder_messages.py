@@ -52,8 +52,10 @@ class Client:
 
 
 def sample_id() -> bytes:
+    import pieces
     with open(SAMPLE, "rb") as handle:
-        return p.file_id_of(hashlib.sha256(handle.read()).digest())
+        _, hashes = pieces.hash_bytes(handle.read())
+    return pieces.file_id_from(hashes)  # the id made from the piece list
 
 
 def session_end(seeders, folder, chunks: int, window: int) -> str:

@@ -66,6 +66,7 @@ def send(engine, msg, addr=ATTACKER, sid=1, now=100.0):
 # ------------------------------------------------------ real sockets
 import socket  # noqa: E402
 import subprocess  # noqa: E402
+import threading  # noqa: E402
 import time  # noqa: E402
 
 import cli  # noqa: E402
@@ -87,6 +88,9 @@ def start_seeder(ip: str, folder: str, *args: str):
     if "sharing" not in first:
         proc.kill()
         raise RuntimeError(f"seeder did not start: {first}")
+    proc.lines = [first]  # read on, so that a full pipe never blocks it
+    threading.Thread(target=lambda: proc.lines.extend(proc.stdout),
+                     daemon=True).start()
     return proc, (ip, port)
 
 

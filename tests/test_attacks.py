@@ -875,3 +875,31 @@ def test_real_hostile_file_names_never_crash_and_print_safely(
             fetched += 1
     assert fetched == len(HOSTILE_NAMES)  # every one shared and fetched
     assert proc.proc.poll() is None  # the seeder survived every SEARCH
+
+
+def test_a_seeder_silent_midway_has_its_share_finished_by_another():
+    quitter, honest = new_seeder(), new_seeder()
+    world = World({SEEDER: quitter, SEEDER2: honest})
+    world.start()
+
+    def fall_silent(w):  # once a quarter of the song is here
+        if len(w.fresh) >= SONG_INFO.chunks // 4 and SEEDER in w.seeders:
+            del w.seeders[SEEDER]
+            w.wire = [item for item in w.wire if item[3] != SEEDER]
+            heapq.heapify(w.wire)
+    world.run(until=160.0, attack=fall_silent, every=0.001)
+    assert SEEDER not in world.seeders
+    assert world.download.complete and world.file() == SONG
+    assert world.download.counters.stored_from[SEEDER] < SONG_INFO.chunks
+
+
+def test_an_expired_token_costs_one_retry_not_the_download():
+    seeder = new_seeder()
+    world = World({SEEDER: seeder})
+    stale = world.peers()  # tokens minted now ...
+    world.now += 3 * se.TOKEN_EPOCH_S  # ... and used 90 s later
+    world.start(peers=stale)
+    world.run(until=world.now + 30.0)
+    assert world.download.complete and world.file() == SONG
+    (transfer,) = world.download.transfers.values()
+    assert transfer.retries == 1

@@ -3,7 +3,6 @@ source and a validated-peer harness around ``SeederEngine``.  No socket."""
 
 from __future__ import annotations
 
-import hashlib
 import os
 import resource
 import sys
@@ -11,38 +10,18 @@ import sys
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
 
 import protocol as p  # noqa: E402
-import seed_engine as se  # noqa: E402
+import seed_engine as se  # noqa: E402,F401 (for the scripts)
 
 ATTACKER = ("127.0.0.66", 4000)
 
 
-class SparseSource:
-    """Files of any size whose chunks are zeros (a sparse file's view):
-    the engine's ChunkSource and catalog."""
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "tests"))
+from test_attacks import MemorySource as SparseSource  # noqa: E402,F401
+# (file name -> size in bytes: chunks of zeros, as a sparse file reads)
 
-    def __init__(self, sizes: dict[str, int]):
-        infos = []
-        for name, size in sizes.items():
-            sha = hashlib.sha256(name.encode()).digest()
-            infos.append(p.FileInfo(p.file_id_of(sha), size,
-                                    p.chunk_count(size), p.CHUNK_SIZE, 0,
-                                    sha, name))
-        self.index = se.SearchIndex(infos)
-        self.reads = 0
 
-    def info(self, file_id):
-        return self.index.info(file_id)
-
-    def read(self, file_id, index):
-        self.reads += 1
-        info = self.index.info(file_id)
-        return bytes(min(p.CHUNK_SIZE, info.size - index * p.CHUNK_SIZE))
-
-    def search(self, query):
-        return self.index.search(query)
-
-    def __len__(self):
-        return len(self.index)
+def verdict(succeeded: bool, what: str) -> None:
+    print(f"ATTACK SUCCEEDS: {what}" if succeeded else "attack failed")
 
 
 def rss_mb() -> float:
@@ -145,24 +124,29 @@ class Client:
         self.sock.setblocking(True)
         return n
 
+    def wait_for(self, kind, seconds: float):
+        """The first ``kind`` message within ``seconds``, or None."""
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline:
+            got = self.recv(0.2)
+            if got and isinstance(got.message, kind):
+                return got.message
+        return None
+
     def token(self, seeder, tries: int = 5) -> int:
         for _ in range(tries):
             self.send(p.Ping(7, 44), seeder)
-            deadline = time.monotonic() + 1.0
-            while time.monotonic() < deadline:
-                got = self.recv(0.2)
-                if got and isinstance(got.message, p.Pong):
-                    return got.message.token
+            pong = self.wait_for(p.Pong, 1.0)
+            if pong:
+                return pong.token
         raise RuntimeError("no PONG")
 
     def search(self, seeder, query: str, token: int):
         self.send(p.Search(query, token), seeder)
-        deadline = time.monotonic() + 2.0
-        while time.monotonic() < deadline:
-            got = self.recv(0.2)
-            if got and isinstance(got.message, p.SearchResult):
-                return got.message.files
-        raise RuntimeError("no SEARCH_RESULT")
+        result = self.wait_for(p.SearchResult, 2.0)
+        if result is None:
+            raise RuntimeError("no SEARCH_RESULT")
+        return result.files
 
 
 def sparse_file(path: str, size: int) -> None:

@@ -24,6 +24,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "tests"))
 sys.path.insert(0, os.path.join(HERE, ".."))
 
+from common import verdict  # noqa: E402
 from test_attacks import (CHUNK, LEECHER, SEEDER, SEEDER2, SONG,  # noqa
                           SONG_INFO, World, new_seeder, p)
 
@@ -50,8 +51,7 @@ def main() -> int:
     print(f"liar was asked for {asked} of {SONG_INFO.chunks} chunks; the "
           f"leecher stored {from_liar} from it; {wrong} chunks wrong; "
           f"complete={engine.complete}")
-    print("ATTACK SUCCEEDS: chunks outside the liar's share taken"
-          if from_liar > asked else "attack failed")
+    verdict(from_liar > asked, "chunks outside the liar's share taken")
     return 0
 
 

@@ -26,8 +26,8 @@ import threading
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from common import (Client, p, run_leecher, sparse_file, start_seeder,  # noqa
-                    stop)
+from common import (Client, p, run_leecher, sparse_file,  # noqa: E402
+                    start_seeder, stop, verdict)
 
 SEEDER_IP, ATTACKER_IP = "127.0.0.31", "127.0.0.66"
 CAP = 4_000_000  # seed_engine.MAX_QUEUED_CHUNKS
@@ -84,7 +84,7 @@ def attack(seeder, folder) -> int:
     print("  " + (result.stdout + result.stderr).strip().replace("\n", "\n  ")
           [-600:])
     locked_out = result.returncode != 0
-    print("ATTACK SUCCEEDS: locked out" if locked_out else "attack failed")
+    verdict(locked_out, "locked out")
     return 0
 
 

@@ -22,7 +22,7 @@ import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from common import run_leecher, start_seeder, stop  # noqa: E402
+from common import verdict, run_leecher, start_seeder, stop  # noqa: E402
 
 SEEDER_IP = "127.0.0.35"
 SONGS = 300
@@ -45,8 +45,7 @@ def main() -> int:
               if line.startswith("song ")]
     print(f"{SONGS} songs shared; the leecher listed {len(listed)} "
           f"in {took:.1f} s (exit {result.returncode})")
-    print("ATTACK SUCCEEDS: results lost" if len(listed) < SONGS
-          else "attack failed")
+    verdict(len(listed) < SONGS, "results lost")
     return 0
 
 

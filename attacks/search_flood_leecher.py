@@ -24,7 +24,7 @@ import threading
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from common import PYTHON, ROOT, p  # noqa: E402
+from common import verdict, PYTHON, ROOT, p  # noqa: E402
 
 FAKE_IP = "127.0.0.34"
 FLOOD_S = 4.0
@@ -95,8 +95,7 @@ def main() -> int:
     peak_mb = int(peak[-1].split()[1]) / 1000 if peak else 0.0
     print(f"pages flooded: {sent[0] if sent else 0}; the leecher listed "
           f"{listed} songs in {took:.1f} s; peak RSS {peak_mb:.0f} MB")
-    print("ATTACK SUCCEEDS: unbounded songs kept" if listed > 10000
-          else "attack failed")
+    verdict(listed > 10000, "unbounded songs kept")
     return 0
 
 

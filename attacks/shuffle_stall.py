@@ -25,7 +25,8 @@ import threading
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from common import Client, p, sparse_file, start_seeder, stop  # noqa: E402
+from common import (Client, p, sparse_file, start_seeder,  # noqa: E402
+                    stop, verdict)
 
 SEEDER_IP = "127.0.0.33"
 ATTACKERS = [f"127.0.0.{n}" for n in range(61, 65)]
@@ -77,8 +78,7 @@ def main() -> int:
                 client.drain()
             print(f"worst PING RTT while 64 window-1 RANDOM sessions "
                   f"build: {result['rtt']:.3f} s")
-            print("ATTACK SUCCEEDS: stall > 0.5 s" if result["rtt"] > 0.5
-                  else "attack failed")
+            verdict(result["rtt"] > 0.5, "stall > 0.5 s")
         finally:
             stop(proc)
     return 0

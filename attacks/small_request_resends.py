@@ -19,7 +19,7 @@ import os
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from common import ATTACKER, SparseSource, p, se  # noqa: E402
+from common import verdict, ATTACKER, SparseSource, p, se  # noqa: E402
 
 
 def session_ratio(asked: int) -> tuple[float, float]:
@@ -51,7 +51,7 @@ def main() -> int:
         worst = max(worst, copies)
         print(f"asked {asked:4d} chunks: {copies:.1f}x the chunks asked, "
               f"{per_byte:.0f} bytes out per byte in")
-    print("ATTACK SUCCEEDS: above 2x" if worst > 2.5 else "attack failed")
+    verdict(worst > 2.5, "above 2x")
     return 0
 
 

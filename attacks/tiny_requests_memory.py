@@ -26,7 +26,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from common import (Client, p, process_rss_mb, sparse_file,  # noqa: E402
-                    start_seeder, stop)
+                    start_seeder, stop, verdict)
 
 SEEDER_IP = "127.0.0.32"
 HOSTS = ("127.0.0.66", "127.0.0.67")
@@ -58,8 +58,7 @@ def main() -> int:
             per = grew / 32
             print(f"{per:.1f} MB per datagram; 256 sessions: "
                   f"~{per * 256 / 1000:.1f} GB")
-            print("ATTACK SUCCEEDS: RSS > 100 MB" if grew > 100
-                  else "attack failed")
+            verdict(grew > 100, "RSS > 100 MB")
         finally:
             stop(proc)
     return 0

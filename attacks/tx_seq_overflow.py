@@ -29,7 +29,7 @@ import threading
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from common import PYTHON, ROOT, p  # noqa: E402
+from common import PYTHON, ROOT, p, verdict  # noqa: E402
 
 import download_engine as de  # noqa: E402
 
@@ -105,8 +105,7 @@ def on_leecher() -> None:
         print("  " + line)
     crashed = "struct.error" in result.stderr or "unexpected" in \
         (result.stdout + result.stderr)
-    print("ATTACK SUCCEEDS: the leecher crashed" if crashed else
-          "leecher did not crash")
+    verdict(crashed, "the leecher crashed")
 
 
 if __name__ == "__main__":

@@ -87,6 +87,14 @@ def send(engine, msg, addr=ATTACKER, sid=1, now=100.0) -> None:
     engine.receive_datagram(p.encode(msg, sid), addr, now)
 
 
+def open_session(seeder, info, ranges, window, addr=ATTACKER, sid=1,
+                 now=100.0, order=p.Order.SEQUENTIAL) -> None:
+    """A validated peer's REQUEST (its token minted at ``now``)."""
+    send(seeder, p.Request(info.file_id, order, ranges, window,
+                           seeder.token_for(addr, now), 50, 9), addr, sid,
+         now)
+
+
 def drain(engine, now) -> list:
     out = []
     while True:
@@ -211,9 +219,7 @@ def test_one_nack_of_the_whole_file_looks_at_most_4096_chunks():
     [0, 2^32-1): at most ``NACK_LOOK_AT`` chunks queued and read."""
     seeder = new_seeder()
     big = SOURCE.by_name("big.mp3")
-    tok = attacker_token(seeder, 100.0)
-    send(seeder, p.Request(big.file_id, p.Order.SEQUENTIAL,
-                           ((0, big.chunks),), 4096, tok))
+    open_session(seeder, big, ((0, big.chunks),), 4096)
     sent = 0
     while sent < big.chunks:
         send(seeder, p.Ack(sent + 4096), now=100.0)
@@ -234,9 +240,7 @@ def test_whole_file_nacks_resend_at_most_twice_the_bytes_asked():
     session it gets at most 2x (+ a small floor) of the ranges asked."""
     seeder = new_seeder()
     asked = 500
-    tok = attacker_token(seeder, 100.0)
-    send(seeder, p.Request(SONG_INFO.file_id, p.Order.SEQUENTIAL,
-                           ((0, asked),), 4096, tok))
+    open_session(seeder, SONG_INFO, ((0, asked),), 4096)
     chunks_out = len(drain(seeder, 100.0))
     for round_ in range(1, 200):
         now = 100.0 + round_ * 0.05
@@ -250,9 +254,7 @@ def test_whole_file_nacks_resend_at_most_twice_the_bytes_asked():
 
 def test_nack_rounds_compare_across_wrap_around():
     seeder = new_seeder()
-    tok = attacker_token(seeder, 100.0)
-    send(seeder, p.Request(SONG_INFO.file_id, p.Order.SEQUENTIAL,
-                           ((0, 20),), 64, tok))
+    open_session(seeder, SONG_INFO, ((0, 20),), 64)
     drain(seeder, 100.0)
     session = next(iter(seeder.sessions))
     for n, round_ in enumerate((65534, 65535, 0, 1)):
@@ -285,9 +287,7 @@ def test_256_idle_sessions_from_one_host_never_lock_out_another():
 
 def test_sessions_that_only_ack_expire():
     seeder = new_seeder()
-    tok = attacker_token(seeder, 100.0)
-    send(seeder, p.Request(SONG_INFO.file_id, p.Order.SEQUENTIAL,
-                           ((0, 1),), 1, tok))
+    open_session(seeder, SONG_INFO, ((0, 1),), 1)
     drain(seeder, 100.0)
     now = 100.0
     while now < 100.0 + IDLE_EXPIRY_S:

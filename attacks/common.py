@@ -165,3 +165,13 @@ def process_rss_mb(pid: int) -> float:
             if line.startswith("VmRSS:"):
                 return int(line.split()[1]) / 1e3
     return 0.0
+
+
+def timed_get(seeder, out: str) -> tuple[int, float]:
+    """``leecher.py get song`` from ``seeder`` into ``out``: (exit code,
+    seconds)."""
+    t0 = time.monotonic()
+    result = run_leecher("get", "song", "--seeders",
+                         f"{seeder[0]}:{seeder[1]}", "-o", out, "--force",
+                         timeout=60)
+    return result.returncode, time.monotonic() - t0

@@ -22,23 +22,14 @@ import random
 import sys
 import tempfile
 import threading
-import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from common import (Client, p, run_leecher, sparse_file,  # noqa: E402
-                    start_seeder, stop, verdict)
+from common import (Client, p, sparse_file,  # noqa: E402
+                    start_seeder, stop, timed_get, verdict)
 from shuffle_stall import worst_rtt  # noqa: E402
 
 SEEDER_IP = "127.0.0.40"
 PAIRS_PER_S = 8
-
-
-def get(seeder, out) -> tuple[int, float]:
-    t0 = time.monotonic()
-    result = run_leecher("get", "song", "--seeders",
-                         f"{seeder[0]}:{seeder[1]}", "-o", out, "--force",
-                         timeout=60)
-    return result.returncode, time.monotonic() - t0
 
 
 def main() -> int:
@@ -49,7 +40,7 @@ def main() -> int:
         proc, seeder = start_seeder(SEEDER_IP, folder, "--rate", "8000")
         try:
             with tempfile.TemporaryDirectory() as out:
-                code, quiet = get(seeder, out)
+                code, quiet = timed_get(seeder, out)
                 print(f"download alone: exit {code}, {quiet:.2f} s; worst "
                       f"PING idle {worst_rtt(seeder, 1.0):.3f} s")
                 os.remove(os.path.join(out, "song.mp3"))
@@ -74,7 +65,7 @@ def main() -> int:
                 probe = threading.Thread(target=lambda: result.setdefault(
                     "rtt", worst_rtt(seeder, 4.0)))
                 probe.start()
-                code, busy = get(seeder, out)
+                code, busy = timed_get(seeder, out)
                 probe.join()
                 halt.set()
                 thread.join()

@@ -22,18 +22,10 @@ import threading
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from common import Client, p, run_leecher, start_seeder, stop  # noqa: E402
+from common import Client, p, start_seeder, stop, timed_get  # noqa: E402
 
 SEEDER_IP = "127.0.0.37"
 SONG = random.Random(5).randbytes(2 * 1024 * 1024)
-
-
-def get(seeder, out) -> tuple[int, float]:
-    t0 = time.monotonic()
-    result = run_leecher("get", "song", "--seeders",
-                         f"{seeder[0]}:{seeder[1]}", "-o", out, "--force",
-                         timeout=60)
-    return result.returncode, time.monotonic() - t0
 
 
 def main() -> int:
@@ -49,7 +41,7 @@ def main() -> int:
         print(f"seeder up in {time.monotonic() - t0:.1f} s")
         try:
             with tempfile.TemporaryDirectory() as out:
-                code, quiet = get(seeder, out)
+                code, quiet = timed_get(seeder, out)
                 print(f"download without attack: exit {code}, {quiet:.2f} s")
                 attacker = Client("127.0.0.66")
                 token = attacker.token(seeder)
@@ -69,7 +61,7 @@ def main() -> int:
                 thread.start()
                 time.sleep(0.5)
                 os.remove(os.path.join(out, "song.mp3"))
-                code, busy = get(seeder, out)
+                code, busy = timed_get(seeder, out)
                 stop_event.set()
                 thread.join()
                 time.sleep(0.3)

@@ -27,6 +27,7 @@ import gui_plot  # noqa: E402
 import gui_state  # noqa: E402
 import gui_widgets  # noqa: E402
 import i18n  # noqa: E402
+import p2p_facom  # noqa: E402
 import player  # noqa: E402
 
 # Screenshots: $P2P_ARTIFACTS, else a temporary folder (issue 15: no test
@@ -589,11 +590,32 @@ def test_launcher_uses_the_venv_without_session_manager(tmp_path):
                                 SESSION_MANAGER="local/host:@/tmp/.ICE"))
     assert result.returncode == 0, result.stderr
     assert (project / "ran.txt").read_text().strip() == \
+        f"SM=unset PWD={project} ARGS=p2p_facom.py demo --window --lang pt"
+
+
+def test_launcher_window_option_opens_the_window_alone(tmp_path):
+    project = fake_project(tmp_path, with_venv=True)
+    result = subprocess.run([str(project / "launcher" /
+                                 "p2p-facom-launcher.sh"), "--window",
+                             "--lang", "pt"],
+                            capture_output=True, text=True, timeout=30,
+                            cwd=tmp_path, env=launcher_env())
+    assert result.returncode == 0, result.stderr
+    assert (project / "ran.txt").read_text().strip() == \
         f"SM=unset PWD={project} ARGS=gui.py --lang pt"
 
 
 def test_launcher_with_the_real_venv_and_no_display(tmp_path):
-    result = subprocess.run([LAUNCHER, "-o", str(tmp_path)],
+    """The demo, without a screen: one line, and no seeder started."""
+    port = free_port()
+    result = subprocess.run([LAUNCHER, "-o", str(tmp_path), "-p",
+                             str(port)],
+                            capture_output=True, text=True, timeout=30,
+                            env=launcher_env())
+    assert result.returncode == 2
+    assert result.stderr == f"demo: error: {p2p_facom.NO_DISPLAY}\n"
+    assert "sharing" not in result.stdout
+    result = subprocess.run([LAUNCHER, "--window", "-o", str(tmp_path)],
                             capture_output=True, text=True, timeout=30,
                             env=launcher_env())
     assert result.returncode == 2
@@ -659,7 +681,8 @@ def test_installed_desktop_entry_has_an_absolute_command(tmp_path):
         while not (project / "ran.txt").exists() and \
                 time.monotonic() < deadline:
             time.sleep(0.05)
-        assert "ARGS=gui.py" in (project / "ran.txt").read_text()
+        assert "ARGS=p2p_facom.py demo --window" in \
+            (project / "ran.txt").read_text()
 
 
 # ----------------------------------------------------- screen sizes

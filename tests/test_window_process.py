@@ -127,7 +127,7 @@ def test_window_downloads_on_double_click_and_closes_with_ctrl_q(
 # window at 0,0; screen coordinates, measured from the laid-out window).
 CLICKS = {"sequential": (286, 538), "random": (108, 563),
           "semi-random": (297, 563), "download": (104, 621),
-          "again": (269, 621), "runs_tab": (645, 53), "export": (554, 233)}
+          "again": (269, 621), "runs_tab": (645, 53), "export": (647, 233)}
 FIRST_SONG_ROW_SCREEN = (90, 317)
 
 

@@ -2,7 +2,7 @@
 
     python3 gui.py [--seeders ADDR,ADDR] [--lang pt|en] [-o DIR]
                    [--song NAME] [--method ORDER] [--prebuffer S]
-                   [--loss P [--rng-seed N]]
+                   [--loss P [--rng-seed N]] [--autostart]
     python3 p2p_facom.py -t leecher            # the same window
 
 Threads: the Tk thread owns every widget.  One worker thread
@@ -64,6 +64,7 @@ class Settings:
     loss: float = 0.0            # received datagrams dropped on purpose
     rng_seed: int | None = None  # makes that loss repeatable
     sink: object = None          # a player.Sink; None: player.choose_sink
+    autostart: bool = False      # download ``song`` at once (the demo)
 
 
 def parse_addresses(entry: str) -> list[tuple[str, int]]:
@@ -90,6 +91,7 @@ class App:
     long after it was due it ended (for bench/gui_latency.py)."""
 
     def __init__(self, root, settings: Settings):
+        import gui_demo
         import gui_view
         self.root = root
         self.settings = settings
@@ -105,6 +107,7 @@ class App:
         self.state = gui_view.Session()
         self.files = gui_files.Files(self)
         self.view = gui_view.View(self, root, settings)
+        self.autostart = gui_demo.Autostart(self, self.view.note)
         self.reader = gui_view.Handlers(self)  # what each event does
         self.handlers = self.reader.table()
         self.closed = False
@@ -412,11 +415,18 @@ def build_parser() -> cli.Parser:
                         help="drop received datagrams on purpose")
     parser.add_argument("--rng-seed", type=int, metavar="N",
                         help="repeatable --loss")
+    parser.add_argument("--autostart", action="store_true",
+                        help="download --song by itself as soon as the "
+                             "seeders list it, preview on, with a note "
+                             "saying what to try next (the demo)")
     return parser
 
 
 def main(argv=None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.autostart and not args.song:
+        parser.error("--autostart needs --song NAME")
     i18n.setup(args.lang)
     return cli.run_main("gui", lambda: run(args))
 
@@ -460,7 +470,8 @@ def run(args) -> int:
         app = App(root, Settings(seeders, i18n.language(), args.output,
                                  args.song, args.method,
                                  prebuffer=args.prebuffer, loss=args.loss,
-                                 rng_seed=args.rng_seed))
+                                 rng_seed=args.rng_seed,
+                                 autostart=args.autostart))
     except ImportError as exc:  # matplotlib: set-up not (fully) run
         root.destroy()
         raise cli.UsageError(f"{exc.name or exc} is missing: run "

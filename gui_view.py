@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 
 import cli
 import events as ev
+import gui_demo
 import gui_state
 import gui_worker as gw
 import i18n
@@ -91,10 +92,11 @@ class View:
         app = self.app
         self.menubar, self.lang_var = build_menu(self.root, self.labels,
                                                  self.app)
-        self.root.rowconfigure(0, weight=1)
+        self.note = gui_demo.Note(self.root, self.labels)  # row 0, hidden
+        self.root.rowconfigure(1, weight=1)
         self.root.columnconfigure(0, weight=1)
         panes = ttk.PanedWindow(self.root, orient="horizontal")
-        panes.grid(row=0, column=0, sticky="nsew", padx=6, pady=(4, 0))
+        panes.grid(row=1, column=0, sticky="nsew", padx=6, pady=(4, 0))
         left = ttk.Frame(panes, width=LEFT_WIDTH)
         self.seeders = SeedersPanel(left, self.labels, ", ".join(
             cli.format_address(a) for a in settings.seeders),
@@ -116,10 +118,10 @@ class View:
         self.player_bar = PlayerBar(self.root, self.labels, {
             "play": app.play, "pause": app.pause,
             "stop_play": app.stop_playback})
-        self.player_bar.frame.grid(row=1, column=0, sticky="ew")
+        self.player_bar.frame.grid(row=2, column=0, sticky="ew")
         self.status_label = ttk.Label(self.root, style="Status.TLabel",
                                       anchor="w", width=1)
-        self.status_label.grid(row=2, column=0, sticky="ew")
+        self.status_label.grid(row=3, column=0, sticky="ew")
         self.widgets = {**self.download.buttons, **self.player_bar.buttons,
                         **self.runs.buttons, **self.save_buttons,
                         "refresh": self.seeders.refresh_button,
@@ -474,6 +476,7 @@ class Handlers:
         alive = sum(row.alive for row in state.peer_rows)
         if state.downloading:
             return
+        self.app.autostart.seeders_checked()
         if not alive:  # the songs listed are on no seeder alive now
             state.all_songs = ()
             self.view.songs.fill([])
@@ -501,6 +504,7 @@ class Handlers:
         wanted = self.app.settings.song
         if wanted and not state.song_selected:
             state.song_selected = self.app.select_song(wanted)
+        self.app.autostart.songs_listed()
 
     def on_Notice(self, message: gw.Notice) -> None:
         self.view.set_status(message.message, **message.params)

@@ -65,8 +65,12 @@ def demo_parser() -> cli.Parser:
     parser.add_argument("--song", default="facom-sample.mp3")
     parser.add_argument("-d", "--dir", default=cli.MUSIC_DIR)
     parser.add_argument("-o", "--output", default="downloads")
-    parser.add_argument("--terminal", action="store_true",
+    screen = parser.add_mutually_exclusive_group()
+    screen.add_argument("--terminal", action="store_true",
                         help="terminal leecher even when a screen exists")
+    screen.add_argument("--window", action="store_true",
+                        help="the window or nothing: without a screen, "
+                             "say so and start no seeder (the launcher)")
     parser.add_argument("--lang", choices=("pt", "en"))
     return parser
 
@@ -100,6 +104,8 @@ def run_demo(argv) -> int:
 
     def body():
         import seeder
+        if args.window and not _gui().display_available():
+            raise cli.UsageError(NO_DISPLAY)
         seeder.check_folder(args.dir)
         ensure_sample(args.dir)
         os.makedirs(args.output, exist_ok=True)
@@ -113,10 +119,21 @@ def run_demo(argv) -> int:
     return cli.run_main("demo", body)
 
 
+NO_DISPLAY = ("no display available for the window; the terminal demo: "
+              "python3 p2p_facom.py demo --terminal")
+# The lesson's first run is in order: the next ones (random, semi-random,
+# "Download again") compare against it.
+DEMO_FIRST_ORDER = "sequential"
+
+
 def demo_leecher(args, seeders: str) -> int:
+    """The window, downloading the song by itself with preview on (a
+    note says what to try next); without a screen the terminal
+    leecher."""
     if not args.terminal and _gui().display_available():
         import gui
-        argv = ["--seeders", seeders, "-o", args.output, "--song", args.song]
+        argv = ["--seeders", seeders, "-o", args.output, "--song", args.song,
+                "--method", DEMO_FIRST_ORDER, "--autostart"]
         if args.lang:
             argv += ["--lang", args.lang]
         return gui.main(argv)

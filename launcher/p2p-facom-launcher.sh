@@ -1,12 +1,17 @@
 #!/usr/bin/env bash
-# P2P FACOM: start the leecher's window with the project's .venv.
+# P2P FACOM: start the classroom demo with the project's .venv.
 #
-#   launcher/p2p-facom-launcher.sh [gui.py options]   open the window
-#   launcher/p2p-facom-launcher.sh --install          add P2P FACOM to the
-#                                                     applications menu (and
-#                                                     the desktop, if any)
+#   launcher/p2p-facom-launcher.sh [demo options]   the whole demo: three
+#       local seeders and the leecher's window, which downloads the sample
+#       song by itself (preview on) and says what to try next; closing the
+#       window stops the seeders ("p2p_facom.py demo --window")
+#   launcher/p2p-facom-launcher.sh --window [gui.py options]
+#       the leecher's window alone, idle (seeders elsewhere)
+#   launcher/p2p-facom-launcher.sh --install        add P2P FACOM to the
+#       applications menu (and the desktop, if any)
 #
-# launcher/p2p-facom.desktop runs this script on a double click.  Problems
+# launcher/p2p-facom.desktop runs this script on a double click: a teacher
+# who double-clicks expects the lesson, not an empty window.  Problems
 # (set-up never run, no display, ...) are shown in a small window when
 # zenity or xmessage is there, and always on stderr.
 set -u
@@ -85,7 +90,13 @@ fi
 
 cd "$project" || exit 1
 errors=$(mktemp "${TMPDIR:-/tmp}/p2p-facom.XXXXXX") || errors=/dev/null
-"$python" gui.py "$@" 2>"$errors"
+if [ "${1:-}" = "--window" ]; then
+  shift
+  set -- gui.py "$@"
+else
+  set -- p2p_facom.py demo --window "$@"
+fi
+"$python" "$@" 2>"$errors"
 status=$?
 if [ "$errors" != /dev/null ]; then
   cat "$errors" >&2

@@ -27,6 +27,7 @@ import gui_plot  # noqa: E402
 import gui_state  # noqa: E402
 import gui_widgets  # noqa: E402
 import i18n  # noqa: E402
+import p2p_facom  # noqa: E402
 import player  # noqa: E402
 
 # Screenshots: $P2P_ARTIFACTS, else a temporary folder (issue 15: no test
@@ -589,11 +590,32 @@ def test_launcher_uses_the_venv_without_session_manager(tmp_path):
                                 SESSION_MANAGER="local/host:@/tmp/.ICE"))
     assert result.returncode == 0, result.stderr
     assert (project / "ran.txt").read_text().strip() == \
+        f"SM=unset PWD={project} ARGS=p2p_facom.py demo --window --lang pt"
+
+
+def test_launcher_window_option_opens_the_window_alone(tmp_path):
+    project = fake_project(tmp_path, with_venv=True)
+    result = subprocess.run([str(project / "launcher" /
+                                 "p2p-facom-launcher.sh"), "--window",
+                             "--lang", "pt"],
+                            capture_output=True, text=True, timeout=30,
+                            cwd=tmp_path, env=launcher_env())
+    assert result.returncode == 0, result.stderr
+    assert (project / "ran.txt").read_text().strip() == \
         f"SM=unset PWD={project} ARGS=gui.py --lang pt"
 
 
 def test_launcher_with_the_real_venv_and_no_display(tmp_path):
-    result = subprocess.run([LAUNCHER, "-o", str(tmp_path)],
+    """The demo, without a screen: one line, and no seeder started."""
+    port = free_port()
+    result = subprocess.run([LAUNCHER, "-o", str(tmp_path), "-p",
+                             str(port)],
+                            capture_output=True, text=True, timeout=30,
+                            env=launcher_env())
+    assert result.returncode == 2
+    assert result.stderr == f"demo: error: {p2p_facom.NO_DISPLAY}\n"
+    assert "sharing" not in result.stdout
+    result = subprocess.run([LAUNCHER, "--window", "-o", str(tmp_path)],
                             capture_output=True, text=True, timeout=30,
                             env=launcher_env())
     assert result.returncode == 2
@@ -659,7 +681,8 @@ def test_installed_desktop_entry_has_an_absolute_command(tmp_path):
         while not (project / "ran.txt").exists() and \
                 time.monotonic() < deadline:
             time.sleep(0.05)
-        assert "ARGS=gui.py" in (project / "ran.txt").read_text()
+        assert "ARGS=p2p_facom.py demo --window" in \
+            (project / "ran.txt").read_text()
 
 
 # ----------------------------------------------------- screen sizes
@@ -934,3 +957,100 @@ def test_the_window_handles_every_event_type(window):
     import gui_worker as gw
     app = window([("127.0.0.1", free_port())], lang="en")
     assert set(app.handlers) == set(ev.EVENT_TYPES) | set(gw.MESSAGE_TYPES)
+
+
+# ------------------------------------------------- the demo's first run
+def test_autostart_downloads_at_once_with_preview_and_a_note(
+        window, seeders, song_dir, tmp_path):
+    """gui.py --autostart (the demo): no click, the song downloads with
+    preview on, and a note says so and what to try next (screenshot at
+    1024x768); the note follows a language switch and can be hidden."""
+    addresses = classroom(seeders, song_dir, 64)
+    out = tmp_path / "downloads"
+    (out / SONG).parent.mkdir()
+    shutil.copy(song_dir / SONG, out / SONG)  # here already: fetched anew
+    app = window(addresses, lang="en", output=str(out), song=SONG,
+                 method="sequential", prebuffer=1.0, preview=False,
+                 autostart=True)
+    app.root.geometry("{}x{}".format(*gui_state.window_size(1024, 768)))
+    note = app.view.note
+    assert not note.visible
+    pump(app, lambda: app.state.downloading, what="the download by itself")
+    pump(app, lambda: app.preview_player is not None
+         and app.view.download.progress_bar.cget("value") > 30,
+         timeout=30, what="a third downloaded, the preview playing")
+    assert app.view.download.preview_var.get()  # preview on, whatever set
+    assert note.visible
+    assert note.text == (
+        "Demo: this first download started by itself (short-tune.mp3, "
+        "order: sequential, preview on). Next: pick another order and "
+        "press “Download again”, then compare the runs in the “Runs and "
+        "comparison” tab.")
+    shot = screenshot(app, "gui-demo-autostart-1024x768.png")
+    assert shot is None or os.path.getsize(shot) > 10_000
+    # with the note above, the songs table still shows five rows
+    from tkinter import ttk
+    row_px = int(ttk.Style(app.root).lookup("Treeview", "rowheight"))
+    assert app.view.songs.tree.winfo_height() >= 5 * row_px
+    pump(app, lambda: bool(app.stats), timeout=40, what="the end")
+    assert [run.order for run in app.state.runs] == ["sequential"]
+    assert sha256(out / SONG) == sha256(song_dir / SONG)
+    app.set_language("pt")
+    assert note.text.startswith("Demonstração: este primeiro download "
+                                "começou sozinho (short-tune.mp3, ordem: "
+                                "sequencial, tocando enquanto baixa).")
+    note.hide_button.invoke()
+    app.root.update()
+    assert not note.visible
+    app.view.download.order_var.set("random")  # the next run: a click
+    app.download_again()
+    pump(app, lambda: len(app.state.runs) == 2 and app.stats, timeout=40,
+         what="the second run")
+    assert not note.visible  # the first run only
+
+
+def test_without_autostart_the_window_waits_for_a_click(window, seeders,
+                                                        song_dir, tmp_path):
+    addresses = classroom(seeders, song_dir, 64)
+    app = window(addresses, lang="en", output=str(tmp_path), song=SONG)
+    pump(app, lambda: app.selected_song() is not None
+         and app.state.pinged and len(app.peer_rows) == 3
+         and app.status_text() == "1 song(s) found.", what="the song")
+    settle = time.monotonic() + 1.0
+    pump(app, lambda: time.monotonic() > settle, what="a second")
+    assert not app.state.downloading and not app.state.runs
+    assert not app.view.note.visible
+    assert not (tmp_path / (SONG + ".part")).exists()
+
+
+def test_autostart_without_a_seeder_says_so_in_the_note(window):
+    address = ("127.0.0.1", free_port())  # nobody there
+    app = window([address], lang="en", song=SONG, autostart=True)
+    pump(app, lambda: app.view.note.visible, timeout=15, what="the note")
+    assert app.view.note.text == (
+        f"Demo: no seeder answered (127.0.0.1:{address[1]}), so the first "
+        "download did not start: check that the seeders run and press "
+        "Refresh.")
+    assert not app.state.downloading
+    assert app.status_text().startswith("No seeder is alive")
+
+
+def test_autostart_without_the_song_says_so_in_the_note(window, seeders,
+                                                        song_dir, tmp_path):
+    (seeder,) = seeders(("127.0.0.1", "-d", str(song_dir), "-q"))
+    app = window([gui.cli.parse_address(seeder.address)], lang="pt",
+                 output=str(tmp_path), song="no-such-song.mp3",
+                 autostart=True)
+    pump(app, lambda: app.view.note.visible, what="the note")
+    assert app.view.note.text == (
+        "Demonstração: nenhum seeder tem no-such-song.mp3, então o primeiro "
+        "download não começou: escolha uma música da lista e clique em "
+        "Baixar.")
+    assert not app.state.downloading and not app.state.runs
+
+
+def test_autostart_needs_a_song_one_line(tmp_path):
+    result = run_python("gui.py", "--autostart", "-o", str(tmp_path))
+    assert result.returncode == 2
+    assert result.stderr == ("gui.py: error: --autostart needs --song NAME "
+                             "(see -h)\n")

@@ -100,3 +100,40 @@ def test_demo_in_a_terminal_plays_the_song_and_stops_its_seeders(song_dir,
     check = subprocess.run(["pgrep", "-f", f"seeder.py.*-p {port}"],
                            capture_output=True)
     assert check.returncode == 1  # no seeder left behind
+
+
+def test_demo_window_without_a_screen_is_one_line_and_starts_nothing(
+        tmp_path):
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("DISPLAY", "WAYLAND_DISPLAY")}
+    port = free_port()
+    result = runner("demo", "--window", "-p", str(port), "-o",
+                    str(tmp_path / "out"), env=env, cwd=tmp_path)
+    assert result.returncode == 2
+    assert result.stderr == ("demo: error: no display available for the "
+                             "window; the terminal demo: python3 "
+                             "p2p_facom.py demo --terminal\n")
+    assert result.stdout == ""  # no seeder said "sharing"
+    assert not (tmp_path / "out").exists()
+    both = runner("demo", "--window", "--terminal", env=env)
+    assert both.returncode == 2 and both.stderr.count("\n") == 1
+
+
+def test_the_demo_window_starts_its_first_run_by_itself(monkeypatch):
+    """demo_leecher opens the window with --autostart, the song, and the
+    lesson's first order; p2p_facom.py -t leecher opens it idle."""
+    import gui
+    import p2p_facom
+    opened = []
+    monkeypatch.setattr(gui, "display_available", lambda: True)
+    monkeypatch.setattr(gui, "main", lambda argv: opened.append(argv) or 0)
+    args = p2p_facom.demo_parser().parse_args(["--song", "x.mp3", "--lang",
+                                               "pt"])
+    assert p2p_facom.demo_leecher(args, "127.0.0.1:9000") == 0
+    assert p2p_facom.main(["-t", "leecher", "--seeders",
+                           "127.0.0.1:9000"]) == 0
+    demo, plain = opened
+    assert demo == ["--seeders", "127.0.0.1:9000", "-o", "downloads",
+                    "--song", "x.mp3", "--method", "sequential",
+                    "--autostart", "--lang", "pt"]
+    assert "--autostart" not in plain

@@ -127,7 +127,7 @@ def test_window_downloads_on_double_click_and_closes_with_ctrl_q(
 # window at 0,0; screen coordinates, measured from the laid-out window).
 CLICKS = {"sequential": (286, 538), "random": (108, 563),
           "semi-random": (297, 563), "download": (104, 621),
-          "again": (269, 621), "runs_tab": (645, 53), "export": (554, 233)}
+          "again": (269, 621), "runs_tab": (645, 53), "export": (647, 233)}
 FIRST_SONG_ROW_SCREEN = (90, 317)
 
 
@@ -182,3 +182,41 @@ def test_three_orders_compared_and_exported_in_nine_clicks(
         subprocess.run(["import", "-window", "root", os.path.join(
             ARTIFACTS, "window-three-runs.png")], check=True, timeout=30)
         close_with_ctrl_q(window)
+
+
+def test_the_demo_downloads_by_itself_and_stops_its_seeders(
+        display, one_song, tmp_path):
+    """p2p_facom.py demo with a screen (what the launcher runs): three
+    seeders, and the window downloads the song with no click at all;
+    Ctrl+Q closes it and stops the seeders."""
+    if shutil.which("xdotool") is None:
+        pytest.fail("xdotool is missing: ./setup.sh test installs it")
+    from conftest import free_port
+    port = free_port()
+    out = tmp_path / "downloads"
+    with window_process(
+            os.path.join(ROOT, "p2p_facom.py"), "demo", "--window", "-p",
+            str(port), "-d", str(one_song), "--song", SONG, "-o", str(out),
+            "--lang", "en") as window:
+        window_id = wait_for(
+            lambda: xdotool("search", "--name", "P2P FACOM").split()[:1],
+            30, "the window", window)[0]
+        wait_for(lambda: (out / (SONG + ".part")).exists()
+                 or (out / SONG).exists(), 30,
+                 "the download to start by itself", window)
+        wait_for(lambda: (out / SONG).exists(), 60, "the verified song",
+                 window)
+        assert sha256(str(out / SONG)) == sha256(str(one_song / SONG))
+        time.sleep(1.0)  # the plot and the note, drawn
+        os.makedirs(ARTIFACTS, exist_ok=True)
+        shot = os.path.join(ARTIFACTS, "window-demo.png")
+        subprocess.run(["import", "-window", "root", "-crop",
+                        "1100x760+0+0", shot], check=True, timeout=30)
+        assert os.path.getsize(shot) > 20_000
+        close_with_ctrl_q(window, "--window", window_id)
+        said = window.stdout.read()
+    assert said.count("sharing") == 3
+    assert said.count("stopped: 1 sessions") == 3  # one each, all ended
+    check = subprocess.run(["pgrep", "-f", f"seeder.py.*-p {port}"],
+                           capture_output=True)
+    assert check.returncode == 1  # no seeder left behind

@@ -393,6 +393,7 @@ class Handlers:
             ev.RequestSent: self.status, ev.ChunkReceived: self.chunk,
             ev.NackSent: self.nack, ev.SeederGone: self.seeder_gone,
             ev.SeedersBack: self.seeders_back, ev.Refused: self.error,
+            ev.BadPiece: self.bad_piece, ev.BadHashList: self.liar,
             ev.WaitingForSeeders: self.error, ev.Resumed: self.resumed,
             ev.SongChanged: self.status, ev.Played: self.played,
             ev.Stalled: self.stalled, ev.Snapshot: self.snapshot,
@@ -430,6 +431,17 @@ class Handlers:
         self.state.live.take(event)
         self.state.gone.add(event.peer)
         self.view.seeders.fill(self.state.peer_rows, self.state.gone)
+        self.view.set_status(event, "error")
+
+    def bad_piece(self, event: ev.BadPiece) -> None:
+        """Wrong data with valid CRCs: the piece is fetched again; a
+        seeder with too many bad pieces is shown as gone."""
+        for peer in event.dropped:
+            self.seeder_gone(ev.SeederGone(peer, event.at_s))
+        self.view.set_status(event, "error")
+
+    def liar(self, event: ev.BadHashList) -> None:
+        self.seeder_gone(ev.SeederGone(event.peer, event.at_s))
         self.view.set_status(event, "error")
 
     def seeders_back(self, event: ev.SeedersBack) -> None:

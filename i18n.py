@@ -219,6 +219,17 @@ _DESCRIBE = {
     ev.WaitingForSeeders: lambda e: text(
         N_("No seeder with this song answers: asking again for up to "
            "{seconds}."), seconds=seconds(e.seconds)),
+    ev.BadPiece: lambda e: text(
+        N_("Piece {piece} failed its SHA-256 (wrong data from {peers}): "
+           "fetching it again.") if not e.dropped else
+        N_("Piece {piece} failed its SHA-256 (wrong data from {peers}): "
+           "fetching it again; {dropped} sent too many bad pieces and get "
+           "no more work."),
+        piece=e.piece, peers=", ".join(e.peers),
+        dropped=", ".join(e.dropped)),
+    ev.BadHashList: lambda e: text(
+        N_("{peer} sent a piece hash list that does not match the song: "
+           "it gets no more work."), peer=e.peer),
     ev.Resumed: lambda e: text(
         N_("Resuming: {chunks} of {total} chunks were already here."),
         chunks=e.chunks, total=e.total),

@@ -37,6 +37,7 @@ from operator import itemgetter
 import cli
 import events as ev
 import protocol as p
+from offload import make_receiver
 from download_engine import (DEFAULT_TIMEOUT, DEFAULT_WINDOW, PING_PADDING,
                              DownloadEngine, Options, Peer, Timeline,
                              check_size)
@@ -46,7 +47,6 @@ __all__ = ["DEFAULT_TIMEOUT", "DEFAULT_WINDOW", "Download", "Endpoint",
 
 SOCKET_BUFFER = 4 * 1024 * 1024
 RECEIVE_BATCH = 1024  # datagrams taken per loop turn (and buffer slots)
-SLOT = p.MAX_DATAGRAM + 1  # a longer datagram fills its slot: rejected
 POLL_S = 0.1  # the loop looks at stop() and progress at least this often
 SNAPSHOT_S = 0.2  # events and a Snapshot to the interface this often
 HASH_STEP = 256  # chunks of contiguous prefix hashed at a time
@@ -65,10 +65,19 @@ SAVE_EVERY_S = 5.0
 # ----------------------------------------------------------- the socket
 class Endpoint:
     """The leecher's UDP socket; ``loss`` drops received datagrams on
-    purpose so that the NACK path can be shown with any seeder."""
+    purpose so that the NACK path can be shown with any seeder.
+
+    Reads go through ``offload.make_receiver``: with UDP GRO (``offload``,
+    the default) a run of chunks a seeder sent with GSO comes in one read,
+    cut into datagrams; without it (``--no-offload``, or a kernel that
+    refuses) one datagram per ``recvfrom_into``.  Once GRO is on, every
+    read of the socket goes through the receiver.  ``capture`` (a
+    ``pcap.Capture``, see ``open_capture``) is handed every datagram sent
+    and received, those ``loss`` drops marked; None costs nothing."""
 
     def __init__(self, loss: float = 0.0, seed: int | None = None,
-                 bind: tuple[str, int] = ("0.0.0.0", 0)):
+                 bind: tuple[str, int] = ("0.0.0.0", 0),
+                 offload: bool = True):
         self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         for option in (socket.SO_RCVBUF, socket.SO_SNDBUF):
             try:
@@ -77,16 +86,34 @@ class Endpoint:
                 pass
         self.sock.bind(bind)
         self.sock.setblocking(False)
-        arena = memoryview(bytearray(RECEIVE_BATCH * SLOT))
-        self._slots = [arena[start:start + SLOT]
-                       for start in range(0, len(arena), SLOT)]
+        self.receiver = make_receiver(self.sock, offload, RECEIVE_BATCH)
         self.loss = loss
         self.rng = random.Random(seed)
+        self.capture = None
         self.dropped = 0
         self.bad = 0
+        self.received = 0  # datagrams read (dropped ones included)
 
-    def close(self) -> None:
+    def open_capture(self, path: str) -> None:
+        """Write every datagram to the pcap file ``path`` from now on;
+        ``pcap.CaptureError`` (one line) when it cannot be written."""
+        import pcap
+        self.capture = pcap.open_capture(path, self.sock.getsockname())
+
+    def close(self) -> str | None:
+        """Close the socket (and the capture: its one-line summary)."""
         self.sock.close()
+        capture, self.capture = self.capture, None
+        return capture.close() if capture is not None else None
+
+    @property
+    def offload(self) -> bool:
+        return self.receiver.offload
+
+    @property
+    def reads(self) -> int:
+        """Reads that brought data: fewer than datagrams with GRO."""
+        return self.receiver.reads
 
     def send(self, msg, addr, session: int = 0) -> None:
         self.send_raw(p.encode(msg, session), addr)
@@ -98,28 +125,37 @@ class Endpoint:
             pass  # like a loss on the way: timers will ask again
         except OSError:
             pass  # nobody there (ICMP); silence is handled by timeouts
+        if self.capture is not None:
+            self.capture.sent(data, addr, time.monotonic())
 
     def receive_raw(self, timeout: float) -> list[tuple[memoryview, tuple]]:
         """What arrives within ``timeout`` (at least one wait), undecoded:
-        views into buffer slots that the next call reuses, so whatever must
-        outlive it is copied or written out before."""
+        views into the receiver's buffer that the next call reuses, so
+        whatever must outlive it is copied or written out before."""
         readable, _, _ = select.select([self.sock], [], [], max(0, timeout))
-        received = []
         if not readable:
-            return received
-        recvfrom_into, loss = self.sock.recvfrom_into, self.loss
-        for slot in self._slots:  # a slot that got no datagram stays free
-            try:
-                size, addr = recvfrom_into(slot)
-            except (BlockingIOError, InterruptedError):
-                break
-            except OSError:
-                continue  # ICMP error for an earlier send
-            if loss and self.rng.random() < loss:
-                self.dropped += 1
-                continue
-            received.append((slot[:size], addr))
+            return []
+        received = self.receiver.receive()
+        self.received += len(received)
+        if self.loss or self.capture is not None:
+            return self._lose_and_capture(received)
         return received
+
+    def _lose_and_capture(self, received: list) -> list:
+        """The emulated ``loss`` (and the capture, which marks its drops)."""
+        kept = []
+        loss, chance, capture = self.loss, self.rng.random, self.capture
+        now = time.monotonic()
+        for view, addr in received:
+            if loss and chance() < loss:
+                self.dropped += 1
+                if capture is not None:
+                    capture.received(view, addr, now, dropped=True)
+                continue
+            if capture is not None:
+                capture.received(view, addr, now)
+            kept.append((view, addr))
+        return kept
 
     def receive(self, timeout: float) -> list[tuple[p.Datagram, tuple]]:
         """Everything that arrives within ``timeout``, decoded."""
@@ -768,6 +804,10 @@ class Download:
             "sha256": self.info.sha256.hex(),
             **counted,
             "datagrams_dropped_by_leecher": self.endpoint.dropped,
+            # UDP GRO: datagrams per read above 1 when seeders send with GSO
+            "receive_offload": self.endpoint.offload,
+            "datagrams_read": self.endpoint.received,
+            "receive_reads": self.endpoint.reads,
             "bad_datagrams": bad,
             **({"timeline": self.timeline()} if timeline else {}),
             **self.audio_stats(),
@@ -1070,8 +1110,26 @@ def write_json(path: str, stats: dict, timeline=None) -> None:
 
 
 def _endpoint(args) -> Endpoint:
-    return Endpoint(getattr(args, "loss", 0.0), getattr(args, "rng_seed",
-                                                         None))
+    """The command's socket (--loss, --rng-seed, --no-offload) and its
+    capture (--pcap), opened right after binding."""
+    endpoint = Endpoint(getattr(args, "loss", 0.0),
+                        getattr(args, "rng_seed", None),
+                        offload=not args.no_offload)
+    if args.pcap:
+        import pcap
+        try:
+            endpoint.open_capture(args.pcap)
+        except pcap.CaptureError as exc:
+            endpoint.close()
+            raise cli.UsageError(str(exc)) from None
+    return endpoint
+
+
+def _close(endpoint: Endpoint) -> None:
+    """Close the socket; with --pcap, say what the capture holds."""
+    summary = endpoint.close()
+    if summary:
+        print(summary)
 
 
 def cmd_ping(args) -> int:
@@ -1079,7 +1137,7 @@ def cmd_ping(args) -> int:
     try:
         find_alive(endpoint, read_seeders(args.seeders))
     finally:
-        endpoint.close()
+        _close(endpoint)
     return cli.EXIT_OK
 
 
@@ -1090,7 +1148,7 @@ def cmd_search(args) -> int:
         songs = search(endpoint, [x for x in peers.values() if x.alive],
                        args.query)
     finally:
-        endpoint.close()
+        _close(endpoint)
     print_songs(songs)
     return cli.EXIT_OK
 
@@ -1173,7 +1231,7 @@ def _get(args, options: Options, audio) -> int:
                             events=view)
         path = existing or _download(download, audio, view)
     finally:
-        endpoint.close()
+        _close(endpoint)
     print(f"saved {cli.printable(path)}")
     if audio:
         audio.play_to_the_end(download, path)
@@ -1335,6 +1393,11 @@ def build_parser() -> cli.Parser:
     common.add_argument("--seeders", metavar="ADDR,ADDR",
                         help="seeders to use (default: seeders.txt or "
                              "127.0.0.1-3:9000)")
+    common.add_argument("--no-offload", action="store_true",
+                        help="one datagram per read (no UDP GRO)")
+    common.add_argument("--pcap", metavar="FILE",
+                        help="write every datagram sent and received to "
+                             "this pcap file (Wireshark: see wireshark/)")
     sub.add_parser("ping", parents=[common], help="which seeders are alive")
     find = sub.add_parser("search", parents=[common], help="search songs")
     find.add_argument("query", nargs="?", default="",

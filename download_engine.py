@@ -260,7 +260,7 @@ class DownloadEngine:
         self.chunk_events = chunk_events
         self._events: list = []
         self._outbox: list = []
-        self._fresh: list = []
+        self._fresh: list = []  # (start, [data...]) runs
         self.last_progress = now
         self.finished_at: float | None = None
 
@@ -288,6 +288,13 @@ class DownloadEngine:
     def take_fresh(self) -> list:
         """``(index, data)`` of the chunks new since the last call; the
         data may be views of the driver's receive buffers."""
+        return [(start + k, data) for start, payloads in self.take_runs()
+                for k, data in enumerate(payloads)]
+
+    def take_runs(self) -> list:
+        """The chunks new since the last call as runs: ``(start,
+        [data, ...])`` for chunks ``start``, ``start + 1``..., in arrival
+        order (the driver's write path: one ``pwritev`` per run)."""
         fresh, self._fresh = self._fresh, []
         return fresh
 
@@ -310,69 +317,58 @@ class DownloadEngine:
     def receive_batch(self, batch, now: float) -> None:
         """One turn's datagrams: chunks on the fast path, the rest decoded.
 
-        The loop runs once per chunk, the hottest code of the leecher, so it
-        does only what must be done per chunk, with locals: ACKs when due,
-        the furthest first-pass place, and for a new chunk its times and
-        its data for the driver.  Loss detection runs once per batch."""
+        The hottest code of the leecher.  Per datagram it only parses and
+        checks the chunk (``chunk_fields``: its CRC once) and, when the
+        chunk follows the one before it (same seeder and session, next
+        index, next ``tx_seq``, same flags: what a seeder's run of
+        consecutive chunks looks like, coalesced by GRO or not), adds it
+        to the open run.  Everything else is done once per run
+        (``_take_run``); loss detection once per batch."""
         heard: dict = {}  # transfer -> [count, resent, late] (ordered)
         chunk_fields, data_at = p.chunk_fields, p.CHUNK_DATA_AT
         info = self.info
         file_id, total, last = info.file_id, info.chunks, info.chunks - 1
         full = info.chunk_size
         last_length = info.size - last * full if total else 0
-        transfers, places, add = self.transfers, self.place, self.state.add
-        fresh, received_at = self._fresh, self.timeline.received
-        sent_at, since = self.timeline.sent, now - self.started
-        counters, retransmitted = self.counters, self.timeline.retransmitted
-        new = 0
+        transfers, counters = self.transfers, self.counters
+        take_run, new = self._take_run, 0
+        run = None  # the open run's transfer, address, session, flags
+        start = end = tx = 0
+        payloads: list = []
+        sends: list = []
         for data, addr in batch:
             fields = chunk_fields(data)
+            if fields is not None:
+                session, flags, chunk_file, index, tx_seq, send_ms = fields
+                if index == end and tx_seq == tx + 1 and run is not None \
+                        and addr == run[1] and session == run[2] \
+                        and flags == run[3] and chunk_file == file_id \
+                        and index < total and len(data) - data_at == (
+                            full if index != last else last_length):
+                    payloads.append(data[data_at:])
+                    sends.append(send_ms)
+                    end, tx = end + 1, tx_seq
+                    continue
+            if run is not None:
+                new += take_run(run, start, payloads, sends, tx, heard, now)
+                run = None
             if fields is None:
                 self._on_message(data, addr, now)
                 continue
-            session, flags, chunk_file, index, tx_seq, send_ms = fields
             transfer = transfers.get((addr, session))
             if transfer is None:
                 counters.forged += 1  # not an address and session we asked
                 continue
-            payload = data[data_at:]
-            if chunk_file != file_id or index >= total or len(payload) != (
-                    full if index != last else last_length):
+            if chunk_file != file_id or index >= total or \
+                    len(data) - data_at != (full if index != last
+                                            else last_length):
                 counters.bad += 1
                 continue
-            retransmit = flags & p.FLAG_RETRANSMIT
-            seen = heard.get(transfer)
-            if seen is None:
-                seen = heard[transfer] = [0, [], []]
-            seen[0] += 1
-            if tx_seq > transfer.highest_seq:
-                transfer.highest_seq = tx_seq
-                transfer.highest_send_ms = send_ms
-            transfer.unacked += 1
-            if transfer.unacked >= transfer.ack_every and not transfer.dead:
-                self.send(p.Ack(transfer.grant()), addr, session)
-            place = places[index]
-            if not retransmit and transfer.highest_place < place \
-                    < len(transfer.first_pass) \
-                    and transfer.first_pass[place] == index:
-                transfer.highest_place = place
-            if not add(index):
-                continue
-            new += 1
-            fresh.append((index, payload))
-            received_at[index] = since
-            sent_at[index] = transfer.clock_offset + send_ms / 1000
-            stored = counters.stored_from
-            stored[addr] = stored.get(addr, 0) + 1
-            if index in transfer.recovery.outstanding:
-                seen[1 if retransmit else 2].append(index)
-            if retransmit:
-                counters.retransmitted += 1
-                retransmitted[index] = 1
-            if self.chunk_events:
-                self.emit(ev.ChunkReceived(
-                    index, sent_at[index], since, bool(retransmit),
-                    peer_name(addr)))
+            run = (transfer, addr, session, flags)
+            start, end, tx = index, index + 1, tx_seq
+            payloads, sends = [data[data_at:]], [send_ms]
+        if run is not None:
+            new += take_run(run, start, payloads, sends, tx, heard, now)
         if new:
             self.last_progress = now
         for transfer, (count, resent, late) in heard.items():
@@ -383,6 +379,80 @@ class DownloadEngine:
                 self.detect_losses(transfer, now)
         if new and self.state.complete:
             self._complete(now)
+
+    def _take_run(self, run: tuple, start: int, payloads: list, sends: list,
+                  last_tx: int, heard: dict, now: float) -> int:
+        """Chunks ``start``, ``start + 1``... (``payloads``, sent at
+        ``sends`` by the seeder's clock, the last one as ``last_tx``) that
+        came together from one transfer: ACK credit, the furthest place,
+        one membership update, the timeline by slices, the data for the
+        driver as one run.  Returns how many were new."""
+        transfer, addr, session, flags = run
+        count = len(payloads)
+        seen = heard.get(transfer)
+        if seen is None:
+            seen = heard[transfer] = [0, [], []]
+        seen[0] += count
+        if last_tx > transfer.highest_seq:
+            transfer.highest_seq = last_tx
+            transfer.highest_send_ms = sends[-1]
+        transfer.unacked += count
+        if transfer.unacked >= transfer.ack_every and not transfer.dead:
+            self.send(p.Ack(transfer.grant()), addr, session)
+        retransmit = flags & p.FLAG_RETRANSMIT
+        if not retransmit:
+            self._advance_place(transfer, start, start + count)
+        new = 0
+        for first, stop in self.state.add_run(start, start + count):
+            new += stop - first
+            self._store_run(transfer, addr, retransmit, first,
+                            payloads[first - start:stop - start],
+                            sends[first - start:stop - start], seen, now)
+        return new
+
+    def _advance_place(self, transfer: Transfer, start: int, end: int):
+        """The furthest first-pass place of ``transfer`` that arrived.
+        A run of first sends with consecutive ``tx_seq`` holds consecutive
+        places: its last chunk is the furthest; when that one is not this
+        transfer's (moved here from another), each is looked at."""
+        places, first_pass = self.place, transfer.first_pass
+        place = places[end - 1]
+        if 0 <= place < len(first_pass) and first_pass[place] == end - 1:
+            if place > transfer.highest_place:
+                transfer.highest_place = place
+            return
+        for index in range(start, end - 1):
+            place = places[index]
+            if transfer.highest_place < place < len(first_pass) \
+                    and first_pass[place] == index:
+                transfer.highest_place = place
+
+    def _store_run(self, transfer: Transfer, addr, retransmit: int,
+                   start: int, payloads: list, sends: list, seen: list,
+                   now: float) -> None:
+        """New chunks ``start``... : their times, counters and data."""
+        count, since = len(payloads), now - self.started
+        end = start + count
+        self._fresh.append((start, payloads))
+        timeline, counters = self.timeline, self.counters
+        timeline.received[start:end] = array("d", [since]) * count
+        offset = transfer.clock_offset
+        timeline.sent[start:end] = array("d", [offset + ms / 1000
+                                               for ms in sends])
+        stored = counters.stored_from
+        stored[addr] = stored.get(addr, 0) + count
+        outstanding = transfer.recovery.outstanding
+        if outstanding:
+            seen[1 if retransmit else 2].extend(
+                i for i in range(start, end) if i in outstanding)
+        if retransmit:
+            counters.retransmitted += count
+            timeline.retransmitted[start:end] = b"\x01" * count
+        if self.chunk_events:
+            sent_at, name = timeline.sent, peer_name(addr)
+            for index in range(start, end):
+                self.emit(ev.ChunkReceived(index, sent_at[index], since,
+                                           bool(retransmit), name))
 
     def _on_message(self, data, addr, now: float) -> None:
         try:

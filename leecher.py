@@ -408,7 +408,8 @@ class PartFile:
         self._unwritten = p.RangeSet()  # chunks whose write failed
         self._zeros = bytes(info.chunk_size)
         self._digest = hashlib.sha256()  # of the file's contiguous prefix
-        self._hashed_chunks = 0
+        self._hashed_chunks = 0  # chunks of the prefix in the digest
+        self._advised_chunks = 0  # of them, given to fadvise
 
     def _cannot_write(self, exc: OSError) -> ev.DownloadFailed:
         return ev.DownloadFailed(ev.Problem.CANNOT_WRITE,
@@ -466,13 +467,14 @@ class PartFile:
         emit(ev.Resumed(len(good), self.info.chunks))
         return good
 
-    def save_progress(self, state: p.ReceiveState, fresh=()) -> str | None:
-        """Write the sidecar; the reason it failed, if it did."""
+    def save_progress(self, state: p.ReceiveState, runs=()) -> str | None:
+        """Write the sidecar (after the engine's ``runs`` not yet written);
+        the reason it failed, if it did."""
         if self.fd is None or not state.received or self.untrusted:
             return None
         try:
             with contextlib.suppress(ev.DownloadFailed):
-                self.write(fresh, state)  # stopped in mid-turn: write first
+                self.write_runs(runs, state)  # stopped in mid-turn
             self._checksum_written()
             kept = p.RangeSet(state.present())
             for start, end in self._unwritten:
@@ -500,22 +502,39 @@ class PartFile:
 
     # ------------------------------------------------------------ writes
     def write(self, fresh: list, state: p.ReceiveState) -> None:
-        """Write new chunks: one ``pwritev`` per run of chunks that follow
-        each other in the file (short gaps filled, see ``_fill``)."""
-        if not fresh:
+        """Write new chunks given as ``(index, data)``."""
+        self.write_runs([(index, [data]) for index, data in fresh], state)
+
+    def write_runs(self, runs: list, state: p.ReceiveState) -> None:
+        """Write new chunks, given as the engine's runs ``(start, [data,
+        ...])``: one ``pwritev`` per stretch of runs that follow each
+        other in the file (short gaps filled, see ``_fill``); a run that
+        extends the hashed prefix is fed to the SHA-256 from memory."""
+        if not runs:
             return
-        fresh.sort(key=itemgetter(0))
-        first = previous = fresh[0][0]
-        views = []
-        for index, data in fresh:
-            if index != previous + 1 and views \
-                    and not self._fill(views, previous + 1, index, state):
-                self._write_run(first, views, fresh)
-                first, views = index, []
-            views.append(data)
-            previous = index
-        self._write_run(first, views, fresh)
-        fresh.clear()
+        runs = sorted(runs, key=itemgetter(0))
+        first, views = runs[0][0], []
+        for start, payloads in runs:
+            end = first + len(views)
+            if start != end and views \
+                    and not self._fill(views, end, start, state):
+                self._write_run(first, views, runs)
+                first, views = start, []
+            views.extend(payloads)
+        self._write_run(first, views, runs)
+        self._hash_runs(runs)
+
+    def _hash_runs(self, runs: list) -> None:
+        """Feed the digest the runs (sorted, written) that continue the
+        hashed prefix: their bytes are in memory, so none is read back."""
+        update, hashed = self._digest.update, self._hashed_chunks
+        for start, payloads in runs:
+            if start != hashed:
+                continue
+            for data in payloads:
+                update(data)
+            hashed += len(payloads)
+        self._hashed_chunks = hashed
 
     def _fill(self, views: list, start: int, end: int, state) -> bool:
         """Bridge a gap of a few chunks that are all still missing with
@@ -527,16 +546,17 @@ class PartFile:
         views.extend([self._zeros] * (end - start))
         return True
 
-    def _write_run(self, first: int, views: list, fresh: list) -> None:
-        """Write chunks ``first``, ``first + 1``... of the sorted ``fresh``;
+    def _write_run(self, first: int, views: list, runs: list) -> None:
+        """Write chunks ``first``, ``first + 1``... of the sorted ``runs``;
         when that fails, none from ``first`` on is to be trusted on resume.
         """
         try:
             self._write_at(views, first)
         except OSError as exc:
-            for index, _ in fresh:
-                if index >= first:
-                    self._unwritten.add(index)
+            for start, payloads in runs:
+                end = start + len(payloads)
+                if end > first:
+                    self._unwritten.add(max(start, first), end)
             raise self._cannot_write(exc) from None
         self._unchecked.append((first, first + len(views)))
 
@@ -566,26 +586,36 @@ class PartFile:
     # ------------------------------------------------------------ the end
     def hash_prefix(self, ready: int) -> None:
         """Hash the file's contiguous prefix (``ready`` chunks) as it
-        grows, in steps, so little is left to hash when it is complete."""
+        grows: what ``write`` did not feed from memory (chunks that waited
+        on disk for a gap to fill) is read back, in steps, so little is
+        left to hash when it is complete."""
         new = ready - self._hashed_chunks
-        if new <= 0 or (new < HASH_STEP and ready < self.info.chunks):
+        if new > 0 and (new >= HASH_STEP or ready == self.info.chunks):
+            start = self._hashed_chunks * self.info.chunk_size
+            end = min(self.info.size, ready * self.info.chunk_size)
+            while start < end:
+                block = self.read(start, min(end, start + (1 << 20)))
+                if not block:
+                    break  # shorter than it should be: the digest says so
+                self._digest.update(block)
+                start += len(block)
+            self._hashed_chunks = ready
+        self._advise()
+
+    def _advise(self) -> None:
+        """Hashed, so not read again: have the kernel start writing it to
+        disk now, so that the fsync at the end has less to do."""
+        hashed = self._hashed_chunks
+        if hashed - self._advised_chunks < HASH_STEP \
+                and hashed < self.info.chunks:
             return
-        start = self._hashed_chunks * self.info.chunk_size
-        end = min(self.info.size, ready * self.info.chunk_size)
-        first = start
-        while start < end:
-            block = self.read(start, min(end, start + (1 << 20)))
-            if not block:
-                break  # shorter than it should be: the digest says so
-            self._digest.update(block)
-            start += len(block)
-        self._hashed_chunks = ready
+        size = self.info.chunk_size
         if hasattr(os, "posix_fadvise"):
-            # Hashed, so not read again: have the kernel start writing it
-            # to disk now, so that the fsync at the end has less to do.
             with contextlib.suppress(OSError):  # a hint, nothing more
-                os.posix_fadvise(self.fd, first, end - first,
+                os.posix_fadvise(self.fd, self._advised_chunks * size,
+                                 (hashed - self._advised_chunks) * size,
                                  os.POSIX_FADV_DONTNEED)
+        self._advised_chunks = hashed
 
     def finish(self) -> None:
         """fsync, check the SHA-256, rename ``.part`` to the song's name."""
@@ -692,7 +722,7 @@ class Download:
         if self.engine is None:
             return
         problem = self.part.save_progress(self.engine.state,
-                                          self.engine.take_fresh())
+                                          self.engine.take_runs())
         if problem:
             print(problem, file=sys.stderr)
 
@@ -715,7 +745,7 @@ class Download:
                 engine.receive_batch(batch, now)
                 # The chunks are views of the endpoint's buffers: written
                 # before the next receive reuses them.
-                self.part.write(engine.take_fresh(), engine.state)
+                self.part.write_runs(engine.take_runs(), engine.state)
             timer = engine.get_timer()
             if timer is not None and now >= timer:
                 engine.handle_timer(now)

@@ -123,8 +123,9 @@ def test_gso_runs_read_with_gro(tmp_path, one_seeder, song_dir, extra):
         path, stats = download(tmp_path, [relay.address], *extra)
     assert sha256(str(path)) == sha256(str(song_dir / f"{SONG}.mp3"))
     assert stats["receive_offload"] is True
-    # Runs came coalesced: fewer reads than datagrams, by far.
-    assert stats["receive_reads"] * 4 < stats["datagrams_read"]
+    # Runs came coalesced: fewer reads than datagrams (one each without
+    # GRO), at least 1.5 a read on average.
+    assert stats["receive_reads"] * 3 < stats["datagrams_read"] * 2
     if extra:  # the emulated loss still drops, and NACKs still recover
         assert stats["datagrams_dropped_by_leecher"] > 0
         assert stats["chunks_retransmitted"] > 0
@@ -162,3 +163,152 @@ def test_no_offload_on_ping_and_search(tmp_path, one_seeder):
                           "--no-offload")
         assert run.returncode == 0, run.stderr
         assert "alive" in run.stdout
+
+
+# ------------------------------------------------ per-run work, no sockets
+# Runs of consecutive chunks (as GRO hands them over) are taken in one go
+# by the engine and written in one go by the driver; these check that the
+# result is what one datagram at a time gives.
+import hashlib  # noqa: E402
+import os  # noqa: E402
+import random  # noqa: E402
+
+import download_engine as de  # noqa: E402
+import leecher  # noqa: E402
+import protocol as p  # noqa: E402
+
+SEEDER = ("127.0.0.1", 9000)
+
+
+def song(chunks: int, seed: int = 1) -> tuple[p.FileInfo, bytes]:
+    data = random.Random(seed).randbytes(chunks * p.CHUNK_SIZE - 123)
+    sha = hashlib.sha256(data).digest()
+    return p.FileInfo(p.file_id_of(sha), len(data), p.chunk_count(len(data)),
+                      p.CHUNK_SIZE, 0, sha, "runs.mp3"), data
+
+
+def started_engine(info) -> tuple[de.DownloadEngine, int]:
+    engine = de.DownloadEngine(info, [de.Peer(SEEDER, rtt=0.01)], 0.0,
+                               de.Options("sequential", seed=5))
+    engine.start(0.0)
+    engine.datagrams_to_send(0.0)
+    (_, session), = engine.transfers
+    return engine, session
+
+
+def chunk_datagram(info, data, index, tx_seq, session, flags=0) -> bytes:
+    size = info.chunk_size
+    return p.encode_chunk(info.file_id, index, tx_seq, tx_seq * 3,
+                          data[index * size:(index + 1) * size], session,
+                          flags)
+
+
+def test_add_run_marks_the_new_chunks_and_counts_duplicates():
+    state = p.ReceiveState(10)
+    state.add(3)
+    state.add(5)
+    assert state.add_run(2, 8) == [(2, 3), (4, 5), (6, 8)]
+    assert (state.received, state.duplicates) == (6, 2)
+    assert list(state.missing) == [(0, 2), (8, 10)]
+    assert state.add_run(4, 4) == [] and state.add_run(2, 8) == []
+    assert state.duplicates == 8
+    with pytest.raises(ValueError):
+        state.add_run(9, 11)
+
+
+def hostile_mix(info, data, session) -> list:
+    """Runs, a run cut by a bad CRC, duplicates inside a run, a chunk out
+    of order, retransmissions, a forged sender, a wrong session."""
+    datagrams = [chunk_datagram(info, data, i, i, session)
+                 for i in range(12)]
+    corrupt = bytearray(datagrams[6])
+    corrupt[-1] ^= 0xFF
+    datagrams[6] = bytes(corrupt)
+    batch = [(d, SEEDER) for d in datagrams]
+    batch += [(chunk_datagram(info, data, i, 12 + i - 3, session), SEEDER)
+              for i in range(3, 9)]  # 3..5 again, 6 for real, 7..8 again
+    batch += [(chunk_datagram(info, data, 20, 30, session), SEEDER),
+              (chunk_datagram(info, data, 14, 31, session), SEEDER)]
+    batch += [(chunk_datagram(info, data, i, 40 + i, session,
+                              p.FLAG_RETRANSMIT), SEEDER)
+              for i in (12, 13, 15, 16)]
+    batch += [(chunk_datagram(info, data, 17, 90, session),
+               ("127.0.0.9", 9000)),
+              (chunk_datagram(info, data, 18, 91, session ^ 1), SEEDER)]
+    return batch
+
+
+def assembled(info, fresh) -> dict:
+    return {index: bytes(chunk) for index, chunk in fresh}
+
+
+def test_a_batch_in_runs_ends_where_one_datagram_at_a_time_does():
+    info, data = song(30)
+    whole, session = started_engine(info)
+    single, other_session = started_engine(info)
+    assert session == other_session  # the same seed: the same session
+    batch = hostile_mix(info, data, session)
+    whole.receive_batch(batch, 0.5)
+    for datagram, addr in batch:
+        single.receive_datagram(datagram, addr, 0.5)
+    assert whole.state.have == single.state.have
+    assert whole.state.duplicates == single.state.duplicates == 5
+    for name in ("bad", "forged", "retransmitted", "stored_from"):
+        assert getattr(whole.counters, name) == \
+            getattr(single.counters, name), name
+    assert whole.counters.bad == 1 and whole.counters.forged == 2
+    for series in ("sent", "received", "retransmitted"):
+        ours, theirs = (getattr(e.timeline, series) for e in (whole, single))
+        assert [x if x == x else None for x in ours] == \
+            [x if x == x else None for x in theirs], series
+    got, want = (assembled(info, e.take_fresh()) for e in (whole, single))
+    assert got == want
+    size = info.chunk_size
+    assert got == {i: data[i * size:(i + 1) * size]
+                   for i in range(info.chunks) if whole.state.have[i]}
+    transfer, = whole.transfers.values()
+    assert transfer.highest_seq == 40 + 16  # not the forged ones' 90, 91
+    assert transfer.highest_place == 20
+
+
+def test_a_sequential_download_is_hashed_from_memory(tmp_path, monkeypatch):
+    """Runs that extend the prefix feed the SHA-256 as they are written:
+    nothing is read back from the file, and the check at the end holds."""
+    info, data = song(700)
+    engine, session = started_engine(info)
+    part = leecher.PartFile(info, str(tmp_path / "runs.mp3"))
+    part.open()
+    monkeypatch.setattr(part, "read", lambda *a: pytest.fail("read back"))
+    for first in range(0, info.chunks, 45):  # GSO runs of 45
+        engine.receive_batch(
+            [(memoryview(chunk_datagram(info, data, i, i, session)), SEEDER)
+             for i in range(first, min(first + 45, info.chunks))],
+            0.01 + first / 1000)
+        part.write_runs(engine.take_runs(), engine.state)
+        part.hash_prefix(engine.state.contiguous())
+    assert engine.complete
+    part.finish()
+    part.close()
+    assert (tmp_path / "runs.mp3").read_bytes() == data
+
+
+def test_runs_out_of_order_write_the_file_and_hash_it(tmp_path):
+    """Gaps filled later: what waited on disk is read back for the hash."""
+    info, data = song(600)
+    engine, session = started_engine(info)
+    part = leecher.PartFile(info, str(tmp_path / "runs.mp3"))
+    part.open()
+    order = list(range(info.chunks))
+    holes = order[5:9] + order[300:302]
+    arrivals = [i for i in order if i not in holes] + holes
+    for first in range(0, len(arrivals), 64):
+        engine.receive_batch(
+            [(chunk_datagram(info, data, i, n, session), SEEDER)
+             for n, i in enumerate(arrivals[first:first + 64], first)],
+            0.01 + first / 1000)
+        part.write_runs(engine.take_runs(), engine.state)
+        part.hash_prefix(engine.state.contiguous())
+    assert engine.complete
+    part.finish()
+    part.close()
+    assert (tmp_path / "runs.mp3").read_bytes() == data

@@ -329,10 +329,13 @@ class DownloadEngine:
         info = self.info
         file_id, total, last = info.file_id, info.chunks, info.chunks - 1
         full = info.chunk_size
-        last_length = info.size - last * full if total else 0
+        # The datagram sizes of every chunk but the last, and of the last.
+        full_size = data_at + full
+        last_size = data_at + (info.size - last * full if total else 0)
         transfers, counters = self.transfers, self.counters
         take_run, new = self._take_run, 0
-        run = None  # the open run's transfer, address, session, flags
+        run = None  # the open run: (transfer, addr, session, flags)
+        run_addr = run_session = run_flags = None
         start = end = tx = 0
         payloads: list = []
         sends: list = []
@@ -340,18 +343,18 @@ class DownloadEngine:
             fields = chunk_fields(data)
             if fields is not None:
                 session, flags, chunk_file, index, tx_seq, send_ms = fields
-                if index == end and tx_seq == tx + 1 and run is not None \
-                        and addr == run[1] and session == run[2] \
-                        and flags == run[3] and chunk_file == file_id \
-                        and index < total and len(data) - data_at == (
-                            full if index != last else last_length):
+                if index == end and tx_seq == tx + 1 and addr == run_addr \
+                        and session == run_session and flags == run_flags \
+                        and chunk_file == file_id and index < total \
+                        and len(data) == (full_size if index != last
+                                          else last_size):
                     payloads.append(data[data_at:])
                     sends.append(send_ms)
                     end, tx = end + 1, tx_seq
                     continue
             if run is not None:
                 new += take_run(run, start, payloads, sends, tx, heard, now)
-                run = None
+                run = run_addr = None
             if fields is None:
                 self._on_message(data, addr, now)
                 continue
@@ -359,12 +362,12 @@ class DownloadEngine:
             if transfer is None:
                 counters.forged += 1  # not an address and session we asked
                 continue
-            if chunk_file != file_id or index >= total or \
-                    len(data) - data_at != (full if index != last
-                                            else last_length):
+            if chunk_file != file_id or index >= total or len(data) != (
+                    full_size if index != last else last_size):
                 counters.bad += 1
                 continue
             run = (transfer, addr, session, flags)
+            run_addr, run_session, run_flags = addr, session, flags
             start, end, tx = index, index + 1, tx_seq
             payloads, sends = [data[data_at:]], [send_ms]
         if run is not None:

@@ -10,6 +10,7 @@ datagrams read runs; one with ``--no-offload`` reads one per call.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import select
 import socket
@@ -36,7 +37,8 @@ def gso_works() -> bool:
 
 class GsoRelay:
     """A front address for one seeder: the leecher talks to ``front``,
-    the seeder's datagrams reach the leecher as GSO runs."""
+    the seeder's datagrams reach the leecher as GSO runs (see
+    ``gso_relay``)."""
 
     def __init__(self, seeder: tuple, ip: str = "127.0.0.21"):
         self.seeder = seeder
@@ -45,8 +47,7 @@ class GsoRelay:
         self.back = self._socket(("127.0.0.1", 0))
         self.to_leecher = offload.make_sender(self.front)
         self.client = None
-        self._stop = False
-        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.stopped = threading.Event()
 
     @staticmethod
     def _socket(address) -> socket.socket:
@@ -56,8 +57,8 @@ class GsoRelay:
         sock.setblocking(False)
         return sock
 
-    def _run(self) -> None:
-        while not self._stop:
+    def run(self) -> None:
+        while not self.stopped.is_set():
             readable, _, _ = select.select([self.front, self.back], [], [],
                                            0.05)
             if self.front in readable:
@@ -80,15 +81,20 @@ class GsoRelay:
                 break
         return got
 
-    def __enter__(self):
-        self.thread.start()
-        return self
 
-    def __exit__(self, *exc):
-        self._stop = True
-        self.thread.join(timeout=10)
-        self.front.close()
-        self.back.close()
+@contextlib.contextmanager
+def gso_relay(seeder: tuple):
+    """A ``GsoRelay`` relaying in a thread while the block runs."""
+    relay = GsoRelay(seeder)
+    thread = threading.Thread(target=relay.run, daemon=True)
+    thread.start()
+    try:
+        yield relay
+    finally:
+        relay.stopped.set()
+        thread.join(timeout=10)
+        relay.front.close()
+        relay.back.close()
 
 
 def download(tmp_path, seeder_addresses, *extra):
@@ -119,7 +125,7 @@ def seeder_addr(seeder) -> tuple:
 def test_gso_runs_read_with_gro(tmp_path, one_seeder, song_dir, extra):
     if not gso_works():
         pytest.skip("this kernel has no UDP GSO: nothing to coalesce")
-    with GsoRelay(seeder_addr(one_seeder)) as relay:
+    with gso_relay(seeder_addr(one_seeder)) as relay:
         path, stats = download(tmp_path, [relay.address], *extra)
     assert sha256(str(path)) == sha256(str(song_dir / f"{SONG}.mp3"))
     assert stats["receive_offload"] is True
@@ -133,7 +139,7 @@ def test_gso_runs_read_with_gro(tmp_path, one_seeder, song_dir, extra):
 
 def test_no_offload_reads_one_datagram_per_call(tmp_path, one_seeder,
                                                  song_dir):
-    with GsoRelay(seeder_addr(one_seeder)) as relay:
+    with gso_relay(seeder_addr(one_seeder)) as relay:
         path, stats = download(tmp_path, [relay.address], "--no-offload")
     assert sha256(str(path)) == sha256(str(song_dir / f"{SONG}.mp3"))
     assert stats["receive_offload"] is False
@@ -147,7 +153,7 @@ def test_mixed_gso_and_plain_seeders(tmp_path, seeders, song_dir):
     gso_seeder, plain_seeder = seeders(
         ("127.0.0.1", "-d", str(song_dir), "-q"),
         ("127.0.0.2", "-d", str(song_dir), "-q"), port=port)
-    with GsoRelay(seeder_addr(gso_seeder)) as relay:
+    with gso_relay(seeder_addr(gso_seeder)) as relay:
         path, stats = download(tmp_path, [relay.address,
                                           plain_seeder.address])
     assert sha256(str(path)) == sha256(str(song_dir / f"{SONG}.mp3"))
@@ -271,18 +277,16 @@ def test_a_batch_in_runs_ends_where_one_datagram_at_a_time_does():
     assert transfer.highest_place == 20
 
 
-def test_a_sequential_download_is_hashed_from_memory(tmp_path, monkeypatch):
-    """Runs that extend the prefix feed the SHA-256 as they are written:
-    nothing is read back from the file, and the check at the end holds."""
-    info, data = song(700)
+def write_through(tmp_path, info, data, arrivals, batch) -> None:
+    """``arrivals`` (chunk indices, in order) through an engine in batches
+    of ``batch`` and written by a ``PartFile``, which must end verified."""
     engine, session = started_engine(info)
     part = leecher.PartFile(info, str(tmp_path / "runs.mp3"))
     part.open()
-    monkeypatch.setattr(part, "read", lambda *a: pytest.fail("read back"))
-    for first in range(0, info.chunks, 45):  # GSO runs of 45
+    for first in range(0, len(arrivals), batch):
         engine.receive_batch(
-            [(memoryview(chunk_datagram(info, data, i, i, session)), SEEDER)
-             for i in range(first, min(first + 45, info.chunks))],
+            [(memoryview(chunk_datagram(info, data, i, n, session)), SEEDER)
+             for n, i in enumerate(arrivals[first:first + batch], first)],
             0.01 + first / 1000)
         part.write_runs(engine.take_runs(), engine.state)
         part.hash_prefix(engine.state.contiguous())
@@ -290,25 +294,20 @@ def test_a_sequential_download_is_hashed_from_memory(tmp_path, monkeypatch):
     part.finish()
     part.close()
     assert (tmp_path / "runs.mp3").read_bytes() == data
+
+
+def test_a_sequential_download_is_hashed_from_memory(tmp_path, monkeypatch):
+    """Runs that extend the prefix feed the SHA-256 as they are written:
+    nothing is read back from the file, and the check at the end holds."""
+    info, data = song(700)
+    monkeypatch.setattr(leecher.PartFile, "read",
+                        lambda *a: pytest.fail("read back"))
+    write_through(tmp_path, info, data, list(range(info.chunks)), 45)
 
 
 def test_runs_out_of_order_write_the_file_and_hash_it(tmp_path):
     """Gaps filled later: what waited on disk is read back for the hash."""
     info, data = song(600)
-    engine, session = started_engine(info)
-    part = leecher.PartFile(info, str(tmp_path / "runs.mp3"))
-    part.open()
-    order = list(range(info.chunks))
-    holes = order[5:9] + order[300:302]
-    arrivals = [i for i in order if i not in holes] + holes
-    for first in range(0, len(arrivals), 64):
-        engine.receive_batch(
-            [(chunk_datagram(info, data, i, n, session), SEEDER)
-             for n, i in enumerate(arrivals[first:first + 64], first)],
-            0.01 + first / 1000)
-        part.write_runs(engine.take_runs(), engine.state)
-        part.hash_prefix(engine.state.contiguous())
-    assert engine.complete
-    part.finish()
-    part.close()
-    assert (tmp_path / "runs.mp3").read_bytes() == data
+    holes = [5, 6, 7, 8, 300, 301]
+    arrivals = [i for i in range(info.chunks) if i not in holes] + holes
+    write_through(tmp_path, info, data, arrivals, 64)

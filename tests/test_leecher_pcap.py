@@ -10,33 +10,11 @@ JSON timeline says were received.
 from __future__ import annotations
 
 import json
-import os
 import shutil
-import subprocess
 
 import protocol as p
-from conftest import ROOT, free_port, run_leecher, sha256, skip_outside_ci
-
-LUA = os.path.join(ROOT, "wireshark", "p2p_facom.lua")
-TSHARK_TIMEOUT = 120
-FIELDS = ["pf.type", "pf.chunk.index", "pf.emulated_drop", "_ws.malformed",
-          "pf.crc.status"]
-
-
-def tshark_fields(path: str) -> list[list[str]]:
-    program = shutil.which("tshark")
-    if program is None:
-        skip_outside_ci("tshark is not installed")
-    cmd = [program, "-n", "-X", f"lua_script:{LUA}", "-r", path,
-           "-o", "udp.try_heuristic_first:TRUE", "-T", "fields",
-           "-E", "separator=\t", "-E", "occurrence=f"]
-    for field in FIELDS:
-        cmd += ["-e", field]
-    run = subprocess.run(cmd, capture_output=True, text=True,
-                         timeout=TSHARK_TIMEOUT)
-    assert run.returncode == 0, run.stderr
-    assert "Lua" not in run.stderr, run.stderr  # the script failed to load
-    return [line.split("\t") for line in run.stdout.splitlines()]
+from conftest import free_port, run_leecher, sha256, skip_outside_ci
+from test_wireshark import SANITY, assert_clean, tshark
 
 
 def test_download_capture_decodes_and_matches_the_timeline(
@@ -56,22 +34,25 @@ def test_download_capture_decodes_and_matches_the_timeline(
         stats = json.load(file)
     assert sha256(str(tmp_path / "out" / "short-tune.mp3")) == \
         sha256(str(song_dir / "short-tune.mp3"))
-    rows = tshark_fields(str(capture))
-    assert f"capture {capture}: {len(rows)} datagrams" in run.stdout
+    packets = tshark(str(capture), SANITY + ["pf.type", "pf.chunk.index",
+                                             "pf.emulated_drop"])
+    assert f"capture {capture}: {len(packets)} datagrams" in run.stdout
     received, dropped = [], 0
-    for kind, index, drop, malformed, crc in rows:
-        assert kind and not malformed and crc == "1", (kind, malformed, crc)
-        dropped += bool(drop)  # any type: --loss drops what it reads
-        if int(kind) == p.MsgType.CHUNK and not drop:
-            received.append(int(index))
+    for packet in packets:
+        assert_clean(packet)  # no Malformed, a good CRC
+        drop = "pf.emulated_drop" in packet
+        dropped += drop  # any type: --loss drops whatever it reads
+        if "pf.chunk.index" in packet and not drop:
+            received.append(int(packet["pf.chunk.index"][0]))
     assert dropped == stats["datagrams_dropped_by_leecher"] > 0
     timeline = stats["timeline"]
     assert sorted(set(received)) == [row["chunk"] for row in timeline
                                      if row["received"] is not None]
     assert len(set(received)) == stats["chunks"]
-    kinds = {int(row[0]) for row in rows}
+    kinds = {int(packet["pf.type"][0]) for packet in packets}
     assert {p.MsgType.PING, p.MsgType.PONG, p.MsgType.SEARCH,
-            p.MsgType.REQUEST, p.MsgType.NACK, p.MsgType.CANCEL} <= kinds
+            p.MsgType.REQUEST, p.MsgType.CHUNK, p.MsgType.NACK,
+            p.MsgType.CANCEL} <= kinds
 
 
 def test_ping_writes_a_capture(tmp_path, seeders, song_dir):

@@ -8,6 +8,7 @@ rest of the module is the terminal leecher:
     python3 leecher.py ping   [--seeders 127.0.0.1:9000,127.0.0.2:9000]
     python3 leecher.py search QUERY
     python3 leecher.py get NAME -o DIR [--method random] [--json STATS.json]
+                       [--pcap CAPTURE.pcap] [--no-offload]
 
 What is lost, and when it is asked for again, is decided in
 ``recovery.py`` (RACK, RFC 8985; RFC 9002).

@@ -5,26 +5,44 @@ runs sent with UDP GSO whatever the seeder does, a relay stands between
 them as a router would: what a seeder sends goes on to the leecher in GSO
 runs (``offload.GsoSender``), the leecher's datagrams go back one by one.
 GRO coalesces only GSO runs, so a leecher whose reads are fewer than its
-datagrams read runs; one with ``--no-offload`` reads one per call.
+datagrams read runs; one with ``--no-offload`` reads one per call.  A
+seeder that sends GSO runs itself (one with ``--no-offload``) is used
+directly too.
+
+Then, without sockets: the engine's and the driver's work per run of
+consecutive chunks ends where one datagram at a time does.
 """
 
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
+import random
 import select
 import socket
+import subprocess
 import threading
 from collections import deque
 
 import pytest
 
+import download_engine as de
+import leecher
 import offload
-from conftest import free_port, run_leecher, sha256
+import protocol as p
+from conftest import PYTHON, ROOT, free_port, run_leecher, sha256
 
 RELAY_BUFFER = 1 << 22
 RELAY_BATCH = 256  # datagrams drained before a GSO send: runs form
 SONG = "facom-sample"
+
+
+def seeder_sends_gso() -> bool:
+    """This tree's seeder sends UDP GSO runs (it has ``--no-offload``)."""
+    run = subprocess.run([PYTHON, f"{ROOT}/seeder.py", "-h"],
+                         capture_output=True, text=True, timeout=60)
+    return "--no-offload" in run.stdout
 
 
 def gso_works() -> bool:
@@ -146,13 +164,23 @@ def test_no_offload_reads_one_datagram_per_call(tmp_path, one_seeder,
     assert stats["receive_reads"] == stats["datagrams_read"] > 0
 
 
+def test_a_gso_seeder_directly(tmp_path, one_seeder, song_dir):
+    path, stats = download(tmp_path, [one_seeder.address])
+    assert sha256(str(path)) == sha256(str(song_dir / f"{SONG}.mp3"))
+    if seeder_sends_gso() and gso_works():
+        assert stats["receive_reads"] < stats["datagrams_read"]
+    else:  # a seeder sending one datagram per call: nothing to coalesce
+        assert stats["receive_reads"] == stats["datagrams_read"]
+
+
 def test_mixed_gso_and_plain_seeders(tmp_path, seeders, song_dir):
     """One seeder's chunks come in GSO runs, another's one by one: both
     kinds of read in one download, byte-exact."""
     port = free_port()
+    plain = ("--no-offload",) if seeder_sends_gso() else ()
     gso_seeder, plain_seeder = seeders(
         ("127.0.0.1", "-d", str(song_dir), "-q"),
-        ("127.0.0.2", "-d", str(song_dir), "-q"), port=port)
+        ("127.0.0.2", "-d", str(song_dir), "-q", *plain), port=port)
     with gso_relay(seeder_addr(gso_seeder)) as relay:
         path, stats = download(tmp_path, [relay.address,
                                           plain_seeder.address])
@@ -175,14 +203,6 @@ def test_no_offload_on_ping_and_search(tmp_path, one_seeder):
 # Runs of consecutive chunks (as GRO hands them over) are taken in one go
 # by the engine and written in one go by the driver; these check that the
 # result is what one datagram at a time gives.
-import hashlib  # noqa: E402
-import os  # noqa: E402
-import random  # noqa: E402
-
-import download_engine as de  # noqa: E402
-import leecher  # noqa: E402
-import protocol as p  # noqa: E402
-
 SEEDER = ("127.0.0.1", 9000)
 
 

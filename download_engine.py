@@ -233,6 +233,91 @@ class Scheduler:
                                    engine.since_start(now)))
 
 
+class Arrivals:
+    """What a run of consecutive chunks that came together from one
+    transfer changes: ACK credit, the furthest first-pass place, which
+    chunks are here (one update), the timeline (by slices), the counters,
+    and the data for the driver (one run).  ``DownloadEngine.receive_batch``
+    forms the runs."""
+
+    def __init__(self, engine: "DownloadEngine"):
+        self.engine = engine
+
+    def take(self, run: tuple, start: int, payloads: list, sends: list,
+             last_tx: int, heard: dict, now: float) -> int:
+        """Chunks ``start``, ``start + 1``... (``payloads``, sent at
+        ``sends`` by the seeder's clock, the last one as ``last_tx``) of
+        ``run`` (transfer, address, session, flags); ``heard`` gathers
+        what loss detection learns per transfer.  How many were new."""
+        transfer, addr, session, flags = run
+        engine, count = self.engine, len(payloads)
+        seen = heard.get(transfer)
+        if seen is None:
+            seen = heard[transfer] = [0, [], []]
+        seen[0] += count
+        if last_tx > transfer.highest_seq:
+            transfer.highest_seq = last_tx
+            transfer.highest_send_ms = sends[-1]
+        transfer.unacked += count
+        if transfer.unacked >= transfer.ack_every and not transfer.dead:
+            engine.send(p.Ack(transfer.grant()), addr, session)
+        retransmit = flags & p.FLAG_RETRANSMIT
+        if not retransmit:
+            self._advance_place(transfer, start, start + count)
+        new = 0
+        for first, stop in engine.state.add_run(start, start + count):
+            new += stop - first
+            self._store_run(transfer, addr, retransmit, first,
+                            payloads[first - start:stop - start],
+                            sends[first - start:stop - start], seen, now)
+        return new
+
+    def _advance_place(self, transfer: Transfer, start: int, end: int):
+        """The furthest first-pass place of ``transfer`` that arrived.
+        A run of first sends with consecutive ``tx_seq`` holds consecutive
+        places: its last chunk is the furthest; when that one is not this
+        transfer's (moved here from another), each is looked at."""
+        places, first_pass = self.engine.place, transfer.first_pass
+        place = places[end - 1]
+        if 0 <= place < len(first_pass) and first_pass[place] == end - 1:
+            if place > transfer.highest_place:
+                transfer.highest_place = place
+            return
+        for index in range(start, end - 1):
+            place = places[index]
+            if transfer.highest_place < place < len(first_pass) \
+                    and first_pass[place] == index:
+                transfer.highest_place = place
+
+    def _store_run(self, transfer: Transfer, addr, retransmit: int,
+                   start: int, payloads: list, sends: list, seen: list,
+                   now: float) -> None:
+        """New chunks ``start``... : their times, counters and data."""
+        engine = self.engine
+        count, since = len(payloads), now - engine.started
+        end = start + count
+        engine.fresh_runs.append((start, payloads))
+        timeline, counters = engine.timeline, engine.counters
+        timeline.received[start:end] = array("d", [since]) * count
+        offset = transfer.clock_offset
+        timeline.sent[start:end] = array("d", [offset + ms / 1000
+                                               for ms in sends])
+        stored = counters.stored_from
+        stored[addr] = stored.get(addr, 0) + count
+        outstanding = transfer.recovery.outstanding
+        if outstanding:
+            seen[1 if retransmit else 2].extend(
+                i for i in range(start, end) if i in outstanding)
+        if retransmit:
+            counters.retransmitted += count
+            timeline.retransmitted[start:end] = b"\x01" * count
+        if engine.chunk_events:
+            sent_at, name = timeline.sent, peer_name(addr)
+            for index in range(start, end):
+                engine.emit(ev.ChunkReceived(index, sent_at[index], since,
+                                             bool(retransmit), name))
+
+
 class DownloadEngine:
     """Download one song (``info``) from ``peers`` (the alive sources)."""
 
@@ -260,7 +345,8 @@ class DownloadEngine:
         self.chunk_events = chunk_events
         self._events: list = []
         self._outbox: list = []
-        self._fresh: list = []  # (start, [data...]) runs
+        self.fresh_runs: list = []  # (start, [data...]) new, unwritten
+        self.arrivals = Arrivals(self)
         self.last_progress = now
         self.finished_at: float | None = None
 
@@ -295,7 +381,7 @@ class DownloadEngine:
         """The chunks new since the last call as runs: ``(start,
         [data, ...])`` for chunks ``start``, ``start + 1``..., in arrival
         order (the driver's write path: one ``pwritev`` per run)."""
-        fresh, self._fresh = self._fresh, []
+        fresh, self.fresh_runs = self.fresh_runs, []
         return fresh
 
     def datagrams_to_send(self, now: float) -> list:
@@ -323,7 +409,7 @@ class DownloadEngine:
         index, next ``tx_seq``, same flags: what a seeder's run of
         consecutive chunks looks like, coalesced by GRO or not), adds it
         to the open run.  Everything else is done once per run
-        (``_take_run``); loss detection once per batch."""
+        (``Arrivals.take``); loss detection once per batch."""
         heard: dict = {}  # transfer -> [count, resent, late] (ordered)
         chunk_fields, data_at = p.chunk_fields, p.CHUNK_DATA_AT
         info = self.info
@@ -333,7 +419,7 @@ class DownloadEngine:
         full_size = data_at + full
         last_size = data_at + (info.size - last * full if total else 0)
         transfers, counters = self.transfers, self.counters
-        take_run, new = self._take_run, 0
+        take_run, new = self.arrivals.take, 0
         run = None  # the open run: (transfer, addr, session, flags)
         run_addr = run_session = run_flags = None
         start = end = tx = 0
@@ -382,80 +468,6 @@ class DownloadEngine:
                 self.detect_losses(transfer, now)
         if new and self.state.complete:
             self._complete(now)
-
-    def _take_run(self, run: tuple, start: int, payloads: list, sends: list,
-                  last_tx: int, heard: dict, now: float) -> int:
-        """Chunks ``start``, ``start + 1``... (``payloads``, sent at
-        ``sends`` by the seeder's clock, the last one as ``last_tx``) that
-        came together from one transfer: ACK credit, the furthest place,
-        one membership update, the timeline by slices, the data for the
-        driver as one run.  Returns how many were new."""
-        transfer, addr, session, flags = run
-        count = len(payloads)
-        seen = heard.get(transfer)
-        if seen is None:
-            seen = heard[transfer] = [0, [], []]
-        seen[0] += count
-        if last_tx > transfer.highest_seq:
-            transfer.highest_seq = last_tx
-            transfer.highest_send_ms = sends[-1]
-        transfer.unacked += count
-        if transfer.unacked >= transfer.ack_every and not transfer.dead:
-            self.send(p.Ack(transfer.grant()), addr, session)
-        retransmit = flags & p.FLAG_RETRANSMIT
-        if not retransmit:
-            self._advance_place(transfer, start, start + count)
-        new = 0
-        for first, stop in self.state.add_run(start, start + count):
-            new += stop - first
-            self._store_run(transfer, addr, retransmit, first,
-                            payloads[first - start:stop - start],
-                            sends[first - start:stop - start], seen, now)
-        return new
-
-    def _advance_place(self, transfer: Transfer, start: int, end: int):
-        """The furthest first-pass place of ``transfer`` that arrived.
-        A run of first sends with consecutive ``tx_seq`` holds consecutive
-        places: its last chunk is the furthest; when that one is not this
-        transfer's (moved here from another), each is looked at."""
-        places, first_pass = self.place, transfer.first_pass
-        place = places[end - 1]
-        if 0 <= place < len(first_pass) and first_pass[place] == end - 1:
-            if place > transfer.highest_place:
-                transfer.highest_place = place
-            return
-        for index in range(start, end - 1):
-            place = places[index]
-            if transfer.highest_place < place < len(first_pass) \
-                    and first_pass[place] == index:
-                transfer.highest_place = place
-
-    def _store_run(self, transfer: Transfer, addr, retransmit: int,
-                   start: int, payloads: list, sends: list, seen: list,
-                   now: float) -> None:
-        """New chunks ``start``... : their times, counters and data."""
-        count, since = len(payloads), now - self.started
-        end = start + count
-        self._fresh.append((start, payloads))
-        timeline, counters = self.timeline, self.counters
-        timeline.received[start:end] = array("d", [since]) * count
-        offset = transfer.clock_offset
-        timeline.sent[start:end] = array("d", [offset + ms / 1000
-                                               for ms in sends])
-        stored = counters.stored_from
-        stored[addr] = stored.get(addr, 0) + count
-        outstanding = transfer.recovery.outstanding
-        if outstanding:
-            seen[1 if retransmit else 2].extend(
-                i for i in range(start, end) if i in outstanding)
-        if retransmit:
-            counters.retransmitted += count
-            timeline.retransmitted[start:end] = b"\x01" * count
-        if self.chunk_events:
-            sent_at, name = timeline.sent, peer_name(addr)
-            for index in range(start, end):
-                self.emit(ev.ChunkReceived(index, sent_at[index], since,
-                                           bool(retransmit), name))
 
     def _on_message(self, data, addr, now: float) -> None:
         try:

@@ -7,7 +7,10 @@ seeders (where a chunk is scheduled), sends REQUESTs, ACK credit and NACKs,
 follows RETRY and ERROR, moves the share of a seeder that is gone to the
 others (or PINGs the sources until one is back), and keeps the counters
 and the timeline.  When a chunk is lost is decided per transfer by
-``recovery.py``.
+``recovery.py``.  A song named by its piece hash list is verified piece
+by piece (``PieceCheck``, ``pieces.py``): the driver hashes each piece
+the engine hands it (``pieces_to_verify``) and gives it back
+(``check_piece``); a bad one is fetched again and its sender named.
 
 It never reads a clock, never touches a socket or a file, and never raises
 for what a peer sends: hostile bytes are counted and dropped.  Its own
@@ -22,8 +25,9 @@ from array import array
 from dataclasses import dataclass, field
 
 import events as ev
+import pieces
 import protocol as p
-from recovery import TransferRecovery
+from recovery import GIVE_UP_SHARE, INITIAL_RTT, TransferRecovery
 
 DEFAULT_WINDOW = 256  # chunks a seeder may have in flight to us
 DEFAULT_TIMEOUT = 30.0  # give up after this long without any new chunk
@@ -35,6 +39,13 @@ MAX_SONG_BYTES = 2 * 1024 ** 3
 MAX_CHUNKS = p.chunk_count(MAX_SONG_BYTES)  # (at the usual chunk size)
 MIN_PACED_WINDOW = 8  # smaller windows are paced by our ACKs, not the link
 ACKS_PER_WINDOW = 4  # an ACK every window / 4 chunks: the seeder never waits
+# The piece hash list: pages asked at once, rounds without a new page
+# before the next peer is asked (each round waits twice as long).
+PAGES_IN_FLIGHT = 16
+HASH_TRIES = 4
+MIN_HASH_WAIT_S = 0.05
+MAX_BAD_PIECES = 2  # bad pieces a peer may send before it gets no more work
+MAX_SLOTS = 255  # peers told apart per chunk (one byte each)
 
 
 def check_size(info: p.FileInfo) -> None:
@@ -153,6 +164,7 @@ class Transfer:
     finished: bool = False  # every chunk of it is here
     seeder_counters: p.Done | None = None
     ack_every: int = 1
+    slot: int = 0  # the peer's number in PieceBook.sender (0: none)
 
     def request(self, file_id: bytes) -> p.Request:
         return p.Request(file_id, p.Order(self.order), tuple(self.ranges),
@@ -223,9 +235,11 @@ class Scheduler:
         window = engine.options.window
         transfer = Transfer(
             sid, peer, ranges, order, percent, seed, window, first_pass,
-            TransferRecovery(first_pass, engine.state.have, peer.rtt, now),
+            TransferRecovery(first_pass, engine.state.have, peer.rtt, now,
+                             engine.options.timeout * GIVE_UP_SHARE),
             clock_offset=engine.since_start(now) + (peer.rtt or 0) / 2,
-            limit=window, ack_every=max(1, window // ACKS_PER_WINDOW))
+            limit=window, ack_every=max(1, window // ACKS_PER_WINDOW),
+            slot=engine.slots.get(peer.addr, 0))
         engine.transfers[(peer.addr, sid)] = transfer
         engine.send(transfer.request(engine.info.file_id), peer.addr, sid)
         engine.emit(ev.RequestSent(peer_name(peer.addr), len(first_pass),
@@ -297,6 +311,8 @@ class Arrivals:
         count, since = len(payloads), now - engine.started
         end = start + count
         engine.fresh_runs.append((start, payloads))
+        engine.sender[start:end] = bytes((transfer.slot,)) * count  # blame,
+        # if its piece turns out bad
         timeline, counters = engine.timeline, engine.counters
         timeline.received[start:end] = array("d", [since]) * count
         offset = transfer.clock_offset
@@ -323,7 +339,9 @@ class DownloadEngine:
 
     def __init__(self, info: p.FileInfo, peers: list[Peer], now: float,
                  options: Options | None = None, present=(),
-                 chunk_events: bool = False):
+                 chunk_events: bool = False, verified=()):
+        """``present``: chunks the driver took from disk; ``verified``:
+        pieces among them that an earlier run verified."""
         check_size(info)
         self.info = info
         self.options = options or Options()
@@ -340,8 +358,15 @@ class DownloadEngine:
         # Each chunk's place in the first pass of the transfer it belongs
         # to now (one array for all transfers: a chunk is in one at a time).
         self.place = array("i", [-1]) * info.chunks
+        self.slots = {addr: n + 1 for n, addr in enumerate(
+            list(self.peers)[:MAX_SLOTS])}
         self.failover = Failover(self)
         self.scheduler = Scheduler(self)
+        # A song named by its piece list is checked piece by piece.
+        self.pieces = None if pieces.legacy(info) else PieceCheck(
+            self, verified)
+        self.sender = self.pieces.book.sender if self.pieces \
+            else bytearray(info.chunks)
         self.chunk_events = chunk_events
         self._events: list = []
         self._outbox: list = []
@@ -358,6 +383,8 @@ class DownloadEngine:
             raise ev.DownloadFailed(ev.Problem.NO_SEEDER_ALIVE,
                                     addresses=[peer_name(a)
                                                for a in self.peers])
+        if self.pieces:
+            self.pieces.start(alive, now)
         if self.state.complete:
             self._complete(now)
             return
@@ -365,7 +392,10 @@ class DownloadEngine:
 
     @property
     def complete(self) -> bool:
-        return self.state.complete
+        """Every chunk here and, when the song has a piece list, every
+        piece verified (or no list to be had)."""
+        return self.state.complete and (self.pieces is None
+                                        or self.pieces.settled())
 
     def events(self) -> list:
         drained, self._events = self._events, []
@@ -382,7 +412,30 @@ class DownloadEngine:
         [data, ...])`` for chunks ``start``, ``start + 1``..., in arrival
         order (the driver's write path: one ``pwritev`` per run)."""
         fresh, self.fresh_runs = self.fresh_runs, []
+        if self.pieces and fresh:
+            size = pieces.PIECE_CHUNKS
+            self.pieces.book.touch(self.state.have, {
+                piece for start, payloads in fresh for piece in range(
+                    start // size, (start + len(payloads) - 1) // size + 1)})
         return fresh
+
+    def pieces_to_verify(self) -> list[int]:
+        """Pieces whose chunks are all here (and given by
+        ``take_fresh``): the driver reads each from its file and calls
+        ``check_piece``."""
+        return self.pieces.to_verify() if self.pieces else []
+
+    def check_piece(self, piece: int, data, now: float) -> bool:
+        """``data``: piece ``piece`` as the driver's file holds it.  A
+        bad piece is fetched again and its sender blamed."""
+        return self.pieces.check(piece, data, now) if self.pieces else True
+
+    def verified_prefix(self) -> int:
+        """Chunks from the start that may be trusted (played, hashed):
+        in verified pieces, or all that arrived without a piece list."""
+        if self.pieces and not self.pieces.unavailable:
+            return self.pieces.book.verified_prefix()
+        return self.state.contiguous()
 
     def datagrams_to_send(self, now: float) -> list:
         out, self._outbox = self._outbox, []
@@ -479,13 +532,16 @@ class DownloadEngine:
         if isinstance(msg, p.Pong):
             self.failover.on_pong(msg, addr, now)
             return
+        if not datagram.session and self.pieces:  # the hash list's
+            self.pieces.on_message(msg, addr, now)
+            return
         transfer = self.transfers.get((addr, datagram.session))
         if transfer is None or transfer.dead:
             return  # a reply to an old or unknown session
         if isinstance(msg, p.Done):
             transfer.done = True
             transfer.seeder_counters = msg
-            transfer.recovery.on_done(now)
+            transfer.recovery.on_done(now, msg.resent)
             self.detect_losses(transfer, now)
         elif isinstance(msg, p.Retry):
             if transfer.retries < MAX_RETRIES:
@@ -500,7 +556,7 @@ class DownloadEngine:
 
     # ------------------------------------------------------------- losses
     def detect_losses(self, transfer: Transfer, now: float) -> None:
-        lost = transfer.recovery.lost(now)
+        lost = transfer.recovery.lost(now, transfer.highest_seq)
         if lost:
             self.nack(transfer, lost, now)
 
@@ -511,6 +567,7 @@ class DownloadEngine:
         if not chunks:
             return
         transfer.nack_round = (transfer.nack_round + 1) & 0xFFFF
+        credit = transfer.limit  # before this NACK's own grant
         limit = transfer.grant()
         since = self.since_start(now)
         nacked = self.timeline.nacked
@@ -525,7 +582,7 @@ class DownloadEngine:
                       transfer.peer.addr, transfer.sid)
             self.counters.nacks_sent += 1
         self.counters.nack_entries += len(chunks)
-        transfer.recovery.on_nack_sent(chunks, now)
+        transfer.recovery.on_nack_sent(chunks, now, credit)
         self.emit(ev.NackSent(peer_name(transfer.peer.addr),
                               transfer.nack_round, tuple(chunks), since))
 
@@ -540,8 +597,11 @@ class DownloadEngine:
         deadline = self.last_progress + self.options.timeout
         for transfer in self.open_transfers():
             deadline = min(deadline, transfer.recovery.get_timer())
-        orphan = self.failover.next_ping()
-        return deadline if orphan is None else min(deadline, orphan)
+        for timer in (self.failover.next_ping(),
+                      self.pieces.timer() if self.pieces else None):
+            if timer is not None:
+                deadline = min(deadline, timer)
+        return deadline
 
     def handle_timer(self, now: float) -> None:
         if self.complete:
@@ -554,6 +614,8 @@ class DownloadEngine:
             if now >= recovery.probe_due() and not transfer.dead:
                 self._probe(transfer, now)
         self.failover.on_timer(now)
+        if self.pieces:
+            self.pieces.on_timer(now)
         if now - self.last_progress >= self.options.timeout:
             self.cancel_all()
             if self.failover.orphans:
@@ -586,8 +648,13 @@ class DownloadEngine:
         return self.state.missing_in(transfer.ranges)
 
     def _complete(self, now: float) -> None:
+        if not self.complete or self.finished_at is not None:
+            return  # pieces still to verify, or done already
         self.finished_at = now
         self.cancel_all()
+
+    def maybe_complete(self, now: float) -> None:
+        self._complete(now)
 
     def cancel_all(self) -> None:
         """CANCEL every session still open (done, stopped or failed)."""
@@ -631,7 +698,17 @@ class DownloadEngine:
             if elapsed > 0 and self.complete else 0.0,
             "per_seeder": self.per_seeder(),
             "seeders_gone": self.seeders_gone(),
+            **self.piece_stats(),
         }
+
+    def piece_stats(self) -> dict:
+        """``piece_hashes``: "checked" (the list), "unavailable" (no
+        peer gave a list that matches the id) or "none" (a song named by
+        its SHA-256: checked whole only)."""
+        if self.pieces is None:
+            return {"piece_hashes": "none", "bad_pieces": 0,
+                    "bad_pieces_per_peer": {}}
+        return self.pieces.stats()
 
 
 class Failover:
@@ -642,6 +719,7 @@ class Failover:
     def __init__(self, engine: DownloadEngine):
         self.engine = engine
         self.gone: set = set()  # addresses that stopped answering
+        self.banned: set = set()  # addresses that lied: never again
         self.orphans = p.RangeSet()
         self._next_ping: float | None = None
         self._nonces: dict[int, tuple] = {}  # nonce -> (addr, sent at)
@@ -661,6 +739,12 @@ class Failover:
         if silent:
             engine.emit(ev.SeederGone(peer_name(addr),
                                       engine.since_start(now)))
+        self.give_up_on_chunks(missing, now)
+
+    def give_up_on_chunks(self, missing: p.RangeSet, now: float) -> None:
+        """``missing`` to the live sources, or orphans until one is
+        back."""
+        engine = self.engine
         if not missing:
             return
         alive = [peer for a, peer in sorted(engine.peers.items())
@@ -674,6 +758,15 @@ class Failover:
             self._next_ping = now
         for start, end in missing:
             self.orphans.add(start, end)
+
+    def ban(self, addr, now: float) -> None:
+        """No more work for ``addr`` (it lied): its share moves."""
+        self.banned.add(addr)
+        live = [t for t in self.engine.transfers.values()
+                if t.peer.addr == addr and not t.dead]
+        if live:
+            self.give_up_on(live[0], now)
+        self.gone.add(addr)
 
     def next_ping(self) -> float | None:
         return self._next_ping if self.orphans else None
@@ -691,7 +784,8 @@ class Failover:
 
     def on_pong(self, msg: p.Pong, addr, now: float) -> None:
         sent = self._nonces.pop(msg.nonce, None)
-        if sent is None or sent[0] != addr or not self.orphans:
+        if sent is None or sent[0] != addr or not self.orphans \
+                or addr in self.banned:
             return
         engine = self.engine
         peer = engine.peers[addr]
@@ -706,3 +800,193 @@ class Failover:
 
 
 PING_PADDING = 44  # a 64-byte PING earns room for any PONG (anti-amp.)
+
+
+class PieceCheck:
+    """The song's piece hash list and the check of each piece.
+
+    The list is asked of one peer at a time (its pages, retried), the
+    fastest first, and checked against the song's id: a peer whose list
+    does not match lies (``BadHashList``) and gets no more work.  A piece
+    whose chunks are all here is checked by the driver (``check``).  A
+    bad one is fetched again, from a peer that did not send it if there
+    is one; who lied is then known: the sender of a piece fetched whole
+    from one peer, or, once a good copy came, the senders of the chunks
+    that differ from it (``BadPiece``).  A peer with ``MAX_BAD_PIECES``
+    bad pieces gets no more work."""
+
+    def __init__(self, engine: DownloadEngine, verified=()):
+        self.engine = engine
+        self.book = pieces.PieceBook(engine.info, verified)
+        self.queue: list[Peer] = []  # peers still to ask for the list
+        self.asking: Peer | None = None
+        self.list: pieces.HashList | None = None
+        self.in_flight: set[int] = set()
+        self.tries = 0
+        self.deadline: float | None = None
+        self.unavailable = False
+        self.strikes: dict[str, int] = {}  # peer -> bad pieces sent
+        self.blamed: dict[int, set] = {}  # piece -> slots blamed for it
+
+    # ----------------------------------------------------- the list
+    def start(self, alive: list[Peer], now: float) -> None:
+        self.book.touch(self.engine.state.have, range(self.book.pieces))
+        if self.book.all_verified():
+            return  # all verified by an earlier run: no list needed
+        self.queue = sorted(alive, key=lambda peer: peer.rtt or 0)
+        self._next_peer(now)
+
+    def settled(self) -> bool:
+        return self.unavailable or self.book.all_verified()
+
+    def timer(self) -> float | None:
+        return self.deadline
+
+    def _next_peer(self, now: float) -> None:
+        banned = self.engine.failover.banned
+        while self.queue:
+            peer = self.queue.pop(0)
+            if peer.addr not in banned:
+                self.asking, self.tries = peer, 0
+                self.list = pieces.HashList(self.engine.info)
+                self.in_flight = set()
+                self._ask(now)
+                return
+        self.asking = self.list = self.deadline = None
+        self.unavailable = True  # checked whole, at the end, only
+        self.engine.maybe_complete(now)
+
+    def _ask(self, now: float) -> None:
+        """The next pages (up to ``PAGES_IN_FLIGHT``) of the peer asked."""
+        peer, info = self.asking, self.engine.info
+        pages = self.list.missing()[:PAGES_IN_FLIGHT]
+        self.in_flight = set(pages)
+        for page in pages:
+            self.engine.send(p.Hashes(info.file_id, page, peer.token),
+                             peer.addr)
+        wait = max(MIN_HASH_WAIT_S, 2 * (peer.rtt or INITIAL_RTT))
+        self.deadline = now + wait * 2 ** self.tries
+
+    def on_timer(self, now: float) -> None:
+        if self.deadline is None or now < self.deadline:
+            return
+        self.tries += 1
+        if self.tries >= HASH_TRIES:
+            self._next_peer(now)
+        else:
+            self._ask(now)
+
+    def on_message(self, msg, addr, now: float) -> None:
+        """A session-less answer: a HASH_PAGE, or RETRY / ERROR to a
+        HASHES.  Only the peer asked is heard."""
+        if self.asking is None or addr != self.asking.addr:
+            return
+        if isinstance(msg, p.HashPage):
+            if self.list.add(msg):
+                self.in_flight.discard(msg.page)
+                if self.list.complete:
+                    self._have_list(now)
+                elif not self.in_flight:
+                    self.tries = 0
+                    self._ask(now)
+        elif isinstance(msg, p.Retry):
+            self.asking.token = msg.token
+            self.tries += 1  # bounded like a lost answer
+            if self.tries >= HASH_TRIES:
+                self._next_peer(now)
+            else:
+                self._ask(now)
+        elif isinstance(msg, p.Error):
+            self._next_peer(now)  # no list there
+
+    def _have_list(self, now: float) -> None:
+        peer = self.asking
+        if not self.list.matches():
+            self.engine.emit(ev.BadHashList(peer_name(peer.addr),
+                                            self.engine.since_start(now)))
+            self.engine.failover.ban(peer.addr, now)
+            self._next_peer(now)
+            return
+        self.book.hashes = self.list.joined()
+        self.asking = self.list = self.deadline = None
+
+    def stats(self) -> dict:
+        book = self.book
+        return {"piece_hashes": "unavailable" if self.unavailable
+                else "checked",
+                "pieces": book.pieces,
+                "pieces_verified": sum(book.verified),
+                "bad_pieces": book.bad_pieces,
+                "bad_pieces_per_peer": dict(sorted(self.strikes.items()))}
+
+    def to_verify(self) -> list[int]:
+        return sorted(self.book.ready) if self.book.hashes else []
+
+    # --------------------------------------------------- the pieces
+    def check(self, piece: int, data, now: float) -> bool:
+        book = self.book
+        if book.hashes is None or piece not in book.ready:
+            return bool(0 <= piece < book.pieces and book.verified[piece])
+        if book.check(piece, data):
+            book.mark_verified(piece)
+            if piece in book.bad_copy:
+                self._blame(piece, book.liars(piece, data), now)
+            self.engine.maybe_complete(now)
+            return True
+        self._bad(piece, data, now)
+        return False
+
+    def _bad(self, piece: int, data, now: float) -> None:
+        book, engine = self.book, self.engine
+        book.bad_pieces += 1
+        book.ready.discard(piece)
+        start, end = book.range(piece)
+        senders = book.senders(piece)
+        if len(senders) == 1 and 0 not in book.sender[start:end]:
+            # Every chunk from one peer (none from disk): that one lied.
+            self._blame(piece, senders, now)
+        elif piece not in book.bad_copy:  # known once a good copy comes
+            book.bad_copy[piece] = (book.chunk_crcs(piece, data),
+                                    bytes(book.sender[start:end]))
+        engine.state.discard(start, end)
+        book.sender[start:end] = bytes(end - start)
+        for transfer in engine.transfers.values():
+            transfer.ranges.remove(start, end)  # no one else waits for it
+        self._fetch_again(piece, senders, now)
+
+    def _fetch_again(self, piece: int, senders: set, now: float) -> None:
+        """The piece, whole, from one peer: one that did not send the bad
+        copy if any, else the one with the fewest bad pieces."""
+        engine = self.engine
+        failover = engine.failover
+        alive = [peer for addr, peer in sorted(engine.peers.items())
+                 if peer.alive and addr not in failover.gone]
+        start, end = self.book.range(piece)
+        wanted = p.RangeSet([(start, end)])
+        if not alive:
+            failover.give_up_on_chunks(wanted, now)
+            return
+        peer = min(alive, key=lambda peer: (
+            engine.slots.get(peer.addr) in senders,
+            self.strikes.get(peer_name(peer.addr), 0), peer.rtt or 0))
+        engine.scheduler._start_transfer(peer, wanted, now)
+
+    def _blame(self, piece: int, slots: set, now: float) -> None:
+        """``slots`` sent bad data for ``piece``: once per piece each."""
+        engine = self.engine
+        by_slot = {slot: addr for addr, slot in engine.slots.items()}
+        already = self.blamed.setdefault(piece, set())
+        culprits = sorted(by_slot[slot] for slot in slots - already
+                          if slot in by_slot)
+        already |= slots
+        if not culprits:
+            return
+        dropped = []
+        for addr in culprits:
+            name = peer_name(addr)
+            self.strikes[name] = self.strikes.get(name, 0) + 1
+            if self.strikes[name] == MAX_BAD_PIECES:
+                dropped.append(name)
+                engine.failover.ban(addr, now)
+        engine.emit(ev.BadPiece(piece, tuple(map(peer_name, culprits)),
+                                engine.since_start(now), tuple(dropped)))

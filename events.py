@@ -117,6 +117,28 @@ class WaitingForSeeders:
 
 
 @dataclass(frozen=True)
+class BadPiece:
+    """Piece ``piece`` failed its SHA-256: the data ``peers`` sent for it
+    was wrong (valid CRCs, wrong bytes).  It is fetched again; ``dropped``
+    are the peers that have now sent too many bad pieces and get no more
+    work."""
+
+    piece: int
+    peers: tuple[str, ...]
+    at_s: float
+    dropped: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class BadHashList:
+    """``peer`` sent a piece hash list that does not hash to the song's
+    id: it lies, and gets no more work."""
+
+    peer: str
+    at_s: float
+
+
+@dataclass(frozen=True)
 class Resumed:
     """``chunks`` of ``total`` were already on disk from an earlier run."""
 
@@ -175,8 +197,9 @@ class Failed:
 
 
 Event = Union[RequestSent, ChunkReceived, NackSent, SeederGone,
-              SeedersBack, Refused, WaitingForSeeders, Resumed, SongChanged,
-              Played, Stalled, Snapshot, Completed, Failed]
+              SeedersBack, Refused, WaitingForSeeders, BadPiece, BadHashList,
+              Resumed, SongChanged, Played, Stalled, Snapshot, Completed,
+              Failed]
 EVENT_TYPES: tuple[type, ...] = Event.__args__  # type: ignore[attr-defined]
 
 

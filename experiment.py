@@ -1,7 +1,7 @@
 """P2P FACOM experiment: compare the sending orders while playing.
 
     python3 p2p_facom.py experiment [--runs N] [--loss P] [--rate KBPS]
-        [--delay MS] [--seeders K] [--song NAME] [-o DIR]
+        [--delay MS] [--seeders K] [--song NAME] [-o DIR] [--simulate]
 
 Starts its own K seeders on 127.0.0.1 .. 127.0.0.K (one free port), then
 downloads the same song with each sending order (sequential, random,
@@ -14,6 +14,13 @@ draws a PNG comparing the orders, both into -o DIR.
 
 The seeders are started again for every download, with the same seeds, so
 that run r of every order meets the same emulated losses.
+
+``--simulate`` runs the same comparison on the simulated network
+(``simnet.py``) in virtual time: the real engines (``seed_engine.py``,
+``download_engine.py``) with the same emulated links, no processes, no
+sockets, no sound; playback is modelled from the arrival times
+(``playback_model.py``, the player's prebuffer rules).  3 orders x 10 runs
+take seconds.
 
 What to expect with the defaults (3 seeders that together carry 1.2x the
 song's bit rate, 5 % loss): sequential starts at once and never stalls;
@@ -34,6 +41,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+from dataclasses import dataclass
 
 import cli
 import protocol as p
@@ -106,6 +114,10 @@ def build_parser() -> cli.Parser:
     parser.add_argument("--orders", default=",".join(ORDERS),
                         help="sending orders to compare, comma-separated "
                              "(default all three)")
+    parser.add_argument("--simulate", action="store_true",
+                        help="on the simulated network in virtual time: "
+                             "the same engines, no processes or sockets, "
+                             "playback modelled (seconds for 3 x 10 runs)")
     return parser
 
 
@@ -113,8 +125,8 @@ def find_song(name: str | None) -> str:
     """``--song``: a path to an .mp3 file, or a name in music/."""
     if name is None:
         if not os.path.exists(SONG):
-            import p2p_facom
-            p2p_facom.ensure_sample(cli.MUSIC_DIR)
+            from sample_song import ensure_sample
+            ensure_sample(cli.MUSIC_DIR)
         return SONG
     candidates = [name, os.path.join(cli.MUSIC_DIR, name),
                   os.path.join(cli.MUSIC_DIR, name + ".mp3")]
@@ -157,10 +169,7 @@ class SongInfo:
         self.path = path
         self.name = os.path.basename(path)
         self.size = os.path.getsize(path)
-        self.frames = player.ByteTimeMap()
-        with open(path, "rb") as handle:
-            for block in iter(lambda: handle.read(1 << 16), b""):
-                self.frames.feed(block)
+        self.frames = player.scan_file(path)
         self.duration = self.frames.seconds
         if self.duration <= 0:
             raise cli.UsageError(f"no MP3 audio found in {path}")
@@ -255,6 +264,97 @@ def download_once(song: SongInfo, order: str, addresses, out_dir: str,
     }
 
 
+# ------------------------------------------------- simulated downloads
+# Virtual seconds a simulated download may take: generous (a slow link
+# and losses), but a run that hangs still ends.
+SIM_LIMIT_S = 600.0
+SIM_LIMIT_PER_SONG_S = 20.0  # ... plus this many times the song's length
+
+
+@dataclass(frozen=True)
+class SimConditions:
+    """The emulated links of a simulated download: each seeder's, as
+    ``seeder.py --rate --loss --delay`` would set them."""
+
+    seeders: int
+    loss: float = 0.0
+    delay_ms: float = 0.0
+    rate_kbps: float = 0.0     # each seeder's; 0: unlimited
+    prebuffer: float = 2.0
+    seeder_orders: tuple = ()  # each seeder's own order (-m), by name
+
+
+def simulate_download(song: SongInfo, data: bytes, order: str | None,
+                      seed: int, conditions: SimConditions) -> dict:
+    """One download of ``song`` (its bytes ``data``) on the simulated
+    network in virtual time: the real engines, each seeder on the link
+    ``conditions`` gives, the loopback between them ideal, and playback
+    modelled from the arrival times with the player's rules
+    (``playback_model``).  ``order`` None: each seeder's own
+    (``conditions.seeder_orders``, sequential when not given).  The
+    same seed gives the same run."""
+    import netem
+    import playback_model
+    import simnet
+    from download_engine import Options
+    link = netem.LinkSpec(loss=conditions.loss,
+                          delay_s=conditions.delay_ms / 1000,
+                          rate_Bps=conditions.rate_kbps * 1000 / 8)
+    net = simnet.SimNet(seed=seed, keep_trace=False)
+    source = simnet.BytesSource()
+    info = source.add(song.name, data, round(song.duration * 1000))
+    seeders = simnet.add_seeders(net, source, conditions.seeders, link,
+                                 seed * MAX_SEEDERS)
+    for address, name in zip(seeders, conditions.seeder_orders):
+        if name in p.ORDER_NAMES:  # its -m: what a REQUEST in DEFAULT gets
+            net.hosts[address].engine.order = p.ORDER_NAMES[name]
+    engine = simnet.download(
+        net, info, seeders, Options(method=order, seed=seed),
+        until=SIM_LIMIT_S + SIM_LIMIT_PER_SONG_S * song.duration)
+    if not engine.complete:
+        raise cli.RunError(f"the simulated download ({order or 'own'}, "
+                           f"seed {seed}) did not finish")
+    received = list(engine.timeline.received)
+    played = playback_model.simulate(received, info.chunk_size, info.size,
+                                     song.frames, conditions.prebuffer)
+    stats = engine.stats(net.now)
+    return {
+        "startup_s": played.startup_s,
+        "stalls": played.stalls,
+        "stall_s": played.stall_s,
+        "continuity": None if played.continuity is None
+        else 100 * played.continuity,
+        "completion_s": stats["elapsed_s"],
+        "retransmitted": stats["chunks_retransmitted"],
+        "received": received,
+        "played": played.played,
+        "stats": stats,
+    }
+
+
+class SimulatedDownloads:
+    """``download(order, seed)`` on the simulated network
+    (``simulate_download``), each seeder with the emulated link ``seeder.py
+    --rate --loss --delay`` gives it (same seeds as the real run)."""
+
+    def __init__(self, song: SongInfo, args, rate: float):
+        self.song = song
+        self.conditions = SimConditions(args.seeders, args.loss, args.delay,
+                                        rate, args.prebuffer)
+        with open(song.path, "rb") as handle:
+            self.data = handle.read()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return None
+
+    def __call__(self, order: str, seed: int) -> dict:
+        return simulate_download(self.song, self.data, order, seed,
+                                 self.conditions)
+
+
 # ------------------------------------------------------------- summaries
 def summarize(runs: list[dict]) -> dict:
     """{measure: (median, min, max)} over the runs (None when unknown)."""
@@ -328,21 +428,12 @@ COLORS = {"sequential": "#1b9e77", "random": "#d95f02",
 
 
 def ready_curve(song: SongInfo, received: list[float]):
-    """(time, seconds of audio ready in order) after each arrival."""
-    n = len(received)
-    arrivals = sorted((t, i) for i, t in enumerate(received)
-                      if not math.isnan(t))
-    have = bytearray(n)
-    contiguous = 0
-    times, ready = [0.0], [0.0]
-    for t, i in arrivals:
-        have[i] = 1
-        while contiguous < n and have[contiguous]:
-            contiguous += 1
-        times.append(t)
-        ready.append(song.duration if contiguous >= n
-                     else song.media_time(contiguous))
-    return times, ready
+    """(time, seconds of audio ready in order), a step at each arrival
+    that completed more of the song's start."""
+    import playback_model
+    steps = playback_model.ready_steps(list(received), p.CHUNK_SIZE,
+                                       song.frames)
+    return [0.0] + [t for t, _ in steps], [0.0] + [r for _, r in steps]
 
 
 def played_curve(song: SongInfo, played: list[float]):
@@ -428,34 +519,20 @@ def run(args) -> int:
     song = SongInfo(find_song(args.song))
     rate = args.rate or max(MIN_RATE_KBPS, round(
         DEFAULT_RATE_FACTOR * song.kbps / args.seeders, 1))
-    port = args.port or cli.free_port(
-        [f"127.0.0.{k + 1}" for k in range(args.seeders)])
-    link = ["--rate", str(rate), "--loss", str(args.loss),
-            "--delay", str(args.delay)]
     conditions = (f"{args.seeders} seeder(s) x {rate:g} kbit/s "
                   f"(song {song.kbps:.0f} kbit/s, {song.duration:.1f} s), "
                   f"loss {args.loss:.0%}, delay {args.delay:g} ms, "
                   f"prebuffer {args.prebuffer:g} s, {args.runs} run(s), "
-                  f"seed {args.seed}")
+                  f"seed {args.seed}"
+                  + (", simulated network" if args.simulate else ""))
     print(f"experiment: {conditions}", flush=True)
+    downloads = SimulatedDownloads if args.simulate else RealDownloads
     results: dict[str, list[dict]] = {order: [] for order in orders}
-    with tempfile.TemporaryDirectory(prefix="p2p-facom-experiment-") as tmp:
-        share = os.path.join(tmp, "share")
-        os.makedirs(share)
-        shutil.copy(song.path, os.path.join(share, song.name))
+    with downloads(song, args, rate) as download:
         for run_n in range(args.runs):
             seed = args.seed * 1000 + run_n
             for order in orders:
-                out_dir = os.path.join(tmp, f"{order}-{run_n}")
-                os.makedirs(out_dir)
-                seeders = Seeders(share, args.seeders, port, link,
-                                  seed * MAX_SEEDERS)
-                try:
-                    result = download_once(song, order, seeders.addresses,
-                                           out_dir, args.prebuffer, seed)
-                finally:
-                    seeders.stop()
-                shutil.rmtree(out_dir, ignore_errors=True)
+                result = download(order, seed)
                 results[order].append(result)
                 print(f"  {order:<11} run {run_n + 1}/{args.runs}: "
                       f"start-up {_cell(result['startup_s'], '{:.2f}')} s, "
@@ -479,6 +556,40 @@ def run(args) -> int:
                            f"{exc.strerror or exc}")
     print(f"\nwrote {csv_path}, {runs_path} and {png_path}")
     return cli.EXIT_OK
+
+
+class RealDownloads:
+    """``download(order, seed)`` with real seeder processes on loopback,
+    started again for every download, and the real player."""
+
+    def __init__(self, song: SongInfo, args, rate: float):
+        self.song, self.args = song, args
+        self.port = args.port or cli.free_port(
+            [f"127.0.0.{k + 1}" for k in range(args.seeders)])
+        self.link = ["--rate", str(rate), "--loss", str(args.loss),
+                     "--delay", str(args.delay)]
+        self._tmp = tempfile.TemporaryDirectory(
+            prefix="p2p-facom-experiment-")
+        self.share = os.path.join(self._tmp.name, "share")
+
+    def __enter__(self):
+        os.makedirs(self.share)
+        shutil.copy(self.song.path, os.path.join(self.share, self.song.name))
+        return self
+
+    def __exit__(self, *exc):
+        self._tmp.cleanup()
+
+    def __call__(self, order: str, seed: int) -> dict:
+        out_dir = tempfile.mkdtemp(prefix=f"{order}-", dir=self._tmp.name)
+        seeders = Seeders(self.share, self.args.seeders, self.port,
+                          self.link, seed * MAX_SEEDERS)
+        try:
+            return download_once(self.song, order, seeders.addresses,
+                                 out_dir, self.args.prebuffer, seed)
+        finally:
+            seeders.stop()
+            shutil.rmtree(out_dir, ignore_errors=True)
 
 
 def main(argv=None) -> int:

@@ -11,7 +11,9 @@ rest of the module is the terminal leecher:
                        [--pcap CAPTURE.pcap] [--no-offload]
 
 What is lost, and when it is asked for again, is decided in
-``recovery.py`` (RACK, RFC 8985; RFC 9002).
+``recovery.py`` (RACK, RFC 8985; RFC 9002).  Each piece (``pieces.py``) is
+hashed from the ``.part`` as soon as it is complete; only verified pieces
+are played and go into the final SHA-256.
 """
 
 from __future__ import annotations
@@ -37,11 +39,12 @@ from operator import itemgetter
 
 import cli
 import events as ev
+import pieces
 import protocol as p
+from download_engine import (DEFAULT_TIMEOUT, DEFAULT_WINDOW,
+                             MAX_BAD_PIECES, PING_PADDING, DownloadEngine,
+                             Options, Peer, Timeline, check_size)
 from offload import make_receiver
-from download_engine import (DEFAULT_TIMEOUT, DEFAULT_WINDOW, PING_PADDING,
-                             DownloadEngine, Options, Peer, Timeline,
-                             check_size)
 
 __all__ = ["DEFAULT_TIMEOUT", "DEFAULT_WINDOW", "Download", "Endpoint",
            "Options", "Peer", "Song", "Timeline", "ping", "search"]
@@ -259,7 +262,7 @@ def _merge(songs: dict, files, addr) -> None:
     for info in files:
         if not plausible(info):
             continue  # fields that contradict each other: a lie or a bug
-        key = (info.sha256, info.size, info.chunk_size)
+        key = (info.sha256, info.size, info.chunk_size, info.file_id)
         song = songs.setdefault(key, Song(info))
         if addr not in song.sources:
             song.sources.append(addr)
@@ -267,10 +270,11 @@ def _merge(songs: dict, files, addr) -> None:
 
 
 def plausible(info: p.FileInfo) -> bool:
-    """SEARCH_RESULT fields that agree with each other."""
+    """SEARCH_RESULT fields that agree with each other (an id made
+    from a piece list of several pieces is checked with its list)."""
     return (1 <= info.chunk_size <= p.MAX_CHUNK_DATA
             and info.chunks == p.chunk_count(info.size, info.chunk_size)
-            and info.file_id == p.file_id_of(info.sha256))
+            and pieces.id_plausible(info))
 
 
 # Linux's NAME_MAX; the longest name the leecher makes from a song's is
@@ -316,8 +320,10 @@ def fallback_folder() -> str:
 class Sidecar:
     """``NAME.part.json``: what an interrupted download already has.
 
-    It names the song by SHA-256 and keeps each received chunk's CRC-32, so
-    a new run re-checks the ``.part`` bytes before trusting them.  When the
+    It names the song by SHA-256 and id and keeps each received chunk's
+    CRC-32, so a new run re-checks the ``.part`` bytes before trusting
+    them, and the pieces verified against the piece hash list (``pieces``,
+    ranges of pieces): a new run hashes only the others again.  When the
     output folder stops taking files, it goes to ``fallback_folder()``
     under a name drawn from the ``.part``'s full path, and is found there.
     """
@@ -332,7 +338,8 @@ class Sidecar:
         self.saved_at: str | None = None  # where the last save went
 
     def load(self, info: p.FileInfo):
-        """{chunk: crc}, ``CHANGED`` for another song, None for nothing."""
+        """({chunk: crc}, verified pieces), ``CHANGED`` for another
+        song, None for nothing."""
         for path in (self.path, self.fallback):
             found = self._load(path, info)
             if found is not None:
@@ -344,29 +351,37 @@ class Sidecar:
             with open(path, encoding="utf-8") as handle:
                 data = json.load(handle)
             if data["sha256"] != info.sha256.hex() \
-                    or data["chunk_size"] != info.chunk_size:
+                    or data["chunk_size"] != info.chunk_size \
+                    or data.get("file_id", info.file_id.hex()) \
+                    != info.file_id.hex():
                 return self.CHANGED
             crcs = array("I")
             crcs.frombytes(base64.b64decode(data["crc32"]))
             if sys.byteorder == "little":
                 crcs.byteswap()  # stored big-endian
             ranges = [(int(s), int(e)) for s, e in data["chunks"]]
+            verified = [(int(s), int(e)) for s, e in data.get("pieces", [])]
         except (OSError, ValueError, KeyError, TypeError, AttributeError):
             return None
-        return {i: crcs[i] for start, end in ranges
-                for i in range(max(start, 0), min(end, info.chunks,
-                                                  len(crcs)))}
+        pieces_here = pieces.piece_count(info.chunks)
+        return ({i: crcs[i] for start, end in ranges
+                 for i in range(max(start, 0), min(end, info.chunks,
+                                                   len(crcs)))},
+                [n for start, end in verified
+                 for n in range(max(start, 0), min(end, pieces_here))])
 
     def save(self, info: p.FileInfo, chunks: list[tuple[int, int]],
-             crcs: array) -> str:
-        """Record the ``chunks`` ranges as here, with their ``crcs``; the
-        path it went to (the fallback when the folder refuses it)."""
+             crcs: array, verified: list[tuple[int, int]] = ()) -> str:
+        """Record the ``chunks`` ranges as here, with their ``crcs``, and
+        the ``verified`` piece ranges; the path it went to (the fallback
+        when the folder refuses it)."""
         crcs = array("I", crcs)
         if sys.byteorder == "little":
             crcs.byteswap()
         data = {"sha256": info.sha256.hex(), "size": info.size,
+                "file_id": info.file_id.hex(),
                 "chunk_size": info.chunk_size,
-                "chunks": chunks,
+                "chunks": chunks, "pieces": list(verified),
                 "crc32": base64.b64encode(crcs.tobytes()).decode("ascii")}
         try:
             self._write(self.path, data)
@@ -411,6 +426,10 @@ class PartFile:
         self._digest = hashlib.sha256()  # of the file's contiguous prefix
         self._hashed_chunks = 0  # chunks of the prefix in the digest
         self._advised_chunks = 0  # of them, given to fadvise
+        self.verified_pieces: list[int] = []  # resumed, still intact
+        # Runs written feed the digest from memory: only when no piece
+        # check comes first (a bad piece would have been hashed).
+        self.hash_on_write = True
 
     def _cannot_write(self, exc: OSError) -> ev.DownloadFailed:
         return ev.DownloadFailed(ev.Problem.CANNOT_WRITE,
@@ -458,6 +477,7 @@ class PartFile:
         if kept is Sidecar.CHANGED:
             emit(ev.SongChanged())
             return []
+        kept, verified = kept
         good = []
         for index, crc in kept.items():
             offset = index * self.info.chunk_size
@@ -465,10 +485,18 @@ class PartFile:
             if zlib.crc32(data) == crc:
                 self.crcs[index] = crc
                 good.append(index)
+        intact = bytearray(self.info.chunks)
+        for index in good:
+            intact[index] = 1
+        # A verified piece stays so while every chunk of it is intact.
+        self.verified_pieces = [
+            n for n in verified
+            if 0 not in intact[slice(*pieces.chunk_range(n, self.info.chunks))]]
         emit(ev.Resumed(len(good), self.info.chunks))
         return good
 
-    def save_progress(self, state: p.ReceiveState, runs=()) -> str | None:
+    def save_progress(self, state: p.ReceiveState, runs=(),
+                      verified=()) -> str | None:
         """Write the sidecar (after the engine's ``runs`` not yet written);
         the reason it failed, if it did."""
         if self.fd is None or not state.received or self.untrusted:
@@ -480,7 +508,7 @@ class PartFile:
             kept = p.RangeSet(state.present())
             for start, end in self._unwritten:
                 kept.remove(start, end)
-            self.sidecar.save(self.info, list(kept), self.crcs)
+            self.sidecar.save(self.info, list(kept), self.crcs, verified)
         except OSError as exc:
             return f"cannot save progress to {self.sidecar.path}: " \
                    f"{exc.strerror or exc}"
@@ -523,7 +551,8 @@ class PartFile:
                 first, views = start, []
             views.extend(payloads)
         self._write_run(first, views, runs)
-        self._hash_runs(runs)
+        if self.hash_on_write:
+            self._hash_runs(runs)
 
     def _hash_runs(self, runs: list) -> None:
         """Feed the digest the runs (sorted, written) that continue the
@@ -585,6 +614,14 @@ class PartFile:
             raise self._cannot_write(exc) from None
 
     # ------------------------------------------------------------ the end
+    def hash_verified(self, start: int, end: int, data) -> None:
+        """Chunks ``[start, end)`` were just read and verified (a
+        piece): when they continue the prefix, the whole-file digest takes
+        them from memory instead of reading them again."""
+        if start == self._hashed_chunks:
+            self._digest.update(data)
+            self._hashed_chunks = end
+
     def hash_prefix(self, ready: int) -> None:
         """Hash the file's contiguous prefix (``ready`` chunks) as it
         grows: what ``write`` did not feed from memory (chunks that waited
@@ -690,7 +727,9 @@ class Download:
             self.engine = DownloadEngine(
                 self.info, self._sources(), self.started, self.options,
                 present, chunk_events=getattr(self.events, "wants_chunks",
-                                              self.events is not None))
+                                              self.events is not None),
+                verified=self.part.verified_pieces)
+            self.part.hash_on_write = self.engine.pieces is None
             self.engine.start(self.started)
             self._loop()
             self._feed_player()
@@ -722,8 +761,11 @@ class Download:
     def _save_progress(self) -> None:
         if self.engine is None:
             return
-        problem = self.part.save_progress(self.engine.state,
-                                          self.engine.take_runs())
+        engine = self.engine
+        verified = engine.pieces.book.verified_ranges() if engine.pieces \
+            else ()
+        problem = self.part.save_progress(engine.state, engine.take_runs(),
+                                          verified)
         if problem:
             print(problem, file=sys.stderr)
 
@@ -747,15 +789,27 @@ class Download:
                 # The chunks are views of the endpoint's buffers: written
                 # before the next receive reuses them.
                 self.part.write_runs(engine.take_runs(), engine.state)
+                self._check_pieces(now)
             timer = engine.get_timer()
             if timer is not None and now >= timer:
                 engine.handle_timer(now)
+            self._check_pieces(now)  # the hash list may have come
             self._feed_player()
-            self.part.hash_prefix(engine.state.contiguous())
+            self.part.hash_prefix(engine.verified_prefix())
             if now - last_snapshot >= SNAPSHOT_S:
                 last_snapshot = now
                 self._pump_events(now)
         self._send(engine.datagrams_to_send(now))
+
+    def _check_pieces(self, now: float) -> None:
+        """Hash each piece that is complete, as the .part holds it."""
+        engine, size = self.engine, self.info.chunk_size
+        for piece in engine.pieces_to_verify():
+            start, end = pieces.chunk_range(piece, self.info.chunks)
+            data = self.part.read(start * size, min(self.info.size,
+                                                    end * size))
+            if engine.check_piece(piece, data, now):
+                self.part.hash_verified(start, end, data)
 
     def _send(self, datagrams) -> None:
         for data, addr in datagrams:
@@ -774,6 +828,9 @@ class Download:
     def _feed_player(self) -> None:
         if self.player is None:
             return
+        # What arrived, verified or not: a piece is ~5.6 s of a 128 kbit/s
+        # song, and waiting for whole pieces would delay start-up by that.
+        # The file and its SHA-256 take verified pieces only.
         ready = self.engine.state.contiguous()
         if ready <= self.fed_chunks:
             if not self.info.chunks:  # an empty file: nothing will come
@@ -824,8 +881,9 @@ class Download:
     def stats(self, timeline: bool = True) -> dict:
         now = self.finished or time.monotonic()
         # Not run (--play of a song already here): every counter at zero.
-        engine = self.engine or DownloadEngine(self.info, [], now,
-                                               present=range(self.info.chunks))
+        engine = self.engine or DownloadEngine(
+            self.info, [], now, present=range(self.info.chunks),
+            verified=range(pieces.piece_count(self.info.chunks)))
         counted = engine.stats(now)
         bad = self.endpoint.bad + (self.engine.counters.bad
                                    if self.engine else 0)
@@ -1032,6 +1090,10 @@ class TerminalView:
             ev.WaitingForSeeders: lambda e: self.say(
                 f"no seeder with this song answers: asking again for up "
                 f"to {e.seconds:.0f} s"),
+            ev.BadPiece: self._bad_piece,
+            ev.BadHashList: lambda e: self.say(
+                f"{e.peer} sent a piece hash list that does not match the "
+                f"song's id: it gets no more work"),
             ev.Snapshot: self._snapshot,
             ev.ChunkReceived: None, ev.NackSent: None, ev.Played: None,
             ev.Stalled: None, ev.Completed: None, ev.Failed: None,
@@ -1045,6 +1107,12 @@ class TerminalView:
             self.stream.write("\r\033[K")  # over the bar, drawn again later
         self.stream.write("  " + line + "\n")
         self.stream.flush()
+
+    def _bad_piece(self, event: ev.BadPiece) -> None:
+        self.say(f"piece {event.piece} failed its SHA-256: wrong data from "
+                 f"{', '.join(event.peers)} (fetched again)"
+                 + (f"; {', '.join(event.dropped)} dropped after "
+                    f"{MAX_BAD_PIECES} bad pieces" if event.dropped else ""))
 
     def _resumed(self, event: ev.Resumed) -> None:
         self.resumed = event.chunks
@@ -1106,6 +1174,12 @@ def report(stats: dict) -> str:
         lines.append(f"  from {seeder:<21} {count} chunks")
     if stats["seeders_gone"]:
         lines.append("seeders gone    " + ", ".join(stats["seeders_gone"]))
+    if stats.get("bad_pieces"):
+        lines.append(f"bad pieces      {stats['bad_pieces']} failed their "
+                     f"SHA-256, fetched again (bad data from "
+                     + ", ".join(f"{peer} in {count}" for peer, count in
+                                 stats["bad_pieces_per_peer"].items())
+                     + ")")
     if "stalls" in stats:
         def seconds(key):
             value = stats[key]

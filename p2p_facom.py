@@ -14,8 +14,7 @@ import sys
 import time
 
 import cli
-# Re-exported for experiment.py, which should import it from sample_song.
-from sample_song import ensure_sample  # noqa: F401
+from sample_song import ensure_sample
 
 DEMO_ORDERS = ("sequential", "random", "semi-random")
 # Slow, slightly lossy links make the demo worth watching: three seeders

@@ -47,10 +47,16 @@ DONE           sent u32, resent u32, dropped u32, duplicated u32,
                bytes sent u64
 RETRY          token u32 (the REQUEST did not carry the address's token)
 ERROR          code u16, text (UTF-8)
+HASHES         token u32, file id 8s, page u16 — one page of the file's
+               piece SHA-256 list, please (``pieces.py``)
+HASH_PAGE      file id 8s, page u16, pages u16, hashes (32 bytes each, at
+               most ``HASHES_PER_PAGE``; the last page may hold fewer)
 ============== =============================================================
 
 Ranges are half-open ``[start, end)`` chunk intervals.  Files are named on
-the wire by ``file_id`` = the first 8 bytes of their SHA-256.  A datagram is
+the wire by ``file_id``: the first 8 bytes of the SHA-256 of their piece
+hash list (``pieces.py``, like BitTorrent's info-hash), or of their own
+SHA-256 for a seeder that publishes no piece hashes.  A datagram is
 at most ``MAX_DATAGRAM`` (1472) bytes, so IP never fragments it.
 """
 
@@ -94,6 +100,8 @@ class MsgType(enum.IntEnum):
     DONE = 10
     RETRY = 11
     ERROR = 12
+    HASHES = 13
+    HASH_PAGE = 14
 
 
 class Order(enum.IntEnum):
@@ -250,8 +258,29 @@ class Error:
     TYPE = MsgType.ERROR
 
 
+@dataclass(frozen=True)
+class Hashes:
+    """Ask for page ``page`` of a file's piece hash list."""
+
+    file_id: bytes
+    page: int
+    token: int = 0
+    TYPE = MsgType.HASHES
+
+
+@dataclass(frozen=True)
+class HashPage:
+    """Page ``page`` of ``pages`` of a file's piece hash list."""
+
+    file_id: bytes
+    page: int
+    pages: int
+    hashes: tuple[bytes, ...]  # 32 bytes each
+    TYPE = MsgType.HASH_PAGE
+
+
 Message = Union[Ping, Pong, Search, SearchResult, Request, Chunk, Ack, Nack,
-                Cancel, Done, Retry, Error]
+                Cancel, Done, Retry, Error, Hashes, HashPage]
 
 
 @dataclass(frozen=True)
@@ -267,7 +296,7 @@ class Datagram:
 PING_BODY = struct.Struct("!I")
 PONG_FIXED = struct.Struct("!IIHHBB")
 SEARCH_FIXED = struct.Struct("!I")
-SEARCH_PAGED = struct.Struct("!IH")
+PAGE_BYTES = 2  # SEARCH with FLAG_PAGE: a u16 page after the token
 FILE_FIXED = struct.Struct("!8sQIHI32sH")
 COUNT = struct.Struct("!H")
 REQUEST_FIXED = struct.Struct("!8sBBIIHH")
@@ -276,6 +305,12 @@ NACK_FIXED = struct.Struct("!IHH")
 DONE_BODY = struct.Struct("!IIIIQ")
 RETRY_BODY = struct.Struct("!I")
 ERROR_FIXED = struct.Struct("!H")
+HASHES_BODY = struct.Struct("!I8sH")
+HASH_PAGE_FIXED = struct.Struct("!8sHH")
+# Hashes one HASH_PAGE carries: as many as fit in one datagram (45, a
+# 1468-byte answer; the token makes sure the asker receives it).
+HASHES_PER_PAGE = (MAX_DATAGRAM - HEADER.size - HASH_PAGE_FIXED.size) \
+    // SHA256_SIZE
 
 MAX_REQUEST_RANGES = (MAX_BODY - REQUEST_FIXED.size) // RANGE.size
 MAX_NACK_RANGES = (MAX_BODY - NACK_FIXED.size) // RANGE.size
@@ -348,9 +383,9 @@ def _encode_body(msg: Message) -> bytes:
                                msg.order, msg.ordered_percent
                                ) + msg.name.encode("utf-8")
     if isinstance(msg, Search):
-        fixed = (SEARCH_PAGED.pack(msg.token, msg.page) if msg.page
-                 else SEARCH_FIXED.pack(msg.token))
-        return fixed + msg.query.encode("utf-8")
+        page = msg.page.to_bytes(PAGE_BYTES, "big") if msg.page else b""
+        return SEARCH_FIXED.pack(msg.token) + page + msg.query.encode(
+            "utf-8")
     if isinstance(msg, SearchResult):
         return COUNT.pack(len(msg.files)) + b"".join(
             _encode_file(f) for f in msg.files)
@@ -372,6 +407,13 @@ def _encode_body(msg: Message) -> bytes:
         return RETRY_BODY.pack(msg.token)
     if isinstance(msg, Error):
         return ERROR_FIXED.pack(msg.code) + msg.text.encode("utf-8")[:MAX_TEXT]
+    if isinstance(msg, Hashes):
+        return HASHES_BODY.pack(msg.token, msg.file_id, msg.page)
+    if isinstance(msg, HashPage):
+        if any(len(h) != SHA256_SIZE for h in msg.hashes):
+            raise ValueError("a piece hash is 32 bytes")
+        return HASH_PAGE_FIXED.pack(msg.file_id, msg.page, msg.pages) \
+            + b"".join(msg.hashes)
     raise TypeError(f"not a message: {msg!r}")
 
 
@@ -383,12 +425,15 @@ def _decode_body(kind: MsgType, body: bytes, flags: int = 0) -> Message:
         fixed = _unpack(PONG_FIXED, body)
         return Pong(*fixed, _text(body[PONG_FIXED.size:], "seeder name"))
     if kind is MsgType.SEARCH:
-        if flags & FLAG_PAGE:
-            token, page = _unpack(SEARCH_PAGED, body)
-            return Search(_text(body[SEARCH_PAGED.size:], "search query"),
-                          token, page)
         (token,) = _unpack(SEARCH_FIXED, body)
-        return Search(_text(body[SEARCH_FIXED.size:], "search query"), token)
+        at = SEARCH_FIXED.size
+        if flags & FLAG_PAGE:
+            if len(body) < at + PAGE_BYTES:
+                raise ProtocolError("body too short")
+            page = int.from_bytes(body[at:at + PAGE_BYTES], "big")
+            return Search(_text(body[at + PAGE_BYTES:], "search query"),
+                          token, page)
+        return Search(_text(body[at:], "search query"), token)
     if kind is MsgType.SEARCH_RESULT:
         return SearchResult(_decode_files(body))
     if kind is MsgType.REQUEST:
@@ -420,7 +465,23 @@ def _decode_body(kind: MsgType, body: bytes, flags: int = 0) -> Message:
     if kind is MsgType.ERROR:
         (code,) = _unpack(ERROR_FIXED, body)
         return Error(code, _text(body[ERROR_FIXED.size:], "error text"))
+    if kind is MsgType.HASHES:
+        token, fid, page = _exact(HASHES_BODY, body)
+        return Hashes(fid, page, token)
+    if kind is MsgType.HASH_PAGE:
+        return _decode_hash_page(body)
     raise ProtocolError(f"unhandled message type {kind}")  # pragma: no cover
+
+
+def _decode_hash_page(body: bytes) -> HashPage:
+    fid, page, pages = _unpack(HASH_PAGE_FIXED, body)
+    tail = body[HASH_PAGE_FIXED.size:]
+    if len(tail) % SHA256_SIZE:
+        raise ProtocolError("hash list is not a whole number of hashes")
+    if page >= pages:
+        raise ProtocolError("page number past the page count")
+    return HashPage(fid, page, pages, tuple(
+        tail[at:at + SHA256_SIZE] for at in range(0, len(tail), SHA256_SIZE)))
 
 
 _CHUNK_TYPE = int(MsgType.CHUNK)
@@ -459,9 +520,6 @@ def encode_chunk(file_id: bytes, index: int, tx_seq: int, send_ms: int,
                            send_ms) + data
 
 
-_CRC_FIELD = struct.Struct("!I")
-
-
 def pack_chunk_into(buf, offset: int, file_id: bytes, index: int,
                     tx_seq: int, send_ms: int, data_len: int,
                     session: int = 0, flags: int = 0) -> int:
@@ -482,8 +540,8 @@ def pack_chunk_into(buf, offset: int, file_id: bytes, index: int,
     # The CRC field is zero: CRC the datagram in one go, through a view
     # (a seeder passes one) so that nothing is copied.
     view = buf if type(buf) is memoryview else memoryview(buf)
-    _CRC_FIELD.pack_into(buf, offset + CRC_AT,
-                         zlib.crc32(view[offset:offset + length]))
+    crc = zlib.crc32(view[offset:offset + length])
+    buf[offset + CRC_AT:offset + HEADER.size] = crc.to_bytes(4, "big")
     return length
 
 
@@ -853,6 +911,16 @@ class ReceiveState:
                 self._missing.remove(start, end)
             self._arrived_runs.clear()
         return self._missing
+
+    def discard(self, start: int, end: int) -> int:
+        """Chunks ``[start, end)`` are missing again (a piece that failed
+        its hash); how many of them we had."""
+        missing = self.missing  # takes the pending arrivals out first
+        had = sum(self.have[start:end])
+        self.have[start:end] = bytes(end - start)
+        self.received -= had
+        missing.add(start, end)
+        return had
 
     @property
     def complete(self) -> bool:

@@ -30,17 +30,30 @@ what a leecher can know about a seeder's sending:
 * **Retransmissions.** The seeder resends first-in first-out in the order
   NACKs list chunks, before any first-pass chunk.  Each NACKed chunk gets
   an ordinal in that order; a NACKed chunk is lost again by the same two
-  thresholds, counted in ordinals of resends that arrived.  When nothing
-  at all comes, a re-NACK timer fires after ``rto + queued x gap``
-  (``rto = srtt + 4 rttvar``; ``queued x gap`` is what the link needs for
-  the resends still outstanding on a rate-limited link), doubling each
-  time it fires without a retransmission arriving in between.
+  thresholds, counted in ordinals of resends that arrived, or by time
+  once a chunk arrives whose ``tx_seq`` the seeder can only have used
+  after resending it (the credit granted before the NACK plus the
+  resends it may have had queued: the case of a small window, where no
+  other resend follows).  When nothing at all comes, a re-NACK timer
+  fires after ``max(MIN_RENACK_S, rto + queued x gap)`` (``rto = srtt +
+  4 rttvar``; ``queued x gap`` is what the link needs for the resends
+  still outstanding on a rate-limited link; the floor is RFC 6298's, for
+  a silence whose pacing or jitter the samples have not shown yet),
+  doubling each time it fires without a retransmission arriving in
+  between.
 * **Tail.** A probe timer fires when nothing arrives for ``pto = srtt +
   4 rttvar + MAX_ACK_DELAY``, never under ``PTO_GAPS`` smoothed arrival
   gaps; after each unanswered probe the RTT part doubles; after
-  ``MAX_SILENT_PROBES`` of them the seeder is gone.  The probe (an ACK with credit, sent by the engine) makes a seeder
-  with nothing pending send DONE again; DONE means the whole first pass
-  was sent, so every missing chunk of the transfer is then lost.
+  ``MAX_SILENT_PROBES`` of them (``MAX_UNHEARD_PROBES`` REQUESTs when no
+  chunk ever came), or a silence of ``give_up_s`` (a share of the
+  download's no-progress timeout), the seeder is gone.  The probe (an
+  ACK with credit, sent by the engine) makes a seeder with nothing
+  pending send DONE again.  DONE means the whole first pass was sent, so
+  every missing first-pass chunk of the transfer is then lost; and it
+  counts the seeder's resends, which went out before it in NACK order:
+  a NACKed chunk whose ordinal is below that count is lost again (a DONE
+  that crossed a NACK counts none of its chunks, and proves nothing of
+  them).
 """
 
 from __future__ import annotations
@@ -61,6 +74,23 @@ INITIAL_RTT = 0.333  # RFC 9002 kInitialRtt: only when no PING RTT is known
 MAX_ACK_DELAY = 0.025
 PTO_GAPS = 4  # a probe never fires within this many usual arrival gaps
 MAX_SILENT_PROBES = 6  # unanswered probes (doubling) before a seeder is gone
+# A seeder that never sent a chunk for this REQUEST (dead since its PONG,
+# or deaf) is given up on after this many REQUESTs resent with backoff
+# from the PING RTT: there is no stream to wait for (RFC 6298 §5's
+# backoff, as TCP gives up on a SYN after a few retries).
+MAX_UNHEARD_PROBES = 3
+# Whatever the backoff, a silent seeder is given up on within this share
+# of the download's no-progress timeout, so that its share moves to the
+# others before the whole download would fail (RFC 6298 (2.5) allows an
+# upper bound on the RTO).
+GIVE_UP_SHARE = 0.5
+# RFC 6298 (2.4): an RTO is rounded up to 1 s.  Only the re-NACK timer
+# (nothing at all came since the NACK) takes this floor: a silence is no
+# proof of loss while the seeder's pacing may hold the resend back (a
+# first burst empties its rate allowance and shows no gap), or while a
+# handful of RTT samples have not shown the link's jitter yet.  Losses
+# seen by overtaking or by DONE never wait for it.
+MIN_RENACK_S = 1.0
 GAP_GAIN = 1 / 8  # smoothing of the arrival gap, as RFC 6298's alpha
 
 
@@ -139,7 +169,8 @@ class TransferRecovery:
     """
 
     def __init__(self, first_pass: Sequence[int], have: bytearray,
-                 ping_rtt: float | None, now: float):
+                 ping_rtt: float | None, now: float,
+                 give_up_s: float = float("inf")):
         self.first_pass = first_pass
         self.have = have
         self.rtt = RttEstimator(ping_rtt)
@@ -147,7 +178,9 @@ class TransferRecovery:
         self.requested_at = now
         self.heard = False
         self.done = False
-        self._done_at = -float("inf")  # the latest DONE's arrival
+        # The seeder's count of resends in the latest DONE: every NACK
+        # entry it took made one resend, FIFO, before that DONE.
+        self._done_resent = 0
         self.reorder_steps = 1
         self.packet_threshold = REORDER_THRESHOLD
         self.spurious = 0  # chunks declared lost that came late instead
@@ -158,7 +191,10 @@ class TransferRecovery:
         self._overtaken: dict[int, float] = {}  # place -> first overtaken
         # Resends: chunk -> ordinal, and the ordinals in NACK order.
         self.outstanding: dict[int, int] = {}
-        self._resends: deque = deque()  # (ordinal, chunk, nacked_at)
+        self._resends: deque = deque()  # (ordinal, chunk, sent_after)
+        # The lowest tx_seq the seeder can only have used after it resent
+        # every chunk NACKed so far (see on_nack_sent): never decreases.
+        self._sent_after = -1
         self._next_ordinal = 0
         self._highest_resend = -1
         self._resend_overtaken: dict[int, float] = {}
@@ -167,6 +203,8 @@ class TransferRecovery:
         self._rtt_nack: tuple | None = None  # (first, last ordinal, sent)
         # Probes.
         self.probes = 0
+        self.give_up_s = give_up_s  # silence after which a seeder is gone
+        self._heard = now  # the latest arrival (or the REQUEST)
         self._probe_due = now + self.pto()
         self._probe_sent: float | None = None
 
@@ -238,30 +276,53 @@ class TransferRecovery:
             if outstanding.get(index) == ordinal:
                 overtaken.setdefault(ordinal, now)
 
-    def on_done(self, now: float) -> None:
-        """The seeder says its first pass (and every resend asked of it
-        before) was sent."""
+    def on_done(self, now: float, resent: int = 0) -> None:
+        """The seeder says its first pass was sent, and ``resent`` (its
+        DONE counter) resends: those the NACKs it had taken asked for."""
         if self._probe_sent is not None:
             self.rtt.update(now - self._probe_sent)
         self.done = True
-        self._done_at = now
+        self._done_resent = max(self._done_resent, resent)
+        # The seeder answers and its queue is empty: no congestion to back
+        # off from (RFC 9002 §6.2.1 resets the PTO backoff on an ACK).  A
+        # NACK it never got (lost on the way) is asked again after one
+        # floored RTO, not after a timer doubled by the resends it lost.
+        self._resend_backoff = 0
         self._heard_at(now)
 
-    def on_nack_sent(self, chunks: Sequence[int], now: float) -> None:
-        """The engine NACKed ``chunks`` in this order."""
+    def on_nack_sent(self, chunks: Sequence[int], now: float,
+                     credit: int | None = None) -> None:
+        """The engine NACKed ``chunks`` in this order; ``credit`` is the
+        tx_seq limit it had granted before this NACK.
+
+        The seeder takes the NACK having sent fewer than ``credit``
+        chunks, and resends FIFO before anything else: its queue then
+        holds at most our outstanding NACKed chunks, so every chunk it
+        sends with ``tx_seq >= credit + len(outstanding)`` left after
+        these resends, and its arrival shows them lost (RACK, RFC 8985:
+        a chunk sent later has arrived) even when no other resend or no
+        first-pass chunk is left to overtake them (a small window)."""
         if not chunks:
             return
         clean = not self.outstanding  # nothing queued ahead: a fair sample
         first = self._next_ordinal
         for index in chunks:
             self.outstanding[index] = self._next_ordinal
-            self._resends.append((self._next_ordinal, index, now))
             self._next_ordinal += 1
+        if credit is None:
+            self._sent_after = float("inf")  # nothing known from now on
+        else:
+            self._sent_after = max(self._sent_after,
+                                   credit + len(self.outstanding))
+        for index in chunks:
+            self._resends.append((self.outstanding[index], index,
+                                  self._sent_after))
         self._rtt_nack = (first, self._next_ordinal - 1, now) if clean \
             else self._rtt_nack
         self._resend_clock = now
 
     def _heard_at(self, now: float) -> None:
+        self._heard = now
         self.probes = 0
         self._probe_sent = None
         self._probe_due = now + self.pto()
@@ -272,8 +333,10 @@ class TransferRecovery:
         return max(GRANULARITY,
                    self.reorder_steps * rtt * TIME_THRESHOLD_EXTRA)
 
-    def lost(self, now: float) -> list[int]:
-        """The chunks to NACK now (each at most once until NACKed again)."""
+    def lost(self, now: float, highest_seq: int = -1) -> list[int]:
+        """The chunks to NACK now (each at most once until NACKed again);
+        ``highest_seq`` is the furthest tx_seq that arrived."""
+        self._sent_after_resends(highest_seq, now)
         window = self.reorder_window()
         lost = self._lost_first_pass(now, window)
         lost += self._lost_resends(now, window)
@@ -301,6 +364,16 @@ class TransferRecovery:
         self._checked = place
         return lost
 
+    def _sent_after_resends(self, highest_seq: int, now: float) -> None:
+        """Resends that a chunk sent after them overtook (by tx_seq)
+        start their time threshold now."""
+        outstanding, overtaken = self.outstanding, self._resend_overtaken
+        for ordinal, index, sent_after in self._resends:
+            if sent_after > highest_seq:
+                break  # the bounds only grow along the queue
+            if outstanding.get(index) == ordinal:
+                overtaken.setdefault(ordinal, now)
+
     def _lost_resends(self, now: float, window: float) -> list[int]:
         resends, have, outstanding = (self._resends, self.have,
                                       self.outstanding)
@@ -316,15 +389,20 @@ class TransferRecovery:
             outstanding.clear()
             return lost
         while resends:
-            ordinal, index, nacked_at = resends[0]
+            ordinal, index, _ = resends[0]
             if have[index] or outstanding.get(index) != ordinal:
                 resends.popleft()  # here, or NACKed again since
             elif self._highest_resend - ordinal >= self.packet_threshold or (
                     ordinal < self._highest_resend and now >=
                     overtaken.setdefault(ordinal, now) + window) or (
-                    self._done_at - nacked_at >= self.rtt.smoothed):
-                # (a DONE that came a round trip after the NACK was sent
-                # after the seeder had resent everything it asked for)
+                    ordinal in overtaken and
+                    now >= overtaken[ordinal] + window) or (
+                    ordinal < self._done_resent):
+                # (the seeder had resent more chunks than the ordinal
+                # before its DONE: it had taken this NACK, and its resend
+                # went out before the DONE.  Ordinals only ever run ahead
+                # of resends — a lost NACK, a chunk queued twice — so a
+                # DONE that crossed the NACK never counts as proof.)
                 resends.popleft()
                 del outstanding[index]
                 lost.append(index)
@@ -347,10 +425,14 @@ class TransferRecovery:
         would take minutes to tell a dead seeder on a slow link)."""
         return (self.rtt.timeout() + MAX_ACK_DELAY) * 2 ** self.probes
 
+    def give_up_at(self) -> float:
+        return self._heard + self.give_up_s
+
     def resend_deadline(self) -> float | None:
         if not self.outstanding:
             return None
-        wait = self.rtt.timeout() + len(self.outstanding) * self.gap.gap
+        wait = max(MIN_RENACK_S, self.rtt.timeout()
+                   + len(self.outstanding) * self.gap.gap)
         return self._resend_clock + wait * 2 ** self._resend_backoff
 
     def loss_time(self) -> float | None:
@@ -374,10 +456,14 @@ class TransferRecovery:
     def on_probe_timer(self, now: float) -> bool:
         """The probe timer fired: True to send a probe, False when the
         seeder is gone (``MAX_SILENT_PROBES`` unanswered)."""
-        if self.probes >= MAX_SILENT_PROBES:
+        most = MAX_SILENT_PROBES if self.heard else MAX_UNHEARD_PROBES
+        if self.probes >= most or now >= self.give_up_at():
             return False
         self.probes += 1
         self.gap.pause()
+        # Karn: a resend that comes after a probe may have waited for the
+        # probe's credit; its NACK -> resend time is no round trip.
+        self._rtt_nack = None
         self._probe_sent = now
-        self._probe_due = now + self.probe_backoff()
+        self._probe_due = min(now + self.probe_backoff(), self.give_up_at())
         return True

@@ -9,14 +9,24 @@ What the driver hands it:
 
 - a ``ChunkSource``: ``info(file_id) -> FileInfo | None`` and
   ``read(file_id, index) -> bytes`` (raises ``OSError`` when the file
-  vanished or changed);
+  vanished or changed); optionally ``piece_hashes(file_id) -> bytes |
+  None``, the file's piece SHA-256s concatenated (``pieces.py``), which
+  it serves a page per HASHES;
 - a catalog for SEARCH and PONG: ``search(query) -> list[FileInfo]`` and
   ``len(catalog)`` (``SearchIndex`` below is one; build it at scan time);
 - the secret for tokens (bytes) and the RNG seed of the emulated link.
 
 Addresses are ``(host, port)`` tuples; limits count sessions per host.
 ``events()`` drains ``SessionStarted`` / ``SessionEnded`` for the driver
-to print.  The bounds on what a peer can make it do (issue 11) are the
+to print.
+
+``datagrams_to_send(now)`` gives bytes (the simulated network, tests).
+A driver that builds CHUNKs itself (``seeder.py``: in place, sent with
+UDP GSO) calls ``chunks_to_send(now)``: the same datagrams in the same
+order, but the chunks a session sends in one turn come as one
+``ChunkRun`` (indices, tx_seqs, send_ms, flags) instead of a ``bytes``
+each; the driver reports a run it could not read (``chunk_unreadable``).
+Both go through one sending path: bookkeeping per run, not per chunk.  The bounds on what a peer can make it do (issue 11) are the
 named constants below: per datagram (``MAX_NACK_CHUNKS``, ranges clipped
 and merged, ``ORDER_STEPS`` per turn), per session (``MAX_WINDOW``,
 ``MAX_RESENDS_PER_CHUNK``, ``RESEND_BUDGET``, ``NO_PROGRESS_S``), per
@@ -47,12 +57,17 @@ import math
 import unicodedata
 from collections import Counter, OrderedDict, deque
 from dataclasses import dataclass
+from itertools import repeat
 from typing import Iterable, Iterator
 
 import netem
+import pieces
 import protocol as p
 
-SESSION_TURN = 16  # datagrams a session sends before the next one's turn
+# Datagrams a session sends before the next one's turn: 45 CHUNKs of
+# 1436 bytes are one full UDP GSO send (offload.max_segments), so a turn
+# is one run for the driver to hand the kernel in one system call.
+SESSION_TURN = 45
 ORDER_STEPS = 20_000  # shuffle swaps per turn (~20-70 ms): no long stall
 MAX_DELAYED = 20000  # datagrams held by the emulated delay (~29 MB)
 PROBE_INTERVAL_S = 0.010  # at most one DONE per session per 10 ms
@@ -62,7 +77,10 @@ EXPIRY_CHECK_S = 1.0  # how often idle sessions are looked for
 # ---------------------------------------------------------------- limits
 MAX_SESSIONS = 256
 MAX_SESSIONS_PER_HOST = 16  # per IP, not IP:port: ports are free to make
-MAX_WINDOW = 4096
+# Credit a leecher may grant one session.  A 4 MB SO_RCVBUF holds about
+# 3,640 CHUNKs taken one read at a time (offload.py): a window above that
+# only lets a burst overrun the receiver, so one session stays well below.
+MAX_WINDOW = 2048
 MAX_QUEUED_CHUNKS = 4_000_000  # chunks of all sessions: 7 bytes each
 SESSION_IDLE_S = 30.0  # nothing heard from the leecher
 NO_PROGRESS_S = 20.0  # heard (ACKs), but no chunk could be sent
@@ -277,11 +295,22 @@ class FirstPass:
     def __contains__(self, index: int) -> bool:
         return bool(self.waiting[index])
 
-    def pop(self) -> int:
-        index = self.order[self.next]
-        self.next += 1
-        self.waiting[index] = 0
-        return index
+    def take(self, most: int):
+        """The next ``most`` chunks at most (an ``array('I')`` slice),
+        no longer waiting.  Per run, not per chunk: a run of consecutive
+        indices (any run of the sequential order) is cleared in one go."""
+        start = self.next
+        run = self.order[start:start + most]
+        self.next = start + len(run)
+        if run:
+            low, high = min(run), max(run)
+            if high - low + 1 == len(run):  # distinct: exactly low..high
+                self.waiting[low:high + 1] = bytes(len(run))
+            else:
+                waiting = self.waiting
+                for index in run:
+                    waiting[index] = 0
+        return run
 
 
 class ResendQueue:
@@ -324,10 +353,13 @@ class ResendQueue:
         self.fifo.append(index)
         return True
 
-    def pop(self) -> int:
-        index = self.fifo.popleft()
-        self.queued[index] = 0
-        return index
+    def take(self, most: int) -> list[int]:
+        """The next ``most`` chunks to resend at most, in FIFO order."""
+        popleft, queued = self.fifo.popleft, self.queued
+        run = [popleft() for _ in range(min(most, len(self.fifo)))]
+        for index in run:
+            queued[index] = 0
+        return run
 
 
 class Session:
@@ -375,15 +407,18 @@ class Session:
     def send_ms(self, now: float) -> int:
         return int((now - self.started) * 1000) & 0xFFFFFFFF
 
-    def next_chunk(self) -> tuple[int, bool]:
-        """(index, resent?) of the chunk to send now: resends first."""
+    def take(self, most: int, now: float) -> tuple:
+        """``(indices, resent?)`` of up to ``most`` chunks that go now, all
+        resends or all first copies (resends first), within the credit;
+        their ``tx_seq`` are the next ones, in that order."""
+        most = min(most, self.limit - self.tx_seq)
         if self.resend:
-            return self.resend.pop(), True
-        return self.first_pass.pop(), False
-
-    def chunk_sent(self, now: float) -> None:
-        self.tx_seq += 1
+            run, again = self.resend.take(most), True
+        else:
+            run, again = self.first_pass.take(most), False
+        self.tx_seq += len(run)
         self.last_progress = now
+        return run, again
 
     def on_nack(self, round_: int, ranges) -> bool:
         """Queue the NACKed chunks whose first copy went out; False when
@@ -497,6 +532,56 @@ class SessionTable:
                 if (why := s.expired(now))]
 
 
+# ------------------------------------------------------------ chunk runs
+class ChunkRun:
+    """Chunks of one session that leave now, back to back, described
+    rather than built: ``indices`` with their ``tx_seqs`` (sequences of
+    the same length: a ``range`` unless the emulated link dropped or
+    duplicated some), one ``send_ms`` and one ``flags``.  What
+    ``chunks_to_send`` gives for chunks the emulated link does not delay;
+    a driver builds the datagrams itself (``descriptors()`` for
+    ``offload.ChunkSender``), ``SeederEngine.encode_run`` builds them as
+    ``bytes``.  One object per run, none per chunk."""
+
+    __slots__ = ("session", "addr", "sid", "info", "indices", "tx_seqs",
+                 "send_ms", "flags")
+
+    def __init__(self, session, indices, tx_seqs, send_ms: int, flags: int):
+        self.session = session  # opaque to a driver: for chunk_unreadable
+        self.addr, self.sid, self.info = session.addr, session.sid, \
+            session.info
+        self.indices, self.tx_seqs = indices, tx_seqs
+        self.send_ms, self.flags = send_ms, flags
+
+    def __len__(self) -> int:
+        return len(self.indices)
+
+    @property
+    def file_id(self) -> bytes:
+        return self.info.file_id
+
+    def tail(self, start: int) -> "ChunkRun":
+        """The run without its first ``start`` chunks (those went)."""
+        return ChunkRun(self.session, self.indices[start:],
+                        self.tx_seqs[start:], self.send_ms, self.flags)
+
+    def descriptors(self) -> list[tuple[int, int, int, int]]:
+        """``(index, tx_seq, send_ms, flags)`` per chunk, as
+        ``offload.ChunkSender.send`` takes them."""
+        return list(zip(self.indices, self.tx_seqs, repeat(self.send_ms),
+                        repeat(self.flags)))
+
+    def nbytes(self) -> int:
+        """The bytes of its datagrams (only the file's last chunk is
+        short)."""
+        info = self.info
+        total = len(self.indices) * (p.CHUNK_DATA_AT + info.chunk_size)
+        short = info.chunks * info.chunk_size - info.size
+        if short and info.chunks - 1 in self.indices:
+            total -= short
+        return total
+
+
 # ---------------------------------------------------------------- outbox
 class Outbox:
     """Datagrams ready to leave, and those the emulated link holds until
@@ -577,6 +662,11 @@ class SeederEngine:
         self.ordered_fraction = ordered_fraction
         self.name = name
         self.link = netem.Link(link, rng_seed)
+        # Without delay, jitter, reordering or a rate every copy arrives
+        # at once: chunks still leave in runs (loss and duplication
+        # applied to the run).
+        self._instant = not (link.delay_s or link.jitter_s or link.reorder
+                             or link.rate_Bps)
         self.tokens = TokenMinter(secret)
         self.guard = AmplificationGuard()
         self.sessions = SessionTable()
@@ -608,7 +698,22 @@ class SeederEngine:
         ``most`` new ones from the sessions, in turn (all they may send
         now when None; a driver asks a few dozen at a time so that it
         reads ACKs in between).  Call it again while ``get_timer()`` is
-        ``now``."""
+        ``now``.  ``chunks_to_send`` with every run built as bytes."""
+        out: list = []
+        for item in self.chunks_to_send(now, most):
+            if type(item) is ChunkRun:
+                out += self.encode_run(item, now)
+            else:
+                out.append(item)
+        out += self.outbox.due(now)  # an ERROR for a file gone unreadable
+        return out
+
+    def chunks_to_send(self, now: float, most: int | None = None) -> list:
+        """``datagrams_to_send`` for a driver that builds CHUNKs itself:
+        the same datagrams in the same order, each ``(bytes, addr)`` or,
+        for chunks that leave untouched by the emulated link, a
+        ``ChunkRun`` that stands for ``len(run)`` of them.  A driver that
+        cannot read a run's chunks calls ``chunk_unreadable``."""
         self._now = max(self._now, now)
         if most is None:
             most = math.inf
@@ -616,6 +721,35 @@ class SeederEngine:
         self._make(now, most, out)
         out += self.outbox.due(now)  # replies made meanwhile (an ERROR)
         return out
+
+    def encode_run(self, run: ChunkRun, now: float
+                   ) -> list[tuple[bytes, tuple]]:
+        """A run's datagrams as bytes (data through the ``ChunkSource``);
+        fewer when the file cannot be read: the session then ends."""
+        if self.sessions.get(run.addr, run.sid) is not run.session:
+            self.chunk_unreadable(run, 0, now)  # ended by an earlier run
+            return []
+        read, file_id, addr = self.source.read, run.file_id, run.addr
+        sid, send_ms, flags = run.sid, run.send_ms, run.flags
+        out = []
+        try:
+            for index, tx_seq in zip(run.indices, run.tx_seqs):
+                out.append((p.encode_chunk(file_id, index, tx_seq, send_ms,
+                                           read(file_id, index), sid,
+                                           flags), addr))
+        except OSError:
+            self.chunk_unreadable(run, len(out), now)
+        return out
+
+    def chunk_unreadable(self, run: ChunkRun, sent: int, now: float) -> None:
+        """Only the first ``sent`` chunks of ``run`` went: its file could
+        not be read.  The rest is taken off the counters and the session
+        ends with an ERROR (FILE_GONE) to the leecher."""
+        unsent = run.tail(sent)
+        self._count(run.session, -len(unsent), -len(unsent) if run.flags
+                    & p.FLAG_RETRANSMIT else 0, -unsent.nbytes())
+        if self.sessions.get(run.addr, run.sid) is run.session:
+            self._unreadable(run.session, now)
 
     def get_timer(self) -> float | None:
         """The next of: a held datagram's departure, the next pacing slot
@@ -677,6 +811,29 @@ class SeederEngine:
     def _refuse(self, code, text: str, addr, sid: int, now) -> None:
         self.counters.refused += 1
         self._reply(p.Error(code, text), addr, sid, now)
+
+    def _on_hashes(self, datagram, addr, now) -> None:
+        """One page of a file's piece hash list per HASHES: a 30-byte
+        request gets a 1468-byte answer, so only to a validated address
+        (the token, as SEARCH)."""
+        msg, sid = datagram.message, datagram.session
+        if not self._check_token(msg.token, sid, addr, now):
+            return
+        published = getattr(self.source, "piece_hashes", None)
+        hashes = published(msg.file_id) if published and self.source.info(
+            msg.file_id) is not None else None
+        if hashes is None:
+            self._refuse(p.ErrorCode.NOT_FOUND, "no piece hashes for this "
+                         "file", addr, sid, now)
+            return
+        pages = pieces.page_count(len(hashes) // pieces.HASH_SIZE)
+        if msg.page >= pages:
+            self._refuse(p.ErrorCode.BAD_REQUEST, "no such page", addr, sid,
+                         now)
+            return
+        self._reply(p.HashPage(msg.file_id, msg.page, pages,
+                               pieces.page_of(hashes, msg.page)),
+                    addr, sid, now)
 
     def _on_search(self, datagram, addr, now) -> None:
         msg, sid = datagram.message, datagram.session
@@ -777,7 +934,7 @@ class SeederEngine:
 
     _HANDLERS = {p.Ping: _on_ping, p.Search: _on_search,
                  p.Request: _on_request, p.Ack: _on_ack, p.Nack: _on_nack,
-                 p.Cancel: _on_cancel}
+                 p.Cancel: _on_cancel, p.Hashes: _on_hashes}
 
     # --------------------------------------------------------- sending
     def _can_make(self) -> bool:
@@ -819,32 +976,66 @@ class SeederEngine:
     def _send_turn(self, session: Session, most: int, now: float,
                    out: list) -> int:
         """Up to ``most`` chunks of one session; how many were sent.  The
-        hottest loop of the seeder: locals, counters added once."""
-        link, source, counts = self.link, self.source, session.counts
-        file_id, sid = session.info.file_id, session.sid
+        hottest path of the seeder: a turn is one or two ``ChunkRun``s
+        (resends, first copies), bookkeeping per run, unless the emulated
+        link delays datagrams: then chunk by chunk, as bytes."""
         send_ms = session.send_ms(now)
-        sent = resent = nbytes = 0
+        if not self._instant:
+            return self._emulate_turn(session, most, send_ms, now, out)
+        sent = 0
         while sent < most and session.can_send():
-            if not link.transparent and (link.ready_at(now) > now or len(
-                    self.outbox) >= MAX_DELAYED):
-                break
-            index, again = session.next_chunk()
-            try:
-                data = source.read(file_id, index)
-            except OSError:
-                self._unreadable(session, now)
-                break
-            datagram = p.encode_chunk(
-                file_id, index, session.tx_seq, send_ms, data, sid,
-                p.FLAG_RETRANSMIT if again else 0)
-            session.chunk_sent(now)
-            self._on_link(datagram, session, now, out)
-            sent += 1
-            resent += again
-            nbytes += len(datagram)
-        counts.count(sent, resent, nbytes)
-        self.counters.link.count(sent, resent, nbytes)
+            tx_seq = session.tx_seq
+            indices, again = session.take(most - sent, now)
+            run = ChunkRun(session, indices,
+                           range(tx_seq, tx_seq + len(indices)), send_ms,
+                           p.FLAG_RETRANSMIT if again else 0)
+            self._count(session, len(run), len(run) if again else 0,
+                        run.nbytes())
+            sent += len(run)
+            if not self.link.transparent:
+                run = self._lose_and_duplicate(run, now)
+            if run:
+                out.append(run)
         return sent
+
+    def _lose_and_duplicate(self, run: ChunkRun, now: float) -> ChunkRun:
+        """``run`` as a link that only loses and duplicates lets it
+        through: a lost chunk left out (its ``tx_seq`` used all the
+        same), a duplicated one twice in a row."""
+        indices, tx_seqs = [], []
+        nbytes = p.CHUNK_DATA_AT + run.info.chunk_size  # rate-free link
+        for index, tx_seq in zip(run.indices, run.tx_seqs):
+            copies = len(self._copies(run.session, nbytes, now))
+            indices += [index] * copies
+            tx_seqs += [tx_seq] * copies
+        return ChunkRun(run.session, indices, tx_seqs, run.send_ms,
+                        run.flags)
+
+    def _emulate_turn(self, session: Session, most: int, send_ms: int,
+                      now: float, out: list) -> int:
+        """A turn through a link that delays: each chunk built, then
+        lost, duplicated or held as the link decides; the rate checked
+        before each one."""
+        link, sent = self.link, 0
+        while sent < most and session.can_send():
+            if link.ready_at(now) > now or len(self.outbox) >= MAX_DELAYED:
+                break
+            tx_seq = session.tx_seq
+            indices, again = session.take(1, now)
+            run = ChunkRun(session, indices, range(tx_seq, tx_seq + 1),
+                           send_ms, p.FLAG_RETRANSMIT if again else 0)
+            self._count(session, 1, 1 if again else 0, run.nbytes())
+            built = self.encode_run(run, now)
+            if not built:
+                break  # unreadable: the session ended
+            self._on_link(built[0][0], session, now, out)
+            sent += 1
+        return sent
+
+    def _count(self, session: Session, sent: int, resent: int,
+               nbytes: int) -> None:
+        session.counts.count(sent, resent, nbytes)
+        self.counters.link.count(sent, resent, nbytes)
 
     def _on_link(self, data: bytes, session: Session, now: float,
                  out: list) -> None:
@@ -852,18 +1043,23 @@ class SeederEngine:
         if self.link.transparent:
             out.append((data, session.addr))
             return
-        arrivals = self.link.send(len(data), now)
+        for at in self._copies(session, len(data), now):
+            if at <= now:
+                out.append((data, session.addr))
+            else:
+                self.outbox.put(data, session.addr, at, now)
+
+    def _copies(self, session: Session, nbytes: int, now: float) -> tuple:
+        """The emulated link's arrival time of each copy of one datagram
+        of ``session`` (none: lost), counted for DONE."""
+        arrivals = self.link.send(nbytes, now)
         if not arrivals:
             session.counts.dropped += 1
             self.counters.link.dropped += 1
         elif len(arrivals) > 1:
             session.counts.duplicated += 1
             self.counters.link.duplicated += 1
-        for at in arrivals:
-            if at <= now:
-                out.append((data, session.addr))
-            else:
-                self.outbox.put(data, session.addr, at, now)
+        return arrivals
 
     def _unreadable(self, session: Session, now: float) -> None:
         self._reply(p.Error(p.ErrorCode.FILE_GONE, "file unreadable"),

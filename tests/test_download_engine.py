@@ -5,7 +5,8 @@
 protocol.py): first pass in the REQUEST's order, within the ACKed window,
 one chunk per ``gap`` seconds; resends first-in first-out in NACK order,
 before any first-pass chunk, skipping chunks it has not sent yet; DONE when
-nothing is pending, and again when probed with nothing pending.
+nothing is pending, and again when probed with nothing pending, counting
+the chunks sent and resent so far as the real seeder's does.
 """
 
 import heapq
@@ -17,8 +18,10 @@ from hypothesis import given, settings, strategies as st
 
 import download_engine as de
 import events as ev
+import netem
 import protocol as p
 import recovery
+from test_engine_properties import Case  # the real engines on simnet
 
 CHUNK = p.CHUNK_SIZE
 
@@ -65,7 +68,8 @@ class FakeSeeder:
                                      msg.ordered_percent / 100)
                 self.sessions[sid] = {
                     "queue": deque(order), "resend": deque(), "sent": set(),
-                    "tx": 0, "limit": msg.window, "round": -1,
+                    "tx": 0, "resent": 0, "limit": msg.window,
+                    "round": -1,
                     "done_sent": False, "next": now}
             return []
         if session is None:
@@ -74,7 +78,7 @@ class FakeSeeder:
             session["limit"] = max(session["limit"], msg.limit)
         if isinstance(msg, p.Ack) and self.done and not (session["queue"]
                                                          or session["resend"]):
-            return [p.encode(p.Done(0, 0, 0, 0, 0), sid)]  # probe answer
+            return [self.done_datagram(session, sid)]  # probe answer
         if isinstance(msg, p.Nack) and msg.round > session["round"]:
             session["round"] = msg.round
             for start, end in msg.ranges:
@@ -97,6 +101,13 @@ class FakeSeeder:
         return min(times + done, default=None) if self.alive else None
 
     @staticmethod
+    def done_datagram(session, sid):
+        """DONE with the counters a real seeder puts in it: the chunks
+        sent and resent in the session so far."""
+        return p.encode(p.Done(session["tx"], session["resent"], 0, 0, 0),
+                        sid)
+
+    @staticmethod
     def _can(s):
         return s["tx"] < s["limit"] and (s["queue"] or s["resend"])
 
@@ -113,6 +124,7 @@ class FakeSeeder:
                 s["sent"].add(index)
                 tx = s["tx"]
                 s["tx"] += 1
+                s["resent"] += again
                 s["next"] = now + self.gap
                 if self.drop(self, tx, index, again):
                     self.dropped.append((index, again))
@@ -124,7 +136,7 @@ class FakeSeeder:
             elif not (s["queue"] or s["resend"]) and not s["done_sent"]:
                 s["done_sent"] = True
                 if self.done:
-                    out.append(p.encode(p.Done(0, 0, 0, 0, 0), sid))
+                    out.append(self.done_datagram(s, sid))
         return out
 
 
@@ -558,3 +570,75 @@ def test_a_small_window_under_loss_still_finishes(window):
     assert net.now < 30  # lossless it takes 2.3 s at window 1
     assert engine.seeders_gone() == []
     assert not seeder.unsent_nacked
+
+
+# ------------------------------------- the real engines on the simnet
+# The minimal examples tests/test_engine_properties.py found, each kept as
+# a regression test: SeederEngine and DownloadEngine in virtual time.
+def nacked_chunks(case) -> list[int]:
+    """Every chunk named in a NACK, once per time it was named."""
+    return [index for _, _, _, ranges in case.nacks()
+            for start, end in ranges for index in range(start, end)]
+
+
+def test_a_done_that_crossed_a_nack_is_no_proof_of_its_loss():
+    case = Case(19_601, 1, "sequential", netem.LinkSpec(loss=0.05),
+                netem.LinkSpec(delay_s=0.001), 0.0, seed=1)
+    assert case.received() == case.data
+    named = nacked_chunks(case)
+    assert len(named) == len(set(named)) == case.chunks_lost() == 3
+
+
+@pytest.mark.parametrize("order", ["sequential", "random", "semi-random"])
+def test_a_resend_held_by_the_seeders_pacing_is_not_nacked_again(order):
+    """The first burst empties the seeder's rate allowance: the resend
+    leaves at its next pacing slot, ~90 ms after the NACK, which no gap
+    measured yet can tell."""
+    case = Case(120_000, 3, order, netem.LinkSpec(loss=0.05, delay_s=0.02),
+                netem.LinkSpec(), 64_000 / 8, seed=3)
+    assert case.received() == case.data
+    named = nacked_chunks(case)
+    assert len(named) == len(set(named)) == case.chunks_lost()
+
+
+def test_a_resend_later_than_the_rtt_samples_by_jitter_is_not_nacked_again():
+    """Two RTT samples of ~1 ms on a link with 5 ms of jitter: the resend
+    took 3.3 ms, past srtt + 4 rttvar."""
+    case = Case(1, 1, "sequential", netem.LinkSpec(
+        loss=0.2, dup=0.02, jitter_s=0.005), netem.LinkSpec(), 0.0,
+        seed=552)
+    assert case.received() == case.data
+    assert nacked_chunks(case) == [0] and case.chunks_lost() == 1
+
+
+def test_a_seeder_dead_before_the_request_is_given_up_on_soon():
+    """Seeder 0 dies after its PONG, before the REQUEST: never heard from,
+    it is given up on after a few REQUESTs, well before the no-progress
+    timeout, and seeder 1 sends its share."""
+    case = Case(1, 2, "sequential", netem.LinkSpec(delay_s=0.1),
+                netem.LinkSpec(), 8_000, seed=0, kill=(0, 0.1))
+    assert case.received() == case.data
+    engine = case.engine
+    (gone,) = [e for e in engine.events() if isinstance(e, ev.SeederGone)]
+    assert engine.seeders_gone() == [de.peer_name(case.seeders[0])]
+    assert gone.at_s < engine.options.timeout * recovery.GIVE_UP_SHARE
+    requests = [e for e in case.net.trace if e.kind == "sent"
+                and e.dst == case.seeders[0]
+                and isinstance(p.decode(e.data).message, p.Request)]
+    assert len(requests) == 1 + recovery.MAX_UNHEARD_PROBES
+
+
+def test_a_lost_nack_and_lost_resends_do_not_stall_the_tail():
+    """Found by the kill property: a 1-byte song at 30 % loss, a NACK lost
+    on the way back, then five resends of the chunk lost in a row.  The
+    seeder keeps answering probes with DONE, so the re-NACK timer does not
+    back off to past the 30 s no-progress timeout."""
+    params = dict(size=1, seeders=3, order="sequential",
+                  forward=netem.LinkSpec(loss=0.3, dup=0.02, delay_s=0.001,
+                                         jitter_s=0.03, reorder=0.02),
+                  backward=netem.LinkSpec(loss=0.02, delay_s=0.001),
+                  rate_Bps=8_000.0, seed=0)
+    whole = Case(**params)
+    case = Case(**params, kill=(0, 0.5 * whole.net.now))
+    assert case.received() == case.data
+    assert case.net.now < case.engine.options.timeout / 2

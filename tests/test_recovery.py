@@ -196,7 +196,8 @@ def test_renack_timer_from_the_rtt_with_exponential_backoff():
     lost = rec.lost(0.01)
     rec.on_nack_sent(lost, 0.01)
     first = rec.resend_deadline()
-    rto = rec.rtt.timeout() + len(rec.outstanding) * rec.gap.gap
+    rto = max(r.MIN_RENACK_S,
+              rec.rtt.timeout() + len(rec.outstanding) * rec.gap.gap)
     assert abs(first - (0.01 + rto)) < 1e-12
     assert rec.lost(first - 1e-6) == []
     again = rec.lost(first)  # nothing came at all
@@ -272,10 +273,29 @@ def test_a_done_that_crossed_a_nack_does_not_renack_it():
     lost = rec.lost(0.01 + rec.reorder_window())
     assert lost == [8]
     rec.on_nack_sent(lost, 0.02)
-    rec.on_done(0.021)  # sent before our NACK reached the seeder
+    # Sent before our NACK reached the seeder: no resend counted in it.
+    rec.on_done(0.021, resent=0)
     assert rec.lost(0.021) == []
-    rec.on_done(0.02 + rec.rtt.smoothed + 0.001)  # after the resend: lost
-    assert rec.lost(0.02 + rec.rtt.smoothed + 0.001) == [8]
+    rec.on_done(0.031, resent=1)  # after the resend: lost
+    assert rec.lost(0.031) == [8]
+
+
+def test_a_done_that_crossed_a_nack_proves_only_what_it_counts():
+    """Bug 1 (a 19,601-byte song, 5 % loss, 1 ms back): the leecher
+    NACKed 10, then 12 and 14 in a second NACK; the seeder's DONE came
+    after resending 10 only, one round trip after the second NACK was
+    sent.  It proves 10 lost again, not 12 and 14."""
+    rec, have = make(15, rtt=0.001)
+    arrive(rec, have, 0.002, [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 11, 13])
+    rec.on_nack_sent([10], 0.002)
+    rec.on_done(0.002, resent=0)  # the first pass is all sent
+    lost = rec.lost(0.002)
+    assert lost == [12, 14]
+    rec.on_nack_sent(lost, 0.002)
+    rec.on_done(0.003, resent=1)  # a round trip later, before 12 and 14
+    assert rec.lost(0.003) == [10]
+    arrive(rec, have, 0.003, resent=[12, 14])
+    assert rec.lost(0.003) == []
 
 
 def test_a_late_chunk_raises_the_packet_threshold_to_its_reordering():
@@ -290,3 +310,98 @@ def test_a_late_chunk_raises_the_packet_threshold_to_its_reordering():
     assert rec.lost(0.012) == []
     arrive(rec, have, 0.013, [18])  # by 8: lost
     assert rec.lost(0.013) == [10]
+
+
+# ------------------------------------------- regressions (issue 10 #4)
+def test_a_silence_after_a_burst_is_no_proof_the_resend_was_lost():
+    """Bug 2: a paced seeder's first burst came at one instant (no gap
+    measured); its resend waits for the next pacing slot.  Nothing at all
+    arriving is no proof before the RTO floor."""
+    rec, have = make(40, rtt=0.02)
+    arrive(rec, have, 0.02, [0, 1, 2, 4, 5, 6, 7])  # 3 lost in the burst
+    lost = rec.lost(0.02)
+    assert lost == [3] and rec.gap.gap == 0
+    rec.on_nack_sent(lost, 0.02, credit=256)
+    assert rec.resend_deadline() >= 0.02 + r.MIN_RENACK_S
+    assert rec.lost(0.02 + 0.087) == []  # the pacing slot, 87 ms on
+
+
+def test_the_renack_timer_has_the_rto_floor_whatever_the_samples():
+    """Bug 3: two ~1 ms samples say nothing of 5 ms of jitter."""
+    rec, have = make(1, rtt=0.001)
+    rec.on_done(0.0307, resent=0)
+    lost = rec.lost(0.0307)
+    assert lost == [0]
+    rec.on_nack_sent(lost, 0.0307, credit=1)
+    assert rec.rtt.timeout() < 0.0033  # the resend took 3.3 ms
+    assert rec.lost(0.0307 + 0.0033) == []
+    assert rec.resend_deadline() == 0.0307 + r.MIN_RENACK_S
+
+
+def test_a_seeder_never_heard_from_is_gone_after_a_few_requests():
+    """Bug 4: no chunk ever came for the REQUEST: MAX_UNHEARD_PROBES
+    REQUESTs again, backing off from the PING RTT, then gone."""
+    rec, _ = make(1, rtt=0.1, now=0.1)
+    now, fired = rec.probe_due(), 0
+    while rec.on_probe_timer(now):
+        fired += 1
+        now = rec.probe_due()
+    assert fired == r.MAX_UNHEARD_PROBES
+    assert now - 0.1 < 6.0  # seconds, not the 6 doubling probes' ~41 s
+
+
+def test_a_silent_seeder_is_given_up_on_within_the_budget():
+    """However long the RTT, a silence outlasting ``give_up_s`` ends the
+    transfer: the download's no-progress timeout must not come first."""
+    first_pass = list(range(10))
+    have = bytearray(10)
+    rec = r.TransferRecovery(first_pass, have, 0.5, 0.0, give_up_s=15.0)
+    arrive(rec, have, 0.5, [0])
+    now = rec.probe_due()
+    while rec.on_probe_timer(now):
+        assert rec.probe_due() <= 0.5 + 15.0
+        now = rec.probe_due()
+    assert rec.probes < r.MAX_SILENT_PROBES  # the budget ended it
+    assert now <= 0.5 + 15.0
+
+
+def test_a_chunk_sent_after_the_resends_shows_them_lost():
+    """With a small window no other resend follows a lost one: a chunk
+    whose tx_seq the seeder could only use after resending (the credit
+    before the NACK plus what it may have had queued) proves it lost."""
+    rec, have = make(10)
+    arrive(rec, have, 0.01, [0, 2, 3, 4])
+    rec.on_nack_sent(rec.lost(0.01), 0.01, credit=6)  # 1; 5 sent so far
+    assert rec.lost(0.02, highest_seq=6) == []  # may still be the resend
+    arrive(rec, have, 0.03, [5])
+    assert rec.lost(0.03, highest_seq=7) == []  # sent after: by time
+    assert rec.lost(0.03 + rec.reorder_window(), highest_seq=7) == [1]
+
+
+def test_a_probe_makes_the_nack_round_trip_no_sample():
+    """Karn: a resend that came after a probe may have waited for the
+    probe's credit (a window of 1), and would inflate the RTT."""
+    rec, have = make(10)
+    arrive(rec, have, 0.01, [0, 2, 3, 4])
+    rec.on_nack_sent(rec.lost(0.01), 0.01, credit=6)
+    smoothed = rec.rtt.smoothed
+    assert rec.on_probe_timer(rec.probe_due())
+    arrive(rec, have, 2.0, resent=[1])
+    assert rec.rtt.smoothed == smoothed
+
+
+def test_a_done_resets_the_renack_backoff():
+    """A NACK lost on the way leaves no resend for any DONE to count; the
+    seeder still answers (DONE: its queue is empty), so there is no
+    congestion to back off from: the next re-NACK comes one floored RTO
+    after the last, not a doubled one (RFC 9002 §6.2.1 resets on ACK)."""
+    rec, have = make(1)
+    rec.on_done(0.02, resent=0)
+    rec.on_nack_sent(rec.lost(0.02), 0.02, credit=256)  # lost on the way
+    first = rec.resend_deadline()
+    again = rec.lost(first)
+    assert again == [0]
+    rec.on_nack_sent(again, first, credit=256)
+    assert rec.resend_deadline() - first == 2 * r.MIN_RENACK_S  # backoff
+    rec.on_done(first + 0.02, resent=0)  # the seeder answers a probe
+    assert rec.resend_deadline() - first == r.MIN_RENACK_S

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 
+import pytest
 from hypothesis import given, settings, strategies as st
 
 import netem
@@ -427,12 +428,13 @@ def test_one_nack_costs_at_most_a_bounded_number_of_chunks():
     h = Harness(source)
     h.request(ranges=((0, 2_000_000),), window=4096,
               file_id=source.huge.file_id)
-    h.out()  # the first 4096 chunks
+    assert len(h.out()) == se.MAX_WINDOW  # the window asked for, clamped
     h.send(p.Nack(0, 1, ((0, 2**32 - 1),) * p.MAX_NACK_RANGES))
     (session,) = h.engine.sessions
-    assert len(session.resend.fifo) == 4096  # only chunks already sent
+    # only chunks already sent
+    assert len(session.resend.fifo) == se.MAX_WINDOW
     h.send(p.Ack(10**6))
-    h.out(most=6000)  # the resends and 1904 new ones
+    h.out(most=6000)  # the resends and new ones
     h.send(p.Nack(0, 2, ((0, 2**32 - 1),) * p.MAX_NACK_RANGES))
     assert len(session.resend.fifo) <= se.MAX_NACK_CHUNKS
 
@@ -579,3 +581,170 @@ def test_a_huge_shuffled_order_is_made_a_slice_per_turn():
     assert turns >= 300_000 // se.ORDER_STEPS
     assert sent == list(p.send_order_array([(0, 300_000)], p.Order.RANDOM,
                                            3)[:8])
+
+
+# ------------------------------------------------- runs (chunks_to_send)
+OTHER = ("127.0.0.6", 4001)
+
+
+def expand(items, source=SOURCE):
+    """``chunks_to_send``'s output as bytes, built from the runs'
+    descriptors here (not by the engine's own ``encode_run``)."""
+    out = []
+    for item in items:
+        if type(item) is not se.ChunkRun:
+            out.append(item)
+            continue
+        for index, tx_seq, send_ms, flags in item.descriptors():
+            out.append((p.encode_chunk(item.file_id, index, tx_seq, send_ms,
+                                       source.read(item.file_id, index),
+                                       item.sid, flags), item.addr))
+    return out
+
+
+def scripted(h, take):
+    """Two sessions (random and sequential), a NACK, ACKs and the tail:
+    all that leaves, through ``take(now, most)``, in order."""
+    got = []
+    h.request(window=60, order=p.Order.RANDOM, seed=3)
+    h.request(window=50, addr=OTHER, sid=7)
+    got += take(h.now, 90)
+    h.send(p.Nack(40, 1, ((0, 5), (30, 40), (90, 101))))
+    h.send(p.Ack(1000), addr=OTHER, sid=7)
+    for _ in range(6):
+        got += take(h.now, 37)
+        h.now += 0.01
+    h.send(p.Ack(1000))
+    got += take(h.now, None)
+    return got
+
+
+@pytest.mark.parametrize("link", [netem.LinkSpec(),
+                                  netem.LinkSpec(loss=0.2, dup=0.1)])
+def test_runs_stand_for_the_same_datagrams_in_the_same_order(link):
+    h1, h2 = Harness(link=link), Harness(link=link)
+    by_bytes = scripted(h1, h1.engine.datagrams_to_send)
+    by_runs = scripted(h2, lambda now, most: expand(
+        h2.engine.chunks_to_send(now, most)))
+    assert by_runs == by_bytes
+    kinds = {type(p.decode(d).message) for d, _ in by_bytes}
+    assert {p.Chunk, p.Done} <= kinds
+    assert any(p.decode(d).flags & p.FLAG_RETRANSMIT for d, _ in by_bytes)
+
+
+def test_a_turn_is_one_run_of_at_most_session_turn_chunks():
+    h = Harness()
+    h.request()
+    h.request(addr=OTHER, sid=7)
+    items = h.engine.chunks_to_send(h.now, 2 * se.SESSION_TURN + 10)
+    assert [type(item) for item in items] == [se.ChunkRun] * 3
+    first, second, third = items
+    assert (first.addr, second.addr, third.addr) == (LEECHER, OTHER, LEECHER)
+    assert len(first) == len(second) == se.SESSION_TURN
+    assert len(third) == 10
+    assert list(first.indices) == list(range(se.SESSION_TURN))
+    assert (first.tx_seqs[0], third.tx_seqs[0]) == (0, se.SESSION_TURN)
+    assert list(third.indices) == list(range(45, 55))
+
+
+def test_resends_and_first_copies_are_separate_runs_in_one_turn():
+    h = Harness()
+    h.request(window=10)
+    h.engine.chunks_to_send(h.now)
+    h.send(p.Nack(20, 1, ((2, 4), (7, 8))))
+    resent, fresh = h.engine.chunks_to_send(h.now)
+    assert (list(resent.indices), list(resent.tx_seqs)) == ([2, 3, 7],
+                                                          [10, 11, 12])
+    assert resent.flags == p.FLAG_RETRANSMIT
+    assert (list(fresh.indices), fresh.tx_seqs[0], fresh.flags) == (
+        list(range(10, 17)), 13, 0)
+    assert resent.descriptors()[0] == (2, 10, resent.send_ms,
+                                       p.FLAG_RETRANSMIT)
+
+
+def test_a_link_that_delays_gives_bytes_only():
+    h = Harness(link=netem.LinkSpec(loss=0.2, delay_s=0.001))
+    h.request()
+    assert h.engine.chunks_to_send(h.now) == []  # all held by the delay
+    items = h.engine.chunks_to_send(h.now + 0.001)
+    assert items and all(type(item) is tuple for item in items)
+
+
+def test_done_counts_the_bytes_of_the_chunks_short_last_one_included():
+    h = Harness()
+    assert len(SONG) % p.CHUNK_SIZE  # the last chunk is short
+    h.request()
+    out = h.engine.datagrams_to_send(h.now)
+    done = [p.decode(d).message for d, _ in out][-1]
+    assert isinstance(done, p.Done)
+    assert done.bytes_sent == sum(len(d) for d, _ in out[:-1])
+    assert h.engine.counters.link.bytes_sent == done.bytes_sent
+
+
+def test_a_run_the_driver_cannot_read_ends_the_session_uncounted():
+    h = Harness()
+    h.request()
+    run, = h.engine.chunks_to_send(h.now, 20)
+    h.engine.events()
+    h.engine.chunk_unreadable(run, 5, h.now)  # 5 went, then the read failed
+    (ended,) = h.engine.events()
+    assert ended.why == "failed: file unreadable" and ended.sent == 5
+    assert h.engine.counters.link.sent == 5
+    assert h.engine.counters.link.bytes_sent == 5 * (
+        p.CHUNK_DATA_AT + p.CHUNK_SIZE)
+    (error,) = h.messages()
+    assert error.code == p.ErrorCode.FILE_GONE
+    assert not h.engine.sessions
+
+
+def test_later_runs_of_a_session_that_failed_are_not_built():
+    source = BytesSource({"song.mp3": SONG})
+    h = Harness(source)
+    h.request(file_id=source.index.files[0].file_id)
+    h.request(file_id=source.index.files[0].file_id, addr=OTHER, sid=7)
+    items = h.engine.chunks_to_send(h.now, 3 * se.SESSION_TURN)
+    source.gone.add(source.index.files[0].file_id)
+    out = [h.engine.encode_run(run, h.now) for run in items]
+    assert out == [[], [], []]
+    assert h.engine.counters.link.sent == 0
+    assert {e.why for e in h.engine.events()
+            if isinstance(e, se.SessionEnded)} == {"failed: file unreadable"}
+
+
+@settings(max_examples=40, deadline=None)
+@given(order=st.sampled_from([p.Order.SEQUENTIAL, p.Order.RANDOM,
+                              p.Order.SEMI_RANDOM]),
+       window=st.integers(1, CHUNKS), seed=st.integers(0, 2**32 - 1),
+       most=st.integers(1, 60))
+def test_only_chunks_sent_once_can_be_nacked_whatever_the_order(
+        order, window, seed, most):
+    h = Harness()
+    h.request(window=window, order=order, seed=seed)
+    sent = []
+    for _ in range(CHUNKS):
+        got = chunk_indices(h.messages(most=most))
+        if not got:
+            break
+        sent += got
+    assert sorted(sent) == sorted(set(sent)) and len(sent) == window
+    h.send(p.Nack(window, 1, ((0, CHUNKS),)))
+    (session,) = h.engine.sessions
+    assert sorted(session.resend.fifo) == sorted(sent)
+
+
+def test_a_lossy_link_leaves_chunks_out_of_runs_their_tx_seq_used():
+    h = Harness(link=netem.LinkSpec(loss=0.3, dup=0.2))
+    h.request()
+    items = h.engine.chunks_to_send(h.now)
+    runs = [item for item in items if type(item) is se.ChunkRun]
+    assert runs  # no delay: runs even through a lossy link
+    tx_seqs = [t for run in runs for t in run.tx_seqs]
+    assert tx_seqs == sorted(tx_seqs)  # a duplicate right after its twin
+    built = [p.decode(d).message for d, _ in h.engine.encode_run(runs[0],
+                                                                 h.now)]
+    assert [m.tx_seq for m in built] == list(runs[0].tx_seqs)
+    h.engine.datagrams_to_send(h.now)  # the DONE went with the runs
+    link = h.engine.counters.link
+    assert link.sent == CHUNKS
+    assert link.dropped == CHUNKS - len(set(tx_seqs)) > 0
+    assert link.duplicated == len(tx_seqs) - len(set(tx_seqs)) > 0

@@ -29,9 +29,9 @@ def exchange(address: str, datagrams, wait: float = 0.6):
 
 
 def song_id(song_dir, name="facom-sample.mp3"):
-    import hashlib
-    digest = hashlib.sha256((song_dir / name).read_bytes()).digest()
-    return p.file_id_of(digest)
+    import pieces
+    _, hashes = pieces.hash_bytes((song_dir / name).read_bytes())
+    return pieces.file_id_from(hashes)  # the id made from the piece list
 
 
 def test_request_without_token_gets_at_most_three_times_its_bytes(

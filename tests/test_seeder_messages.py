@@ -52,8 +52,10 @@ class Client:
 
 
 def sample_id() -> bytes:
+    import pieces
     with open(SAMPLE, "rb") as handle:
-        return p.file_id_of(hashlib.sha256(handle.read()).digest())
+        _, hashes = pieces.hash_bytes(handle.read())
+    return pieces.file_id_from(hashes)  # the id made from the piece list
 
 
 def session_end(seeders, folder, chunks: int, window: int) -> str:
@@ -103,7 +105,8 @@ def notices(output: str) -> list[str]:
 
 
 def test_duplicates_empty_and_non_mp3_files_are_told_once(seeders,
-                                                           tmp_path):
+                                                           tmp_path,
+                                                           song_dir):
     shared = tmp_path / "shared"
     shared.mkdir()
     shutil.copy(SAMPLE, shared / "good.mp3")
@@ -118,7 +121,14 @@ def test_duplicates_empty_and_non_mp3_files_are_told_once(seeders,
     assert "good.mp3" in found.stdout and "noise.mp3" in found.stdout
     assert "other.mp3" not in found.stdout and "empty" not in found.stdout
     shutil.copy(SAMPLE, shared / "third.mp3")  # a new duplicate
-    run_leecher("search", "", "--seeders", seeder.address)
+    # A new song too: once a search lists it, the folder was rescanned
+    # (a search within 0.25 s of the last scan does not rescan).
+    shutil.copy(song_dir / "short-tune.mp3", shared / "fresh.mp3")
+    for _ in range(20):
+        found = run_leecher("search", "", "--seeders", seeder.address)
+        if "fresh.mp3" in found.stdout:
+            break
+    assert "fresh.mp3" in found.stdout
     assert notices(output_to_the_end(seeder)) == [
         "seeder: empty.mp3 is empty: not shared (nothing to stream)",
         ("seeder: noise.mp3: no MP3 frame found (duration unknown), "

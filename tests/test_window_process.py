@@ -9,22 +9,25 @@ closes with Ctrl+Q.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import subprocess
+import tempfile
 import time
 
 import pytest
 
 from conftest import PYTHON, ROOT, sha256
 
-ARTIFACTS = os.path.join(ROOT, "test-artifacts")
+ARTIFACTS = os.environ.get("P2P_ARTIFACTS") or os.path.join(
+    tempfile.gettempdir(), "p2p-facom-artifacts")  # never the repository
 SONG = "short-tune.mp3"
 # Where the first row of the songs table is, in window coordinates, with
-# the window at its natural size (the screenshot in test-artifacts/ shows
+# the window at its natural size (the screenshot in ARTIFACTS shows
 # it): the left column, below the search box.  Fonts move it by a few
 # pixels, so the clicks try a few heights around it.
-FIRST_SONG_ROW_X, FIRST_SONG_ROW_YS = 90, (338, 344, 332, 350, 326)
+FIRST_SONG_ROW_X, FIRST_SONG_ROW_YS = 90, (318, 312, 324, 306, 330)
 
 
 def xdotool(*args: str) -> str:
@@ -46,6 +49,26 @@ def wait_for(condition, timeout: float, what: str, proc=None):
     raise AssertionError(f"timed out waiting for {what}")
 
 
+@contextlib.contextmanager
+def window_process(*args: str):
+    """The window in its own process; killed if the test did not close
+    it, and it must not have printed a traceback."""
+    window = subprocess.Popen([PYTHON, *args], stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True, cwd=ROOT)
+    try:
+        yield window
+    finally:
+        if window.poll() is None:
+            window.kill()
+            window.wait(timeout=10)
+    assert "Traceback" not in window.stderr.read()
+
+
+def close_with_ctrl_q(window, *target: str) -> None:
+    xdotool("key", *target, "ctrl+q")
+    assert window.wait(timeout=15) == 0, window.stderr.read()
+
+
 @pytest.fixture
 def one_song(tmp_path, song_dir):
     folder = tmp_path / "music"
@@ -64,12 +87,10 @@ def test_window_downloads_on_double_click_and_closes_with_ctrl_q(
                     ("127.0.0.2", "-m", "random", *common),
                     ("127.0.0.3", "-m", "semi-random", *common))
     out = tmp_path / "downloads"
-    window = subprocess.Popen(
-        [PYTHON, os.path.join(ROOT, "p2p_facom.py"), "-t", "leecher",
-         "--lang", "en", "-o", str(out),
-         "--seeders", ",".join(s.address for s in group)],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    try:
+    with window_process(
+            os.path.join(ROOT, "p2p_facom.py"), "-t", "leecher", "--lang",
+            "en", "-o", str(out), "--seeders",
+            ",".join(s.address for s in group)) as window:
         window_id = wait_for(
             lambda: xdotool("search", "--name", "P2P FACOM").split()[:1],
             30, "the window", window)[0]
@@ -99,10 +120,65 @@ def test_window_downloads_on_double_click_and_closes_with_ctrl_q(
                         "1100x760+0+0", shot], check=True, timeout=30)
         assert os.path.getsize(shot) > 20_000  # a drawn window, not black
 
-        xdotool("key", "--window", window_id, "ctrl+q")
-        assert window.wait(timeout=15) == 0, window.stderr.read()
-    finally:
-        if window.poll() is None:
-            window.kill()
-            window.wait(timeout=10)
-    assert "Traceback" not in window.stderr.read()
+        close_with_ctrl_q(window, "--window", window_id)
+
+
+# Where the buttons are on a 1280x800 screen (no window manager: the
+# window at 0,0; screen coordinates, measured from the laid-out window).
+CLICKS = {"sequential": (286, 538), "random": (108, 563),
+          "semi-random": (297, 563), "download": (104, 621),
+          "again": (269, 621), "runs_tab": (645, 53), "export": (554, 233)}
+FIRST_SONG_ROW_SCREEN = (90, 317)
+
+
+def test_three_orders_compared_and_exported_in_nine_clicks(
+        display, seeders, one_song, tmp_path):
+    """The lesson: the same song once per order, the runs compared in one
+    view and exported (PNG, JSON, CSV) — 9 clicks, no file manager."""
+    if shutil.which("xdotool") is None:
+        pytest.fail("xdotool is missing: ./setup.sh test installs it")
+    common = ("-d", str(one_song), "--rate", "96", "-q")
+    group = seeders(("127.0.0.1", *common), ("127.0.0.2", *common))
+    out = tmp_path / "downloads"
+    clicks = []
+
+    def click(where) -> None:
+        clicks.append(where)
+        xdotool("mousemove", *map(str, where), "click", "1")
+        time.sleep(0.3)
+    with window_process(os.path.join(ROOT, "gui.py"), "--lang", "en",
+                        "-o", str(out), "--seeders",
+                        ",".join(s.address for s in group)) as window:
+        wait_for(lambda: xdotool("search", "--name", "P2P FACOM"), 30,
+                 "the window", window)
+        time.sleep(3.0)  # the seeders answer, the songs are listed
+        click(FIRST_SONG_ROW_SCREEN)
+        song = out / SONG
+        for order, button in (("sequential", "download"),
+                              ("random", "again"),
+                              ("semi-random", "again")):
+            before = song.stat().st_mtime_ns if song.exists() else None
+            click(CLICKS[order])
+            click(CLICKS[button])
+            wait_for(lambda: song.exists() and
+                     song.stat().st_mtime_ns != before
+                     and not (out / (SONG + ".part")).exists(), 60,
+                     f"the {order} run", window)
+            time.sleep(1.0)  # the run's statistics reach the window
+        click(CLICKS["runs_tab"])
+        time.sleep(1.0)
+        click(CLICKS["export"])
+        stem = "short-tune-sequential-random-semi-random-compare"
+        wait_for(lambda: all((out / f"{stem}{ext}").exists()
+                             for ext in (".png", ".json", ".csv")), 20,
+                 "the exports", window)
+        assert len(clicks) <= 10
+        rows = (out / f"{stem}.csv").read_text().splitlines()
+        assert len(rows) == 4  # a header, three runs
+        assert [r.split(",")[2] for r in rows[1:]] == \
+            ["sequential", "random", "semi-random"]
+        assert sha256(str(song)) == sha256(str(one_song / SONG))
+        os.makedirs(ARTIFACTS, exist_ok=True)
+        subprocess.run(["import", "-window", "root", os.path.join(
+            ARTIFACTS, "window-three-runs.png")], check=True, timeout=30)
+        close_with_ctrl_q(window)

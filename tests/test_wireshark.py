@@ -252,7 +252,9 @@ SAMPLE_MESSAGES = [  # distinct values, so that a swap of two fields shows
     p.SearchResult((p.FileInfo(b"abcdefgh", 11, 12, 13, 14, bytes(32), "f"),)),
     p.Request(b"abcdefgh", p.Order.RANDOM, ((11, 12),), 13, 14, 15, 16),
     p.Chunk(b"abcdefgh", 11, 12, 13, b"d"), p.Ack(11), p.Nack(11, 12, ()),
-    p.Cancel(), p.Done(11, 12, 13, 14, 15), p.Retry(11), p.Error(11, "t")]
+    p.Cancel(), p.Done(11, 12, 13, 14, 15), p.Retry(11), p.Error(11, "t"),
+    p.Hashes(b"abcdefgh", 11, 12),
+    p.HashPage(b"abcdefgh", 11, 12, (bytes(range(32)),))]
 
 
 def test_dissector_field_order_matches_protocol():
@@ -308,7 +310,7 @@ FILE_INFO = st.builds(p.FileInfo, FILE_ID, U64, U32, U16, U32,
 STRATEGIES = {
     p.Ping: st.builds(p.Ping, U32, st.integers(0, 64)),
     p.Pong: st.builds(p.Pong, U32, U32, U16, U16, ORDER, PERCENT, TEXT),
-    p.Search: st.builds(p.Search, TEXT, U32),
+    p.Search: st.builds(p.Search, TEXT, U32, U16),
     p.SearchResult: st.builds(p.SearchResult,
                               st.lists(FILE_INFO, max_size=3).map(tuple)),
     p.Request: st.builds(p.Request, FILE_ID, ORDER, RANGES, U16, U32, PERCENT,
@@ -320,7 +322,13 @@ STRATEGIES = {
     p.Cancel: st.just(p.Cancel()),
     p.Done: st.builds(p.Done, U32, U32, U32, U32, U64),
     p.Retry: st.builds(p.Retry, U32),
-    p.Error: st.builds(p.Error, U16, TEXT)}
+    p.Error: st.builds(p.Error, U16, TEXT),
+    p.Hashes: st.builds(p.Hashes, FILE_ID, U16, U32),
+    p.HashPage: st.builds(
+        lambda fid, pages, hashes: p.HashPage(fid, pages - 1, pages, hashes),
+        FILE_ID, st.integers(1, 0xFFFF),
+        st.lists(st.binary(min_size=32, max_size=32),
+                 max_size=p.HASHES_PER_PAGE).map(tuple))}
 MESSAGES = st.one_of(*STRATEGIES.values())
 
 
@@ -328,14 +336,18 @@ def test_round_trip_covers_every_message():
     assert set(STRATEGIES) == set(p.Message.__args__)
 
 
-DATAGRAMS = st.tuples(MESSAGES, U32, U8)  # message, session, flags
+# message, session, flags; FLAG_PAGE on a SEARCH says a page follows, so
+# only ``encode`` sets it there.
+DATAGRAMS = st.tuples(MESSAGES, U32, U8).map(
+    lambda d: (d[0], d[1], d[2] & ~p.FLAG_PAGE if isinstance(d[0], p.Search)
+               else d[2]))
 
 
 def expected_fields(msg, session: int, flags: int, data: bytes) -> dict:
     """What the dissector must show for ``msg``: pf.* -> list of values.
     Empty tails (text, padding, data) show no field."""
     out = {"pf.version": [p.VERSION], "pf.type": [int(msg.TYPE)],
-           "pf.flags": [flags], "pf.session": [session],
+           "pf.flags": [data[4]], "pf.session": [session],
            "pf.length": [len(data) - p.HEADER.size],
            "pf.crc": [int.from_bytes(data[12:16], "big")]}
     prefix = "pf." + LUA_BODIES[msg.TYPE][1]
@@ -352,6 +364,8 @@ def expected_fields(msg, session: int, flags: int, data: bytes) -> dict:
                 out[f"{prefix}.{name}"] = [getattr(f, name) for f in value]
             out[prefix + ".name_len"] = [len(f.name.encode()) for f in value]
             out[prefix + ".name"] = [f.name for f in value if f.name]
+        elif field.name == "hashes":
+            out[prefix + ".hashes"] = list(value)
         elif field.name == "padding":
             out[prefix + ".padding"] = [bytes(value)] if value else []
         elif isinstance(value, (str, bytes)) and field.name not in (

@@ -10,7 +10,8 @@
 -- The tables below mirror protocol.py's docstring; tests/test_wireshark.py
 -- compares them with protocol.py's constants and structs (drift test).
 -- Field kinds: u8 u16 u32 u64 (unsigned, network order), id (8 bytes: the
--- file id, first 8 bytes of the SHA-256), sha (32 bytes), x1 (1 zero byte).
+-- file id: first 8 bytes of the SHA-256 of the piece hash list, or of the
+-- file), sha (32 bytes), x1 (1 zero byte).
 
 local MAGIC = "PF"
 local VERSION = 1
@@ -25,11 +26,13 @@ local HEADER = "magic:s2 version:u8 type:u8 flags:u8 reserved:x1 session:u32 len
 -- Bodies: type = {NAME, field prefix, protocol.py struct, fixed part, tail}
 -- tails: "" nothing after the fixed part; "text:F" UTF-8 to the end;
 -- "padding:F" / "data:F" raw bytes to the end; "ranges:F" `count` RANGEs;
--- "files:F" `count` FILEs.
+-- "files:F" `count` FILEs; "paged:page text:F" a u16 page when FLAG_PAGE
+-- is set (else page 0, shown as generated), then UTF-8 to the end;
+-- "hashes:F" 32-byte piece SHA-256s to the end.
 local BODIES = {
   [1]  = {"PING",          "ping",    "PING_BODY",     "nonce:u32", "padding:padding"},
   [2]  = {"PONG",          "pong",    "PONG_FIXED",    "nonce:u32 token:u32 files:u16 load:u16 order:u8 ordered_percent:u8", "text:name"},
-  [3]  = {"SEARCH",        "search",  "SEARCH_FIXED",  "token:u32", "text:query"},
+  [3]  = {"SEARCH",        "search",  "SEARCH_FIXED",  "token:u32", "paged:page text:query"},
   [4]  = {"SEARCH_RESULT", "result",  "COUNT",         "count:u16", "files:file"},
   [5]  = {"REQUEST",       "request", "REQUEST_FIXED", "file_id:id order:u8 ordered_percent:u8 token:u32 seed:u32 window:u16 count:u16", "ranges:range"},
   [6]  = {"CHUNK",         "chunk",   "CHUNK_FIXED",   "file_id:id index:u32 tx_seq:u32 send_ms:u32", "data:data"},
@@ -39,12 +42,14 @@ local BODIES = {
   [10] = {"DONE",          "done",    "DONE_BODY",     "sent:u32 resent:u32 dropped:u32 duplicated:u32 bytes_sent:u64", ""},
   [11] = {"RETRY",         "retry",   "RETRY_BODY",    "token:u32", ""},
   [12] = {"ERROR",         "error",   "ERROR_FIXED",   "code:u16", "text:text"},
+  [13] = {"HASHES",        "hashes",  "HASHES_BODY",   "token:u32 file_id:id page:u16", ""},
+  [14] = {"HASH_PAGE",     "hashpage", "HASH_PAGE_FIXED", "file_id:id page:u16 pages:u16", "hashes:hashes"},
 }
 -- Parts of tails: protocol.py RANGE and FILE_FIXED (+ name, name_len bytes)
 local RANGE = "start:u32 end:u32"
 local FILE = "file_id:id size:u64 chunks:u32 chunk_size:u16 duration_ms:u32 sha256:sha name_len:u16"
 
-local FLAGS = {[0x01] = "FLAG_LAST", [0x02] = "FLAG_RETRANSMIT"}
+local FLAGS = {[0x01] = "FLAG_LAST", [0x02] = "FLAG_RETRANSMIT", [0x04] = "FLAG_PAGE"}
 local ORDERS = {[0] = "sequential", [1] = "random", [2] = "semi-random", [255] = "default"}
 local ERRORS = {[1] = "NOT_FOUND", [2] = "FILE_GONE", [3] = "BAD_REQUEST",
                 [4] = "BUSY", [5] = "UNKNOWN_SESSION"}
@@ -89,6 +94,7 @@ F["pf.crc"] = ProtoField.uint32("pf.crc", "crc32", base.HEX)
 F["pf.flags"] = ProtoField.uint8("pf.flags", "flags", base.HEX)
 F["pf.flags.last"] = ProtoField.bool("pf.flags.last", "last search page", 8, nil, 0x01)
 F["pf.flags.retransmit"] = ProtoField.bool("pf.flags.retransmit", "retransmitted chunk", 8, nil, 0x02)
+F["pf.flags.page"] = ProtoField.bool("pf.flags.page", "paged search", 8, nil, 0x04)
 F["pf.crc.status"] = ProtoField.uint8("pf.crc.status", "CRC-32 status", base.DEC, {[0] = "Bad", [1] = "Good", [2] = "Unverified (truncated capture)"})
 F["pf.chunk.retransmission"] = ProtoField.bool("pf.chunk.retransmission", "Retransmission")
 F["pf.emulated_drop"] = ProtoField.bool("pf.emulated_drop", "Dropped by the emulated link (not on the wire)")
@@ -104,6 +110,11 @@ for number, body in pairs(BODIES) do
   elseif tail == "files" then
     TAIL_PARTS[number] = make_fields(prefix, FILE)
     make_field(prefix .. ".name", "text", "name")
+  elseif tail == "paged" then
+    make_field(prefix .. "." .. name, "u16", name)
+    make_field(prefix .. ".query", "text", "query")
+  elseif tail == "hashes" then
+    make_field(prefix .. "." .. name, "sha", "hash")
   elseif tail then
     make_field(prefix .. "." .. name, tail, name)
   end
@@ -238,7 +249,36 @@ end
 
 -- The body starts at HEADER_SIZE and ends with the datagram.
 -- Returns `info` (values for the Info column) or nil, reason.
-local function add_body(tree, tvb, number)
+-- SEARCH's page (when FLAG_PAGE) and query.
+local function add_paged(tree, tvb, offset, prefix, flags, info)
+  local page = 0
+  if bit32.btest(flags, 0x04) then
+    if tvb:reported_len() < offset + 2 then return nil end
+    page = tvb(offset, 2):uint()
+    tree:add(F[prefix .. ".page"], tvb(offset, 2))
+    offset = offset + 2
+  else
+    tree:add(F[prefix .. ".page"], 0):set_generated()
+  end
+  info.page = page
+  if tvb:reported_len() > offset then
+    local range = tvb(offset, tvb:reported_len() - offset)
+    info.query = range:string(ENC_UTF_8)
+    tree:add(F[prefix .. ".query"], range, info.query)
+  end
+  return true
+end
+
+-- HASH_PAGE's hashes, 32 bytes each.
+local function add_hashes(tree, tvb, offset, rest, field, info)
+  if rest % 32 ~= 0 then return nil, "hash list is not a whole number of hashes" end
+  if info.page >= info.pages then return nil, "page number past the page count" end
+  for at = offset, offset + rest - 32, 32 do tree:add(F[field], tvb(at, 32)) end
+  info.hashes = rest / 32
+  return true
+end
+
+local function add_body(tree, tvb, number, flags)
   local body = BODIES[number]
   local prefix, spec = "pf." .. body[2], BODY_FIELDS[number]
   if tvb:reported_len() < HEADER_SIZE + spec_size(spec) then return nil, "body too short" end
@@ -254,6 +294,11 @@ local function add_body(tree, tvb, number)
     if not add_files(tree, tvb, offset, info.count, prefix, TAIL_PARTS[number], info) then
       return nil, "file list does not match its count"
     end
+  elseif tail == "paged" then
+    if not add_paged(tree, tvb, offset, prefix, flags, info) then return nil, "body too short" end
+  elseif tail == "hashes" then
+    local ok, err = add_hashes(tree, tvb, offset, rest, prefix .. "." .. name, info)
+    if not ok then return nil, err end
   elseif tail == "text" and rest > 0 then
     local range = tvb(offset, rest)
     info[name] = range:string(ENC_UTF_8)
@@ -274,7 +319,7 @@ local INFO = {
   PING = function(v) return string.format("PING nonce %d (%d bytes of padding)", v.nonce, v.rest) end,
   PONG = function(v) return string.format('PONG "%s": %s, load %d, %s (%d %% in order)',
                                           v.name or "", plural(v.files, "file"), v.load, order_text(v.order), v.ordered_percent) end,
-  SEARCH = function(v) return string.format('SEARCH "%s"', v.query or "") end,
+  SEARCH = function(v) return string.format('SEARCH "%s"%s', v.query or "", v.page > 0 and (" page " .. v.page) or "") end,
   SEARCH_RESULT = function(v, flags) return string.format("SEARCH_RESULT %s%s%s", plural(v.count, "file"),
       v.count > 0 and (": " .. v.names) or "", bit32.btest(flags, 0x01) and " (last page)" or "") end,
   REQUEST = function(v) return string.format("REQUEST %s, %s, window %d", order_text(v.order), plural(v.count, "range"), v.window) end,
@@ -287,6 +332,8 @@ local INFO = {
                                           v.sent, v.resent, v.dropped, v.duplicated) end,
   RETRY = function(v) return string.format("RETRY: ask again with token 0x%08x", v.token) end,
   ERROR = function(v) return string.format("ERROR %s: %s", ERRORS[v.code] or v.code, v.text or "") end,
+  HASHES = function(v) return string.format("HASHES: page %d of the piece hash list, please", v.page) end,
+  HASH_PAGE = function(v) return string.format("HASH_PAGE %d of %d: %s", v.page + 1, v.pages, plural(v.hashes, "piece hash")) end,
 }
 
 ---------------------------------------------------------------- dissector
@@ -298,6 +345,7 @@ local function add_header(tree, tvb)
   local v, _, items = add_fixed(tree, tvb, 0, "pf", HEADER_FIELDS)
   items.flags:add(F["pf.flags.last"], tvb(4, 1))    -- the bits, under their byte
   items.flags:add(F["pf.flags.retransmit"], tvb(4, 1))
+  items.flags:add(F["pf.flags.page"], tvb(4, 1))
   return v
 end
 
@@ -334,7 +382,7 @@ function pf.dissector(tvb, pinfo, root)
     text = "unknown type " .. h.type
   else
     local btree = tree:add(pf, tvb(HEADER_SIZE, tvb:len() - HEADER_SIZE), body[1])
-    local info, err = add_body(btree, tvb, h.type)
+    local info, err = add_body(btree, tvb, h.type, h.flags)
     if info then text = INFO[body[1]](info, h.flags)
     else
       btree:add_proto_expert_info(E.malformed, err)

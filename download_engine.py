@@ -247,6 +247,93 @@ class Scheduler:
                                    engine.since_start(now)))
 
 
+class Arrivals:
+    """What a run of consecutive chunks that came together from one
+    transfer changes: ACK credit, the furthest first-pass place, which
+    chunks are here (one update), the timeline (by slices), the counters,
+    and the data for the driver (one run).  ``DownloadEngine.receive_batch``
+    forms the runs."""
+
+    def __init__(self, engine: "DownloadEngine"):
+        self.engine = engine
+
+    def take(self, run: tuple, start: int, payloads: list, sends: list,
+             last_tx: int, heard: dict, now: float) -> int:
+        """Chunks ``start``, ``start + 1``... (``payloads``, sent at
+        ``sends`` by the seeder's clock, the last one as ``last_tx``) of
+        ``run`` (transfer, address, session, flags); ``heard`` gathers
+        what loss detection learns per transfer.  How many were new."""
+        transfer, addr, session, flags = run
+        engine, count = self.engine, len(payloads)
+        seen = heard.get(transfer)
+        if seen is None:
+            seen = heard[transfer] = [0, [], []]
+        seen[0] += count
+        if last_tx > transfer.highest_seq:
+            transfer.highest_seq = last_tx
+            transfer.highest_send_ms = sends[-1]
+        transfer.unacked += count
+        if transfer.unacked >= transfer.ack_every and not transfer.dead:
+            engine.send(p.Ack(transfer.grant()), addr, session)
+        retransmit = flags & p.FLAG_RETRANSMIT
+        if not retransmit:
+            self._advance_place(transfer, start, start + count)
+        new = 0
+        for first, stop in engine.state.add_run(start, start + count):
+            new += stop - first
+            self._store_run(transfer, addr, retransmit, first,
+                            payloads[first - start:stop - start],
+                            sends[first - start:stop - start], seen, now)
+        return new
+
+    def _advance_place(self, transfer: Transfer, start: int, end: int):
+        """The furthest first-pass place of ``transfer`` that arrived.
+        A run of first sends with consecutive ``tx_seq`` holds consecutive
+        places: its last chunk is the furthest; when that one is not this
+        transfer's (moved here from another), each is looked at."""
+        places, first_pass = self.engine.place, transfer.first_pass
+        place = places[end - 1]
+        if 0 <= place < len(first_pass) and first_pass[place] == end - 1:
+            if place > transfer.highest_place:
+                transfer.highest_place = place
+            return
+        for index in range(start, end - 1):
+            place = places[index]
+            if transfer.highest_place < place < len(first_pass) \
+                    and first_pass[place] == index:
+                transfer.highest_place = place
+
+    def _store_run(self, transfer: Transfer, addr, retransmit: int,
+                   start: int, payloads: list, sends: list, seen: list,
+                   now: float) -> None:
+        """New chunks ``start``... : their times, counters and data."""
+        engine = self.engine
+        count, since = len(payloads), now - engine.started
+        end = start + count
+        engine.fresh_runs.append((start, payloads))
+        engine.sender[start:end] = bytes((transfer.slot,)) * count  # blame,
+        # if its piece turns out bad
+        timeline, counters = engine.timeline, engine.counters
+        timeline.received[start:end] = array("d", [since]) * count
+        offset = transfer.clock_offset
+        timeline.sent[start:end] = array("d", [offset + ms / 1000
+                                               for ms in sends])
+        stored = counters.stored_from
+        stored[addr] = stored.get(addr, 0) + count
+        outstanding = transfer.recovery.outstanding
+        if outstanding:
+            seen[1 if retransmit else 2].extend(
+                i for i in range(start, end) if i in outstanding)
+        if retransmit:
+            counters.retransmitted += count
+            timeline.retransmitted[start:end] = b"\x01" * count
+        if engine.chunk_events:
+            sent_at, name = timeline.sent, peer_name(addr)
+            for index in range(start, end):
+                engine.emit(ev.ChunkReceived(index, sent_at[index], since,
+                                             bool(retransmit), name))
+
+
 class DownloadEngine:
     """Download one song (``info``) from ``peers`` (the alive sources)."""
 
@@ -283,7 +370,8 @@ class DownloadEngine:
         self.chunk_events = chunk_events
         self._events: list = []
         self._outbox: list = []
-        self._fresh: list = []
+        self.fresh_runs: list = []  # (start, [data...]) new, unwritten
+        self.arrivals = Arrivals(self)
         self.last_progress = now
         self.finished_at: float | None = None
 
@@ -316,10 +404,19 @@ class DownloadEngine:
     def take_fresh(self) -> list:
         """``(index, data)`` of the chunks new since the last call; the
         data may be views of the driver's receive buffers."""
-        fresh, self._fresh = self._fresh, []
+        return [(start + k, data) for start, payloads in self.take_runs()
+                for k, data in enumerate(payloads)]
+
+    def take_runs(self) -> list:
+        """The chunks new since the last call as runs: ``(start,
+        [data, ...])`` for chunks ``start``, ``start + 1``..., in arrival
+        order (the driver's write path: one ``pwritev`` per run)."""
+        fresh, self.fresh_runs = self.fresh_runs, []
         if self.pieces and fresh:
+            size = pieces.PIECE_CHUNKS
             self.pieces.book.touch(self.state.have, {
-                index // pieces.PIECE_CHUNKS for index, _ in fresh})
+                piece for start, payloads in fresh for piece in range(
+                    start // size, (start + len(payloads) - 1) // size + 1)})
         return fresh
 
     def pieces_to_verify(self) -> list[int]:
@@ -359,71 +456,61 @@ class DownloadEngine:
     def receive_batch(self, batch, now: float) -> None:
         """One turn's datagrams: chunks on the fast path, the rest decoded.
 
-        The loop runs once per chunk, the hottest code of the leecher, so it
-        does only what must be done per chunk, with locals: ACKs when due,
-        the furthest first-pass place, and for a new chunk its times and
-        its data for the driver.  Loss detection runs once per batch."""
+        The hottest code of the leecher.  Per datagram it only parses and
+        checks the chunk (``chunk_fields``: its CRC once) and, when the
+        chunk follows the one before it (same seeder and session, next
+        index, next ``tx_seq``, same flags: what a seeder's run of
+        consecutive chunks looks like, coalesced by GRO or not), adds it
+        to the open run.  Everything else is done once per run
+        (``Arrivals.take``); loss detection once per batch."""
         heard: dict = {}  # transfer -> [count, resent, late] (ordered)
         chunk_fields, data_at = p.chunk_fields, p.CHUNK_DATA_AT
         info = self.info
         file_id, total, last = info.file_id, info.chunks, info.chunks - 1
         full = info.chunk_size
-        last_length = info.size - last * full if total else 0
-        transfers, places, add = self.transfers, self.place, self.state.add
-        fresh, received_at = self._fresh, self.timeline.received
-        sent_at, since = self.timeline.sent, now - self.started
-        counters, retransmitted = self.counters, self.timeline.retransmitted
-        senders = self.sender
-        new = 0
+        # The datagram sizes of every chunk but the last, and of the last.
+        full_size = data_at + full
+        last_size = data_at + (info.size - last * full if total else 0)
+        transfers, counters = self.transfers, self.counters
+        take_run, new = self.arrivals.take, 0
+        run = None  # the open run: (transfer, addr, session, flags)
+        run_addr = run_session = run_flags = None
+        start = end = tx = 0
+        payloads: list = []
+        sends: list = []
         for data, addr in batch:
             fields = chunk_fields(data)
+            if fields is not None:
+                session, flags, chunk_file, index, tx_seq, send_ms = fields
+                if index == end and tx_seq == tx + 1 and addr == run_addr \
+                        and session == run_session and flags == run_flags \
+                        and chunk_file == file_id and index < total \
+                        and len(data) == (full_size if index != last
+                                          else last_size):
+                    payloads.append(data[data_at:])
+                    sends.append(send_ms)
+                    end, tx = end + 1, tx_seq
+                    continue
+            if run is not None:
+                new += take_run(run, start, payloads, sends, tx, heard, now)
+                run = run_addr = None
             if fields is None:
                 self._on_message(data, addr, now)
                 continue
-            session, flags, chunk_file, index, tx_seq, send_ms = fields
             transfer = transfers.get((addr, session))
             if transfer is None:
                 counters.forged += 1  # not an address and session we asked
                 continue
-            payload = data[data_at:]
-            if chunk_file != file_id or index >= total or len(payload) != (
-                    full if index != last else last_length):
+            if chunk_file != file_id or index >= total or len(data) != (
+                    full_size if index != last else last_size):
                 counters.bad += 1
                 continue
-            retransmit = flags & p.FLAG_RETRANSMIT
-            seen = heard.get(transfer)
-            if seen is None:
-                seen = heard[transfer] = [0, [], []]
-            seen[0] += 1
-            if tx_seq > transfer.highest_seq:
-                transfer.highest_seq = tx_seq
-                transfer.highest_send_ms = send_ms
-            transfer.unacked += 1
-            if transfer.unacked >= transfer.ack_every and not transfer.dead:
-                self.send(p.Ack(transfer.grant()), addr, session)
-            place = places[index]
-            if not retransmit and transfer.highest_place < place \
-                    < len(transfer.first_pass) \
-                    and transfer.first_pass[place] == index:
-                transfer.highest_place = place
-            if not add(index):
-                continue
-            new += 1
-            fresh.append((index, payload))
-            senders[index] = transfer.slot  # blame, if its piece is bad
-            received_at[index] = since
-            sent_at[index] = transfer.clock_offset + send_ms / 1000
-            stored = counters.stored_from
-            stored[addr] = stored.get(addr, 0) + 1
-            if index in transfer.recovery.outstanding:
-                seen[1 if retransmit else 2].append(index)
-            if retransmit:
-                counters.retransmitted += 1
-                retransmitted[index] = 1
-            if self.chunk_events:
-                self.emit(ev.ChunkReceived(
-                    index, sent_at[index], since, bool(retransmit),
-                    peer_name(addr)))
+            run = (transfer, addr, session, flags)
+            run_addr, run_session, run_flags = addr, session, flags
+            start, end, tx = index, index + 1, tx_seq
+            payloads, sends = [data[data_at:]], [send_ms]
+        if run is not None:
+            new += take_run(run, start, payloads, sends, tx, heard, now)
         if new:
             self.last_progress = now
         for transfer, (count, resent, late) in heard.items():

@@ -8,6 +8,7 @@ rest of the module is the terminal leecher:
     python3 leecher.py ping   [--seeders 127.0.0.1:9000,127.0.0.2:9000]
     python3 leecher.py search QUERY
     python3 leecher.py get NAME -o DIR [--method random] [--json STATS.json]
+                       [--pcap CAPTURE.pcap] [--no-offload]
 
 What is lost, and when it is asked for again, is decided in
 ``recovery.py`` (RACK, RFC 8985; RFC 9002).  Each piece (``pieces.py``) is
@@ -43,13 +44,13 @@ import protocol as p
 from download_engine import (DEFAULT_TIMEOUT, DEFAULT_WINDOW,
                              MAX_BAD_PIECES, PING_PADDING, DownloadEngine,
                              Options, Peer, Timeline, check_size)
+from offload import make_receiver
 
 __all__ = ["DEFAULT_TIMEOUT", "DEFAULT_WINDOW", "Download", "Endpoint",
            "Options", "Peer", "Song", "Timeline", "ping", "search"]
 
 SOCKET_BUFFER = 4 * 1024 * 1024
 RECEIVE_BATCH = 1024  # datagrams taken per loop turn (and buffer slots)
-SLOT = p.MAX_DATAGRAM + 1  # a longer datagram fills its slot: rejected
 POLL_S = 0.1  # the loop looks at stop() and progress at least this often
 SNAPSHOT_S = 0.2  # events and a Snapshot to the interface this often
 HASH_STEP = 256  # chunks of contiguous prefix hashed at a time
@@ -68,10 +69,19 @@ SAVE_EVERY_S = 5.0
 # ----------------------------------------------------------- the socket
 class Endpoint:
     """The leecher's UDP socket; ``loss`` drops received datagrams on
-    purpose so that the NACK path can be shown with any seeder."""
+    purpose so that the NACK path can be shown with any seeder.
+
+    Reads go through ``offload.make_receiver``: with UDP GRO (``offload``,
+    the default) a run of chunks a seeder sent with GSO comes in one read,
+    cut into datagrams; without it (``--no-offload``, or a kernel that
+    refuses) one datagram per ``recvfrom_into``.  Once GRO is on, every
+    read of the socket goes through the receiver.  ``capture`` (a
+    ``pcap.Capture``, see ``open_capture``) is handed every datagram sent
+    and received, those ``loss`` drops marked; None costs nothing."""
 
     def __init__(self, loss: float = 0.0, seed: int | None = None,
-                 bind: tuple[str, int] = ("0.0.0.0", 0)):
+                 bind: tuple[str, int] = ("0.0.0.0", 0),
+                 offload: bool = True):
         self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         for option in (socket.SO_RCVBUF, socket.SO_SNDBUF):
             try:
@@ -80,16 +90,34 @@ class Endpoint:
                 pass
         self.sock.bind(bind)
         self.sock.setblocking(False)
-        arena = memoryview(bytearray(RECEIVE_BATCH * SLOT))
-        self._slots = [arena[start:start + SLOT]
-                       for start in range(0, len(arena), SLOT)]
+        self.receiver = make_receiver(self.sock, offload, RECEIVE_BATCH)
         self.loss = loss
         self.rng = random.Random(seed)
+        self.capture = None
         self.dropped = 0
         self.bad = 0
+        self.received = 0  # datagrams read (dropped ones included)
 
-    def close(self) -> None:
+    def open_capture(self, path: str) -> None:
+        """Write every datagram to the pcap file ``path`` from now on;
+        ``pcap.CaptureError`` (one line) when it cannot be written."""
+        import pcap
+        self.capture = pcap.open_capture(path, self.sock.getsockname())
+
+    def close(self) -> str | None:
+        """Close the socket (and the capture: its one-line summary)."""
         self.sock.close()
+        capture, self.capture = self.capture, None
+        return capture.close() if capture is not None else None
+
+    @property
+    def offload(self) -> bool:
+        return self.receiver.offload
+
+    @property
+    def reads(self) -> int:
+        """Reads that brought data: fewer than datagrams with GRO."""
+        return self.receiver.reads
 
     def send(self, msg, addr, session: int = 0) -> None:
         self.send_raw(p.encode(msg, session), addr)
@@ -101,28 +129,37 @@ class Endpoint:
             pass  # like a loss on the way: timers will ask again
         except OSError:
             pass  # nobody there (ICMP); silence is handled by timeouts
+        if self.capture is not None:
+            self.capture.sent(data, addr, time.monotonic())
 
     def receive_raw(self, timeout: float) -> list[tuple[memoryview, tuple]]:
         """What arrives within ``timeout`` (at least one wait), undecoded:
-        views into buffer slots that the next call reuses, so whatever must
-        outlive it is copied or written out before."""
+        views into the receiver's buffer that the next call reuses, so
+        whatever must outlive it is copied or written out before."""
         readable, _, _ = select.select([self.sock], [], [], max(0, timeout))
-        received = []
         if not readable:
-            return received
-        recvfrom_into, loss = self.sock.recvfrom_into, self.loss
-        for slot in self._slots:  # a slot that got no datagram stays free
-            try:
-                size, addr = recvfrom_into(slot)
-            except (BlockingIOError, InterruptedError):
-                break
-            except OSError:
-                continue  # ICMP error for an earlier send
-            if loss and self.rng.random() < loss:
-                self.dropped += 1
-                continue
-            received.append((slot[:size], addr))
+            return []
+        received = self.receiver.receive()
+        self.received += len(received)
+        if self.loss or self.capture is not None:
+            return self._lose_and_capture(received)
         return received
+
+    def _lose_and_capture(self, received: list) -> list:
+        """The emulated ``loss`` (and the capture, which marks its drops)."""
+        kept = []
+        loss, chance, capture = self.loss, self.rng.random, self.capture
+        now = time.monotonic()
+        for view, addr in received:
+            if loss and chance() < loss:
+                self.dropped += 1
+                if capture is not None:
+                    capture.received(view, addr, now, dropped=True)
+                continue
+            if capture is not None:
+                capture.received(view, addr, now)
+            kept.append((view, addr))
+        return kept
 
     def receive(self, timeout: float) -> list[tuple[p.Datagram, tuple]]:
         """Everything that arrives within ``timeout``, decoded."""
@@ -387,8 +424,12 @@ class PartFile:
         self._unwritten = p.RangeSet()  # chunks whose write failed
         self._zeros = bytes(info.chunk_size)
         self._digest = hashlib.sha256()  # of the file's contiguous prefix
-        self._hashed_chunks = 0
+        self._hashed_chunks = 0  # chunks of the prefix in the digest
+        self._advised_chunks = 0  # of them, given to fadvise
         self.verified_pieces: list[int] = []  # resumed, still intact
+        # Runs written feed the digest from memory: only when no piece
+        # check comes first (a bad piece would have been hashed).
+        self.hash_on_write = True
 
     def _cannot_write(self, exc: OSError) -> ev.DownloadFailed:
         return ev.DownloadFailed(ev.Problem.CANNOT_WRITE,
@@ -454,14 +495,15 @@ class PartFile:
         emit(ev.Resumed(len(good), self.info.chunks))
         return good
 
-    def save_progress(self, state: p.ReceiveState, fresh=(),
+    def save_progress(self, state: p.ReceiveState, runs=(),
                       verified=()) -> str | None:
-        """Write the sidecar; the reason it failed, if it did."""
+        """Write the sidecar (after the engine's ``runs`` not yet written);
+        the reason it failed, if it did."""
         if self.fd is None or not state.received or self.untrusted:
             return None
         try:
             with contextlib.suppress(ev.DownloadFailed):
-                self.write(fresh, state)  # stopped in mid-turn: write first
+                self.write_runs(runs, state)  # stopped in mid-turn
             self._checksum_written()
             kept = p.RangeSet(state.present())
             for start, end in self._unwritten:
@@ -489,22 +531,40 @@ class PartFile:
 
     # ------------------------------------------------------------ writes
     def write(self, fresh: list, state: p.ReceiveState) -> None:
-        """Write new chunks: one ``pwritev`` per run of chunks that follow
-        each other in the file (short gaps filled, see ``_fill``)."""
-        if not fresh:
+        """Write new chunks given as ``(index, data)``."""
+        self.write_runs([(index, [data]) for index, data in fresh], state)
+
+    def write_runs(self, runs: list, state: p.ReceiveState) -> None:
+        """Write new chunks, given as the engine's runs ``(start, [data,
+        ...])``: one ``pwritev`` per stretch of runs that follow each
+        other in the file (short gaps filled, see ``_fill``); a run that
+        extends the hashed prefix is fed to the SHA-256 from memory."""
+        if not runs:
             return
-        fresh.sort(key=itemgetter(0))
-        first = previous = fresh[0][0]
-        views = []
-        for index, data in fresh:
-            if index != previous + 1 and views \
-                    and not self._fill(views, previous + 1, index, state):
-                self._write_run(first, views, fresh)
-                first, views = index, []
-            views.append(data)
-            previous = index
-        self._write_run(first, views, fresh)
-        fresh.clear()
+        runs = sorted(runs, key=itemgetter(0))
+        first, views = runs[0][0], []
+        for start, payloads in runs:
+            end = first + len(views)
+            if start != end and views \
+                    and not self._fill(views, end, start, state):
+                self._write_run(first, views, runs)
+                first, views = start, []
+            views.extend(payloads)
+        self._write_run(first, views, runs)
+        if self.hash_on_write:
+            self._hash_runs(runs)
+
+    def _hash_runs(self, runs: list) -> None:
+        """Feed the digest the runs (sorted, written) that continue the
+        hashed prefix: their bytes are in memory, so none is read back."""
+        update, hashed = self._digest.update, self._hashed_chunks
+        for start, payloads in runs:
+            if start != hashed:
+                continue
+            for data in payloads:
+                update(data)
+            hashed += len(payloads)
+        self._hashed_chunks = hashed
 
     def _fill(self, views: list, start: int, end: int, state) -> bool:
         """Bridge a gap of a few chunks that are all still missing with
@@ -516,16 +576,17 @@ class PartFile:
         views.extend([self._zeros] * (end - start))
         return True
 
-    def _write_run(self, first: int, views: list, fresh: list) -> None:
-        """Write chunks ``first``, ``first + 1``... of the sorted ``fresh``;
+    def _write_run(self, first: int, views: list, runs: list) -> None:
+        """Write chunks ``first``, ``first + 1``... of the sorted ``runs``;
         when that fails, none from ``first`` on is to be trusted on resume.
         """
         try:
             self._write_at(views, first)
         except OSError as exc:
-            for index, _ in fresh:
-                if index >= first:
-                    self._unwritten.add(index)
+            for start, payloads in runs:
+                end = start + len(payloads)
+                if end > first:
+                    self._unwritten.add(max(start, first), end)
             raise self._cannot_write(exc) from None
         self._unchecked.append((first, first + len(views)))
 
@@ -563,26 +624,36 @@ class PartFile:
 
     def hash_prefix(self, ready: int) -> None:
         """Hash the file's contiguous prefix (``ready`` chunks) as it
-        grows, in steps, so little is left to hash when it is complete."""
+        grows: what ``write`` did not feed from memory (chunks that waited
+        on disk for a gap to fill) is read back, in steps, so little is
+        left to hash when it is complete."""
         new = ready - self._hashed_chunks
-        if new <= 0 or (new < HASH_STEP and ready < self.info.chunks):
+        if new > 0 and (new >= HASH_STEP or ready == self.info.chunks):
+            start = self._hashed_chunks * self.info.chunk_size
+            end = min(self.info.size, ready * self.info.chunk_size)
+            while start < end:
+                block = self.read(start, min(end, start + (1 << 20)))
+                if not block:
+                    break  # shorter than it should be: the digest says so
+                self._digest.update(block)
+                start += len(block)
+            self._hashed_chunks = ready
+        self._advise()
+
+    def _advise(self) -> None:
+        """Hashed, so not read again: have the kernel start writing it to
+        disk now, so that the fsync at the end has less to do."""
+        hashed = self._hashed_chunks
+        if hashed - self._advised_chunks < HASH_STEP \
+                and hashed < self.info.chunks:
             return
-        start = self._hashed_chunks * self.info.chunk_size
-        end = min(self.info.size, ready * self.info.chunk_size)
-        first = start
-        while start < end:
-            block = self.read(start, min(end, start + (1 << 20)))
-            if not block:
-                break  # shorter than it should be: the digest says so
-            self._digest.update(block)
-            start += len(block)
-        self._hashed_chunks = ready
+        size = self.info.chunk_size
         if hasattr(os, "posix_fadvise"):
-            # Hashed, so not read again: have the kernel start writing it
-            # to disk now, so that the fsync at the end has less to do.
             with contextlib.suppress(OSError):  # a hint, nothing more
-                os.posix_fadvise(self.fd, first, end - first,
+                os.posix_fadvise(self.fd, self._advised_chunks * size,
+                                 (hashed - self._advised_chunks) * size,
                                  os.POSIX_FADV_DONTNEED)
+        self._advised_chunks = hashed
 
     def finish(self) -> None:
         """fsync, check the SHA-256, rename ``.part`` to the song's name."""
@@ -658,6 +729,7 @@ class Download:
                 present, chunk_events=getattr(self.events, "wants_chunks",
                                               self.events is not None),
                 verified=self.part.verified_pieces)
+            self.part.hash_on_write = self.engine.pieces is None
             self.engine.start(self.started)
             self._loop()
             self._feed_player()
@@ -690,10 +762,10 @@ class Download:
         if self.engine is None:
             return
         engine = self.engine
-        fresh = engine.take_fresh()
         verified = engine.pieces.book.verified_ranges() if engine.pieces \
             else ()
-        problem = self.part.save_progress(engine.state, fresh, verified)
+        problem = self.part.save_progress(engine.state, engine.take_runs(),
+                                          verified)
         if problem:
             print(problem, file=sys.stderr)
 
@@ -716,7 +788,7 @@ class Download:
                 engine.receive_batch(batch, now)
                 # The chunks are views of the endpoint's buffers: written
                 # before the next receive reuses them.
-                self.part.write(engine.take_fresh(), engine.state)
+                self.part.write_runs(engine.take_runs(), engine.state)
                 self._check_pieces(now)
             timer = engine.get_timer()
             if timer is not None and now >= timer:
@@ -821,6 +893,10 @@ class Download:
             "sha256": self.info.sha256.hex(),
             **counted,
             "datagrams_dropped_by_leecher": self.endpoint.dropped,
+            # UDP GRO: datagrams per read above 1 when seeders send with GSO
+            "receive_offload": self.endpoint.offload,
+            "datagrams_read": self.endpoint.received,
+            "receive_reads": self.endpoint.reads,
             "bad_datagrams": bad,
             **({"timeline": self.timeline()} if timeline else {}),
             **self.audio_stats(),
@@ -1139,8 +1215,26 @@ def write_json(path: str, stats: dict, timeline=None) -> None:
 
 
 def _endpoint(args) -> Endpoint:
-    return Endpoint(getattr(args, "loss", 0.0), getattr(args, "rng_seed",
-                                                         None))
+    """The command's socket (--loss, --rng-seed, --no-offload) and its
+    capture (--pcap), opened right after binding."""
+    endpoint = Endpoint(getattr(args, "loss", 0.0),
+                        getattr(args, "rng_seed", None),
+                        offload=not args.no_offload)
+    if args.pcap:
+        import pcap
+        try:
+            endpoint.open_capture(args.pcap)
+        except pcap.CaptureError as exc:
+            endpoint.close()
+            raise cli.UsageError(str(exc)) from None
+    return endpoint
+
+
+def _close(endpoint: Endpoint) -> None:
+    """Close the socket; with --pcap, say what the capture holds."""
+    summary = endpoint.close()
+    if summary:
+        print(summary)
 
 
 def cmd_ping(args) -> int:
@@ -1148,7 +1242,7 @@ def cmd_ping(args) -> int:
     try:
         find_alive(endpoint, read_seeders(args.seeders))
     finally:
-        endpoint.close()
+        _close(endpoint)
     return cli.EXIT_OK
 
 
@@ -1159,7 +1253,7 @@ def cmd_search(args) -> int:
         songs = search(endpoint, [x for x in peers.values() if x.alive],
                        args.query)
     finally:
-        endpoint.close()
+        _close(endpoint)
     print_songs(songs)
     return cli.EXIT_OK
 
@@ -1242,7 +1336,7 @@ def _get(args, options: Options, audio) -> int:
                             events=view)
         path = existing or _download(download, audio, view)
     finally:
-        endpoint.close()
+        _close(endpoint)
     print(f"saved {cli.printable(path)}")
     if audio:
         audio.play_to_the_end(download, path)
@@ -1404,6 +1498,11 @@ def build_parser() -> cli.Parser:
     common.add_argument("--seeders", metavar="ADDR,ADDR",
                         help="seeders to use (default: seeders.txt or "
                              "127.0.0.1-3:9000)")
+    common.add_argument("--no-offload", action="store_true",
+                        help="one datagram per read (no UDP GRO)")
+    common.add_argument("--pcap", metavar="FILE",
+                        help="write every datagram sent and received to "
+                             "this pcap file (Wireshark: see wireshark/)")
     sub.add_parser("ping", parents=[common], help="which seeders are alive")
     find = sub.add_parser("search", parents=[common], help="search songs")
     find.add_argument("query", nargs="?", default="",

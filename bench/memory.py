@@ -23,6 +23,9 @@ def main(argv=None) -> int:
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--no-json", action="store_true",
                         help="without --json (no timeline written)")
+    parser.add_argument("--no-offload", action="store_true",
+                        help="the leecher reads one datagram per call "
+                             "(no UDP GRO arena)")
     args = parser.parse_args(argv)
     c.header("memory: terminal leecher peak RSS", __file__,
              sys.argv[1:] if argv is None else argv)
@@ -43,6 +46,8 @@ def main(argv=None) -> int:
         if args.no_json:
             i = cmd.index("--json")
             del cmd[i:i + 2]
+        if args.no_offload:
+            cmd.append("--no-offload")
         run = c.Measured(cmd, timeout=600, stdout_path=stats_path + ".log",
                          sample_hwm=True)
         seeder_hwm = c.peak_rss_mb(seeder.pid)
@@ -55,7 +60,8 @@ def main(argv=None) -> int:
             goodput = c.load_stats(stats_path)["goodput_Bps"] / 1e6
     peak = max(run.maxrss_mb, run.hwm_mb or 0)
     print(f"file {size / 1e6:.0f} MB"
-          + ("" if args.no_json else " (with --json and its timeline)"))
+          + ("" if args.no_json else " (with --json and its timeline)")
+          + (", --no-offload" if args.no_offload else ", UDP GRO on"))
     print(f"leecher peak RSS      {peak:.1f} MB  (ru_maxrss "
           f"{run.maxrss_mb:.1f}, VmHWM sampled {c.fmt(run.hwm_mb, '.1f')})")
     print(f"leecher -h peak RSS   {base.maxrss_mb:.1f} MB  (interpreter + "

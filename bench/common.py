@@ -229,14 +229,17 @@ class Seeder:
     """A ``seeder.py`` process on a loopback address."""
 
     def __init__(self, procs: Procs, ip: str, port: int, folder: str,
-                 *extra: str, log_path: str | None = None):
+                 *extra: str, log_path: str | None = None,
+                 start_timeout: float = 60.0):
+        """``start_timeout``: the seeder hashes its folder before it says
+        it is sharing; a 200 MB file on a loaded machine takes longer."""
         self.address = f"{check_loopback(ip)}:{port}"
         cmd = [PYTHON, "-u", os.path.join(ROOT, "seeder.py"), "-i", ip,
                "-p", str(port), "-d", folder, "-q", *extra]
         self.proc = procs.add(subprocess.Popen(
             cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
             text=True))
-        first = _readline(self.proc, 60)
+        first = _readline(self.proc, start_timeout)
         if "sharing" not in first:
             self.proc.kill()
             raise RuntimeError(f"seeder did not start: {first.strip()}")

@@ -38,7 +38,7 @@ def main(argv=None) -> int:
         name = "bench-big.mp3"
         c.random_file(os.path.join(share, name), size, args.seed)
         seeder = c.Seeder(procs, "127.0.0.1", c.free_port(("127.0.0.1",)),
-                          share)
+                          share, start_timeout=300)
         out_dir = os.path.join(tmp, "out")
         os.makedirs(out_dir)
         stats_path = os.path.join(tmp, "stats.json")

@@ -15,7 +15,7 @@ the three transfers interleaved so that machine noise hits them alike.
   bytes per datagram) and windowsize 64; goodput = size / the client's
   wall time (its process start included).
 
-Targets (issue 13): ours >= 0.6x raw, ours >= 1.0x atftp, 3 seeders >= 1.0x one.
+Targets (issue 13): ours >= 0.6x raw, ours >= 1.0x atftp, 3 seeders >= 1x one.
 """
 
 from __future__ import annotations
@@ -204,7 +204,7 @@ def main(argv=None) -> int:
     ratio_raw = c.median(o["goodput"] / r["goodput"]
                          for o, r in zip(rows["ours"], rows["raw"]))
     print(f"ours / raw   = {ratio_raw:.2f}x  (median of per-rep ratios; "
-          f"target >= 0.6x: {"met" if ratio_raw >= 0.6 else "MISSED"})")
+          f"target >= 0.6x: {'met' if ratio_raw >= 0.6 else 'MISSED'})")
     ratio_gso = c.median(o["goodput"] / g["goodput"]
                          for o, g in zip(rows["ours"], rows["gso"]))
     print(f"ours / GSO->GRO = {ratio_gso:.2f}x  (median of per-rep "

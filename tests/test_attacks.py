@@ -575,7 +575,9 @@ def test_a_lying_search_result_is_not_plausible():
                    "a.mp3"),
         p.FileInfo(fid, 10**6, 5, CHUNK, 0, sha, "a.mp3"),
         p.FileInfo(fid, 10**6, 10**6, 0, 0, sha, "a.mp3"),
-        p.FileInfo(b"\0" * 8, 10**6, p.chunk_count(10**6), CHUNK, 0, sha,
+        # A wrong id: told from the info alone for a file of one piece (a
+        # longer file's id is checked against its piece list: pieces.py).
+        p.FileInfo(b"\0" * 8, 10**4, p.chunk_count(10**4), CHUNK, 0, sha,
                    "a.mp3"),
     ]
     assert not any(leecher.plausible(lie) for lie in lies[:1] + lies[2:])

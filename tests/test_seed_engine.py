@@ -936,3 +936,44 @@ def test_a_small_request_gets_at_most_twice_its_chunks(asked):
         sent += chunk_indices(h.messages())
     assert len(sent) <= 2 * asked
     assert sorted(set(sent)) == list(range(asked))
+
+
+@settings(max_examples=60, deadline=None)
+@given(spans=st.lists(st.tuples(st.integers(0, CHUNKS), st.integers(0, 12)),
+                      min_size=1, max_size=6),
+       order=st.sampled_from([p.Order.SEQUENTIAL, p.Order.RANDOM,
+                              p.Order.SEMI_RANDOM]),
+       seed=st.integers(0, 2**32 - 1), most=st.integers(1, 60))
+def test_tables_by_position_serve_exactly_the_chunks_asked(spans, order, seed,
+                                                           most):
+    """Several ranges, any order: every chunk asked goes once, a NACK of
+    the whole file resends exactly those (positions map back to indices)
+    and nothing outside them."""
+    ranges = p.RangeSet()
+    for start, length in spans:
+        ranges.add(start, min(CHUNKS, start + length))
+    asked = [i for s, e in ranges for i in range(s, e)]
+    if not asked:
+        return
+    h = Harness()
+    h.request(list(ranges), window=4096, order=order, seed=seed)
+    sent = []
+    for _ in range(len(asked) + 2):
+        sent += chunk_indices(h.messages(most=most))
+    assert sorted(sent) == asked
+    assert sent == p.send_order(list(ranges), order, seed, 0.5)
+    h.now += 0.1
+    h.send(p.Nack(0xFFFFFFFF, 1, ((0, CHUNKS),)))
+    assert sorted(chunk_indices(h.messages())) == asked
+
+
+def test_the_start_limiter_tracks_a_bounded_number_of_hosts():
+    limiter = se.StartLimiter()
+    for n in range(10_050):
+        assert limiter.take(f"10.{n >> 16}.{(n >> 8) & 255}.{n & 255}", 1,
+                            100.0)
+    assert len(limiter._buckets) <= 10_000
+    host = "192.0.2.1"
+    assert limiter.take(host, 3_000_000, 100.0)
+    assert not limiter.take(host, 3_000_000, 100.1)  # refills 2 M/s
+    assert limiter.take(host, 3_000_000, 101.5)

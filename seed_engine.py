@@ -26,12 +26,16 @@ UDP GSO) calls ``chunks_to_send(now)``: the same datagrams in the same
 order, but the chunks a session sends in one turn come as one
 ``ChunkRun`` (indices, tx_seqs, send_ms, flags) instead of a ``bytes``
 each; the driver reports a run it could not read (``chunk_unreadable``).
-Both go through one sending path: bookkeeping per run, not per chunk.  The bounds on what a peer can make it do (issue 11) are the
-named constants below: per datagram (``MAX_NACK_CHUNKS``, ranges clipped
-and merged, ``ORDER_STEPS`` per turn), per session (``MAX_WINDOW``,
-``MAX_RESENDS_PER_CHUNK``, ``RESEND_BUDGET``, ``NO_PROGRESS_S``), per
-host (``MAX_SESSIONS_PER_HOST``) and in total (``MAX_SESSIONS``,
-``MAX_QUEUED_CHUNKS``, ``MAX_DELAYED``).
+Both go through one sending path: bookkeeping per run, not per chunk.
+The bounds on what a peer can make it do (issue 11) are the named
+constants below: per datagram (``MAX_NACK_CHUNKS``, ranges clipped and
+merged, ``ORDER_STEPS`` of shuffling per call for all sessions), per
+session (``MAX_WINDOW``, ``MAX_RESENDS_PER_CHUNK``, ``RESEND_BUDGET``,
+``NO_PROGRESS_S``; memory by the chunks asked, never by the file), per
+host (``MAX_SESSIONS_PER_HOST``, session starts ``START_RATE_CHUNKS``,
+a fair share of ``MAX_SESSIONS`` and ``MAX_QUEUED_CHUNKS`` enforced by
+eviction) and in total (``MAX_SESSIONS``, ``MAX_QUEUED_CHUNKS``,
+``MAX_DELAYED``); an address stays validated ``VALIDATION_S``.
 
 Behaviour a leecher relies on:
 
@@ -55,6 +59,7 @@ import heapq
 import hmac
 import math
 import unicodedata
+from bisect import bisect_right
 from collections import Counter, OrderedDict, deque
 from dataclasses import dataclass
 from itertools import repeat
@@ -68,7 +73,11 @@ import protocol as p
 # 1436 bytes are one full UDP GSO send (offload.max_segments), so a turn
 # is one run for the driver to hand the kernel in one system call.
 SESSION_TURN = 45
-ORDER_STEPS = 20_000  # shuffle swaps per turn (~20-70 ms): no long stall
+# Shuffle swaps per call of ``chunks_to_send`` for *all* the sessions
+# still making their order (~15-70 ms): the driver reads the socket
+# between calls, so no session start stalls the loop for long.
+ORDER_STEPS = 20_000
+BUILD_SLICE = 5_000  # swaps one such session makes before the next's turn
 MAX_DELAYED = 20000  # datagrams held by the emulated delay (~29 MB)
 PROBE_INTERVAL_S = 0.010  # at most one DONE per session per 10 ms
 EXPIRY_CHECK_S = 1.0  # how often idle sessions are looked for
@@ -81,15 +90,36 @@ MAX_SESSIONS_PER_HOST = 16  # per IP, not IP:port: ports are free to make
 # 3,640 CHUNKs taken one read at a time (offload.py): a window above that
 # only lets a burst overrun the receiver, so one session stays well below.
 MAX_WINDOW = 2048
-MAX_QUEUED_CHUNKS = 4_000_000  # chunks of all sessions: 7 bytes each
+# Chunks asked by all sessions together: 3 bytes each (flags by
+# position), 7 in a shuffled order (the order, 4 more): <= 28 MB.  One
+# whole 4.5 GB file (3.2 M chunks) fits; a host holding more than a
+# newcomer would is evicted from when it is full (``make_room``).
+MAX_QUEUED_CHUNKS = 4_000_000
+SESSION_COST_CHUNKS = 1024  # a session's own objects (~7 KB), as chunks
+# Session starts, per host IP, as a token bucket in chunks asked: a
+# shuffled order is made at ~30 M chunks/s, so 2 M/s holds one host to
+# under a tenth of a core whatever it REQUESTs and CANCELs; a fresh host
+# may start a whole table's worth at once.  Each start counts at least
+# ``START_COST_CHUNKS`` (so at most ~30 starts/s per host).
+START_RATE_CHUNKS = 2_000_000
+START_BURST_CHUNKS = MAX_QUEUED_CHUNKS + SESSION_COST_CHUNKS
+START_COST_CHUNKS = 65_536
 SESSION_IDLE_S = 30.0  # nothing heard from the leecher
 NO_PROGRESS_S = 20.0  # heard (ACKs), but no chunk could be sent
 AMPLIFICATION_LIMIT = 3  # RFC 9000 §8: bytes out <= 3x bytes in, unvalidated
 MAX_TRACKED_ADDRESSES = 10000  # bounds the guard's memory under a flood
 TOKEN_EPOCH_S = 30.0  # tokens rotate keys every epoch, valid two: 30-60 s
+# An address stays validated as long as the token it echoed could have
+# been valid: no longer, or a spoofer could use it long after it left.
+VALIDATION_S = 2 * TOKEN_EPOCH_S
 MAX_RESENDS_PER_CHUNK = 8  # 30 % loss loses 9 copies in a row 2e-5 times
-RESEND_BUDGET = 1.0  # resent chunks <= this x chunks asked for (2x bytes)
-MIN_RESEND_BUDGET = 64  # small requests may still lose a whole window
+# Resent chunks <= this x chunks asked for: at most 2x the bytes asked
+# (issue 11), small requests included: no floor.  At 30 % loss a session
+# needs 0.43 resends per chunk on average, so only a request of a few
+# chunks may run out (1 chunk: 9 %); it then ends with BUSY "resend
+# limit reached" and the leecher asks again (a new session, rate-limited
+# by ``START_RATE_CHUNKS``).
+RESEND_BUDGET = 1.0
 MAX_NACK_CHUNKS = 4096  # chunks one NACK datagram may make us look at
 SEARCH_CACHE = 16  # recent queries whose matches are kept
 ROUND_HALF = 1 << 15  # NACK rounds are u16: RFC 1982 serial arithmetic
@@ -164,26 +194,37 @@ class AmplificationGuard:
 
     def __init__(self):
         self.credit: dict[tuple, int] = {}
-        self.validated: dict[tuple, None] = {}  # insertion-ordered set
+        # address -> until when, in the order validated (so in expiry
+        # order: the oldest is the first to go when full).
+        self.validated: dict[tuple, float] = {}
         self.refused = 0
 
-    def received(self, addr, nbytes: int) -> None:
-        if addr in self.validated:
+    def is_validated(self, addr, now: float) -> bool:
+        until = self.validated.get(addr)
+        if until is None:
+            return False
+        if now < until:
+            return True
+        del self.validated[addr]  # its token expired: so does the proof
+        return False
+
+    def received(self, addr, nbytes: int, now: float) -> None:
+        if self.is_validated(addr, now):
             return
         if len(self.credit) >= MAX_TRACKED_ADDRESSES:
             self.credit.clear()  # forgetting credit only ever sends less
         self.credit[addr] = self.credit.get(addr, 0) \
             + AMPLIFICATION_LIMIT * nbytes
 
-    def validate(self, addr) -> None:
-        if addr not in self.validated:
-            if len(self.validated) >= MAX_TRACKED_ADDRESSES:
-                self.validated.pop(next(iter(self.validated)))
-            self.validated[addr] = None
-            self.credit.pop(addr, None)
+    def validate(self, addr, now: float) -> None:
+        self.validated.pop(addr, None)
+        if len(self.validated) >= MAX_TRACKED_ADDRESSES:
+            self.validated.pop(next(iter(self.validated)))
+        self.validated[addr] = now + VALIDATION_S
+        self.credit.pop(addr, None)
 
-    def allow(self, addr, nbytes: int) -> bool:
-        if addr in self.validated:
+    def allow(self, addr, nbytes: int, now: float) -> bool:
+        if self.is_validated(addr, now):
             return True
         left = self.credit.get(addr, 0)
         if nbytes > left:
@@ -191,6 +232,35 @@ class AmplificationGuard:
             return False
         self.credit[addr] = left - nbytes
         return True
+
+
+class StartLimiter:
+    """How often each host (IP) may start sessions: a token bucket in
+    chunks asked (``START_RATE_CHUNKS`` a second, ``START_BURST_CHUNKS``
+    at most), so REQUEST+CANCEL churn costs the seeder a bounded share
+    of its time.  At most ``MAX_TRACKED_ADDRESSES`` hosts, the least
+    recently seen forgotten first (a forgotten host starts full: only
+    a flood of 10,000 hosts gets that)."""
+
+    def __init__(self):
+        self._buckets: OrderedDict[str, tuple[float, float]] = OrderedDict()
+        self.refused = 0
+
+    def take(self, host: str, chunks: int, now: float) -> bool:
+        """May ``host`` start a session of ``chunks`` now?  Counted if so."""
+        level, then = self._buckets.pop(host, (START_BURST_CHUNKS, now))
+        level = min(START_BURST_CHUNKS,
+                    level + max(0.0, now - then) * START_RATE_CHUNKS)
+        cost = max(chunks, START_COST_CHUNKS)
+        allowed = cost <= level
+        if allowed:
+            level -= cost
+        else:
+            self.refused += 1
+        if len(self._buckets) >= MAX_TRACKED_ADDRESSES:
+            self._buckets.popitem(last=False)
+        self._buckets[host] = (level, now)
+        return allowed
 
 
 # ---------------------------------------------------------------- search
@@ -269,62 +339,126 @@ def round_newer(a: int, b: int) -> bool:
 
 
 # ------------------------------------------------------------- sessions
-class FirstPass:
-    """The chunks still to send for the first time, in sending order: an
-    array and a cursor, and a flag per chunk of the file, so a session
-    costs a few bytes per chunk whatever arrives."""
+class Asked:
+    """The chunks a REQUEST asked for (its clipped, merged ranges) and
+    each one's *position* among them.  A session's per-chunk tables are
+    indexed by position, so it costs bytes per chunk asked, never per
+    chunk of the file: one chunk of a 4.5 GB file costs a few bytes."""
 
-    def __init__(self, chunks, total: int, ranges):
-        """``chunks``: the chunks of ``ranges`` in sending order (an
-        ``array('I')``, kept as it is)."""
-        self.order = chunks
-        self.next = 0
-        self.waiting = bytearray(total)
-        for start, end in ranges:
-            self.waiting[start:end] = b"\1" * (end - start)
+    def __init__(self, ranges):
+        self.ranges = [(start, end) for start, end in ranges]
+        self.starts = [start for start, _ in self.ranges]
+        self.before: list[int] = []  # positions before each range
+        count = 0
+        for start, end in self.ranges:
+            self.before.append(count)
+            count += end - start
+        self.count = count
 
     def __len__(self) -> int:
-        return len(self.order)
+        return self.count
+
+    def position(self, index: int) -> int:
+        """Where chunk ``index`` is among the chunks asked; -1 if not."""
+        at = bisect_right(self.starts, index) - 1
+        if at < 0 or index >= self.ranges[at][1]:
+            return -1
+        return self.before[at] + index - self.starts[at]
+
+    def index(self, position: int) -> int:
+        at = bisect_right(self.before, position) - 1
+        return self.starts[at] + position - self.before[at]
+
+    def run_at(self, position: int, most: int) -> range:
+        """Up to ``most`` chunk indices from ``position`` on, within one
+        range (consecutive positions, consecutive indices)."""
+        at = bisect_right(self.before, position) - 1
+        start, end = self.ranges[at]
+        first = start + position - self.before[at]
+        return range(first, min(end, first + most))
+
+    def within(self, start: int, end: int):
+        """The parts of chunks ``[start, end)`` asked for, each as
+        ``(first index, first position, count)``, in index order."""
+        at = max(0, bisect_right(self.starts, start) - 1)
+        for s, e in self.ranges[at:]:
+            if s >= end:
+                return
+            low, high = max(s, start), min(e, end)
+            if low < high:
+                yield low, self.position(low), high - low
+
+
+class FirstPass:
+    """The chunks still to send for the first time, in sending order, and
+    which of them went out.  Sequential: a cursor over the ranges asked,
+    nothing per chunk.  Shuffled: the order (an ``array('I')``) and a
+    flag per chunk *asked*."""
+
+    def __init__(self, asked: Asked, order=None):
+        """``order``: the asked chunks in sending order, or None for the
+        ranges' own (sequential) order."""
+        self.asked = asked
+        self.order = order
+        self.next = 0  # positions in the sending order already taken
+        self.waiting = None if order is None else bytearray(b"\1") * len(
+            asked)
+
+    def __len__(self) -> int:
+        return len(self.asked)
 
     def __bool__(self) -> bool:
-        return self.next < len(self.order)
+        return self.next < len(self.asked)
 
     def left(self) -> int:
-        return len(self.order) - self.next
+        return len(self.asked) - self.next
 
-    def __contains__(self, index: int) -> bool:
-        return bool(self.waiting[index])
+    def went_out(self, position: int) -> bool:
+        """Did the first copy of the chunk at ``position`` go?"""
+        if self.waiting is None:
+            return position < self.next
+        return not self.waiting[position]
 
     def take(self, most: int):
-        """The next ``most`` chunks at most (an ``array('I')`` slice),
-        no longer waiting.  Per run, not per chunk: a run of consecutive
-        indices (any run of the sequential order) is cleared in one go."""
+        """The next ``most`` chunks at most (a ``range`` or an
+        ``array('I')`` slice).  Per run, not per chunk: a run of
+        consecutive indices (any run of the sequential order) is cleared
+        in one go."""
+        if self.waiting is None:
+            run = self.asked.run_at(self.next, most) if self else range(0)
+            self.next += len(run)
+            return run
         start = self.next
         run = self.order[start:start + most]
         self.next = start + len(run)
         if run:
             low, high = min(run), max(run)
+            position = self.asked.position
             if high - low + 1 == len(run):  # distinct: exactly low..high
-                self.waiting[low:high + 1] = bytes(len(run))
+                first = position(low)  # ranges are merged: one range
+                self.waiting[first:first + len(run)] = bytes(len(run))
             else:
                 waiting = self.waiting
                 for index in run:
-                    waiting[index] = 0
+                    waiting[position(index)] = 0
         return run
 
 
 class ResendQueue:
-    """Chunks NACKed and not yet resent, FIFO.  A chunk is queued once
-    while it waits, once per NACK round, and resent at most
-    ``MAX_RESENDS_PER_CHUNK`` times and within the session's budget."""
+    """Chunks NACKed and not yet resent, FIFO (by position among the
+    chunks asked).  A chunk is queued once while it waits, once per NACK
+    round, and resent at most ``MAX_RESENDS_PER_CHUNK`` times and within
+    the session's budget: ``RESEND_BUDGET`` x the chunks asked."""
 
-    def __init__(self, total: int, asked: int):
-        self.fifo: deque[int] = deque()
-        self.queued = bytearray(total)
-        self.resends = bytearray(total)  # copies resent, per chunk
+    def __init__(self, asked: Asked):
+        self.asked = asked
+        self.fifo: deque[int] = deque()  # positions
+        # Per chunk asked: queued now?, copies resent.  Made at the first
+        # NACK: a session that needs no resend never pays for them.
+        self.queued = self.resends = b""
         self.round: int | None = None
         self._this_round: set[int] = set()
-        self.budget = int(asked * RESEND_BUDGET) + MIN_RESEND_BUDGET
+        self.budget = math.ceil(len(asked) * RESEND_BUDGET)
 
     def __bool__(self) -> bool:
         return bool(self.fifo)
@@ -332,34 +466,40 @@ class ResendQueue:
     def start_round(self, number: int) -> bool:
         """False for a NACK of a round older than the latest one (a late
         copy: never resend for it)."""
+        if self.round is None:
+            self.queued = bytearray(len(self.asked))
+            self.resends = bytearray(len(self.asked))
         if self.round is None or round_newer(number, self.round):
             self.round = number
             self._this_round = set()
             return True
         return number == self.round
 
-    def offer(self, index: int) -> bool:
-        """Queue ``index`` unless it waits already or was queued this
-        round; False when it may not be resent any more."""
-        if self.queued[index] or index in self._this_round:
-            self._this_round.add(index)  # asked in this round: answered
+    def offer(self, position: int) -> bool:
+        """Queue the chunk at ``position`` unless it waits already or was
+        queued this round; False when it may not be resent any more."""
+        if self.queued[position] or position in self._this_round:
+            self._this_round.add(position)  # asked in this round: answered
             return True
-        if self.resends[index] >= MAX_RESENDS_PER_CHUNK or self.budget <= 0:
+        if self.resends[position] >= MAX_RESENDS_PER_CHUNK \
+                or self.budget <= 0:
             return False
         self.budget -= 1
-        self.resends[index] += 1
-        self.queued[index] = 1
-        self._this_round.add(index)
-        self.fifo.append(index)
+        self.resends[position] += 1
+        self.queued[position] = 1
+        self._this_round.add(position)
+        self.fifo.append(position)
         return True
 
     def take(self, most: int) -> list[int]:
-        """The next ``most`` chunks to resend at most, in FIFO order."""
+        """The next ``most`` chunk indices to resend at most, in FIFO
+        order."""
         popleft, queued = self.fifo.popleft, self.queued
         run = [popleft() for _ in range(min(most, len(self.fifo)))]
-        for index in run:
-            queued[index] = 0
-        return run
+        for position in run:
+            queued[position] = 0
+        index = self.asked.index
+        return [index(position) for position in run]
 
 
 class Session:
@@ -369,11 +509,18 @@ class Session:
                  order: p.Order, seed: int, fraction: float, window: int,
                  now: float):
         self.sid, self.addr, self.info = sid, addr, info
-        # The order is made a slice per turn (``build``): shuffling a
+        self.asked = Asked(ranges)
+        # Sequential: no order to make, a cursor over the ranges.  Else
+        # the order is made a slice per turn (``build``): shuffling a
         # huge file at once would stall every other session.
-        self._order = p.SendOrderBuilder(ranges, order, seed, fraction)
-        self.first_pass = FirstPass(self._order.chunks, info.chunks, ranges)
-        self.resend = ResendQueue(info.chunks, len(self.first_pass))
+        self._order = None
+        if order != p.Order.SEQUENTIAL:
+            self._order = p.SendOrderBuilder(ranges, order, seed, fraction)
+        self.first_pass = FirstPass(self.asked, self._order
+                                    and self._order.chunks)
+        self.resend = ResendQueue(self.asked)
+        # What it holds, counted against ``MAX_QUEUED_CHUNKS``.
+        self.cost = len(self.asked) + SESSION_COST_CHUNKS
         self.counts = SendCounts()
         self.limit = window
         self.tx_seq = 0
@@ -387,11 +534,11 @@ class Session:
 
     def can_send(self) -> bool:
         return (self.tx_seq < self.limit and self.pending()
-                and self._order.done)
+                and not self.building())
 
     def building(self) -> bool:
         """Is the sending order still being made?"""
-        return not self._order.done
+        return self._order is not None and not self._order.done
 
     def build(self, steps: int) -> None:
         self._order.step(steps)
@@ -426,11 +573,12 @@ class Session:
         if not self.resend.start_round(round_):
             return True
         before = len(self.resend.fifo)
-        first_pass = self.first_pass.waiting
+        went_out, offer = self.first_pass.went_out, self.resend.offer
         for start, end in nack_pieces(ranges, self.info.chunks):
-            for index in range(start, end):
-                if not first_pass[index] and not self.resend.offer(index):
-                    return False
+            for _, first, count in self.asked.within(start, end):
+                for position in range(first, first + count):
+                    if went_out(position) and not offer(position):
+                        return False
         if len(self.resend.fifo) > before:
             self._done_owed = True
         return True
@@ -460,13 +608,17 @@ class Session:
 
 
 class SessionTable:
-    """The sessions by (address, id), in sending turn, counted per host;
-    full, it makes room by evicting from the host holding the most."""
+    """The sessions by (address, id), in sending turn, counted per host
+    in sessions and in chunks held; full (in either), it makes room by
+    evicting from the host holding the most, so one host cannot lock
+    out the rest."""
 
     def __init__(self):
         self._by_key: dict[tuple, Session] = {}
-        self._per_host: Counter = Counter()
+        self._per_host: Counter = Counter()  # sessions per host
+        self._host_chunks: Counter = Counter()  # their ``cost`` per host
         self._turn: deque[Session] = deque()
+        self.building: deque[Session] = deque()  # orders being made
         self.queued_chunks = 0
 
     def __len__(self) -> int:
@@ -481,33 +633,52 @@ class SessionTable:
     def add(self, session: Session) -> None:
         self._by_key[(session.addr, session.sid)] = session
         self._per_host[session.addr[0]] += 1
+        self._host_chunks[session.addr[0]] += session.cost
         self._turn.append(session)
-        self.queued_chunks += len(session.first_pass)
+        if session.building():
+            self.building.append(session)
+        self.queued_chunks += session.cost
 
     def remove(self, session: Session) -> None:
         if self._by_key.pop((session.addr, session.sid), None) is None:
             return
         host = session.addr[0]
         self._per_host[host] -= 1
+        self._host_chunks[host] -= session.cost
         if not self._per_host[host]:
-            del self._per_host[host]
+            del self._per_host[host], self._host_chunks[host]
         self._turn.remove(session)
-        self.queued_chunks -= len(session.first_pass)
+        if session.building():
+            self.building.remove(session)
+        self.queued_chunks -= session.cost
 
-    def make_room(self, host: str, chunks: int) -> tuple[bool, Session | None]:
-        """(room for a new session of ``host``?, a session to evict)."""
-        if self._per_host[host] >= MAX_SESSIONS_PER_HOST:
-            return False, None
-        if self.queued_chunks + chunks > MAX_QUEUED_CHUNKS:
-            return False, None
-        if len(self._by_key) < MAX_SESSIONS:
-            return True, None
-        top, most = self._per_host.most_common(1)[0]
-        if most <= self._per_host[host] + 1:
-            return False, None  # no host holds more than its fair share
-        victim = min((s for s in self._by_key.values()
-                      if s.addr[0] == top), key=lambda s: s.last_heard)
-        return True, victim
+    def make_room(self, host: str, cost: int) -> tuple[bool, list]:
+        """(room for a new session of ``host`` holding ``cost``?, the
+        sessions to evict for it: from the host holding the most
+        sessions, or chunks, when that is more than ``host`` would hold
+        with the new one; least recently heard first)."""
+        if self._per_host[host] >= MAX_SESSIONS_PER_HOST \
+                or cost > MAX_QUEUED_CHUNKS:
+            return False, []
+        sessions, chunks = Counter(self._per_host), Counter(
+            self._host_chunks)
+        victims: list[Session] = []
+        while True:
+            if sum(chunks.values()) + cost > MAX_QUEUED_CHUNKS:
+                held, mine = chunks, chunks[host] + cost
+            elif sum(sessions.values()) >= MAX_SESSIONS:
+                held, mine = sessions, sessions[host] + 1
+            else:
+                return True, victims
+            top, most = held.most_common(1)[0]
+            if most <= mine:
+                return False, []  # no host holds more than its fair share
+            victim = min((s for s in self._by_key.values() if s.addr[0]
+                          == top and s not in victims),
+                         key=lambda s: s.last_heard)
+            victims.append(victim)
+            sessions[top] -= 1
+            chunks[top] -= victim.cost
 
     def in_turn(self) -> Iterator[Session]:
         """Every session once, starting where the last turn stopped."""
@@ -523,9 +694,6 @@ class SessionTable:
 
     def any_done_due(self) -> bool:
         return any(s.done_due() for s in self._turn)
-
-    def any_building(self) -> bool:
-        return any(s.building() for s in self._turn)
 
     def expired(self, now: float) -> list[tuple[Session, str]]:
         return [(s, why) for s in self._by_key.values()
@@ -669,6 +837,7 @@ class SeederEngine:
                              or link.rate_Bps)
         self.tokens = TokenMinter(secret)
         self.guard = AmplificationGuard()
+        self.starts = StartLimiter()
         self.sessions = SessionTable()
         self.outbox = Outbox()
         self.counters = Counters()
@@ -680,7 +849,7 @@ class SeederEngine:
     def receive_datagram(self, data: bytes, addr, now: float) -> None:
         self._now = max(self._now, now)
         self.counters.datagrams_in += 1
-        self.guard.received(addr, len(data))
+        self.guard.received(addr, len(data), now)
         try:
             datagram = p.decode(data)
         except p.ProtocolError:
@@ -755,7 +924,7 @@ class SeederEngine:
         """The next of: a held datagram's departure, the next pacing slot
         (when a session could send), the next look for idle sessions."""
         times = [self.outbox.next_due(), self._next_expiry]
-        if self.sessions.any_done_due() or self.sessions.any_building():
+        if self.sessions.any_done_due() or self.sessions.building:
             times.append(self._now)
         elif self._can_make():
             times.append(self.link.next_slot())
@@ -787,7 +956,7 @@ class SeederEngine:
         """A control reply: within the amplification limit, through the
         emulated delay (so it never overtakes a chunk), never lost."""
         data = p.encode(msg, sid, flags)
-        if self.guard.allow(addr, len(data)):
+        if self.guard.allow(addr, len(data), now):
             at = now if self.link.transparent else self.link.arrival(now)
             self.outbox.put(data, addr, at, now)
 
@@ -802,7 +971,7 @@ class SeederEngine:
     def _check_token(self, token: int, sid: int, addr, now) -> bool:
         """A valid token proves the address receives our replies."""
         if self.tokens.valid(token, addr, now):
-            self.guard.validate(addr)
+            self.guard.validate(addr, now)
             return True
         self.counters.refused += 1
         self._reply(p.Retry(self.token_for(addr, now)), addr, sid, now)
@@ -869,13 +1038,19 @@ class SeederEngine:
         self._start(msg, info, ranges, addr, sid, now)
 
     def _start(self, msg: p.Request, info, ranges, addr, sid, now) -> None:
-        room, evicted = self.sessions.make_room(addr[0], ranges.count())
-        if evicted is not None:
-            self._end(evicted, "evicted", notify=True)
+        asked = ranges.count()
+        room, evicted = self.sessions.make_room(
+            addr[0], asked + SESSION_COST_CHUNKS)
         if not room:
             self._refuse(p.ErrorCode.BUSY, "too many sessions", addr, sid,
                          now)
             return
+        if not self.starts.take(addr[0], asked, now):
+            self._refuse(p.ErrorCode.BUSY, "too many session starts, ask "
+                         "again later", addr, sid, now)
+            return
+        for victim in evicted:
+            self._end(victim, "evicted", notify=True)
         default = msg.order == p.Order.DEFAULT
         order = self.order if default else msg.order
         fraction = (self.ordered_fraction if default
@@ -943,16 +1118,13 @@ class SeederEngine:
     def _make(self, now: float, most: int, out: list) -> None:
         """Up to ``most`` datagrams, taking sessions in turn, up to
         ``SESSION_TURN`` each, round after round."""
+        self._build_orders()
         link = self.link
         while most > 0:
             made = 0
             for session in self.sessions.in_turn():
                 if most <= 0:
                     return
-                if session.building():
-                    session.build(ORDER_STEPS)
-                    if session.building():
-                        continue  # more of it at the next turn
                 if not session.can_send():
                     self._maybe_done(session, now, out)
                     continue
@@ -965,6 +1137,18 @@ class SeederEngine:
                 made += sent
             if not made:
                 return
+
+    def _build_orders(self) -> None:
+        """``ORDER_STEPS`` of shuffling in all, ``BUILD_SLICE`` per
+        session in turn, however many sessions are making their order."""
+        building, left = self.sessions.building, ORDER_STEPS
+        while left > 0 and building:
+            session = building.popleft()
+            steps = min(left, BUILD_SLICE)
+            session.build(steps)
+            left -= steps
+            if session.building():
+                building.append(session)
 
     def _maybe_done(self, session: Session, now: float, out: list) -> None:
         if not session.done_due():

@@ -14,6 +14,13 @@ Fault: seed_engine.py, ``SessionTable.make_room`` (queued-chunk check
 returns (False, None) with no eviction and no per-host share of
 ``MAX_QUEUED_CHUNKS``).
 
+Fixed (branch hardseed): ``make_room`` evicts, when the chunk budget is
+full, from the host holding the most chunks, as long as it holds more
+than the newcomer would (as it did for the session count).  After: the
+attacker holds both sessions (load 2), the leecher from 127.0.0.1 gets
+the 2 MB song (exit 0, 0.1 s) and one attacker session is evicted.
+Before: exit 1, "too many sessions".
+
 Bounded: loopback only (127.0.0.31 seeder, 127.0.0.66 attacker), at most
 ~45 s, the seeder started here is stopped by its PID.
 """
@@ -31,6 +38,7 @@ from common import (Client, p, run_leecher, sparse_file,  # noqa: E402
 
 SEEDER_IP, ATTACKER_IP = "127.0.0.31", "127.0.0.66"
 CAP = 4_000_000  # seed_engine.MAX_QUEUED_CHUNKS
+OVERHEAD = 4096  # > 2 x seed_engine.SESSION_COST_CHUNKS: what still fits
 
 
 def main() -> int:
@@ -54,7 +62,8 @@ def attack(seeder, folder) -> int:
     sent = attacker.send(p.Request(big.file_id, p.Order.SEQUENTIAL,
                                    ((0, big.chunks),), 1, token), seeder, 1)
     sent += attacker.send(p.Request(big.file_id, p.Order.SEQUENTIAL,
-                                    ((0, CAP - big.chunks),), 1, token),
+                                    ((0, CAP - big.chunks - OVERHEAD),),
+                                    1, token),
                           seeder, 2)
     stop_keepalive = threading.Event()
 

@@ -12,6 +12,14 @@ Fault: seed_engine.py, ``Session.__init__`` / ``SeederEngine._start``
 (work proportional to the file's chunk count per REQUEST, no rate or
 cost budget per host for session starts).
 
+Fixed (branch hardseed): a sequential session starts with nothing per
+chunk (a cursor over its ranges; resend tables made at the first NACK),
+and session starts are a token bucket per host IP (``StartLimiter``:
+``START_RATE_CHUNKS`` = 2 M chunks/s, burst ``START_BURST_CHUNKS``; at
+most 10,000 hosts tracked).  After: download 2.28 s alone, 2.37 s under
+31 pairs (480 B/s), worst PING 0.008 s.  Before: worst PING 1.3-1.6 s,
+the download 6.4 s instead of 2.2 s.
+
 Bounded: loopback only (seeder 127.0.0.40, attacker 127.0.0.66, prober
 127.0.0.70), at most 80 pairs, ~40 s mostly hashing; the seeder is
 stopped by its PID.

@@ -12,6 +12,12 @@ Small, but above the RFC 9000 §8 factor the seeder promises.
 Fault: seed_engine.py, ``AmplificationGuard.validate`` / ``allow`` (no
 expiry tied to the token's lifetime).
 
+Fixed (branch hardseed): ``AmplificationGuard.validated`` keeps, per
+address, until when (``VALIDATION_S`` = 2 x ``TOKEN_EPOCH_S``, the
+longest a token lives); after that the address is unvalidated again.
+After: the spoofed PING an hour later gets 0.0x (no PONG: no credit).
+Before: 3.5x.
+
 Bounded: engine-level, no socket.
 """
 

@@ -119,11 +119,31 @@ def test_search_needs_the_token_too():
 def test_amplification_guard_limits_unvalidated_bytes():
     guard = se.AmplificationGuard()
     addr = ("127.0.0.9", 5000)
-    assert not guard.allow(addr, 1)
-    guard.received(addr, 20)
-    assert guard.allow(addr, 60) and not guard.allow(addr, 1)
-    guard.validate(addr)
-    assert guard.allow(addr, 10**6)
+    assert not guard.allow(addr, 1, 100.0)
+    guard.received(addr, 20, 100.0)
+    assert guard.allow(addr, 60, 100.0) and not guard.allow(addr, 1, 100.0)
+    guard.validate(addr, 100.0)
+    assert guard.allow(addr, 10**6, 100.0)
+
+
+def test_validation_expires_with_the_token_it_rests_on():
+    """Attack "validated forever": an hour after an address echoed a
+    token, a spoofed PING from it gets no more than 3x its bytes."""
+    guard = se.AmplificationGuard()
+    addr = ("127.0.0.9", 5000)
+    guard.validate(addr, 100.0)
+    assert guard.allow(addr, 10**6, 100.0 + 59.0)  # tokens live 30-60 s
+    assert not guard.allow(addr, 1, 100.0 + 60.0)
+    guard.received(addr, 20, 100.0 + 61.0)
+    assert guard.allow(addr, 60, 161.0) and not guard.allow(addr, 1, 161.0)
+    h = Harness(name="n" * 40)
+    h.send(p.Search("", h.token()))
+    h.messages()
+    h.now += 3600.0
+    ping = p.encode(p.Ping(1))
+    h.engine.receive_datagram(ping, LEECHER, h.now)
+    out = h.engine.datagrams_to_send(h.now)
+    assert sum(len(d) for d, _ in out) <= 3 * len(ping)
 
 
 def test_an_unvalidated_address_gets_at_most_three_times_its_bytes():
@@ -748,3 +768,212 @@ def test_a_lossy_link_leaves_chunks_out_of_runs_their_tx_seq_used():
     assert link.sent == CHUNKS
     assert link.dropped == CHUNKS - len(set(tx_seqs)) > 0
     assert link.duplicated == len(tx_seqs) - len(set(tx_seqs)) > 0
+
+
+# ------------------------------------- hardening round 3 (helper "attack")
+class SparseSource(BytesSource):
+    """Files of zeros known only by their size (a sparse 4.5 GB file)."""
+
+    def __init__(self, sizes: dict[str, int]):
+        super().__init__({})
+        infos = []
+        for name, size in sizes.items():
+            sha = hashlib.sha256(name.encode()).digest()
+            infos.append(p.FileInfo(p.file_id_of(sha), size,
+                                    p.chunk_count(size), p.CHUNK_SIZE, 0,
+                                    sha, name))
+        self.index = se.SearchIndex(infos)
+
+    def read(self, file_id, index):
+        info = self.info(file_id)
+        return bytes(min(p.CHUNK_SIZE, info.size - index * p.CHUNK_SIZE))
+
+    def by_name(self, name) -> p.FileInfo:
+        return next(f for f in self.index.files if f.name == name)
+
+
+BIG = SparseSource({"huge.mp3": 4_500_000_000, "mid.mp3": 21_000_000,
+                    "song.mp3": 2 * 1024 * 1024})
+HUGE, MID = BIG.by_name("huge.mp3"), BIG.by_name("mid.mp3")
+ATTACKER = ("127.0.0.66", 4000)
+QUEUE_CAP = 4_000_000  # chunks all sessions may ask together (issue 11)
+
+
+def errors(h, addr):
+    return [d.message.text for d, a in h.out()
+            if a == addr and isinstance(d.message, p.Error)]
+
+
+def test_one_host_filling_the_chunk_budget_cannot_lock_out_another():
+    """Attack "queued chunks lock-out": two REQUESTs (the whole 4.5 GB
+    file and 800 k chunks more) fill the queue; another host is served,
+    by evicting from the host that holds the most."""
+    h = Harness(BIG)
+    h.request(((0, HUGE.chunks),), 1, addr=ATTACKER, sid=1,
+              file_id=HUGE.file_id)
+    h.now += 2.0  # the start bucket refills
+    h.request(((0, QUEUE_CAP - HUGE.chunks - 4096),), 1, addr=ATTACKER,
+              sid=2, file_id=HUGE.file_id)
+    assert len(h.engine.sessions) == 2
+    h.out()
+    h.request(((0, 10_000),), 64, sid=7, file_id=HUGE.file_id)
+    assert h.engine.sessions.get(LEECHER, 7) is not None
+    assert len(chunk_indices(h.messages())) == 64
+    assert len(h.engine.sessions) == 2  # one of the attacker's went
+    assert h.engine.sessions.queued_chunks <= se.MAX_QUEUED_CHUNKS
+
+
+def test_a_host_never_evicts_one_that_holds_less_than_itself():
+    h = Harness(BIG)
+    h.request(((0, 1000),), 1, sid=1, file_id=HUGE.file_id)
+    h.request(((0, HUGE.chunks),), 1, addr=ATTACKER, sid=1,
+              file_id=HUGE.file_id)
+    h.now += 5.0
+    h.out()
+    h.request(((0, QUEUE_CAP // 2),), 1, addr=ATTACKER, sid=2,
+              file_id=HUGE.file_id)
+    assert errors(h, ATTACKER) == ["too many sessions"]
+    assert h.engine.sessions.get(LEECHER, 1) is not None
+
+
+def traced_bytes(action) -> int:
+    """The peak of the bytes ``action`` allocates (tracemalloc)."""
+    import tracemalloc
+    tracemalloc.start()
+    try:
+        action()
+        return tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+
+
+def test_a_session_costs_memory_by_the_chunks_asked_not_the_file():
+    """Attack "tiny requests memory": a one-chunk REQUEST of a 4.5 GB
+    file cost ~9.4 MB (three tables sized by the file)."""
+    h = Harness(BIG)
+    peak = traced_bytes(lambda: h.request(((0, 1),), 1,
+                                          file_id=HUGE.file_id))
+    assert peak < 64_000
+    h.request(((5, 6),), 1, sid=2, file_id=HUGE.file_id)
+    h.out()
+    h.now += 0.1
+    peak = traced_bytes(lambda: h.send(p.Nack(2, 1, ((5, 6),)), sid=2))
+    assert peak < 64_000
+    assert chunk_indices(h.messages()) == [5]
+
+
+def test_a_whole_file_sequential_request_makes_nothing_per_chunk():
+    """Attack "REQUEST+CANCEL churn": a REQUEST of all 3.2 M chunks of a
+    4.5 GB file built a 3.2 M-entry order (~0.15 s) and 3 tables."""
+    h = Harness(BIG)
+    peak = traced_bytes(lambda: h.request(((0, HUGE.chunks),), 64,
+                                          file_id=HUGE.file_id))
+    assert peak < 64_000
+    assert chunk_indices(h.messages()) == list(range(64))
+
+
+def test_session_starts_per_host_are_rate_limited():
+    """8 REQUEST+CANCEL pairs a second of the whole 4.5 GB file for 10 s:
+    a few start (~2 M chunks a second per host); another host still
+    starts at once."""
+    h = Harness(BIG)
+    started = 0
+    for sid in range(1, 81):
+        h.now = 100.0 + sid / 8
+        h.request(((0, HUGE.chunks),), 1, addr=ATTACKER, sid=sid,
+                  file_id=HUGE.file_id)
+        started += h.engine.sessions.get(ATTACKER, sid) is not None
+        h.send(p.Cancel(), ATTACKER, sid)
+        h.out()
+    assert 1 <= started <= 1 + 10 * 2_000_000 // HUGE.chunks
+    h.request(((0, HUGE.chunks),), 64, file_id=HUGE.file_id)
+    assert len(chunk_indices(h.messages())) == 64
+
+
+def count_swaps(monkeypatch) -> list:
+    """Swaps of every shuffle made, one entry per ``shuffle_steps``."""
+    swaps = []
+    real = p.OrderRng.shuffle_steps
+
+    def counted(self, items, base, top, steps):
+        left = real(self, items, base, top, steps)
+        swaps.append(top - left)
+        return left
+    monkeypatch.setattr(p.OrderRng, "shuffle_steps", counted)
+    return swaps
+
+
+def test_building_orders_is_bounded_per_call_in_total(monkeypatch):
+    """Attack "shuffle stall": 64 window-1 RANDOM sessions of a 21 MB
+    file shuffled 20,000 swaps each in one call (~1 s)."""
+    h = Harness(BIG)
+    for n in range(4):
+        host = (f"127.0.0.{61 + n}", 4000)
+        for sid in range(1, 17):
+            h.request(((0, MID.chunks),), 1, p.Order.RANDOM, sid,
+                      host, sid, MID.file_id)
+    swaps = count_swaps(monkeypatch)
+    calls = 0
+    while h.engine.sessions.building and calls < 1000:
+        del swaps[:]
+        h.engine.chunks_to_send(h.now, 64)
+        assert sum(swaps) <= 20_000
+        calls += 1
+    assert not h.engine.sessions.building  # each got its turn
+    assert calls >= 64 * MID.chunks // 20_000
+
+
+@pytest.mark.parametrize("asked", [1, 2, 8, 32])
+def test_a_small_request_gets_at_most_twice_its_chunks(asked):
+    """Attack "small request resends": 1-8 chunks NACKed every round
+    came 9 times (a floor of 64 resends)."""
+    h = Harness()
+    h.request(((0, asked),), 64)
+    sent = chunk_indices(h.messages())
+    for round_ in range(1, 40):
+        h.now += 0.1
+        h.send(p.Nack(0xFFFFFFFF, round_, ((0, asked),)))
+        sent += chunk_indices(h.messages())
+    assert len(sent) <= 2 * asked
+    assert sorted(set(sent)) == list(range(asked))
+
+
+@settings(max_examples=60, deadline=None)
+@given(spans=st.lists(st.tuples(st.integers(0, CHUNKS), st.integers(0, 12)),
+                      min_size=1, max_size=6),
+       order=st.sampled_from([p.Order.SEQUENTIAL, p.Order.RANDOM,
+                              p.Order.SEMI_RANDOM]),
+       seed=st.integers(0, 2**32 - 1), most=st.integers(1, 60))
+def test_tables_by_position_serve_exactly_the_chunks_asked(spans, order, seed,
+                                                           most):
+    """Several ranges, any order: every chunk asked goes once, a NACK of
+    the whole file resends exactly those (positions map back to indices)
+    and nothing outside them."""
+    ranges = p.RangeSet()
+    for start, length in spans:
+        ranges.add(start, min(CHUNKS, start + length))
+    asked = [i for s, e in ranges for i in range(s, e)]
+    if not asked:
+        return
+    h = Harness()
+    h.request(list(ranges), window=4096, order=order, seed=seed)
+    sent = []
+    for _ in range(len(asked) + 2):
+        sent += chunk_indices(h.messages(most=most))
+    assert sorted(sent) == asked
+    assert sent == p.send_order(list(ranges), order, seed, 0.5)
+    h.now += 0.1
+    h.send(p.Nack(0xFFFFFFFF, 1, ((0, CHUNKS),)))
+    assert sorted(chunk_indices(h.messages())) == asked
+
+
+def test_the_start_limiter_tracks_a_bounded_number_of_hosts():
+    limiter = se.StartLimiter()
+    for n in range(10_050):
+        assert limiter.take(f"10.{n >> 16}.{(n >> 8) & 255}.{n & 255}", 1,
+                            100.0)
+    assert len(limiter._buckets) <= 10_000
+    host = "192.0.2.1"
+    assert limiter.take(host, 3_000_000, 100.0)
+    assert not limiter.take(host, 3_000_000, 100.1)  # refills 2 M/s
+    assert limiter.take(host, 3_000_000, 101.5)

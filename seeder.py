@@ -334,10 +334,7 @@ class CapturedSender:
     def send_run(self, buf, seg_size: int, addr) -> int:
         taken = self._sender.send_run(buf, seg_size, addr)
         if taken:
-            view, sent, now = memoryview(buf), self.capture.sent, self.clock()
-            for start in range(0, min(len(view), taken * seg_size),
-                               seg_size):
-                sent(view[start:start + seg_size], addr, now)
+            self.capture.sent_run(buf, seg_size, taken, addr, self.clock())
         return taken
 
     def send_batch(self, batch: deque) -> bool:

@@ -179,9 +179,9 @@ def main(argv=None) -> int:
     print(f"{args.chunks} chunks of {p.CHUNK_SIZE} bytes per run, "
           f"{args.reps} reps, burst {BURST}, emulated loss "
           f"{100 * args.loss:g} %, medians")
-    print(f"{'mode':<22} {'us/chunk':>9}")
+    print(f"{'mode':<27} {'us/chunk':>9}")
     for mode, values in figures.items():
-        print(f"{mode:<22} {c.fmt(c.median(values), '9.2f', '        -')}")
+        print(f"{mode:<27} {c.fmt(c.median(values), '9.2f', '        -')}")
     return 0
 
 

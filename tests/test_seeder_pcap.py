@@ -142,6 +142,39 @@ def test_a_partial_send_writes_only_what_went(tmp_path):
         b"\0" * 10, b"\1" * 10, b"\2" * 10, b"a" * 7, b"b" * 7]
 
 
+@pytest.mark.parametrize("segments, last, count, options", [
+    (45, 1436, 45, {}),  # a full GSO send
+    (7, 300, 7, {}),  # the file's short last chunk ends it
+    (7, 300, 3, {}),  # the socket buffer took only 3
+    (7, 300, 6, {}),
+    (5, 1436, 5, {"chunk_data": 64}),  # CHUNKs cut: datagram by datagram
+    (5, 1436, 5, {"max_bytes": 3 * 1500}),  # no room for all: the same
+])
+def test_a_run_is_written_as_its_datagrams_one_by_one(
+        tmp_path, segments, last, count, options):
+    seg = 1436
+    datagrams = [p.encode_chunk(bytes(8), n, n, 0, bytes([n]) *
+                                ((seg if n < segments - 1 else last)
+                                 - p.CHUNK_DATA_AT)) for n in range(segments)]
+    src, dst = ("127.0.0.1", 9000), ("127.0.0.2", 4000)
+    files = []
+    for name in ("one", "run"):
+        path = str(tmp_path / f"{name}.pcap")
+        with pcap.PcapWriter(path, **options) as writer:
+            if name == "one":
+                written = sum(writer.write(d, src, dst, 7.5, True)
+                              for d in datagrams[:count])
+            else:
+                written = writer.write_run(b"".join(datagrams), seg, count,
+                                           src, dst, 7.5, True)
+        with open(path, "rb") as file:
+            files.append((written, writer.records, writer.skipped,
+                          file.read()))
+    assert files[0] == files[1]
+    # 3 records of 16 + 28 + 1436 bytes fit in 3 * 1500 with the header
+    assert files[0][1] == (count if "max_bytes" not in options else 3)
+
+
 # ------------------------------------------------------ a real download
 SUMMARY = re.compile(r"(\d+) chunks sent \((\d+) resent, (\d+) dropped and "
                      r"(\d+) duplicated")

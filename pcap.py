@@ -175,6 +175,44 @@ class PcapWriter:
             self._flush()
         return True
 
+    def write_run(self, buf, seg_size: int, count: int, src: tuple,
+                  dst: tuple, t: float, dropped: bool = False) -> int:
+        """The first ``count`` datagrams of ``buf``, which holds datagrams
+        of ``seg_size`` bytes back to back, the last maybe shorter (a UDP
+        GSO send), written as ``write`` writes each; how many were.  The
+        full-size ones share one time and one size, hence one record
+        header and IPv4/UDP header: a capture of a run costs a copy per
+        datagram, not a header built per datagram."""
+        view = memoryview(buf)
+        full = min(count, len(view) // seg_size)
+        record = RECORD_HEADER.size + IP_HEADER_SIZE + UDP_HEADER_SIZE \
+            + seg_size
+        if self.snap_at is not None or seg_size > MAX_PAYLOAD \
+                or not self._open \
+                or self.written_bytes + full * record > self.max_bytes:
+            return sum(self.write(view[start:start + seg_size], src, dst,
+                                  t, dropped) for start in
+                       range(0, min(len(view), count * seg_size), seg_size))
+        key = (src, dst, seg_size, dropped)
+        seconds = int(t)
+        prefix = _pack_record(seconds, int((t - seconds) * 1e6),
+                              record - RECORD_HEADER.size,
+                              record - RECORD_HEADER.size) \
+            + (self._headers.get(key) or self._make_headers(key))
+        buffer = self._buffer
+        for start in range(0, full * seg_size, seg_size):
+            buffer += prefix
+            buffer += view[start:start + seg_size]
+        self.written_bytes += full * record
+        self.records += full
+        written = full
+        if full < count and full * seg_size < len(view):  # the short last
+            written += self.write(view[full * seg_size:], src, dst, t,
+                                  dropped)
+        elif len(buffer) >= FLUSH_AT:
+            self._flush()
+        return written
+
     def _flush(self) -> None:
         """Write the buffer out; on failure keep one line and stop."""
         try:
@@ -249,6 +287,13 @@ class Capture:
         """``data`` went (or, ``dropped``, would have gone) to ``to``."""
         self.writer.write(data, self._local_for(to[0]), to,
                           now + self._wall_offset, dropped)
+
+    def sent_run(self, buf, seg_size: int, count: int, to: tuple,
+                 now: float, dropped: bool = False) -> None:
+        """The first ``count`` datagrams of a UDP GSO buffer (see
+        ``PcapWriter.write_run``) went to ``to``."""
+        self.writer.write_run(buf, seg_size, count, self._local_for(to[0]),
+                              to, now + self._wall_offset, dropped)
 
     def received(self, data, sender: tuple, now: float,
                  dropped: bool = False) -> None:

@@ -19,6 +19,8 @@ What the driver hands it:
 Addresses are ``(host, port)`` tuples; limits count sessions per host.
 ``events()`` drains ``SessionStarted`` / ``SessionEnded`` for the driver
 to print.
+A driver that writes a capture calls ``keep_drops()`` once, then drains
+``drops()`` (what the emulated link dropped) each turn to write it marked.
 
 ``datagrams_to_send(now)`` gives bytes (the simulated network, tests).
 A driver that builds CHUNKs itself (``seeder.py``: in place, sent with
@@ -81,6 +83,10 @@ BUILD_SLICE = 5_000  # swaps one such session makes before the next's turn
 MAX_DELAYED = 20000  # datagrams held by the emulated delay (~29 MB)
 PROBE_INTERVAL_S = 0.010  # at most one DONE per session per 10 ms
 EXPIRY_CHECK_S = 1.0  # how often idle sessions are looked for
+# Drops remembered for a capturing driver (``keep_drops``) that has not
+# drained them yet: runs of up to SESSION_TURN chunks or single datagrams.
+# A driver drains them every turn; this only bounds one that forgets.
+MAX_DROPS_KEPT = 1024
 
 
 # ---------------------------------------------------------------- limits
@@ -844,6 +850,7 @@ class SeederEngine:
         self._events: list = []
         self._now = float("-inf")  # the latest ``now`` we were given
         self._next_expiry = math.inf
+        self._drops: deque | None = None  # see keep_drops
 
     # ------------------------------------------------------ the interface
     def receive_datagram(self, data: bytes, addr, now: float) -> None:
@@ -943,6 +950,25 @@ class SeederEngine:
         """``SessionStarted`` / ``SessionEnded`` since the last call."""
         events, self._events = self._events, []
         return events
+
+    def keep_drops(self) -> None:
+        """Remember what the emulated link drops, for ``drops()``: a
+        driver that writes a capture shows them, marked.  Off by default:
+        nothing is kept and a lost chunk costs nothing more."""
+        if self._drops is None:
+            self._drops = deque(maxlen=MAX_DROPS_KEPT)
+
+    def drops(self) -> list:
+        """What the emulated link dropped since the last call, in the
+        order it was made: ``(bytes, addr)`` and, for chunks a driver
+        builds itself, ``ChunkRun``s of the lost chunks (with the
+        ``tx_seq`` each used).  Empty unless ``keep_drops()`` was
+        called; only the latest ``MAX_DROPS_KEPT`` are kept."""
+        if not self._drops:
+            return []
+        drops = list(self._drops)
+        self._drops.clear()
+        return drops
 
     def token_for(self, addr, now: float) -> int:
         return self.tokens.token(addr, now)
@@ -1187,11 +1213,19 @@ class SeederEngine:
         through: a lost chunk left out (its ``tx_seq`` used all the
         same), a duplicated one twice in a row."""
         indices, tx_seqs = [], []
+        lost_indices, lost_seqs = [], []
+        keep = self._drops is not None
         nbytes = p.CHUNK_DATA_AT + run.info.chunk_size  # rate-free link
         for index, tx_seq in zip(run.indices, run.tx_seqs):
             copies = len(self._copies(run.session, nbytes, now))
+            if not copies and keep:
+                lost_indices.append(index)
+                lost_seqs.append(tx_seq)
             indices += [index] * copies
             tx_seqs += [tx_seq] * copies
+        if lost_indices:
+            self._drops.append(ChunkRun(run.session, lost_indices,
+                                        lost_seqs, run.send_ms, run.flags))
         return ChunkRun(run.session, indices, tx_seqs, run.send_ms,
                         run.flags)
 
@@ -1227,7 +1261,10 @@ class SeederEngine:
         if self.link.transparent:
             out.append((data, session.addr))
             return
-        for at in self._copies(session, len(data), now):
+        arrivals = self._copies(session, len(data), now)
+        if not arrivals and self._drops is not None:
+            self._drops.append((data, session.addr))
+        for at in arrivals:
             if at <= now:
                 out.append((data, session.addr))
             else:

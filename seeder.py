@@ -8,6 +8,9 @@ sessions, sending order, window, pacing, NACKs, DONE, the emulated link
 engine's.
 
     python3 seeder.py -i 127.0.0.1 -p 9000 -m sequential [-d music/]
+
+``--pcap FILE`` writes every datagram sent and received to a classic pcap
+file (``pcap.py``), the emulated link's drops marked.
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ from dataclasses import dataclass
 import cli
 import netem
 import offload as udp_offload
+import pcap
 import pieces
 import protocol as p
 from seed_engine import ChunkRun, SearchIndex, SeederEngine, SessionEnded, \
@@ -328,6 +332,46 @@ class Library:
         return new
 
 
+# ---------------------------------------------------------------- capture
+class CapturedSender:
+    """A sender (``offload.make_sender``) that also writes what it sent
+    to a ``pcap.Capture``: each datagram of a GSO run, and only those that
+    went (a full socket buffer takes part of a run or a batch).  Put in
+    place only with ``--pcap``: without it the send path is untouched."""
+
+    def __init__(self, sender, capture: pcap.Capture, clock=time.monotonic):
+        self._sender = sender
+        self.capture = capture
+        self.clock = clock
+
+    def __getattr__(self, name):  # offload, syscalls, fallback_reason …
+        return getattr(self._sender, name)
+
+    def send_run(self, buf, seg_size: int, addr) -> int:
+        taken = self._sender.send_run(buf, seg_size, addr)
+        if taken:
+            self.capture.sent_run(buf, seg_size, taken, addr, self.clock())
+        return taken
+
+    def send_batch(self, batch: deque) -> bool:
+        offered = list(batch)
+        try:
+            return self._sender.send_batch(batch)
+        finally:  # the front of what was offered went
+            now, sent = self.clock(), self.capture.sent
+            for data, addr in offered[:len(offered) - len(batch)]:
+                sent(data, addr, now)
+
+
+def open_capture(path: str, sock: socket.socket) -> pcap.Capture:
+    """``pcap.open_capture`` for the bound socket; a file that cannot be
+    written is a usage error (one line)."""
+    try:
+        return pcap.open_capture(path, sock.getsockname())
+    except pcap.CaptureError as exc:
+        raise cli.UsageError(str(exc)) from None
+
+
 # ----------------------------------------------------------------- driver
 class Seeder:
     """The socket, the clock and the loop around one ``SeederEngine``."""
@@ -337,7 +381,8 @@ class Seeder:
                  ordered_fraction: float = 0.5,
                  link: netem.LinkSpec = netem.LinkSpec(),
                  rng_seed: int | None = None, name: str | None = None,
-                 log=print, notice=print, offload: bool = True):
+                 log=print, notice=print, offload: bool = True,
+                 pcap_path: str | None = None):
         self.library = Library(folder, notice)
         # The first scan's notices are the caller's to print, after the
         # line that says the seeder started (test harnesses wait for it).
@@ -345,6 +390,13 @@ class Seeder:
         self.log = log
         self.sock = self._open_socket(ip, port)
         self.address = self.sock.getsockname()
+        self.capture = None  # --pcap: every datagram in and out
+        if pcap_path is not None:
+            try:
+                self.capture = open_capture(pcap_path, self.sock)
+            except cli.UsageError:
+                self.sock.close()
+                raise
         self.name = printable(display_name(name or f"{ip}:{port}"))
         if rng_seed is None:
             rng_seed = int.from_bytes(os.urandom(8), "big")
@@ -353,6 +405,9 @@ class Seeder:
             ordered_fraction=ordered_fraction, link=link, name=self.name)
         # offload=False (--no-offload): one datagram per system call.
         self.sender = udp_offload.make_sender(self.sock, offload)
+        if self.capture:
+            self.sender = CapturedSender(self.sender, self.capture)
+            self.engine.keep_drops()
         self.chunk_sender = udp_offload.ChunkSender(self.sender)
         self._unsent: deque = deque()  # the socket buffer was full
 
@@ -374,10 +429,12 @@ class Seeder:
         sock.setblocking(False)
         return sock
 
-    def close(self) -> None:
+    def close(self) -> str:
+        """Stop; the capture's one-line summary ("" without --pcap)."""
         self.engine.close()
         self.library.close()
         self.sock.close()
+        return self.capture.close() if self.capture else ""
 
     # -------------------------------------------------------------- loop
     def serve(self, should_stop=lambda: False, poll_s: float = 0.5) -> None:
@@ -400,7 +457,7 @@ class Seeder:
             self._tell_events()
 
     def _receive_all(self) -> None:
-        engine, sock = self.engine, self.sock
+        engine, sock, capture = self.engine, self.sock, self.capture
         now = time.monotonic()
         for _ in range(RECV_BURST):
             try:
@@ -409,6 +466,8 @@ class Seeder:
                 return
             except OSError:
                 continue  # e.g. ICMP port unreachable from an earlier send
+            if capture:
+                capture.received(data, addr, now)
             engine.receive_datagram(data, addr, now)
 
     def _send(self, now: float) -> None:
@@ -416,6 +475,8 @@ class Seeder:
         the full socket buffer refuses waits for the next turn."""
         if self._flush(self._unsent, now):
             batch = deque(self.engine.chunks_to_send(now, SEND_BURST))
+            if self.capture:
+                self._capture_drops()
             if not self._flush(batch, now):
                 self._unsent = batch
 
@@ -453,6 +514,24 @@ class Seeder:
             return False
         batch.popleft()
         return True
+
+    def _capture_drops(self) -> None:
+        """Write what the emulated link dropped this turn, marked: before
+        the burst's sent datagrams, though their ``tx_seq``s interleave.
+        Dropped chunks are built here, only for the capture."""
+        now, write = time.monotonic(), self.capture.sent
+        for item in self.engine.drops():
+            if type(item) is not ChunkRun:
+                write(item[0], item[1], now, dropped=True)
+                continue
+            try:
+                for index, tx_seq, send_ms, flags in item.descriptors():
+                    data = self.library.read(item.file_id, index)
+                    write(p.encode_chunk(item.file_id, index, tx_seq,
+                                         send_ms, data, item.sid, flags),
+                          item.addr, now, dropped=True)
+            except OSError:
+                continue  # the file went: the send path ends the session
 
     def _drop_session(self, batch: deque, session, now: float) -> None:
         """A run's file could not be read: the engine ends the session;
@@ -516,6 +595,9 @@ def add_arguments(parser) -> None:
                         help="no line per session")
     parser.add_argument("--no-offload", dest="offload", action="store_false",
                         help="one datagram per system call, no UDP GSO")
+    parser.add_argument("--pcap", default=None, metavar="FILE",
+                        help="write every datagram sent and received to "
+                             "FILE (pcap; emulated drops marked)")
 
 
 def run(args) -> int:
@@ -531,7 +613,7 @@ def run(args) -> int:
     seeder = Seeder(args.ip, args.port, args.dir, p.ORDER_NAMES[args.method],
                     args.ordered_fraction, link, args.rng_seed, args.name,
                     (lambda line: None) if args.quiet else _say, _say,
-                    offload=args.offload)
+                    offload=args.offload, pcap_path=args.pcap)
     files = len(seeder.library)
     _say(f"seeder {seeder.name}: sharing {files} file(s) from {args.dir}, "
          f"{args.method} order" + ("" if files else
@@ -545,7 +627,9 @@ def run(args) -> int:
         pass
     finally:
         _say(seeder.summary())
-        seeder.close()
+        capture_line = seeder.close()
+        if capture_line:
+            _say(capture_line)
     return cli.EXIT_OK
 
 

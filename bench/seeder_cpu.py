@@ -19,7 +19,10 @@ Modes (a mode this version of the seeder lacks is shown as ``-``):
 * ``engine + GSO``: ``datagrams_to_send``, ``GsoSender.send_batch``;
 * ``driver``: ``Seeder._send`` as ``seeder.py`` runs it (today: runs
   built in place by ``offload.ChunkSender`` and sent with UDP GSO);
-* ``driver --no-offload``: the same, one datagram per system call.
+* ``driver --no-offload``: the same, one datagram per system call;
+* ``driver --pcap``, ``driver --no-offload --pcap``: the same, writing
+  every datagram (and the emulated drops) to a capture file
+  (``seeder.py --pcap``, in the bench's temporary folder).
 
 Run it on two versions of seeder.py/seed_engine.py for a before/after.
 """
@@ -43,11 +46,15 @@ SID = 0x5EED
 BURST = getattr(seeder_module, "SEND_BURST", 64)
 
 
-def make_seeder(folder: str, offload_on: bool, loss: float):
-    """A seeder on a free loopback port, its link losing ``loss``; None
-    when this version has no ``offload`` switch and it is off."""
+def make_seeder(folder: str, offload_on: bool, loss: float,
+                capture: str | None = None):
+    """A seeder on a free loopback port, its link losing ``loss``,
+    writing ``capture`` when given; None when this version has no
+    ``offload`` switch (and it is off) or no capture."""
     port = c.free_port(("127.0.0.1",))
     options = {} if offload_on else {"offload": False}
+    if capture:
+        options["pcap_path"] = capture
     try:
         return seeder_module.Seeder(
             "127.0.0.1", port, folder, link=netem.LinkSpec(loss=loss),
@@ -104,6 +111,8 @@ MODES = {
     "engine + GSO": (True, engine_step(sender_of("gso"))),
     "driver": (True, driver_step),
     "driver --no-offload": (False, driver_step),
+    "driver --pcap": (True, driver_step),
+    "driver --no-offload --pcap": (False, driver_step),
 }
 
 
@@ -115,7 +124,9 @@ def measure(mode: str, folder: str, sink, chunks: int,
     if step is runs_step and not hasattr(seeder_module.SeederEngine,
                                          "chunks_to_send"):
         return None
-    seeder = make_seeder(folder, offload_on, loss)
+    capture = os.path.join(os.path.dirname(folder), "seeder.pcap") \
+        if mode.endswith("--pcap") else None
+    seeder = make_seeder(folder, offload_on, loss, capture)
     if seeder is None:
         return None
     try:
@@ -168,9 +179,9 @@ def main(argv=None) -> int:
     print(f"{args.chunks} chunks of {p.CHUNK_SIZE} bytes per run, "
           f"{args.reps} reps, burst {BURST}, emulated loss "
           f"{100 * args.loss:g} %, medians")
-    print(f"{'mode':<22} {'us/chunk':>9}")
+    print(f"{'mode':<27} {'us/chunk':>9}")
     for mode, values in figures.items():
-        print(f"{mode:<22} {c.fmt(c.median(values), '9.2f', '        -')}")
+        print(f"{mode:<27} {c.fmt(c.median(values), '9.2f', '        -')}")
     return 0
 
 

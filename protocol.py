@@ -723,7 +723,8 @@ class RangeSet:
             lo = bisect.bisect_right(self._ends, start)
             hi = bisect.bisect_left(self._starts, end)
             for i in range(lo, hi):
-                result.add(max(start, self._starts[i]), min(end, self._ends[i]))
+                result.add(max(start, self._starts[i]),
+                           min(end, self._ends[i]))
         return result
 
     def head(self, max_ranges: int) -> list[tuple[int, int]]:

@@ -199,7 +199,8 @@ def main(argv=None) -> int:
     print(f"event-loop lag, {len(lags)} polls during the downloads: p50 "
           f"{c.fmt(percentile(lags, 50), '.1f')} ms, p90 "
           f"{c.fmt(percentile(lags, 90), '.1f')} ms, p99 "
-          f"{c.fmt(p99, '.1f')} ms, max {c.fmt(max(lags, default=None), '.1f')}"
+          f"{c.fmt(p99, '.1f')} ms, max "
+          f"{c.fmt(max(lags, default=None), '.1f')}"
           f" ms")
     if p99 is not None:
         print(f"target p99 < 50 ms: {'met' if p99 < 50 else 'MISSED'}")

@@ -73,7 +73,8 @@ class CapturingEndpoint(leecher.Endpoint):
     # writer (and its chunk_data) is chosen here.
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
-        self.capture = pcap.open_capture({pcap_path!r}, self.sock.getsockname(),
+        self.capture = pcap.open_capture({pcap_path!r},
+                                         self.sock.getsockname(),
                                          chunk_data={chunk_data!r})
 
 leecher.Endpoint = CapturingEndpoint

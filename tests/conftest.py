@@ -61,7 +61,8 @@ def seeders():
             seeder.proc.wait(timeout=10)
 
 
-def run_leecher(*args: str, timeout: float = 60) -> subprocess.CompletedProcess:
+def run_leecher(*args: str,
+                timeout: float = 60) -> subprocess.CompletedProcess:
     return subprocess.run([PYTHON, os.path.join(ROOT, "leecher.py"), *args],
                           capture_output=True, text=True, timeout=timeout)
 

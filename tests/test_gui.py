@@ -133,7 +133,8 @@ def test_download_with_preview_fills_the_window(window, seeders, song_dir,
     app.start_download()
     started = time.monotonic()
     pump(app, lambda: time.monotonic() - started > 1.6
-         or app.view.download.progress_bar.cget("value") == 100, what="a while")
+         or app.view.download.progress_bar.cget("value") == 100,
+         what="a while")
     during = screenshot(app, "gui-during-download.png")
 
     pump(app, lambda: bool(app.stats), what="the download's end")
@@ -237,7 +238,8 @@ def check_language_switch(app) -> None:
     assert app.view.plot.look.labels[2:5] == ("enviado", "tocado",
                                               "retransmitido")
     app.set_language("en")
-    assert app.view.download.buttons["download"].cget("text") == english["download"]
+    button = app.view.download.buttons["download"]
+    assert button.cget("text") == english["download"]
     assert app.view.plot.look.labels[0] == english["x"]
     assert app.view.menubar.entrycget(0, "label") == english["menu"]
     assert app.view.stats_panel.names["nacks_sent"].cget("text") == \
@@ -259,7 +261,8 @@ def check_player_controls(app) -> None:
     pump(app, lambda: app.player.state == "playing", what="resumed")
     app.stop_playback()
     pump(app, lambda: app.player.state == "stopped"
-         and app.view.player_bar.buttons["play"].instate(["!disabled"]), what="stopped")
+         and app.view.player_bar.buttons["play"].instate(["!disabled"]),
+         what="stopped")
 
 
 def test_stop_resume_and_close_mid_download(window, seeders, song_dir,
@@ -349,11 +352,13 @@ def test_longer_texts_do_not_resize_the_plot(window):
     assert (canvas.winfo_width(), canvas.winfo_height()) == size
     assert (app.view.download.progress_label.winfo_height(),
             app.view.player_bar.position_label.winfo_height()) == heights
-    for line in (app.view.download.progress_line, app.view.player_bar.position_line):
+    for line in (app.view.download.progress_line,
+                 app.view.player_bar.position_line):
         shown = line.label.cget("text")
         assert "\n" not in shown
         assert line.font.measure(shown) <= line.label.winfo_width()
-    assert app.view.download.progress_label.cget("text").endswith("…")  # too long
+    # too long: cut with an ellipsis
+    assert app.view.download.progress_label.cget("text").endswith("…")
 
 
 def test_a_long_line_ends_with_an_ellipsis():
@@ -471,8 +476,8 @@ def test_a_song_already_downloaded_is_played_not_fetched_again(
                                  f"Download again fetches it anew.")
     assert app.state.info is None
     assert not (out / (SONG + ".part")).exists()
-    pump(app, lambda: app.view.player_bar.buttons["play"].instate(["!disabled"]),
-         what="Play enabled")
+    play = app.view.player_bar.buttons["play"]
+    pump(app, lambda: play.instate(["!disabled"]), what="Play enabled")
     app.play()
     pump(app, lambda: app.player is not None
          and app.player.state == "playing" and app.player.position_s > 0.2,

@@ -299,7 +299,8 @@ def test_a_lying_hash_list_names_its_peer_and_the_next_one_is_asked():
     swarm.run()
     assert bytes(swarm.file) == data
     assert [e.peer for e in swarm.of(ev.BadHashList)] == ["127.0.0.1:9000"]
-    assert swarm.hashes_asked.count(A) == 2 and swarm.hashes_asked.count(B) == 2
+    assert swarm.hashes_asked.count(A) == 2
+    assert swarm.hashes_asked.count(B) == 2
     assert A in swarm.engine.failover.banned
     assert swarm.engine.counters.stored_from.get(A, 0) < info.chunks
 

@@ -87,7 +87,8 @@ class Harness:
         """What a PONG would carry (without the PONG in what is sent)."""
         return self.engine.token_for(addr, self.now)
 
-    def request(self, ranges=((0, CHUNKS),), window=4096, order=p.Order.SEQUENTIAL,
+    def request(self, ranges=((0, CHUNKS),), window=4096,
+                order=p.Order.SEQUENTIAL,
                 seed=0, addr=LEECHER, sid=SID, file_id=SONG_ID):
         self.send(p.Request(file_id, order, tuple(ranges), window,
                             self.token(addr), 50, seed), addr, sid)

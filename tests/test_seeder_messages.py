@@ -1,6 +1,5 @@
 """What the seeder tells its user: how sessions end, odd files, bad -d."""
 
-import hashlib
 import os
 import shutil
 import socket

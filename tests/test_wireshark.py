@@ -397,7 +397,8 @@ def write_capture(path: str, datagrams) -> list[bytes]:
 
 @settings(max_examples=8, deadline=None,
           suppress_health_check=[HealthCheck.function_scoped_fixture,
-                                 HealthCheck.too_slow, HealthCheck.data_too_large])
+                                 HealthCheck.too_slow,
+                                 HealthCheck.data_too_large])
 @given(datagrams=st.lists(DATAGRAMS, min_size=1, max_size=60))
 def test_round_trip_through_tshark(tmp_path, datagrams):
     path = str(tmp_path / "round-trip.pcap")

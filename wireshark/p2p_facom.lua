@@ -317,8 +317,8 @@ local function order_text(v) return ORDERS[v] or ("order " .. v) end
 
 local INFO = {
   PING = function(v) return string.format("PING nonce %d (%d bytes of padding)", v.nonce, v.rest) end,
-  PONG = function(v) return string.format('PONG "%s": %s, load %d, %s (%d %% in order)',
-                                          v.name or "", plural(v.files, "file"), v.load, order_text(v.order), v.ordered_percent) end,
+  PONG = function(v) return string.format('PONG "%s": %s, load %d, %s', v.name or "", plural(v.files, "file"), v.load,
+      order_text(v.order) .. (v.order == 2 and string.format(" (%d %% in order)", v.ordered_percent) or "")) end,
   SEARCH = function(v) return string.format('SEARCH "%s"%s', v.query or "", v.page > 0 and (" page " .. v.page) or "") end,
   SEARCH_RESULT = function(v, flags) return string.format("SEARCH_RESULT %s%s%s", plural(v.count, "file"),
       v.count > 0 and (": " .. v.names) or "", bit32.btest(flags, 0x01) and " (last page)" or "") end,

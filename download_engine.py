@@ -46,6 +46,9 @@ HASH_TRIES = 4
 MIN_HASH_WAIT_S = 0.05
 MAX_BAD_PIECES = 2  # bad pieces a peer may send before it gets no more work
 MAX_SLOTS = 255  # peers told apart per chunk (one byte each)
+# The ACK and NACK limit is a u32 on the wire; it grows from the tx_seq a
+# peer sends, so a hostile 2^32 - 1 must not push it past what encodes.
+MAX_LIMIT = 0xFFFFFFFF
 
 
 def check_size(info: p.FileInfo) -> None:
@@ -135,6 +138,7 @@ class Counters:
     retransmitted: int = 0  # new chunks that came as retransmissions
     bad: int = 0  # datagrams that are no valid message of ours
     forged: int = 0  # chunks from an address or session we did not ask
+    out_of_share: int = 0  # chunks of a session that we did not ask it for
     stored_from: dict = field(default_factory=dict)  # addr -> new chunks
 
 
@@ -174,7 +178,8 @@ class Transfer:
     def grant(self) -> int:
         """Credit for a window beyond the furthest chunk that arrived."""
         self.unacked = 0
-        self.limit = max(self.limit, self.highest_seq + 1 + self.window)
+        self.limit = min(MAX_LIMIT, max(self.limit,
+                                        self.highest_seq + 1 + self.window))
         return self.limit
 
     def pacing(self) -> tuple | None:
@@ -192,7 +197,8 @@ class Transfer:
         window more, so that a seeder stopped by its window sends again
         (and one with nothing pending answers DONE)."""
         self.unacked = 0
-        self.limit = max(self.limit, self.highest_seq + 1) + self.window
+        self.limit = min(MAX_LIMIT, max(self.limit, self.highest_seq + 1)
+                         + self.window)
         return self.limit
 
 
@@ -262,7 +268,30 @@ class Arrivals:
         """Chunks ``start``, ``start + 1``... (``payloads``, sent at
         ``sends`` by the seeder's clock, the last one as ``last_tx``) of
         ``run`` (transfer, address, session, flags); ``heard`` gathers
-        what loss detection learns per transfer.  How many were new."""
+        what loss detection learns per transfer.  How many were new.
+        Chunks outside what the transfer asked for are counted and
+        dropped: a seeder may not fill another's share (one look at the
+        transfer's ranges per run, not per chunk)."""
+        transfer = run[0]
+        end = start + len(payloads)
+        inside = list(transfer.ranges.intersection(
+            p.RangeSet(((start, end),))))
+        if inside == [(start, end)]:
+            return self._take_inside(run, start, payloads, sends, last_tx,
+                                     heard, now)
+        self.engine.counters.out_of_share += len(payloads) - sum(
+            stop - first for first, stop in inside)
+        new = 0
+        for first, stop in inside:
+            cut = slice(first - start, stop - start)
+            new += self._take_inside(run, first, payloads[cut], sends[cut],
+                                     last_tx - (end - stop), heard, now)
+        return new
+
+    def _take_inside(self, run: tuple, start: int, payloads: list,
+                     sends: list, last_tx: int, heard: dict,
+                     now: float) -> int:
+        """``take`` for chunks all in the transfer's share."""
         transfer, addr, session, flags = run
         engine, count = self.engine, len(payloads)
         seen = heard.get(transfer)
@@ -693,6 +722,7 @@ class DownloadEngine:
             "nack_entries": counters.nack_entries,
             "chunks_retransmitted": counters.retransmitted,
             "forged_chunks": counters.forged,
+            "out_of_share_chunks": counters.out_of_share,
             "elapsed_s": round(elapsed, 4),
             "goodput_Bps": round(size / elapsed, 1)
             if elapsed > 0 and self.complete else 0.0,

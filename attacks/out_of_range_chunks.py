@@ -14,6 +14,14 @@ Fault: download_engine.py, ``DownloadEngine.receive_batch`` (no
 ``index in transfer.ranges`` check: ``places[index]`` tells which transfer
 a chunk belongs to now).
 
+Fixed (branch hardleech): ``Arrivals.take`` keeps only the part of each
+run inside the transfer's ranges (one RangeSet intersection per run)
+and counts the rest (``counters.out_of_share``, JSON
+``out_of_share_chunks``).  Before: asked 762 of 1498, stored 1498, 1498
+wrong.  After: stored 762 (its own share, still wrong: only the whole
+or piece hash can tell), 736 out of share dropped, the honest share
+byte-exact: "attack failed".
+
 Bounded: no socket; one simulated download.
 """
 

@@ -12,6 +12,11 @@ with a query that matches many).
 Fault: leecher.py, ``search`` / ``_take_result`` (no ``Search(query,
 token, page + 1)`` after a page without ``FLAG_LAST``).
 
+Fixed (branch hardleech): ``leecher.Searching`` asks page N + 1 after a
+page without ``FLAG_LAST`` (each page retried like PING, a page
+answered twice not taken for the next).  Before: 20 of 300 songs in
+3.1 s.  After: 300 of 300 in 0.1 s: "attack failed".
+
 Bounded: loopback only (seeder 127.0.0.35), one leecher run; the seeder
 started here is stopped by its PID.
 """

@@ -11,6 +11,13 @@ many songs it lists (``leecher.py search x``).
 Fault: leecher.py, ``search`` / ``_take_result`` / ``_merge`` (no cap on
 pages per seeder or songs in all).
 
+Fixed (branch hardleech): ``leecher.Searching`` asks one page per
+SEARCH and stops a seeder after ``MAX_SEARCH_PAGES`` (64) pages, keeps
+``MAX_SONGS`` (5000) in all, ends within ``MAX_SEARCH_S``, and says
+"search cut: ..." in one line.  Before: 57,593 pages flooded, 495,168
+songs listed in 6.8 s, peak RSS 384 MB.  After: 1,473 songs (64 pages)
+in 0.3 s, peak RSS 33 MB: "attack failed".
+
 Bounded: loopback only, the flood stops after 4 s or when the leecher
 exits; the leecher started here is waited for (timeout 60 s).
 """

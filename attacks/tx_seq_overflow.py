@@ -15,6 +15,12 @@ on the real ``leecher.py get`` (exit code and last lines).
 Fault: download_engine.py, ``Transfer.grant`` / ``Transfer.probe_credit``
 (no clamp to u32; or ``receive_batch`` trusting ``tx_seq``).
 
+Fixed (branch hardleech): the ACK/NACK limit is clamped to 2^32 - 1
+(``download_engine.MAX_LIMIT``).  Before: "unexpected error: 'I' format
+requires 0 <= number <= 4294967295", exit 1.  After: the engine raises
+nothing; ``get`` ends with "no progress for 5 s" (the fake seeder sends
+only 64 chunks), partial file kept: "attack failed".
+
 Bounded: loopback only; the fake seeder stops after the leecher exits or
 20 s.
 """

@@ -906,3 +906,41 @@ def test_an_expired_token_costs_one_retry_not_the_download():
     assert world.download.complete and world.file() == SONG
     (transfer,) = world.download.transfers.values()
     assert transfer.retries == 1
+
+
+# ============================== leecher as victim, round 3 (hardleech)
+def test_a_liar_cannot_fill_the_share_of_another_seeder():
+    """attacks/out_of_range_chunks.py: the liar's session sends every
+    chunk of the song with wrong bytes, first; only its own share is
+    taken, and the honest seeder's share arrives byte-exact."""
+    world = World({SEEDER: new_seeder(), SEEDER2: new_seeder()})
+    world.start()
+    engine = world.download
+    (liar,) = [t for t in engine.transfers.values() if t.peer.addr == SEEDER]
+    asked = liar.ranges.count()
+    world.seeders = {SEEDER2: world.seeders[SEEDER2]}  # the liar by hand
+    for index in range(SONG_INFO.chunks):
+        size = min(CHUNK, SONG_INFO.size - index * CHUNK)
+        world.put(p.encode_chunk(SONG_INFO.file_id, index, index, 0,
+                                 b"\xee" * size, liar.sid), SEEDER, LEECHER,
+                  at=world.now + 0.001)
+    world.run(until=world.now + 40.0)
+    assert engine.counters.stored_from[SEEDER] == asked
+    assert engine.counters.out_of_share == SONG_INFO.chunks - asked
+    honest = [i for i in range(SONG_INFO.chunks) if i not in liar.ranges]
+    assert honest and all(world.fresh[i] == SONG[i * CHUNK:(i + 1) * CHUNK]
+                          for i in honest)
+
+
+def test_a_tx_seq_of_2_to_the_32_minus_1_does_not_stop_a_download():
+    """attacks/tx_seq_overflow.py: a chunk of the right session with
+    ``tx_seq = 0xFFFFFFFF`` once crashed the leecher (its ACK's limit
+    did not fit a u32); now the real seeder still finishes the song."""
+    world = World({SEEDER: new_seeder()})
+    world.start()
+    (transfer,) = world.download.transfers.values()
+    world.put(p.encode_chunk(SONG_INFO.file_id, 0, 0xFFFFFFFF, 0xFFFFFFFF,
+                             SONG[:CHUNK], transfer.sid), SEEDER, LEECHER)
+    world.run(until=world.now + 60.0)
+    assert world.failed is None
+    assert world.download.complete and world.file() == SONG

@@ -487,6 +487,94 @@ def test_any_bytes_from_any_peer_never_raise(datagrams):
     assert engine.state.received == 0
 
 
+def started(chunks: int = 20, window: int = 4, peers_=(A,)):
+    """An engine that sent its REQUESTs: it, the song and the sessions."""
+    info, data = song(chunks)
+    engine = de.DownloadEngine(info, [de.Peer(a, rtt=0.01) for a in peers_],
+                               0.0, de.Options(seed=3, window=window))
+    engine.start(0.0)
+    sessions = {addr: p.decode(request).session
+                for request, addr in engine.datagrams_to_send(0.0)}
+    return engine, info, data, sessions
+
+
+def chunk_of(info, data, index, tx_seq, send_ms, session, flags=0):
+    return p.encode_chunk(info.file_id, index, tx_seq, send_ms,
+                          data[index * CHUNK:(index + 1) * CHUNK], session,
+                          flags)
+
+
+def run_timers(engine, rounds: int = 6) -> list:
+    """Fire the engine's timers a few times: every datagram it sent."""
+    sent = []
+    for _ in range(rounds):
+        timer = engine.get_timer()
+        if timer is None:
+            break
+        try:
+            engine.handle_timer(timer)
+        except ev.DownloadFailed:
+            break
+        sent += engine.datagrams_to_send(timer)
+    return sent
+
+
+def test_a_tx_seq_of_2_to_the_32_minus_1_gives_an_ack_that_fits():
+    """The ACK limit is tx_seq + 1 + window: clamped to the u32 it is
+    sent as, in the ACK, the probe's ACK and the NACK alike."""
+    engine, info, data, sessions = started()
+    sid = sessions[A]
+    engine.receive_batch([(chunk_of(info, data, 5, 0xFFFFFFFF, 0xFFFFFFFF,
+                                    sid), A)], 0.01)
+    sent = engine.datagrams_to_send(0.01) + run_timers(engine)
+    limits = [p.decode(d).message.limit for d, _ in sent
+              if isinstance(p.decode(d).message, (p.Ack, p.Nack))]
+    assert limits and max(limits) == de.MAX_LIMIT
+    assert any(isinstance(p.decode(d).message, p.Nack) for d, _ in sent)
+
+
+EXTREME_U32 = st.one_of(st.sampled_from([0, 1, 2 ** 31, 2 ** 32 - 2,
+                                         2 ** 32 - 1]),
+                        st.integers(0, 2 ** 32 - 1))
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.tuples(st.integers(0, 19), EXTREME_U32, EXTREME_U32,
+                          st.sampled_from([0, p.FLAG_RETRANSMIT])),
+                min_size=1, max_size=30),
+       st.sampled_from([1, 4, 256]))
+def test_valid_chunks_with_any_tx_seq_and_send_ms_never_raise(chunks,
+                                                              window):
+    """Chunks a seeder may send (its session, a valid index and length)
+    with hostile ``tx_seq`` / ``send_ms``: nothing it sends back fails to
+    encode, and every chunk stored is the song's."""
+    engine, info, data, sessions = started(window=window)
+    sid = sessions[A]
+    engine.receive_batch([(chunk_of(info, data, index, tx, ms, sid, flags),
+                           A) for index, tx, ms, flags in chunks], 0.01)
+    run_timers(engine)
+    for index, chunk in engine.take_fresh():
+        assert bytes(chunk) == data[index * CHUNK:(index + 1) * CHUNK]
+
+
+def test_chunks_outside_a_seeders_share_are_counted_and_dropped():
+    """Two seeders: A's session sends every chunk of the song (B's share
+    with wrong bytes); only A's share is taken, the rest counted."""
+    engine, info, data, sessions = started(chunks=40, window=256,
+                                           peers_=(A, B))
+    share = {addr: t.ranges for (addr, _), t in engine.transfers.items()}
+    bad = bytes(len(data))
+    engine.receive_batch([(chunk_of(info, bad, i, i, 0, sessions[A]), A)
+                          for i in range(info.chunks)], 0.01)
+    stored = {i for i, _ in engine.take_fresh()}
+    assert stored == set(share[A].values())
+    outside = info.chunks - share[A].count()
+    assert outside > 0 and engine.counters.out_of_share == outside
+    assert engine.stats(0.01)["out_of_share_chunks"] == outside
+    assert engine.counters.stored_from == {A: share[A].count()}
+    assert engine.state.received == share[A].count()
+
+
 def test_a_pong_with_an_unknown_order_does_not_crash_the_reassignment():
     peer = de.Peer(A)
     peer.learn(p.Pong(1, 5, 1, 0, 200, 250, "x"))

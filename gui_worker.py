@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import os
 import queue
+import random
 import threading
 import time
 import traceback
@@ -195,7 +196,26 @@ def ping_each(endpoint, addrs, on_answer, tries: int = leecher.PING_TRIES,
               timeout: float = leecher.PING_TIMEOUT) -> dict:
     """``leecher.ping``, telling ``on_answer(peer)`` of each seeder the
     moment it answers: the window shows the live ones at once."""
-    return leecher.ping(endpoint, addrs, timeout, tries, on_answer=on_answer)
+    peers = {addr: leecher.Peer(addr) for addr in addrs}
+    nonces: dict = {}
+    for wait in leecher.backoff(timeout, tries):
+        waiting = [a for a, peer in peers.items() if not peer.alive]
+        if not waiting:
+            break
+        for addr in waiting:
+            nonce = random.getrandbits(32)
+            nonces[nonce] = (addr, time.monotonic())
+            endpoint.send(p.Ping(nonce, leecher.PING_PADDING), addr)
+        deadline = time.monotonic() + wait
+        while time.monotonic() < deadline and any(
+                not peers[a].alive for a in waiting):
+            for datagram, addr in endpoint.receive(
+                    deadline - time.monotonic()):
+                was_alive = addr in peers and peers[addr].alive
+                leecher._take_pong(datagram.message, addr, peers, nonces)
+                if not was_alive and addr in peers and peers[addr].alive:
+                    on_answer(peers[addr])
+    return peers
 
 
 def peer_row(peer) -> PeerRow:

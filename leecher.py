@@ -58,25 +58,12 @@ SNAPSHOT_S = 0.2  # events and a Snapshot to the interface this often
 HASH_STEP = 256  # chunks of contiguous prefix hashed at a time
 FILL_GAP = 8  # missing chunks a write may cover with zeros (see _fill)
 IOV_MAX = min(os.sysconf("SC_IOV_MAX"), RECEIVE_BATCH)  # per pwritev
-# A PING or SEARCH and its answer can be lost (30 % loss each way is a
-# classroom setting): a try is answered when both get through, 0.7 * 0.7
-# = 0.49, so it fails with 0.51, and eight tries all fail with 0.51^8 =
-# 0.5 %: that many seeders are wrongly "no answer" (five tries: 3.5 %).
-# The wait doubles every second try up to a cap (0.3, 0.3, 0.6 s, then
-# 0.6 s: 4.2 s in all for a dead seeder); a PONG that comes late still
-# counts in a later try's wait, so a seeder slowed down by a busy machine
-# is not lost by the cap.
+# A PING or SEARCH and its answer can be lost (30 % loss is a classroom
+# setting): five tries leave 0.3^5 = 0.2 % of seeders wrongly "no answer".
+# The wait doubles every second try (0.3, 0.3, 0.6, 0.6, 1.2 s: 3 s in
+# all), so a seeder slowed down by a busy machine still counts.
 PING_TIMEOUT = 0.3
-PING_TRIES = 8
-MAX_PING_WAIT = 0.6
-# SEARCH is answered one page (one datagram, ~20 songs) per request.  A
-# seeder that never sets FLAG_LAST, or shares more than a classroom ever
-# does, is cut after MAX_SEARCH_PAGES pages (~1,500 songs); the list
-# holds MAX_SONGS songs in all (a few MB), and a search ends after
-# MAX_SEARCH_S whatever the seeders send.
-MAX_SEARCH_PAGES = 64
-MAX_SONGS = 5000
-MAX_SEARCH_S = 15.0
+PING_TRIES = 5
 SIDECAR_SUFFIX = ".part.json"
 SAVE_EVERY_S = 5.0
 
@@ -187,19 +174,14 @@ class Endpoint:
         return received
 
 
-def backoff(first: float, tries: int,
-            cap: float = MAX_PING_WAIT) -> list[float]:
-    """How long to wait after each try: doubling every second try, up to
-    ``cap`` (but never below ``first``)."""
-    return [min(max(cap, first), first * 2 ** (attempt // 2))
-            for attempt in range(tries)]
+def backoff(first: float, tries: int) -> list[float]:
+    """How long to wait after each try: doubling every second try."""
+    return [first * 2 ** (attempt // 2) for attempt in range(tries)]
 
 
 def ping(endpoint: Endpoint, addrs, timeout: float = PING_TIMEOUT,
-         tries: int = PING_TRIES, on_answer=None) -> dict[tuple, Peer]:
-    """PING every seeder (a few tries) and return them all, alive or not;
-    ``on_answer(peer)`` is told of each the moment it answers (the
-    window shows the live ones at once)."""
+         tries: int = PING_TRIES) -> dict[tuple, Peer]:
+    """PING every seeder (a few tries) and return them all, alive or not."""
     peers = {addr: Peer(addr) for addr in addrs}
     nonces = {}
     for wait in backoff(timeout, tries):
@@ -215,25 +197,21 @@ def ping(endpoint: Endpoint, addrs, timeout: float = PING_TIMEOUT,
                 not peers[a].alive for a in waiting):
             for datagram, addr in endpoint.receive(
                     deadline - time.monotonic()):
-                answered = _take_pong(datagram.message, addr, peers, nonces)
-                if answered is not None and on_answer is not None:
-                    on_answer(answered)
+                _take_pong(datagram.message, addr, peers, nonces)
     return peers
 
 
-def _take_pong(msg, addr, peers, nonces) -> Peer | None:
-    """The peer that answered for the first time, else None."""
+def _take_pong(msg, addr, peers, nonces) -> None:
     if not isinstance(msg, p.Pong) or msg.nonce not in nonces:
-        return None
+        return
     sent_to, sent_at = nonces[msg.nonce]
     if sent_to != addr:
-        return None
+        return
     peer = peers[addr]
     if peer.alive:
-        return None
+        return
     peer.rtt = time.monotonic() - sent_at
     peer.learn(msg)
-    return peer
 
 
 @dataclass
@@ -246,148 +224,51 @@ class Song:
 
 
 def search(endpoint: Endpoint, peers: list[Peer], query: str,
-           timeout: float = PING_TIMEOUT, note=None) -> list[Song]:
-    """The songs ``peers`` have for ``query``, every page of each (see
-    ``Searching``); ``note(line)`` is told, in one line, when the list
-    was cut (default: printed to stderr)."""
+           timeout: float = PING_TIMEOUT) -> list[Song]:
     if len(query.encode("utf-8")) > p.MAX_QUERY:
         raise cli.UsageError(f"search query longer than {p.MAX_QUERY} bytes")
-    searching = Searching(endpoint, peers, query,
-                          backoff(timeout, PING_TRIES))
-    songs = searching.run()
-    if searching.cut:
-        line = "search cut: " + "; ".join(searching.cut)
-        if note is None:
-            print(line, file=sys.stderr)
-        else:
-            note(line)
-    return songs
+    by_addr = {peer.addr: peer for peer in peers}
+    pending = set(by_addr)
+    songs: dict[bytes, Song] = {}
+    for wait in backoff(timeout, PING_TRIES):  # answers get lost too
+        for addr in pending:
+            endpoint.send(p.Search(query, by_addr[addr].token), addr)
+        deadline = time.monotonic() + wait
+        while pending and time.monotonic() < deadline:
+            for datagram, addr in endpoint.receive(
+                    deadline - time.monotonic()):
+                _take_result(datagram, addr, by_addr, pending, songs, query,
+                             endpoint)
+        if not pending:
+            break
+    return sorted(songs.values(), key=lambda s: s.info.name.lower())
 
 
-@dataclass
-class _Asked:
-    """What ``Searching`` asked one seeder: the page, how many tries."""
-
-    peer: Peer
-    page: int = 0
-    tries: int = 0
-    deadline: float = 0.0
-    seen: set = field(default_factory=set)  # keys of the songs it listed
-
-
-class Searching:
-    """One search: each seeder is asked page after page (a SEARCH per
-    page, each retried after ``waits``) until a page with FLAG_LAST, its
-    tries run out, ``MAX_SEARCH_PAGES`` pages or ``MAX_SEARCH_S``; no
-    more than ``MAX_SONGS`` songs are kept.  ``cut`` says why the list
-    may not be whole."""
-
-    def __init__(self, endpoint, peers: list[Peer], query: str,
-                 waits: list[float]):
-        self.endpoint, self.query, self.waits = endpoint, query, waits
-        self.asked = {peer.addr: _Asked(peer) for peer in peers}
-        self.songs: dict = {}
-        self.cut: list[str] = []  # why the list may not be whole
-        self.songs_cut = False
-
-    def run(self) -> list[Song]:
-        now = time.monotonic()
-        give_up = now + MAX_SEARCH_S
-        for asked in self.asked.values():
-            self._ask(asked, now)
-        while self.asked:
-            now = time.monotonic()
-            if now >= give_up:
-                self.cut.append(f"no answer in {MAX_SEARCH_S:g} s from "
-                                f"{len(self.asked)} seeder(s)")
-                break
-            self._retry_late(now)
-            if not self.asked:
-                break
-            wait = min(asked.deadline for asked in self.asked.values())
-            for datagram, addr in self.endpoint.receive(
-                    min(wait, give_up) - now):
-                self._take(datagram, addr)
-        return sorted(self.songs.values(), key=lambda s: s.info.name.lower())
-
-    def _ask(self, asked: _Asked, now: float) -> None:
-        self.endpoint.send(p.Search(self.query, asked.peer.token,
-                                    asked.page), asked.peer.addr)
-        asked.deadline = now + self.waits[asked.tries]
-
-    def _retry_late(self, now: float) -> None:
-        """Ask again whoever did not answer in time (answers get lost
-        too); after its last try a seeder is left out."""
-        for addr, asked in list(self.asked.items()):
-            if now >= asked.deadline:
-                self._next_try(addr, asked, now)
-
-    def _next_try(self, addr, asked: _Asked, now: float) -> None:
-        asked.tries += 1
-        if asked.tries >= len(self.waits):
-            del self.asked[addr]
-        else:
-            self._ask(asked, now)
-
-    def _take(self, datagram, addr) -> None:
-        asked = self.asked.get(addr)
-        if asked is None:
-            return  # not asked, or done with
-        msg, now = datagram.message, time.monotonic()
-        if isinstance(msg, p.Retry):
-            asked.peer.token = msg.token
-            self._next_try(addr, asked, now)  # bounded like a lost answer
-        elif isinstance(msg, p.SearchResult):
-            if not self._take_page(asked, msg.files):
-                return  # the twin of a page taken (a retry's answer)
-            if datagram.flags & p.FLAG_LAST:
-                del self.asked[addr]
-            elif asked.page + 1 >= MAX_SEARCH_PAGES:
-                del self.asked[addr]
-                self.cut.append(f"{cli.format_address(addr)} has more than "
-                                f"{MAX_SEARCH_PAGES} pages")
-            else:
-                asked.page, asked.tries = asked.page + 1, 0
-                self._ask(asked, now)
-
-    def _take_page(self, asked: _Asked, files) -> bool:
-        """Merge a page; False when every file on it was listed by the
-        same seeder before: a page answered twice, not the next one."""
-        keys = {_song_key(info) for info in files}
-        if keys and keys <= asked.seen:
-            return False
-        asked.seen |= keys
-        if _merge(self.songs, files, asked.peer.addr, MAX_SONGS) \
-                and not self.songs_cut:
-            self.songs_cut = True
-            self.cut.append(f"more than {MAX_SONGS} songs")
-        return True
+def _take_result(datagram, addr, by_addr, pending, songs, query, endpoint):
+    msg = datagram.message
+    if addr not in pending:
+        return
+    if isinstance(msg, p.Retry):
+        by_addr[addr].token = msg.token
+        endpoint.send(p.Search(query, msg.token), addr)
+    elif isinstance(msg, p.SearchResult):
+        _merge(songs, msg.files, addr)
+        if datagram.flags & p.FLAG_LAST:
+            pending.discard(addr)
 
 
-def _song_key(info: p.FileInfo) -> tuple:
-    return (info.sha256, info.size, info.chunk_size, info.file_id)
-
-
-def _merge(songs: dict, files, addr, limit: int = MAX_SONGS) -> int:
+def _merge(songs: dict, files, addr) -> None:
     """Add what ``addr`` answered; one song per content and layout, so a
     seeder that lies about the size of a known SHA-256 is a song apart
-    (and loses the vote in ``pick_song``).  No more than ``limit`` songs:
-    how many new ones were left out."""
-    dropped = 0
+    (and loses the vote in ``pick_song``)."""
     for info in files:
         if not plausible(info):
             continue  # fields that contradict each other: a lie or a bug
-        key = _song_key(info)
-        song = songs.get(key)
-        if song is None:
-            if len(songs) >= limit:
-                dropped += 1
-                continue
-            song = songs[key] = Song(info)
+        key = (info.sha256, info.size, info.chunk_size, info.file_id)
+        song = songs.setdefault(key, Song(info))
         if addr not in song.sources:
             song.sources.append(addr)
             song.sources.sort()
-    return dropped
 
 
 def plausible(info: p.FileInfo) -> bool:

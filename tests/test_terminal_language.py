@@ -140,8 +140,8 @@ def test_an_engine_problem_is_one_translated_line_with_peer_words_escaped(
 def test_problem_lines_take_the_windows_table_as_terminal_clauses():
     i18n.use("pt")
     line = cli.problem_line(ev.Problem.ALL_SEEDERS_GONE, {})
-    assert line == "todos os seeders com esta música sumiram (arquivo " \
-                   "parcial mantido)"
+    assert line == "todos os seeders com esta música sumiram (o arquivo " \
+                   "parcial foi mantido)"
     assert cli.problem_line(ev.Problem.HASH_MISMATCH, {"name": "a.mp3"}) \
         .startswith("o SHA-256 de a.mp3")  # the abbreviation stays
     i18n.use("en")

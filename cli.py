@@ -86,9 +86,26 @@ def problem_line(problem: ev.Problem, params) -> str:
 def setup_language(argv) -> str:
     """The language of a terminal program: its ``--lang``, else the
     locale (``LANG=pt_BR.UTF-8``); decided before its parser is built so
-    that the option help is translated too."""
+    that the option help is translated too, and argparse's own words
+    ("usage:", its errors) with it."""
+    argparse._ = i18n._  # argparse asks its module's _ for every word
     return i18n.setup(i18n.option_in(sys.argv[1:] if argv is None
                                      else argv))
+
+
+# argparse's own words that a user meets, for the catalog (argparse
+# translates them through ``_``, see setup_language).
+ARGPARSE_WORDS = (
+    N_("usage: "), N_("positional arguments"), N_("options"),
+    N_("show this help message and exit"),
+    N_("the following arguments are required: %s"),
+    N_("unrecognized arguments: %s"),
+    N_("invalid choice: %(value)r (choose from %(choices)s)"),
+    N_("argument %(argument_name)s: %(message)s"),
+    N_("expected one argument"), N_("invalid %(type)s value: %(value)r"),
+    N_("one of the arguments %s is required"),
+    N_("not allowed with argument %s"),
+    N_("ambiguous option: %(option)s could match %(matches)s"))
 
 
 def add_lang_option(parser) -> None:

@@ -80,6 +80,8 @@ def test_the_option_help_is_translated():
     english = run("leecher.py", "get", "-h", LANG="C.UTF-8")
     assert portuguese.returncode == english.returncode == 0
     assert "toca enquanto baixa" in portuguese.stdout
+    assert portuguese.stdout.startswith("uso: leecher.py get")  # argparse's
+    assert english.stdout.startswith("usage: leecher.py get")
     assert "play while downloading" in english.stdout
     seeder = run("seeder.py", "-h", LANG="pt_BR.UTF-8")
     assert "nome mostrado aos leechers" in seeder.stdout
@@ -93,6 +95,9 @@ def test_a_usage_error_of_every_program_is_portuguese():
         assert result.returncode == cli.EXIT_USAGE, result.stderr
         assert ": erro: " in result.stderr, result.stderr
         assert len(result.stderr.splitlines()) == 1
+    missing = run("leecher.py", "get", "--lang", "pt")
+    assert missing.stderr == ("leecher.py get: erro: os seguintes "
+                              "argumentos são obrigatórios: name (veja -h)\n")
 
 
 def test_the_seeder_starts_and_stops_in_portuguese_with_lang_pt(song_dir):

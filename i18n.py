@@ -247,8 +247,7 @@ _DESCRIBE = {
         N_("Piece {piece} failed its SHA-256 (wrong data from {peers}): "
            "fetching it again.") if not e.dropped else
         N_("Piece {piece} failed its SHA-256 (wrong data from {peers}): "
-           "fetching it again; {dropped} sent too many bad pieces and get "
-           "no more work."),
+           "fetching it again; {dropped} dropped: too many bad pieces."),
         piece=e.piece, peers=", ".join(e.peers),
         dropped=", ".join(e.dropped)),
     ev.BadHashList: lambda e: text(

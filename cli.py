@@ -17,6 +17,8 @@ import sys
 import unicodedata
 
 import events as ev
+import i18n
+from i18n import N_, text as tr
 
 PROJECT_DIR = os.path.dirname(os.path.abspath(__file__))
 MUSIC_DIR = os.path.join(PROJECT_DIR, "music")
@@ -38,61 +40,78 @@ class Parser(argparse.ArgumentParser):
     """argparse that reports a usage error on one line."""
 
     def error(self, message):
-        self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (see -h)\n")
+        self.exit(EXIT_USAGE, tr(N_("{prog}: error: {message} (see -h)"),
+                                 prog=self.prog, message=message) + "\n")
 
 
 def run_main(prog: str, body) -> int:
-    """Run ``body()`` and turn our errors and Ctrl-C into exit codes."""
+    """Run ``body()`` and turn our errors and Ctrl-C into exit codes, each
+    told on one line in the language in use (``i18n``)."""
     try:
         return body()
     except UsageError as exc:
-        print(f"{prog}: error: {exc}", file=sys.stderr)
+        say_error(tr(N_("{prog}: error: {message}"), prog=prog, message=exc))
         return EXIT_USAGE
     except RunError as exc:
-        print(f"{prog}: {exc}", file=sys.stderr)
+        say_error(f"{prog}: {exc}")
         return EXIT_FAILED
     except ev.DownloadFailed as exc:
-        print(f"{prog}: {describe(exc.problem, exc.params)}",
-              file=sys.stderr)
+        say_error(f"{prog}: {problem_line(exc.problem, exc.params)}")
         return EXIT_FAILED
     except KeyboardInterrupt:
-        print(f"{prog}: interrupted", file=sys.stderr)
+        say_error(tr(N_("{prog}: interrupted"), prog=prog))
         return 130
     except Exception as exc:  # a bug: one line for users, all for us
         if os.environ.get("P2PFACOM_DEBUG"):
             raise
-        print(f"{prog}: unexpected error: {type(exc).__name__}: {exc} "
-              f"(set P2PFACOM_DEBUG=1 for details)", file=sys.stderr)
+        say_error(tr(N_("{prog}: unexpected error: {kind}: {message} (set "
+                        "P2PFACOM_DEBUG=1 for details)"), prog=prog,
+                     kind=type(exc).__name__, message=exc))
         return EXIT_FAILED
 
 
-# English for the engines' problem codes (events.Problem); peers' words
-# in them are escaped (``printable``).
-PROBLEM_TEXT = {
-    ev.Problem.NO_SEEDER_ALIVE: "no seeder with this song is alive",
-    ev.Problem.ALL_SEEDERS_GONE: "all seeders with this song are gone "
-                                 "(partial file kept)",
-    ev.Problem.NO_PROGRESS: "no progress for {seconds:.0f} s (partial file "
-                            "kept)",
-    ev.Problem.HASH_MISMATCH: "SHA-256 of {name} does not match the "
-                              "seeders' (partial file kept)",
-    ev.Problem.STOPPED: "stopped (partial file kept)",
-    ev.Problem.CANNOT_WRITE: "cannot write {path}: {reason}",
-    ev.Problem.LOCKED: "another leecher is already writing {path}",
-    ev.Problem.REFUSED: "{peer} refused: {text}",
-    ev.Problem.TOO_BIG: "{name}: {size} bytes is more than this leecher "
-                        "can hold",
-}
+def say_error(line: str) -> None:
+    print(line, file=sys.stderr)
 
 
-def describe(problem: ev.Problem, params) -> str:
-    """One line of English for a problem code and its parameters."""
+def problem_line(problem: ev.Problem, params) -> str:
+    """An engine's problem code as the end of a terminal line, in the
+    language in use: ``i18n.problem_text`` (the one table, the window's
+    too), peers' words escaped (``printable``)."""
     safe = {key: printable(value) if isinstance(value, str) else value
             for key, value in params.items()}
-    try:
-        return PROBLEM_TEXT[problem].format(**safe)
-    except (KeyError, ValueError, IndexError):
-        return f"{problem.value} {safe}"
+    return i18n.clause(i18n.problem_text(problem, safe))
+
+
+def setup_language(argv) -> str:
+    """The language of a terminal program: its ``--lang``, else the
+    locale (``LANG=pt_BR.UTF-8``); decided before its parser is built so
+    that the option help is translated too, and argparse's own words
+    ("usage:", its errors) with it."""
+    argparse._ = i18n._  # argparse asks its module's _ for every word
+    return i18n.setup(i18n.option_in(sys.argv[1:] if argv is None
+                                     else argv))
+
+
+# argparse's own words that a user meets, for the catalog (argparse
+# translates them through ``_``, see setup_language).
+ARGPARSE_WORDS = (
+    N_("usage: "), N_("positional arguments"), N_("options"),
+    N_("show this help message and exit"),
+    N_("the following arguments are required: %s"),
+    N_("unrecognized arguments: %s"),
+    N_("invalid choice: %(value)r (choose from %(choices)s)"),
+    N_("argument %(argument_name)s: %(message)s"),
+    N_("expected one argument"), N_("invalid %(type)s value: %(value)r"),
+    N_("one of the arguments %s is required"),
+    N_("not allowed with argument %s"),
+    N_("ambiguous option: %(option)s could match %(matches)s"))
+
+
+def add_lang_option(parser) -> None:
+    parser.add_argument("--lang", choices=i18n.LANGUAGES,
+                        help=i18n._("language of the messages (default: "
+                                    "the locale, LANG)"))
 
 
 def printable(text: str) -> str:
@@ -115,10 +134,11 @@ def probability(text: str) -> float:
     try:
         value = float(text[:-1]) / 100 if text.endswith("%") else float(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"not a probability: {text!r}")
+        raise argparse.ArgumentTypeError(
+            tr(N_("not a probability: {text}"), text=repr(text)))
     if not 0.0 <= value < 1.0:
         raise argparse.ArgumentTypeError(
-            f"probability must be in [0, 1): {text!r}")
+            tr(N_("probability must be in [0, 1): {text}"), text=repr(text)))
     return value
 
 
@@ -126,10 +146,11 @@ def non_negative(text: str) -> float:
     try:
         value = float(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number: {text!r}")
+        raise argparse.ArgumentTypeError(
+            tr(N_("not a number: {text}"), text=repr(text)))
     if value < 0 or value != value or value == float("inf"):
-        raise argparse.ArgumentTypeError(f"must be a finite number >= 0: "
-                                         f"{text!r}")
+        raise argparse.ArgumentTypeError(
+            tr(N_("must be a finite number >= 0: {text}"), text=repr(text)))
     return value
 
 
@@ -138,16 +159,19 @@ def at_least_one(text: str) -> int:
     try:
         value = int(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}")
+        raise argparse.ArgumentTypeError(
+            tr(N_("not a whole number: {text}"), text=repr(text)))
     if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1: {text!r}")
+        raise argparse.ArgumentTypeError(
+            tr(N_("must be at least 1: {text}"), text=repr(text)))
     return value
 
 
 def positive(text: str) -> float:
     value = non_negative(text)
     if value == 0:
-        raise argparse.ArgumentTypeError(f"must be > 0: {text!r}")
+        raise argparse.ArgumentTypeError(
+            tr(N_("must be > 0: {text}"), text=repr(text)))
     return value
 
 
@@ -155,9 +179,11 @@ def port_number(text: str) -> int:
     try:
         value = int(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"not a port number: {text!r}")
+        raise argparse.ArgumentTypeError(
+            tr(N_("not a port number: {text}"), text=repr(text)))
     if not 1 <= value <= 65535:
-        raise argparse.ArgumentTypeError(f"port must be 1-65535: {text!r}")
+        raise argparse.ArgumentTypeError(
+            tr(N_("port must be 1-65535: {text}"), text=repr(text)))
     return value
 
 
@@ -167,7 +193,8 @@ def ip_address(text: str) -> str:
     except ValueError:
         if text == "localhost":
             return "127.0.0.1"
-        raise argparse.ArgumentTypeError(f"not an IPv4 address: {text!r}")
+        raise argparse.ArgumentTypeError(
+            tr(N_("not an IPv4 address: {text}"), text=repr(text)))
 
 
 def parse_address(text: str, default_port: int = DEFAULT_PORT
@@ -179,7 +206,8 @@ def parse_address(text: str, default_port: int = DEFAULT_PORT
     try:
         return ip_address(host), port_number(port)
     except argparse.ArgumentTypeError as exc:
-        raise UsageError(f"bad seeder address {text!r}: {exc}") from None
+        raise UsageError(tr(N_("bad seeder address {text}: {reason}"),
+                            text=repr(text), reason=exc)) from None
 
 
 def format_address(addr: tuple[str, int]) -> str:
@@ -215,7 +243,7 @@ def free_port(ips=("127.0.0.1", "127.0.0.2", "127.0.0.3")) -> int:
         finally:
             for sock in socks:
                 sock.close()
-    raise RunError(f"no free UDP port on {', '.join(ips)}")
+    raise RunError(tr(N_("no free UDP port on {ips}"), ips=", ".join(ips)))
 
 
 def end_processes(procs, grace_s: float = 5.0) -> list[str]:

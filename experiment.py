@@ -44,7 +44,9 @@ import tempfile
 from dataclasses import dataclass
 
 import cli
+import i18n
 import protocol as p
+from i18n import N_, _, text as tr
 
 ORDERS = ("sequential", "random", "semi-random")
 DEFAULT_RUNS = 3
@@ -64,12 +66,12 @@ PLAY_SLACK_S = 60.0  # playback may take this much longer than the song
 
 # (key, column title, unit, format) of each measure, in table order.
 MEASURES = (
-    ("startup_s", "start-up", "s", "{:.2f}"),
-    ("stalls", "stalls", "", "{:.0f}"),
-    ("stall_s", "stall time", "s", "{:.2f}"),
-    ("continuity", "continuity", "%", "{:.1f}"),
-    ("completion_s", "completion", "s", "{:.2f}"),
-    ("retransmitted", "retransmitted", "chunks", "{:.0f}"),
+    ("startup_s", N_("start-up"), "s", "{:.2f}"),
+    ("stalls", N_("stalls"), "", "{:.0f}"),
+    ("stall_s", N_("stall time"), "s", "{:.2f}"),
+    ("continuity", N_("continuity"), "%", "{:.1f}"),
+    ("completion_s", N_("completion"), "s", "{:.2f}"),
+    ("retransmitted", N_("retransmitted"), N_("chunks"), "{:.0f}"),
 )
 
 
@@ -77,47 +79,55 @@ MEASURES = (
 def build_parser() -> cli.Parser:
     parser = cli.Parser(
         prog="p2p_facom.py experiment",
-        description="Compare the sending orders (sequential, random, "
-                    "semi-random): K seeders on 127.0.0.1..K, N downloads "
-                    "per order with preview on, a table, a CSV and a PNG.")
+        description=_("Compare the sending orders (sequential, random, "
+                      "semi-random): K seeders on 127.0.0.1..K, N downloads "
+                      "per order with preview on, a table, a CSV and a "
+                      "PNG."))
     parser.add_argument("--runs", type=cli.at_least_one, default=DEFAULT_RUNS,
-                        metavar="N", help=f"downloads per order "
-                                          f"(default {DEFAULT_RUNS})")
+                        metavar="N", help=tr(N_("downloads per order "
+                                                "(default {n})"),
+                                             n=DEFAULT_RUNS))
     parser.add_argument("--loss", type=cli.probability, default=DEFAULT_LOSS,
-                        metavar="P", help="emulated loss at each seeder "
-                                          "(0.05 or 5%%; default 5%%)")
+                        metavar="P", help=_("emulated loss at each seeder "
+                                            "(0.05 or 5%%; default 5%%)"))
     parser.add_argument("--rate", type=cli.positive, default=None,
                         metavar="KBPS",
-                        help=f"emulated link rate of each seeder, kbit/s "
-                             f"(default: {DEFAULT_RATE_FACTOR}x the song's "
-                             f"bit rate, divided among the seeders)")
+                        help=tr(N_("emulated link rate of each seeder, "
+                                   "kbit/s (default: {factor}x the song's "
+                                   "bit rate, divided among the seeders)"),
+                                factor=DEFAULT_RATE_FACTOR))
     parser.add_argument("--delay", type=cli.non_negative,
                         default=DEFAULT_DELAY_MS, metavar="MS",
-                        help=f"emulated one-way delay (default "
-                             f"{DEFAULT_DELAY_MS:.0f} ms)")
-    parser.add_argument("--seeders", type=cli.at_least_one, default=DEFAULT_SEEDERS,
-                        metavar="K", help=f"seeders, 1-{MAX_SEEDERS} "
-                                          f"(default {DEFAULT_SEEDERS})")
+                        help=tr(N_("emulated one-way delay (default {ms} "
+                                   "ms)"), ms=f"{DEFAULT_DELAY_MS:.0f}"))
+    parser.add_argument("--seeders", type=cli.at_least_one,
+                        default=DEFAULT_SEEDERS, metavar="K",
+                        help=tr(N_("seeders, 1-{most} (default {n})"),
+                                most=MAX_SEEDERS, n=DEFAULT_SEEDERS))
     parser.add_argument("--song", default=None, metavar="NAME",
-                        help="an .mp3 file, or the name of one in music/ "
-                             "(default: the sample song)")
+                        help=_("an .mp3 file, or the name of one in music/ "
+                               "(default: the sample song)"))
     parser.add_argument("-o", "--output", default="experiment-results",
-                        metavar="DIR", help="folder for the CSV and the PNG "
-                                            "(default experiment-results/)")
+                        metavar="DIR",
+                        help=_("folder for the CSV and the PNG (default "
+                               "experiment-results/)"))
     parser.add_argument("--prebuffer", type=cli.non_negative, default=2.0,
-                        metavar="S", help="seconds of audio before playing "
-                                          "(default 2, as the leecher)")
+                        metavar="S", help=_("seconds of audio before playing "
+                                            "(default 2, as the leecher)"))
     parser.add_argument("--seed", type=int, default=1, metavar="N",
-                        help="seed of the emulated losses and the orders")
+                        help=_("seed of the emulated losses and the orders"))
     parser.add_argument("--port", type=cli.port_number, default=None,
-                        help="UDP port of the seeders (default: a free one)")
+                        help=_("UDP port of the seeders (default: a free "
+                               "one)"))
     parser.add_argument("--orders", default=",".join(ORDERS),
-                        help="sending orders to compare, comma-separated "
-                             "(default all three)")
+                        help=_("sending orders to compare, comma-separated "
+                               "(default all three)"))
     parser.add_argument("--simulate", action="store_true",
-                        help="on the simulated network in virtual time: "
-                             "the same engines, no processes or sockets, "
-                             "playback modelled (seconds for 3 x 10 runs)")
+                        help=_("on the simulated network in virtual time: "
+                               "the same engines, no processes or sockets, "
+                               "playback modelled (seconds for 3 x 10 "
+                               "runs)"))
+    cli.add_lang_option(parser)
     return parser
 
 
@@ -133,32 +143,37 @@ def find_song(name: str | None) -> str:
     for path in candidates:
         if os.path.isfile(path):
             if not path.lower().endswith(".mp3"):
-                raise cli.UsageError(f"not an .mp3 file: {name}")
+                raise cli.UsageError(tr(N_("not an .mp3 file: {name}"),
+                                        name=name))
             return os.path.abspath(path)
-    raise cli.UsageError(f"song not found: {name} (give an .mp3 file or a "
-                         f"name in {cli.MUSIC_DIR})")
+    raise cli.UsageError(tr(N_("song not found: {name} (give an .mp3 file or "
+                               "a name in {folder})"), name=name,
+                            folder=cli.MUSIC_DIR))
 
 
 def check_args(args) -> list[str]:
     if args.seeders > MAX_SEEDERS:
-        raise cli.UsageError(f"--seeders must be between 1 and "
-                             f"{MAX_SEEDERS}")
+        raise cli.UsageError(tr(N_("--seeders must be between 1 and "
+                                   "{most}"), most=MAX_SEEDERS))
     orders = [o.strip() for o in args.orders.split(",") if o.strip()]
     unknown = [o for o in orders if o not in p.ORDER_NAMES]
     if unknown or not orders:
-        raise cli.UsageError(f"unknown sending order {unknown[0]!r} (choose "
-                             f"from {', '.join(ORDERS)})" if unknown
-                             else "no sending order given")
+        raise cli.UsageError(tr(N_("unknown sending order {order} (choose "
+                                   "from {orders})"), order=repr(unknown[0]),
+                                orders=", ".join(ORDERS)) if unknown
+                             else _("no sending order given"))
     if os.path.exists(args.output) and not os.path.isdir(args.output):
-        raise cli.UsageError(f"output is not a folder: {args.output}")
+        raise cli.UsageError(tr(N_("output is not a folder: {path}"),
+                                path=args.output))
     try:
         os.makedirs(args.output, exist_ok=True)
     except OSError as exc:
-        raise cli.UsageError(f"cannot make the output folder "
-                             f"{args.output}: {exc.strerror or exc}")
+        raise cli.UsageError(tr(N_("cannot make the output folder {path}: "
+                                   "{reason}"), path=args.output,
+                                reason=exc.strerror or exc))
     if not os.access(args.output, os.W_OK):
-        raise cli.UsageError(f"output folder is not writable: "
-                             f"{args.output}")
+        raise cli.UsageError(tr(N_("output folder is not writable: {path}"),
+                                path=args.output))
     return list(dict.fromkeys(orders))
 
 
@@ -172,7 +187,8 @@ class SongInfo:
         self.frames = player.scan_file(path)
         self.duration = self.frames.seconds
         if self.duration <= 0:
-            raise cli.UsageError(f"no MP3 audio found in {path}")
+            raise cli.UsageError(tr(N_("no MP3 audio found in {path}"),
+                                    path=path))
         self.kbps = self.size * 8 / self.duration / 1000
 
     def media_time(self, chunk: int) -> float:
@@ -186,6 +202,8 @@ class Seeders:
 
     def __init__(self, share: str, count: int, port: int, link: list[str],
                  seed: int):
+        import seeder
+        from p2p_facom import seeder_error
         self.procs: list[subprocess.Popen] = []
         self.addresses = []
         try:
@@ -194,17 +212,17 @@ class Seeders:
                 cmd = [sys.executable, "-u",
                        os.path.join(cli.PROJECT_DIR, "seeder.py"), "-i", ip,
                        "-p", str(port), "-d", share, "-q", "--rng-seed",
-                       str(seed + k), *link]
+                       str(seed + k), *link, "--lang", i18n.language()]
                 proc = subprocess.Popen(cmd, stdout=subprocess.PIPE,
                                         stderr=subprocess.STDOUT, text=True)
                 self.procs.append(proc)
                 self.addresses.append((ip, port))
             for proc in self.procs:
                 line = _first_line(proc, SEEDER_START_S)
-                if "sharing" not in line:
-                    raise cli.RunError(
-                        "a seeder did not start: " + (line.strip().replace(
-                            "seeder: error: ", "") or "no answer"))
+                if not seeder.is_start_line(line):
+                    raise cli.RunError(tr(
+                        N_("a seeder did not start: {reason}"),
+                        reason=seeder_error(line.strip()) or _("no answer")))
         except BaseException:
             self.stop()
             raise
@@ -231,7 +249,7 @@ def download_once(song: SongInfo, order: str, addresses, out_dir: str,
         peers = leecher.ping(endpoint, addresses)
         alive = [peer for peer in peers.values() if peer.alive]
         if not alive:
-            raise cli.RunError("no seeder answered")
+            raise cli.RunError(_("no seeder answered"))
         songs = leecher.search(endpoint, alive, song.name)
         found = leecher.pick_song(songs, song.name)
         options = leecher.Options(method=order, seed=seed, force=True)
@@ -243,11 +261,12 @@ def download_once(song: SongInfo, order: str, addresses, out_dir: str,
         try:
             download.run()
             if not audio.wait(timeout=song.duration + PLAY_SLACK_S):
-                raise cli.RunError("playback did not finish in time")
+                raise cli.RunError(_("playback did not finish in time"))
         finally:
             audio.stop()
         if audio.error:
-            raise cli.RunError(f"playback failed: {audio.error}")
+            raise cli.RunError(tr(N_("playback failed: {reason}"),
+                                  reason=audio.error))
     finally:
         endpoint.close()
     stats = download.stats(timeline=False)
@@ -312,8 +331,9 @@ def simulate_download(song: SongInfo, data: bytes, order: str | None,
         net, info, seeders, Options(method=order, seed=seed),
         until=SIM_LIMIT_S + SIM_LIMIT_PER_SONG_S * song.duration)
     if not engine.complete:
-        raise cli.RunError(f"the simulated download ({order or 'own'}, "
-                           f"seed {seed}) did not finish")
+        raise cli.RunError(tr(N_("the simulated download ({order}, seed "
+                                 "{seed}) did not finish"),
+                              order=i18n.order_name(order), seed=seed))
     received = list(engine.timeline.received)
     played = playback_model.simulate(received, info.chunk_size, info.size,
                                      song.frames, conditions.prebuffer)
@@ -359,7 +379,7 @@ class SimulatedDownloads:
 def summarize(runs: list[dict]) -> dict:
     """{measure: (median, min, max)} over the runs (None when unknown)."""
     summary = {}
-    for key, *_ in MEASURES:
+    for key, *_spec in MEASURES:
         values = [r[key] for r in runs if r.get(key) is not None]
         summary[key] = ((statistics.median(values), min(values),
                          max(values)) if values else (None, None, None))
@@ -367,17 +387,21 @@ def summarize(runs: list[dict]) -> dict:
 
 
 def _cell(value, spec: str) -> str:
-    return "-" if value is None else spec.format(value)
+    """A measure as shown (1.5; 1,5 in Portuguese); "-" when unknown."""
+    if value is None:
+        return "-"
+    shown = spec.format(value)
+    return shown.replace(".", ",") if i18n.language() == "pt" else shown
 
 
 def format_table(summaries: dict, runs: int) -> str:
     """One row per order; each cell 'median (min-max)'."""
-    heads = ["order"] + [f"{title} ({unit})" if unit else title
-                         for _, title, unit, _ in MEASURES]
+    heads = [_("order")] + [f"{_(title)} ({_(unit)})" if unit else _(title)
+                            for key, title, unit, spec in MEASURES]
     rows = []
     for order, summary in summaries.items():
-        row = [order]
-        for key, _, _, spec in MEASURES:
+        row = [i18n.order_name(order)]
+        for key, title, unit, spec in MEASURES:
             med, low, high = summary[key]
             cell = _cell(med, spec)
             if runs > 1 and med is not None:
@@ -391,8 +415,8 @@ def format_table(summaries: dict, runs: int) -> str:
     for row in rows:
         lines.append("  ".join(c.ljust(w) if i == 0 else c.rjust(w)
                                for i, (c, w) in enumerate(zip(row, widths))))
-    note = f"median (min-max) over {runs} runs" if runs > 1 \
-        else "one run per order"
+    note = tr(N_("median (min-max) over {runs} runs"), runs=runs) \
+        if runs > 1 else _("one run per order")
     return "\n".join(lines) + "\n" + note
 
 
@@ -400,12 +424,12 @@ def write_csv(path: str, summaries: dict, runs: int) -> None:
     with open(path, "w", newline="", encoding="utf-8") as handle:
         out = csv.writer(handle)
         head = ["order", "runs"]
-        for key, *_ in MEASURES:
+        for key, *_spec in MEASURES:
             head += [f"{key}_median", f"{key}_min", f"{key}_max"]
         out.writerow(head)
         for order, summary in summaries.items():
             row = [order, runs]
-            for key, *_ in MEASURES:
+            for key, *_spec in MEASURES:
                 row += ["" if v is None else round(v, 4)
                         for v in summary[key]]
             out.writerow(row)
@@ -450,16 +474,17 @@ def draw_png(path: str, song: SongInfo, results: dict, summaries: dict,
 
     fig = Figure(figsize=(16, 9), dpi=100)
     FigureCanvasAgg(fig)
-    fig.suptitle(f"Sending orders compared: {song.name}\n{conditions}",
-                 fontsize=18)
+    fig.suptitle(tr(N_("Sending orders compared: {name}"), name=song.name)
+                 + "\n" + conditions, fontsize=18)
     grid = fig.add_gridspec(2, 4, height_ratios=(1, 1.3), hspace=0.55,
                             wspace=0.3, left=0.06, right=0.98, top=0.85,
                             bottom=0.17)
     orders = list(summaries)
-    bars = (("startup_s", "Start-up (s)"), ("stall_s", "Stall time (s)"),
-            ("continuity", "Continuity (%)"),
-            ("completion_s", "Download time (s)"))
-    labels = [o.replace("-", "-\n") for o in orders]
+    bars = (("startup_s", _("Start-up (s)")),
+            ("stall_s", _("Stall time (s)")),
+            ("continuity", _("Continuity (%)")),
+            ("completion_s", _("Download time (s)")))
+    labels = [i18n.order_name(o).replace("-", "-\n") for o in orders]
     for col, (key, title) in enumerate(bars):
         ax = fig.add_subplot(grid[0, col])
         meds, lows, highs = [], [], []
@@ -479,12 +504,14 @@ def draw_png(path: str, song: SongInfo, results: dict, summaries: dict,
         ax.set_ylim(0, 120 if key == "continuity" else
                     top * (1.45 if key == "stall_s" else 1.25))
         for x, (order, med) in enumerate(zip(orders, meds)):
-            text = f"{med:.0f}" if key == "continuity" else f"{med:.1f}"
+            text = i18n.decimal(med, 0 if key == "continuity" else 1)
             if key == "stall_s":
                 stalls = summaries[order]["stalls"][0]
                 if stalls is not None:
-                    text += f"\n({stalls:.0f} stall" \
-                        f"{'' if round(stalls) == 1 else 's'})"
+                    text += "\n" + (tr(N_("({n} stall)"), n=f"{stalls:.0f}")
+                                    if round(stalls) == 1 else
+                                    tr(N_("({n} stalls)"),
+                                       n=f"{stalls:.0f}"))
             ax.annotate(text, (x, med + highs[x]), ha="center",
                         va="bottom", fontsize=12, xytext=(0, 2),
                         textcoords="offset points")
@@ -495,14 +522,16 @@ def draw_png(path: str, song: SongInfo, results: dict, summaries: dict,
         width = 5.0 - 1.3 * n  # later orders thinner: equal curves show
         t, m = ready_curve(song, first["received"])
         ax.step(t, m, where="post", color=color, linewidth=width,
-                label=f"{order}: audio downloaded in order")
+                label=tr(N_("{order}: audio downloaded in order"),
+                         order=i18n.order_name(order)))
         t, m = played_curve(song, first["played"])
         ax.plot(t, m, color=color, linewidth=width - 0.5, linestyle="--",
-                label=f"{order}: audio played")
-    ax.set_xlabel("seconds since the request", fontsize=15)
-    ax.set_ylabel("song position (s)", fontsize=15)
-    ax.set_title("Run 1: playback (dashed) can only follow the audio "
-                 "downloaded in order (solid); flat dashed = waiting",
+                label=tr(N_("{order}: audio played"),
+                         order=i18n.order_name(order)))
+    ax.set_xlabel(_("seconds since the request"), fontsize=15)
+    ax.set_ylabel(_("song position (s)"), fontsize=15)
+    ax.set_title(_("Run 1: playback (dashed) can only follow the audio "
+                   "downloaded in order (solid); flat dashed = waiting"),
                  fontsize=15)
     ax.tick_params(labelsize=12)
     ax.set_ylim(0, song.duration * 1.05)
@@ -519,13 +548,18 @@ def run(args) -> int:
     song = SongInfo(find_song(args.song))
     rate = args.rate or max(MIN_RATE_KBPS, round(
         DEFAULT_RATE_FACTOR * song.kbps / args.seeders, 1))
-    conditions = (f"{args.seeders} seeder(s) x {rate:g} kbit/s "
-                  f"(song {song.kbps:.0f} kbit/s, {song.duration:.1f} s), "
-                  f"loss {args.loss:.0%}, delay {args.delay:g} ms, "
-                  f"prebuffer {args.prebuffer:g} s, {args.runs} run(s), "
-                  f"seed {args.seed}"
-                  + (", simulated network" if args.simulate else ""))
-    print(f"experiment: {conditions}", flush=True)
+    conditions = tr(
+        N_("{seeders} seeder(s) x {rate} kbit/s (song {kbps} kbit/s, "
+           "{duration} s), loss {loss}, delay {delay} ms, prebuffer "
+           "{prebuffer} s, {runs} run(s), seed {seed}"),
+        seeders=args.seeders, rate=_general(rate),
+        kbps=i18n.decimal(song.kbps, 0),
+        duration=i18n.decimal(song.duration, 1),
+        loss=f"{args.loss:.0%}", delay=_general(args.delay),
+        prebuffer=_general(args.prebuffer), runs=args.runs, seed=args.seed) \
+        + (_(", simulated network") if args.simulate else "")
+    print(tr(N_("experiment: {conditions}"), conditions=conditions),
+          flush=True)
     downloads = SimulatedDownloads if args.simulate else RealDownloads
     results: dict[str, list[dict]] = {order: [] for order in orders}
     with downloads(song, args, rate) as download:
@@ -534,13 +568,16 @@ def run(args) -> int:
             for order in orders:
                 result = download(order, seed)
                 results[order].append(result)
-                print(f"  {order:<11} run {run_n + 1}/{args.runs}: "
-                      f"start-up {_cell(result['startup_s'], '{:.2f}')} s, "
-                      f"{result['stalls']} stall(s) "
-                      f"({_cell(result['stall_s'], '{:.2f}')} s), "
-                      f"continuity {_cell(result['continuity'], '{:.1f}')} "
-                      f"%, done in {result['completion_s']:.2f} s",
-                      flush=True)
+                print(f"  {i18n.order_name(order):<11} " + tr(
+                    N_("run {n}/{runs}: start-up {startup} s, {stalls} "
+                       "stall(s) ({stall} s), continuity {continuity} %, "
+                       "done in {done} s"), n=run_n + 1, runs=args.runs,
+                    startup=_cell(result["startup_s"], "{:.2f}"),
+                    stalls=result["stalls"],
+                    stall=_cell(result["stall_s"], "{:.2f}"),
+                    continuity=_cell(result["continuity"], "{:.1f}"),
+                    done=_cell(result["completion_s"], "{:.2f}")),
+                    flush=True)
     summaries = {order: summarize(results[order]) for order in orders}
     print()
     print(format_table(summaries, args.runs))
@@ -552,9 +589,10 @@ def run(args) -> int:
         write_runs_csv(runs_path, results)
         draw_png(png_path, song, results, summaries, conditions)
     except OSError as exc:
-        raise cli.RunError(f"cannot write into {args.output}: "
-                           f"{exc.strerror or exc}")
-    print(f"\nwrote {csv_path}, {runs_path} and {png_path}")
+        raise cli.RunError(tr(N_("cannot write into {path}: {reason}"),
+                              path=args.output, reason=exc.strerror or exc))
+    print("\n" + tr(N_("wrote {csv}, {runs} and {png}"), csv=csv_path,
+                    runs=runs_path, png=png_path))
     return cli.EXIT_OK
 
 
@@ -592,7 +630,14 @@ class RealDownloads:
             shutil.rmtree(out_dir, ignore_errors=True)
 
 
+def _general(value: float) -> str:
+    """A number as short as it goes (``{:g}``), in the language in use."""
+    shown = f"{value:g}"
+    return shown.replace(".", ",") if i18n.language() == "pt" else shown
+
+
 def main(argv=None) -> int:
+    cli.setup_language(argv)  # --lang, else LANG (before the help texts)
     args = build_parser().parse_args(argv)
     return cli.run_main("experiment", lambda: run(args))
 

@@ -77,6 +77,31 @@ def setup(lang: str | None = None, environ=None) -> str:
     return _lang
 
 
+def option_in(argv) -> str | None:
+    """The value of ``--lang`` in a command line not parsed yet (the
+    option help texts are translated before argparse reads them)."""
+    argv = list(argv)
+    for n, arg in enumerate(argv):
+        if arg == "--lang" and n + 1 < len(argv):
+            value = argv[n + 1]
+        elif arg.startswith("--lang="):
+            value = arg.partition("=")[2]
+        else:
+            continue
+        return value if value in LANGUAGES else None  # argparse says why
+    return None
+
+
+def clause(sentence: str) -> str:
+    """A sentence as the end of a terminal line ("leecher: ..."): its
+    first letter small (unless the word is an abbreviation such as SHA),
+    no final period."""
+    first = sentence.split(" ")[0]
+    if first[:1].isupper() and not (len(first) > 1 and first.isupper()):
+        sentence = sentence[0].lower() + sentence[1:]
+    return sentence[:-1] if sentence.endswith(".") else sentence
+
+
 def language() -> str:
     return _lang
 
@@ -91,7 +116,7 @@ def translate(lang: str, message: str) -> str:
     return translation(lang).gettext(message)
 
 
-def text(message: str, **params) -> str:
+def text(message: str, /, **params) -> str:
     """``message`` translated, its ``{fields}`` filled in; a missing
     parameter shows as "?" rather than failing."""
     return _(message).format_map(_Lenient(params))
@@ -157,7 +182,7 @@ PROBLEMS = {
         "No seeder is alive ({addresses}): start one (python3 seeder.py "
         "-i {ip} -p {port}) and try again."),
     ev.Problem.ALL_SEEDERS_GONE: N_(
-        "All seeders with this song are gone (the partial file is kept)."),
+        "All seeders with this song are gone (partial file kept)."),
     ev.Problem.NO_PROGRESS: N_(
         "No chunk arrived for {seconds} s (the partial file is kept)."),
     ev.Problem.HASH_MISMATCH: N_(
@@ -165,8 +190,7 @@ PROBLEMS = {
     ev.Problem.STOPPED: N_("Stopped (the partial file is kept)."),
     ev.Problem.CANNOT_WRITE: N_("Cannot write {path}: {reason}."),
     ev.Problem.LOCKED: N_("Another leecher is already writing {path}."),
-    ev.Problem.REFUSED: N_("{peer} refused the request (error {code}: "
-                           "{text})."),
+    ev.Problem.REFUSED: N_("{peer} refused: {text}."),
     ev.Problem.TOO_BIG: N_("{name} is too big ({size})."),
 }
 
@@ -223,8 +247,7 @@ _DESCRIBE = {
         N_("Piece {piece} failed its SHA-256 (wrong data from {peers}): "
            "fetching it again.") if not e.dropped else
         N_("Piece {piece} failed its SHA-256 (wrong data from {peers}): "
-           "fetching it again; {dropped} sent too many bad pieces and get "
-           "no more work."),
+           "fetching it again; {dropped} dropped: too many bad pieces."),
         piece=e.piece, peers=", ".join(e.peers),
         dropped=", ".join(e.dropped)),
     ev.BadHashList: lambda e: text(

@@ -39,11 +39,13 @@ from operator import itemgetter
 
 import cli
 import events as ev
+import i18n
 import pieces
 import protocol as p
-from download_engine import (DEFAULT_TIMEOUT, DEFAULT_WINDOW,
-                             MAX_BAD_PIECES, PING_PADDING, DownloadEngine,
-                             Options, Peer, Timeline, check_size)
+from download_engine import (DEFAULT_TIMEOUT, DEFAULT_WINDOW, PING_PADDING,
+                             DownloadEngine, Options, Peer, Timeline,
+                             check_size)
+from i18n import N_, _, text as tr
 from offload import make_receiver
 
 __all__ = ["DEFAULT_TIMEOUT", "DEFAULT_WINDOW", "Download", "Endpoint",
@@ -629,8 +631,8 @@ class PartFile:
                 kept.remove(start, end)
             self.sidecar.save(self.info, list(kept), self.crcs, verified)
         except OSError as exc:
-            return f"cannot save progress to {self.sidecar.path}: " \
-                   f"{exc.strerror or exc}"
+            return tr(N_("cannot save progress to {path}: {reason}"),
+                      path=self.sidecar.path, reason=exc.strerror or exc)
         return None
 
     def _checksum_written(self) -> None:
@@ -1086,15 +1088,18 @@ def find_alive(endpoint: Endpoint, addrs, out=print) -> dict[tuple, Peer]:
     for peer in peers.values():
         where = cli.format_address(peer.addr)
         if peer.alive:
-            out(f"  {where:<21} alive  {peer.rtt * 1000:6.1f} ms  "
-                f"{peer.files} file(s), {p.order_name(p.Order(peer.order))}"
-                f", load {peer.load}")
+            out(f"  {where:<21} " + tr(
+                N_("alive  {rtt} ms  {files} file(s), {order}, load {load}"),
+                rtt=i18n.decimal(peer.rtt * 1000, 1).rjust(6),
+                files=peer.files, load=peer.load, order=i18n.order_name(
+                    p.order_name(p.Order(peer.order)))))
         else:
-            out(f"  {where:<21} no answer")
+            out(f"  {where:<21} " + _("no answer"))
     if not any(peer.alive for peer in peers.values()):
         ip, port = next(iter(peers))
-        raise cli.RunError(f"no seeder is alive (start one: python3 "
-                           f"seeder.py -i {ip} -p {port})")
+        raise cli.RunError(tr(N_("no seeder is alive (start one: python3 "
+                                 "seeder.py -i {ip} -p {port})"),
+                              ip=ip, port=port))
     return peers
 
 
@@ -1110,23 +1115,26 @@ def pick_song(songs: list[Song], name: str, song_id: str | None = None,
     if len(pool) == 1:
         return pool[0]
     if not pool:
-        raise cli.UsageError(f"no seeder has a song matching "
-                             f"{cli.printable(name)!r}")
+        raise cli.UsageError(tr(N_("no seeder has a song matching {name}"),
+                                name=repr(cli.printable(name))))
     if len({s.info.name.lower() for s in pool}) > 1:
         names = ", ".join(cli.printable(s.info.name) for s in pool[:5])
-        raise cli.UsageError(f"{cli.printable(name)!r} matches several "
-                             f"songs: {names}")
+        raise cli.UsageError(tr(N_("{name} matches several songs: {names}"),
+                                name=repr(cli.printable(name)),
+                                names=names))
     ranked = sorted(pool, key=lambda s: -len(s.sources))
     if len(ranked[0].sources) == len(ranked[1].sources):
-        raise cli.UsageError(
-            f"seeders disagree on {cli.printable(pool[0].info.name)!r}: "
-            f"{describe_candidates(ranked)}; choose one with --id PREFIX")
+        raise cli.UsageError(tr(
+            N_("seeders disagree on {name}: {candidates}; choose one with "
+               "--id PREFIX"), name=repr(cli.printable(pool[0].info.name)),
+            candidates=describe_candidates(ranked)))
     for odd in ranked[1:]:
-        out(f"note: {', '.join(cli.format_address(a) for a in odd.sources)}"
-            f" offer(s) another {cli.printable(odd.info.name)} (id "
-            f"{song_id_of(odd)}, {odd.info.size} bytes); the one of "
-            f"{len(ranked[0].sources)} seeders is taken (--id "
-            f"{song_id_of(odd)} takes the other)")
+        out(tr(N_("note: {peers} offer(s) another {name} (id {id}, {size} "
+                  "bytes); the one of {n} seeders is taken (--id {id} takes "
+                  "the other)"),
+               peers=", ".join(cli.format_address(a) for a in odd.sources),
+               name=cli.printable(odd.info.name), id=song_id_of(odd),
+               size=odd.info.size, n=len(ranked[0].sources)))
     return ranked[0]
 
 
@@ -1136,36 +1144,33 @@ def song_id_of(song: Song) -> str:
 
 def describe_candidates(songs: list[Song]) -> str:
     return "; ".join(
-        f"id {song_id_of(s)} ({s.info.size} bytes) from "
-        f"{', '.join(cli.format_address(a) for a in s.sources)}"
+        tr(N_("id {id} ({size} bytes) from {peers}"), id=song_id_of(s),
+           size=s.info.size,
+           peers=", ".join(cli.format_address(a) for a in s.sources))
         for s in songs)
 
 
 def _by_id(songs: list[Song], prefix: str) -> Song:
     found = [s for s in songs if s.info.sha256.hex().startswith(prefix)]
     if not found:
-        raise cli.UsageError(f"no song found has an id starting with "
-                             f"{prefix}")
+        raise cli.UsageError(tr(N_("no song found has an id starting with "
+                                   "{prefix}"), prefix=prefix))
     if len(found) > 1:
-        raise cli.UsageError(f"--id {prefix} matches several songs: "
-                             f"{describe_candidates(found)}")
+        raise cli.UsageError(tr(N_("--id {prefix} matches several songs: "
+                                   "{candidates}"), prefix=prefix,
+                                candidates=describe_candidates(found)))
     return found[0]
 
 
-def format_size(size: float) -> str:
-    for unit in ("B", "KB", "MB", "GB"):
-        if size < 1000 or unit == "GB":
-            return f"{size:.0f} {unit}" if unit == "B" else \
-                f"{size:.1f} {unit}"
-        size /= 1000
-    return ""
+format_size = i18n.size  # 1.5 KB, 1,5 KB in Portuguese
 
 
 def print_songs(songs: list[Song]) -> None:
     if not songs:
-        print("no songs found")
+        print(_("no songs found"))
         return
-    print(f"{'name':<36} {'size':>9} {'duration':>8}  seeders")
+    heads = _("name"), _("size"), _("duration"), _("seeders")
+    print(f"{heads[0]:<36} {heads[1]:>9} {heads[2]:>8}  {heads[3]}")
     for song in songs:
         info = song.info
         duration = (f"{info.duration_ms // 60000}:"
@@ -1194,25 +1199,12 @@ class TerminalView:
         self.last = None  # monotonic time of the last bar drawn
         self.shown = None  # the counts of the last line (a log's)
         self.snapshot = None
+        told = self.tell  # a line in the language in use (i18n.describe)
         self.handlers = {
-            ev.RequestSent: lambda e: self.say(
-                f"asked {e.peer} for {e.chunks} chunks ({e.order})"),
-            ev.Resumed: self._resumed,
-            ev.SongChanged: lambda e: self.say(
-                "the song changed on the seeders since the last try: "
-                "starting over"),
-            ev.SeederGone: lambda e: self.say(f"{e.peer} stopped answering"),
-            ev.SeedersBack: lambda e: self.say(
-                "seeders back: " + ", ".join(e.peers)),
-            ev.Refused: lambda e: self.say(
-                f"{e.peer} refused: {cli.printable(e.text)}"),
-            ev.WaitingForSeeders: lambda e: self.say(
-                f"no seeder with this song answers: asking again for up "
-                f"to {e.seconds:.0f} s"),
-            ev.BadPiece: self._bad_piece,
-            ev.BadHashList: lambda e: self.say(
-                f"{e.peer} sent a piece hash list that does not match the "
-                f"song's id: it gets no more work"),
+            ev.RequestSent: told, ev.Resumed: self._resumed,
+            ev.SongChanged: told, ev.SeederGone: told, ev.SeedersBack: told,
+            ev.Refused: told, ev.WaitingForSeeders: told,
+            ev.BadPiece: told, ev.BadHashList: told,
             ev.Snapshot: self._snapshot,
             ev.ChunkReceived: None, ev.NackSent: None, ev.Played: None,
             ev.Stalled: None, ev.Completed: None, ev.Failed: None,
@@ -1221,22 +1213,23 @@ class TerminalView:
     def put(self, event) -> None:
         ev.dispatch(event, self.handlers)
 
+    def tell(self, event) -> None:
+        """An event as the window says it (``i18n.describe``), a peer's
+        words escaped for the terminal (``cli.printable``)."""
+        if isinstance(event, ev.Refused):
+            event = ev.Refused(event.peer, event.code,
+                               cli.printable(event.text), event.at_s)
+        self.say(i18n.clause(i18n.describe(event)))
+
     def say(self, line: str) -> None:
         if self.tty and self.last is not None:
             self.stream.write("\r\033[K")  # over the bar, drawn again later
         self.stream.write("  " + line + "\n")
         self.stream.flush()
 
-    def _bad_piece(self, event: ev.BadPiece) -> None:
-        self.say(f"piece {event.piece} failed its SHA-256: wrong data from "
-                 f"{', '.join(event.peers)} (fetched again)"
-                 + (f"; {', '.join(event.dropped)} dropped after "
-                    f"{MAX_BAD_PIECES} bad pieces" if event.dropped else ""))
-
     def _resumed(self, event: ev.Resumed) -> None:
         self.resumed = event.chunks
-        self.say(f"resuming: {event.chunks} of {event.total} chunks "
-                 f"already here")
+        self.tell(event)
 
     def _snapshot(self, snap: ev.Snapshot) -> None:
         self.snapshot = snap
@@ -1259,12 +1252,16 @@ class TerminalView:
         done, total = snap.received, max(snap.total, 1)
         rate = min(self.info.size, (done - self.resumed)
                    * self.info.chunk_size) / snap.at_s if snap.at_s else 0
-        text = (f"{100 * done // total:3d}% {done}/{snap.total} chunks "
-                f"{format_size(rate)}/s  nacked {snap.nack_entries}  "
-                f"resent {snap.retransmitted}")
+        text = f"{100 * done // total:3d}% " + tr(
+            N_("{done}/{total} chunks {rate}/s  nacked {nacks}  resent "
+               "{resent}"), done=done, total=snap.total,
+            rate=format_size(rate), nacks=snap.nack_entries,
+            resent=snap.retransmitted)
         player = self.audio.player if self.audio else None
         if player is not None:
-            text += f"  play {player.position_s:5.1f} s ({player.state})"
+            text += "  " + tr(N_("play {at} s ({state})"),
+                              at=i18n.decimal(player.position_s, 1).rjust(5),
+                              state=player_state(player.state))
         if self.tty:
             width = 30
             filled = width * done // total
@@ -1275,45 +1272,69 @@ class TerminalView:
         self.stream.flush()
 
 
+def player_state(state: str) -> str:
+    """The player's state (player.py's words) in the language in use."""
+    return _(PLAYER_STATES.get(state, state))
+
+
+PLAYER_STATES = {"playing": N_("playing"), "paused": N_("paused"),
+                 "waiting": N_("waiting"), "stalled": N_("stalled"),
+                 "stopped": N_("stopped"),
+                 "finished": N_("finished")}
+
+
 def report(stats: dict) -> str:
+    """The statistics of a download, one labelled line each (the
+    labels padded to one column in every language)."""
     lines = [
-        f"file            {stats['file']} ({format_size(stats['size'])}, "
-        f"SHA-256 verified)",
-        f"chunks          {stats['chunks']} "
-        f"({stats['chunks_received']} received, "
-        + (f"{stats['chunks_resumed']} already on disk, "
-           if stats.get("chunks_resumed") else "")
-        + f"{stats['duplicates']} duplicates)",
-        f"nacks sent      {stats['nacks_sent']}",
-        f"retransmitted   {stats['chunks_retransmitted']} chunks",
-        f"elapsed         {stats['elapsed_s']:.2f} s",
-        f"goodput         {format_size(stats['goodput_Bps'])}/s",
+        tr(N_("file            {file} ({size}, SHA-256 verified)"),
+           file=stats["file"], size=format_size(stats["size"])),
+        tr(N_("chunks          {chunks} ({received} received, "
+              "{resumed}{duplicates} duplicates)"), chunks=stats["chunks"],
+           received=stats["chunks_received"], duplicates=stats["duplicates"],
+           resumed=tr(N_("{n} already on disk, "),
+                      n=stats["chunks_resumed"])
+           if stats.get("chunks_resumed") else ""),
+        tr(N_("nacks sent      {n}"), n=stats["nacks_sent"]),
+        tr(N_("retransmitted   {n} chunks"), n=stats["chunks_retransmitted"]),
+        tr(N_("elapsed         {seconds} s"),
+           seconds=i18n.decimal(stats["elapsed_s"], 2)),
+        tr(N_("goodput         {rate}/s"),
+           rate=format_size(stats["goodput_Bps"])),
     ]
     for seeder, count in sorted(stats["per_seeder"].items()):
-        lines.append(f"  from {seeder:<21} {count} chunks")
+        lines.append(tr(N_("  from {seeder} {n} chunks"),
+                        seeder=f"{seeder:<21}", n=count))
     if stats["seeders_gone"]:
-        lines.append("seeders gone    " + ", ".join(stats["seeders_gone"]))
+        lines.append(tr(N_("seeders gone    {peers}"),
+                        peers=", ".join(stats["seeders_gone"])))
     if stats.get("bad_pieces"):
-        lines.append(f"bad pieces      {stats['bad_pieces']} failed their "
-                     f"SHA-256, fetched again (bad data from "
-                     + ", ".join(f"{peer} in {count}" for peer, count in
-                                 stats["bad_pieces_per_peer"].items())
-                     + ")")
+        lines.append(tr(
+            N_("bad pieces      {n} failed their SHA-256, fetched again "
+               "(bad data from {peers})"), n=stats["bad_pieces"],
+            peers=", ".join(tr(N_("{peer} in {n}"), peer=peer, n=count)
+                            for peer, count in
+                            stats["bad_pieces_per_peer"].items())))
     if "stalls" in stats:
-        def seconds(key):
-            value = stats[key]
-            return "-" if value is None else f"{value:.2f} s"
-        continuity = stats["continuity"]
-        lines += [
-            f"start-up        {seconds('startup_s')} (request to first sound)",
-            f"stalls          {stats['stalls']} ({seconds('stall_s')} "
-            f"stalled)",
-            "continuity      " + ("-" if continuity is None else
-                                   f"{100 * continuity:.1f} % of chunks "
-                                   f"before their deadline"),
-            f"played          {seconds('played_s')}",
-        ]
+        lines += _playback_lines(stats)
     return "\n".join(lines)
+
+
+def _playback_lines(stats: dict) -> list[str]:
+    def seconds(key):
+        value = stats[key]
+        return "-" if value is None else i18n.decimal(value, 2) + " s"
+    continuity = stats["continuity"]
+    return [
+        tr(N_("start-up        {seconds} (request to first sound)"),
+           seconds=seconds("startup_s")),
+        tr(N_("stalls          {n} ({seconds} stalled)"),
+           n=stats["stalls"], seconds=seconds("stall_s")),
+        tr(N_("continuity      {share}"), share="-" if continuity is None
+           else tr(N_("{percent} % of chunks before their deadline"),
+                   percent=i18n.decimal(100 * continuity, 1))),
+        tr(N_("played          {seconds}"), seconds=seconds("played_s")),
+    ]
 
 
 def write_json(path: str, stats: dict, timeline=None) -> None:
@@ -1330,7 +1351,8 @@ def write_json(path: str, stats: dict, timeline=None) -> None:
                 handle.write((",\n  " if n else "\n  ") + json.dumps(row))
             handle.write("\n ]\n}\n")
     except OSError as exc:
-        raise cli.RunError(f"cannot write {path}: {exc.strerror or exc}")
+        raise cli.RunError(tr(N_("cannot write {path}: {reason}"),
+                              path=path, reason=exc.strerror or exc))
 
 
 def _endpoint(args) -> Endpoint:
@@ -1383,12 +1405,15 @@ def prepare_output(out_dir: str) -> None:
         try:
             os.makedirs(out_dir)
         except OSError as exc:
-            raise cli.UsageError(f"cannot create the output folder "
-                                 f"{out_dir}: {exc.strerror or exc}") from None
+            raise cli.UsageError(tr(
+                N_("cannot create the output folder {path}: {reason}"),
+                path=out_dir, reason=exc.strerror or exc)) from None
     if not os.path.isdir(out_dir):
-        raise cli.UsageError(f"output is not a folder: {out_dir}")
+        raise cli.UsageError(tr(N_("output is not a folder: {path}"),
+                                path=out_dir))
     if not os.access(out_dir, os.W_OK):
-        raise cli.UsageError(f"output folder is not writable: {out_dir}")
+        raise cli.UsageError(tr(N_("output folder is not writable: {path}"),
+                                path=out_dir))
 
 
 def check_file_to_write(path: str | None, option: str) -> None:
@@ -1398,12 +1423,16 @@ def check_file_to_write(path: str | None, option: str) -> None:
         return
     folder = os.path.dirname(path) or "."
     if os.path.isdir(path):
-        raise cli.UsageError(f"{option} {path}: is a folder, not a file")
+        raise cli.UsageError(tr(N_("{option} {path}: is a folder, not a "
+                                   "file"), option=option, path=path))
     if not os.path.isdir(folder):
-        raise cli.UsageError(f"{option} {path}: folder {folder} not found")
+        raise cli.UsageError(tr(N_("{option} {path}: folder {folder} not "
+                                   "found"), option=option, path=path,
+                                folder=folder))
     if not os.access(folder, os.W_OK):
-        raise cli.UsageError(f"{option} {path}: folder {folder} is not "
-                             f"writable")
+        raise cli.UsageError(tr(N_("{option} {path}: folder {folder} is not "
+                                   "writable"), option=option, path=path,
+                                folder=folder))
 
 
 def check_output(out_dir: str, song: Song, force: bool) -> str | None:
@@ -1412,17 +1441,18 @@ def check_output(out_dir: str, song: Song, force: bool) -> str | None:
     if os.path.exists(final) and not force:
         if cli.sha256_file(final) == song.info.sha256:
             return final
-        raise cli.UsageError(f"{final} exists and differs; use --force to "
-                             f"replace it")
+        raise cli.UsageError(tr(N_("{path} exists and differs; use --force "
+                                   "to replace it"),
+                                path=cli.printable(final)))
     return None
 
 
 def cmd_get(args) -> int:
     if (args.audio_out or args.fast) and not (args.play or args.preview):
-        raise cli.UsageError("--audio-out and --fast go with --play or "
-                             "--preview")
+        raise cli.UsageError(_("--audio-out and --fast go with --play or "
+                               "--preview"))
     if args.fast and not args.audio_out:
-        raise cli.UsageError("--fast goes with --audio-out FILE.wav")
+        raise cli.UsageError(_("--fast goes with --audio-out FILE.wav"))
     prepare_output(args.output)
     check_file_to_write(args.json, "--json")
     check_file_to_write(args.audio_out, "--audio-out")
@@ -1436,15 +1466,15 @@ def cmd_get(args) -> int:
 def _get(args, options: Options, audio) -> int:
     endpoint = _endpoint(args)
     try:
-        print("seeders:")
+        print(_("seeders:"))
         peers = find_alive(endpoint, read_seeders(args.seeders))
         songs = search(endpoint, [x for x in peers.values() if x.alive],
                        args.name)
         song = pick_song(songs, args.name, args.song_id)
         existing = check_output(args.output, song, args.force)
         if existing and not args.play:
-            print(f"{cli.printable(existing)} is already here and "
-                  f"verified")
+            print(tr(N_("{path} is already here and verified"),
+                     path=cli.printable(existing)))
             if args.json:
                 write_json(args.json, already_verified(existing, song))
             return cli.EXIT_OK
@@ -1456,7 +1486,7 @@ def _get(args, options: Options, audio) -> int:
         path = existing or _download(download, audio, view)
     finally:
         _close(endpoint)
-    print(f"saved {cli.printable(path)}")
+    print(tr(N_("saved {path}"), path=cli.printable(path)))
     if audio:
         audio.play_to_the_end(download, path)
     stats = download.stats(timeline=False)
@@ -1481,14 +1511,16 @@ def _download(download: Download, audio, view: TerminalView) -> str:
         if audio:
             audio.stop()
         if download.started and os.path.exists(download.part_path):
-            print(f"partial download kept in {download.part_path}: run "
-                  f"the same command again to resume", file=sys.stderr)
+            print(tr(N_("partial download kept in {path}: run the same "
+                        "command again to resume"),
+                     path=cli.printable(download.part_path)),
+                  file=sys.stderr)
         raise
     finally:
         view.draw(final=True)
 
 
-KEYS_HELP = "keys: p or space = pause/resume, q = stop playing"
+KEYS_HELP = N_("keys: p or space = pause/resume, q = stop playing")
 
 
 class Keys:
@@ -1535,8 +1567,8 @@ class Audio:
     def __init__(self, args):
         import importlib.util
         if importlib.util.find_spec("audioread") is None:
-            raise cli.UsageError("audioread is missing: run ./setup.sh "
-                                 "install, then use .venv/bin/python")
+            raise cli.UsageError(_("audioread is missing: run ./setup.sh "
+                                   "install, then use .venv/bin/python"))
         import player
         self.module = player
         try:
@@ -1558,14 +1590,14 @@ class Audio:
 
     def start_preview(self, download: Download) -> None:
         self._new_player(download).start()
-        print(KEYS_HELP)
+        print(_(KEYS_HELP))
 
     def play_to_the_end(self, download: Download, path: str) -> None:
         if self.player is None:  # --play: the whole file is here
             if download.started is None:
                 download.started = time.monotonic()
             self._new_player(download).play_file(path)
-            print(KEYS_HELP)
+            print(_(KEYS_HELP))
         # On a terminal one line is rewritten in place; in a log, a line
         # per second.
         tty = sys.stdout.isatty()
@@ -1584,11 +1616,14 @@ class Audio:
             if tty:
                 self._show_position("\r", "\n")
         if self.player.error:
-            raise cli.RunError(f"playback failed: {self.player.error}")
+            raise cli.RunError(tr(N_("playback failed: {reason}"),
+                                  reason=self.player.error))
 
     def _show_position(self, start: str, end: str) -> None:
-        sys.stdout.write(f"{start}playing {self.player.position_s:5.1f} s "
-                         f"({self.player.state})   {end}")
+        sys.stdout.write(start + tr(
+            N_("playing {at} s ({state})"),
+            at=i18n.decimal(self.player.position_s, 1).rjust(5),
+            state=player_state(self.player.state)) + "   " + end)
         sys.stdout.flush()
 
     def handle_keys(self) -> None:
@@ -1609,70 +1644,79 @@ class Audio:
 
 
 def build_parser() -> cli.Parser:
-    parser = cli.Parser(prog="leecher.py", description=(
+    parser = cli.Parser(prog="leecher.py", description=_(
         "Find P2P FACOM seeders, search their songs and download one."))
+    cli.add_lang_option(parser)  # before or after the command
     sub = parser.add_subparsers(dest="command", required=True,
                                 parser_class=cli.Parser)
     common = cli.Parser(add_help=False)
     common.add_argument("--seeders", metavar="ADDR,ADDR",
-                        help="seeders to use (default: seeders.txt or "
-                             "127.0.0.1-3:9000)")
+                        help=_("seeders to use (default: seeders.txt or "
+                               "127.0.0.1-3:9000)"))
     common.add_argument("--no-offload", action="store_true",
-                        help="one datagram per read (no UDP GRO)")
+                        help=_("one datagram per read (no UDP GRO)"))
     common.add_argument("--pcap", metavar="FILE",
-                        help="write every datagram sent and received to "
-                             "this pcap file (Wireshark: see wireshark/)")
-    sub.add_parser("ping", parents=[common], help="which seeders are alive")
-    find = sub.add_parser("search", parents=[common], help="search songs")
+                        help=_("write every datagram sent and received to "
+                               "this pcap file (Wireshark: see wireshark/)"))
+    cli.add_lang_option(common)
+    sub.add_parser("ping", parents=[common],
+                   help=_("which seeders are alive"))
+    find = sub.add_parser("search", parents=[common],
+                          help=_("search songs"))
     find.add_argument("query", nargs="?", default="",
-                      help="words of the name (empty: all songs)")
-    get = sub.add_parser("get", parents=[common], help="download a song")
+                      help=_("words of the name (empty: all songs)"))
+    get = sub.add_parser("get", parents=[common], help=_("download a song"))
     add_get_arguments(get)
     return parser
 
 
 def add_get_arguments(get) -> None:
-    get.add_argument("name", help="song name (or a unique part of it)")
+    get.add_argument("name", help=_("song name (or a unique part of it)"))
     get.add_argument("--id", dest="song_id", metavar="PREFIX",
                      type=hex_prefix,
-                     help="the song whose SHA-256 starts with PREFIX (when "
-                          "seeders disagree on a name)")
+                     help=_("the song whose SHA-256 starts with PREFIX (when "
+                            "seeders disagree on a name)"))
     get.add_argument("-o", "--output", default="downloads",
-                     help="folder to save into (default downloads/)")
+                     help=_("folder to save into (default downloads/)"))
     get.add_argument("--method", choices=list(p.ORDER_NAMES),
-                     help="sending order to ask for (default: each "
-                          "seeder's own)")
-    get.add_argument("--json", metavar="FILE", help="write statistics here")
+                     help=_("sending order to ask for (default: each "
+                            "seeder's own)"))
+    get.add_argument("--json", metavar="FILE",
+                     help=_("write statistics here"))
     get.add_argument("--loss", type=cli.probability, default=0.0,
-                     metavar="P", help="drop received datagrams on purpose")
+                     metavar="P", help=_("drop received datagrams on "
+                                         "purpose"))
     get.add_argument("--rng-seed", type=int, default=None, metavar="N")
     get.add_argument("--window", type=int, default=DEFAULT_WINDOW,
-                     help="chunks in flight per seeder (default 256)")
+                     help=_("chunks in flight per seeder (default 256)"))
     get.add_argument("--timeout", type=cli.positive, default=DEFAULT_TIMEOUT,
-                     metavar="S", help="give up after S s without progress")
+                     metavar="S",
+                     help=_("give up after S s without progress"))
     get.add_argument("--force", action="store_true",
-                     help="replace an existing file of the same name")
+                     help=_("replace an existing file of the same name"))
     get.add_argument("--play", action="store_true",
-                     help="play the song once it is downloaded")
+                     help=_("play the song once it is downloaded"))
     get.add_argument("--preview", action="store_true",
-                     help="play while downloading")
+                     help=_("play while downloading"))
     get.add_argument("--prebuffer", type=cli.non_negative, default=2.0,
-                     metavar="S", help="seconds of audio before playing "
-                                       "(default 2)")
+                     metavar="S", help=_("seconds of audio before playing "
+                                         "(default 2)"))
     get.add_argument("--audio-out", metavar="FILE.wav",
-                     help="write what is played to a WAV file")
+                     help=_("write what is played to a WAV file"))
     get.add_argument("--fast", action="store_true",
-                     help="with --audio-out: not in real time")
+                     help=_("with --audio-out: not in real time"))
 
 
 def hex_prefix(text: str) -> str:
     import argparse
     if not text or any(c not in "0123456789abcdefABCDEF" for c in text):
-        raise argparse.ArgumentTypeError(f"not a hexadecimal id: {text!r}")
+        raise argparse.ArgumentTypeError(
+            tr(N_("not a hexadecimal id: {text}"), text=repr(text)))
     return text.lower()
 
 
 def main(argv=None) -> int:
+    cli.setup_language(argv)  # --lang, else LANG (before the help texts)
     args = build_parser().parse_args(argv)
     if hasattr(signal, "SIGXFSZ"):  # over a file-size limit: EFBIG, not death
         signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
@@ -1680,7 +1724,8 @@ def main(argv=None) -> int:
 
     def body():
         if args.command == "get" and not 1 <= args.window <= 4096:
-            raise cli.UsageError("--window must be between 1 and 4096")
+            raise cli.UsageError(_("--window must be between 1 and "
+                                   "4096"))
         return commands[args.command](args)
     return cli.run_main("leecher", body)
 

@@ -14,6 +14,8 @@ import sys
 import time
 
 import cli
+import i18n
+from i18n import N_, _
 from sample_song import ensure_sample
 
 DEMO_ORDERS = ("sequential", "random", "semi-random")
@@ -27,20 +29,19 @@ def build_parser() -> cli.Parser:
     import seeder
     parser = cli.Parser(
         prog="p2p_facom.py",
-        description="P2P FACOM: peer-to-peer MP3 streaming over UDP.",
-        epilog="Other commands: 'p2p_facom.py demo' starts three seeders "
-               "on 127.0.0.1-3 and a leecher; 'p2p_facom.py experiment "
-               "-h' compares the sending orders. Terminal leecher: "
-               "'python3 leecher.py -h'.")
+        description=_("P2P FACOM: peer-to-peer MP3 streaming over UDP."),
+        epilog=_("Other commands: 'p2p_facom.py demo' starts three seeders "
+                 "on 127.0.0.1-3 and a leecher; 'p2p_facom.py experiment "
+                 "-h' compares the sending orders. Terminal leecher: "
+                 "'python3 leecher.py -h'."))
     parser.add_argument("-t", "--type", choices=("seeder", "leecher"),
-                        required=True, help="run a seeder or the leecher")
+                        required=True, help=_("run a seeder or the leecher"))
     seeder.add_arguments(parser)
     parser.add_argument("--seeders", metavar="ADDR,ADDR",
-                        help="leecher: seeders to use")
-    parser.add_argument("--lang", choices=("pt", "en"),
-                        help="leecher window language (default: locale)")
+                        help=_("leecher: seeders to use"))
+    cli.add_lang_option(parser)
     parser.add_argument("-o", "--output", default="downloads",
-                        help="leecher: folder for downloads")
+                        help=_("leecher: folder for downloads"))
     return parser
 
 
@@ -56,7 +57,7 @@ def run_leecher_window(args) -> int:
 
 # ------------------------------------------------------------------ demo
 def demo_parser() -> cli.Parser:
-    parser = cli.Parser(prog="p2p_facom.py demo", description=(
+    parser = cli.Parser(prog="p2p_facom.py demo", description=_(
         "Start the three classroom seeders (127.0.0.1-3, sequential, random "
         "and semi-random) and a leecher on the sample song; stop them all "
         "on exit."))
@@ -67,28 +68,38 @@ def demo_parser() -> cli.Parser:
     parser.add_argument("-o", "--output", default="downloads")
     screen = parser.add_mutually_exclusive_group()
     screen.add_argument("--terminal", action="store_true",
-                        help="terminal leecher even when a screen exists")
+                        help=_("terminal leecher even when a screen exists"))
     screen.add_argument("--window", action="store_true",
-                        help="the window or nothing: without a screen, "
-                             "say so and start no seeder (the launcher)")
-    parser.add_argument("--lang", choices=("pt", "en"))
+                        help=_("the window or nothing: without a screen, "
+                               "say so and start no seeder (the launcher)"))
+    cli.add_lang_option(parser)
     return parser
 
 
+def seeder_error(line: str) -> str:
+    """A seeder's error line without its "seeder: error: " (in the
+    language the seeder was started in: ours)."""
+    prefix = i18n.text(N_("{prog}: error: {message}"), prog="seeder",
+                       message="")
+    return line[len(prefix):] if line.startswith(prefix) else line
+
+
 def start_seeders(args) -> list[subprocess.Popen]:
+    import seeder
     procs = []
     for n, order in enumerate(DEMO_ORDERS):
         cmd = [sys.executable, os.path.join(cli.PROJECT_DIR, "seeder.py"),
                "-i", f"127.0.0.{n + 1}", "-p", str(args.port), "-m", order,
-               "-d", args.dir, "-q", "--rng-seed", str(n + 1), *DEMO_LINK]
+               "-d", args.dir, "-q", "--rng-seed", str(n + 1), *DEMO_LINK,
+               "--lang", i18n.language()]
         proc = subprocess.Popen(cmd, stdout=subprocess.PIPE,
                                 stderr=subprocess.STDOUT, text=True)
         procs.append(proc)
         line = proc.stdout.readline().strip()
-        if proc.poll() is not None or "sharing" not in line:
+        if proc.poll() is not None or not seeder.is_start_line(line):
             stop_seeders(procs)
-            raise cli.UsageError(line.replace("seeder: error: ", "") or
-                                 "a seeder did not start")
+            raise cli.UsageError(seeder_error(line) or
+                                 _("a seeder did not start"))
         print(line)
     return procs
 
@@ -105,7 +116,7 @@ def run_demo(argv) -> int:
     def body():
         import seeder
         if args.window and not _gui().display_available():
-            raise cli.UsageError(NO_DISPLAY)
+            raise cli.UsageError(_(NO_DISPLAY))
         seeder.check_folder(args.dir)
         ensure_sample(args.dir)
         os.makedirs(args.output, exist_ok=True)
@@ -119,8 +130,8 @@ def run_demo(argv) -> int:
     return cli.run_main("demo", body)
 
 
-NO_DISPLAY = ("no display available for the window; the terminal demo: "
-              "python3 p2p_facom.py demo --terminal")
+NO_DISPLAY = N_("no display available for the window; the terminal demo: "
+                "python3 p2p_facom.py demo --terminal")
 # The lesson's first run is in order: the next ones (random, semi-random,
 # "Download again") compare against it.
 DEMO_FIRST_ORDER = "sequential"
@@ -137,10 +148,11 @@ def demo_leecher(args, seeders: str) -> int:
         if args.lang:
             argv += ["--lang", args.lang]
         return gui.main(argv)
-    print("no screen: running the terminal leecher (preview on)")
+    print(_("no screen: running the terminal leecher (preview on)"))
     import leecher
     return leecher.main(["get", args.song, "-o", args.output, "--seeders",
                          seeders, "--force", "--preview",
+                         "--lang", i18n.language(),
                          "--json", os.path.join(args.output, "stats.json")])
 
 
@@ -152,6 +164,7 @@ def _gui():
 # ------------------------------------------------------------------ main
 def main(argv=None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
+    cli.setup_language(argv)  # --lang, else LANG (before the help texts)
     if argv and argv[0] == "demo":
         return run_demo(argv[1:])
     if argv and argv[0] == "experiment":

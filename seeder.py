@@ -27,6 +27,8 @@ from collections import OrderedDict, deque
 from dataclasses import dataclass
 
 import cli
+import i18n
+from i18n import N_, _, text as tr
 import netem
 import offload as udp_offload
 import pcap
@@ -290,15 +292,16 @@ class Library:
         its player will fail: say so."""
         name = printable(shared.info.name)
         if shared.info.name != raw_name:
-            notices.append(f"seeder: {name}: the file's name is not UTF-8: "
-                           f"shared under this name")
+            notices.append(tr(N_("seeder: {name}: the file's name is not "
+                                 "UTF-8: shared under this name"), name=name))
         if not shared.info.size:
-            notices.append(f"seeder: {name} is empty: not shared "
-                           f"(nothing to stream)")
+            notices.append(tr(N_("seeder: {name} is empty: not shared "
+                                 "(nothing to stream)"), name=name))
             return False
         if not shared.info.duration_ms:
-            notices.append(f"seeder: {name}: no MP3 frame found (duration "
-                           f"unknown), shared anyway")
+            notices.append(tr(N_("seeder: {name}: no MP3 frame found "
+                                 "(duration unknown), shared anyway"),
+                              name=name))
         return True
 
     @staticmethod
@@ -310,9 +313,10 @@ class Library:
             kept = by_id.setdefault(shared.info.file_id, shared)
             if kept is not shared:
                 first = printable(kept.info.name)
-                notices.append(
-                    f"seeder: {printable(shared.info.name)} has the same "
-                    f"content as {first}: shared once, as {first}")
+                notices.append(tr(
+                    N_("seeder: {name} has the same content as {first}: "
+                       "shared once, as {first}"),
+                    name=printable(shared.info.name), first=first))
         return by_id
 
     def _close_changed(self) -> None:
@@ -423,9 +427,12 @@ class Seeder:
             sock.bind((ip, port))
         except OSError as exc:
             sock.close()
-            reason = ("address already in use" if exc.errno == errno.EADDRINUSE
+            reason = (N_("address already in use")
+                      if exc.errno == errno.EADDRINUSE
                       else exc.strerror or str(exc))
-            raise cli.UsageError(f"cannot listen on {ip}:{port}: {reason}")
+            raise cli.UsageError(tr(N_("cannot listen on {ip}:{port}: "
+                                       "{reason}"), ip=ip, port=port,
+                                    reason=_(reason)))
         sock.setblocking(False)
         return sock
 
@@ -459,7 +466,7 @@ class Seeder:
     def _receive_all(self) -> None:
         engine, sock, capture = self.engine, self.sock, self.capture
         now = time.monotonic()
-        for _ in range(RECV_BURST):
+        for _turn in range(RECV_BURST):
             try:
                 data, addr = sock.recvfrom(2048)
             except (BlockingIOError, InterruptedError):
@@ -544,66 +551,85 @@ class Seeder:
     def _tell_events(self) -> None:
         for event in self.engine.events():
             if isinstance(event, SessionStarted):
-                self.log(f"session {event.sid:08x} from "
-                         f"{cli.format_address(event.peer)}: "
-                         f"{printable(event.name)}, "
-                         f"{event.chunks} chunks, {event.order}")
+                self.log(tr(N_("session {sid} from {peer}: {name}, {chunks} "
+                               "chunks, {order}"), sid=f"{event.sid:08x}",
+                            peer=cli.format_address(event.peer),
+                            name=printable(event.name), chunks=event.chunks,
+                            order=i18n.order_name(event.order)))
             elif isinstance(event, SessionEnded):
-                self.log(f"session {event.sid:08x} {event.why}: "
-                         f"{event.sent} sent, {event.resent} resent")
+                self.log(tr(N_("session {sid} {why}: {sent} sent, {resent} "
+                               "resent"), sid=f"{event.sid:08x}",
+                            why=session_end(event.why), sent=event.sent,
+                            resent=event.resent))
 
     def summary(self) -> str:
         c = self.engine.counters
         link = c.link
-        return (f"seeder {self.name} stopped: {c.sessions} sessions, "
-                f"{link.sent} chunks sent ({link.resent} resent, "
-                f"{link.dropped} dropped and {link.duplicated} duplicated by "
-                f"emulation), {link.bytes_sent / 1e6:.1f} MB, "
-                f"{c.bad_datagrams} bad datagrams"
+        return (tr(N_("seeder {name} stopped: {sessions} sessions, {sent} "
+                      "chunks sent ({resent} resent, {dropped} dropped and "
+                      "{duplicated} duplicated by emulation), {mb} MB, "
+                      "{bad} bad datagrams"), name=self.name,
+                   sessions=c.sessions, sent=link.sent, resent=link.resent,
+                   dropped=link.dropped, duplicated=link.duplicated,
+                   mb=i18n.decimal(link.bytes_sent / 1e6, 1),
+                   bad=c.bad_datagrams)
                 + (f"; {fallback}" if (fallback := getattr(
                     self.sender, "fallback_reason", "")) else ""))
+
+
+# Why a session ended (seed_engine's words) in the language in use; a
+# "failed: ..." carries the system's own words and stays as it is.
+SESSION_ENDS = {"done": N_("done"), "cancelled": N_("cancelled"),
+                "timed out": N_("timed out"), "evicted": N_("evicted")}
+
+
+def session_end(why: str) -> str:
+    return _(SESSION_ENDS[why]) if why in SESSION_ENDS else why
 
 
 # -------------------------------------------------------------------- CLI
 def add_arguments(parser) -> None:
     """Options shared by ``seeder.py`` and ``p2p_facom.py -t seeder``."""
     parser.add_argument("-i", "--ip", type=cli.ip_address, default="127.0.0.1",
-                        help="address to listen on (default 127.0.0.1)")
+                        help=_("address to listen on (default 127.0.0.1)"))
     parser.add_argument("-p", "--port", type=cli.port_number,
-                        default=cli.DEFAULT_PORT, help="UDP port (9000)")
+                        default=cli.DEFAULT_PORT, help=_("UDP port (9000)"))
     parser.add_argument("-m", "--method", choices=list(p.ORDER_NAMES),
                         default="sequential",
-                        help="sending order when a request names none")
+                        help=_("sending order when a request names none"))
     parser.add_argument("-d", "--dir", default=cli.MUSIC_DIR,
-                        help="folder of .mp3 files to share (music/)")
+                        help=_("folder of .mp3 files to share (music/)"))
     parser.add_argument("--ordered-fraction", type=cli.non_negative,
-                        default=0.5, help="semi-random: share sent in order")
+                        default=0.5,
+                        help=_("semi-random: share sent in order"))
     parser.add_argument("--rate", type=cli.non_negative, default=0,
-                        metavar="KBPS", help="emulated link rate, kbit/s")
+                        metavar="KBPS", help=_("emulated link rate, kbit/s"))
     parser.add_argument("--loss", type=cli.probability, default=0.0,
-                        metavar="P", help="emulated loss (0.1 or 10%%)")
+                        metavar="P", help=_("emulated loss (0.1 or 10%%)"))
     parser.add_argument("--dup", type=cli.probability, default=0.0,
-                        metavar="P", help="emulated duplication")
+                        metavar="P", help=_("emulated duplication"))
     parser.add_argument("--delay", type=cli.non_negative, default=0,
-                        metavar="MS", help="emulated one-way delay")
+                        metavar="MS", help=_("emulated one-way delay"))
     parser.add_argument("--jitter", type=cli.non_negative, default=0,
-                        metavar="MS", help="emulated extra random delay")
+                        metavar="MS", help=_("emulated extra random delay"))
     parser.add_argument("--rng-seed", type=int, default=None, metavar="N",
-                        help="make loss and orders repeatable")
-    parser.add_argument("--name", default=None, help="name shown to leechers")
+                        help=_("make loss and orders repeatable"))
+    parser.add_argument("--name", default=None,
+                        help=_("name shown to leechers"))
     parser.add_argument("-q", "--quiet", action="store_true",
-                        help="no line per session")
+                        help=_("no line per session"))
     parser.add_argument("--no-offload", dest="offload", action="store_false",
-                        help="one datagram per system call, no UDP GSO")
+                        help=_("one datagram per system call, no UDP GSO"))
     parser.add_argument("--pcap", default=None, metavar="FILE",
-                        help="write every datagram sent and received to "
-                             "FILE (pcap; emulated drops marked)")
+                        help=_("write every datagram sent and received to "
+                               "this pcap file (Wireshark: see wireshark/)"))
 
 
 def run(args) -> int:
     """Run a seeder until Ctrl-C (or SIGTERM) from parsed arguments."""
     if args.ordered_fraction > 1:
-        raise cli.UsageError("--ordered-fraction must be between 0 and 1")
+        raise cli.UsageError(_("--ordered-fraction must be between 0 "
+                               "and 1"))
     check_folder(args.dir)
     link = netem.LinkSpec(loss=args.loss, dup=args.dup,
                           delay_s=args.delay / 1000,
@@ -615,9 +641,10 @@ def run(args) -> int:
                     (lambda line: None) if args.quiet else _say, _say,
                     offload=args.offload, pcap_path=args.pcap)
     files = len(seeder.library)
-    _say(f"seeder {seeder.name}: sharing {files} file(s) from {args.dir}, "
-         f"{args.method} order" + ("" if files else
-                                    " (no .mp3 files yet: add some)"))
+    _say(tr(N_("seeder {name}: sharing {files} file(s) from {folder}, "
+               "{order} order"), name=seeder.name, files=files,
+            folder=printable(args.dir), order=i18n.order_name(args.method))
+         + ("" if files else _(" (no .mp3 files yet: add some)")))
     for line in seeder.file_notices:
         _say(line)
     _stop_on_sigterm()
@@ -640,10 +667,12 @@ def _say(line: str) -> None:
 def check_folder(folder: str) -> None:
     """UsageError unless ``folder`` is a folder we can share."""
     if not os.path.exists(folder):
-        raise cli.UsageError(f"shared folder not found: {folder}")
+        raise cli.UsageError(tr(N_("shared folder not found: {folder}"),
+                                folder=folder))
     if not os.path.isdir(folder):
-        raise cli.UsageError(f"not a folder: {folder} (-d names the folder "
-                             f"whose .mp3 files are shared)")
+        raise cli.UsageError(tr(N_("not a folder: {folder} (-d names the "
+                                   "folder whose .mp3 files are shared)"),
+                                folder=folder))
 
 
 def _stop_on_sigterm() -> None:
@@ -654,10 +683,18 @@ def _stop_on_sigterm() -> None:
     signal.signal(signal.SIGTERM, stop)
 
 
+def is_start_line(line: str) -> bool:
+    """The line a seeder prints once it listens ("seeder NAME: sharing
+    ..."), in any language; its errors start "seeder: "."""
+    return line.startswith("seeder ")
+
+
 def main(argv=None) -> int:
-    parser = cli.Parser(prog="seeder.py", description=(
+    cli.setup_language(argv)  # --lang, else LANG (before the help texts)
+    parser = cli.Parser(prog="seeder.py", description=_(
         "Share the MP3 files of a folder with P2P FACOM leechers over UDP."))
     add_arguments(parser)
+    cli.add_lang_option(parser)
     args = parser.parse_args(argv)
     return cli.run_main("seeder", lambda: run(args))
 

@@ -21,7 +21,9 @@ import i18n
 PO = os.path.join(ROOT, "locale", "pt_BR", "LC_MESSAGES", "p2p_facom.po")
 MO = PO[:-3] + ".mo"
 SOURCES = sorted(glob.glob(os.path.join(ROOT, "gui*.py"))) + \
-    [os.path.join(ROOT, "i18n.py")]
+    [os.path.join(ROOT, name) for name in (
+        "i18n.py", "leecher.py", "seeder.py", "cli.py", "p2p_facom.py",
+        "experiment.py")]
 
 
 def msgids_in_code() -> set[str]:
@@ -58,7 +60,7 @@ def test_every_msgid_of_the_code_has_a_portuguese_translation():
 # Words that are the same in Portuguese (names, abbreviations).
 SAME_IN_BOTH = {"NACKs", "NACK", "RTT", "Retransm.", "Seeders",
                 "P2P FACOM — leecher", "Download", "Player",
-                "{pos} / {total}  ·  {state}"}
+                "{pos} / {total}  ·  {state}", "seeders", "seeders:"}
 
 
 def test_translations_keep_the_fields_of_their_msgid():

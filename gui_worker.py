@@ -358,8 +358,9 @@ class Worker(threading.Thread):
         self.post(PeersChecked(tuple(peer_row(peer)
                                      for peer in self.peers.values())))
         if not any(peer.alive for peer in fresh.values()):
-            raise GuiError(N_("No seeder with this song is alive ({addresses}):"
-                              " start one (python3 seeder.py -i {ip} -p "
+            raise GuiError(N_("No seeder with this song is alive "
+                              "({addresses}): start one (python3 seeder.py "
+                              "-i {ip} -p "
                               "{port}) and press Refresh."),
                            addresses=", ".join(cli.format_address(a)
                                                for a in song.sources),

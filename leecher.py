@@ -612,7 +612,8 @@ class PartFile:
         # A verified piece stays so while every chunk of it is intact.
         self.verified_pieces = [
             n for n in verified
-            if 0 not in intact[slice(*pieces.chunk_range(n, self.info.chunks))]]
+            if 0 not in intact[slice(*pieces.chunk_range(
+                n, self.info.chunks))]]
         emit(ev.Resumed(len(good), self.info.chunks))
         return good
 

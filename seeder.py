@@ -105,8 +105,9 @@ def printable(text: str) -> str:
 class OpenFile:
     """One shared file open for reading.  Opened without following a
     symlink and checked against the scan (device, inode, size, mtime), so
-    a file swapped or edited after the scan is never served.  Chunks read in file order
-    are read ``READ_AHEAD`` at a time, one ``pread`` instead of one each."""
+    a file swapped or edited after the scan is never served.  Chunks read
+    in file order are read ``READ_AHEAD`` at a time, one ``pread`` instead
+    of one each."""
 
     def __init__(self, shared: SharedFile):
         self.info = shared.info

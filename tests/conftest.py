@@ -11,6 +11,11 @@ import pytest
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
+# Tests read the programs' English output: whatever the locale of the
+# machine running them (tests/test_terminal_language.py sets its own).
+os.environ["LC_ALL"] = "C.UTF-8"
+for _variable in ("LANGUAGE", "LC_MESSAGES", "LANG"):
+    os.environ.pop(_variable, None)
 PYTHON = sys.executable
 SAMPLE = os.path.join(ROOT, "music", "facom-sample.mp3")
 

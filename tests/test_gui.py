@@ -536,12 +536,13 @@ def test_without_a_display_main_says_so_in_one_line(tmp_path):
 def test_output_that_is_a_file_is_one_line(display, tmp_path):
     afile = tmp_path / "afile"
     afile.write_text("not a folder")
-    for lang, says in (("en", "is not a folder"), ("pt", "não é uma pasta")):
+    for lang, error, says in (("en", "error", "is not a folder"),
+                              ("pt", "erro", "não é uma pasta")):
         result = subprocess.run(
             [PYTHON, "gui.py", "--lang", lang, "-o", str(afile)],
             capture_output=True, text=True, timeout=30, cwd=ROOT)
         assert result.returncode == 2, result.stderr
-        assert result.stderr == f"gui: error: -o {afile} {says}\n"
+        assert result.stderr == f"gui: {error}: -o {afile} {says}\n"
 
 
 def test_importing_gui_needs_no_display_nor_matplotlib():

@@ -1473,8 +1473,11 @@ def _get(args, options: Options, audio) -> int:
                        args.name)
         song = pick_song(songs, args.name, args.song_id)
         existing = check_output(args.output, song, args.force)
-        if existing and not args.play:
-            print(tr(N_("{path} is already here and verified"),
+        # --play and --preview play a song already here; anything else
+        # has nothing to do (--force fetches it again).
+        if existing and not (args.play or args.preview):
+            print(tr(N_("{path} is already here and verified (--force "
+                        "downloads it again)"),
                      path=cli.printable(existing)))
             if args.json:
                 write_json(args.json, already_verified(existing, song))

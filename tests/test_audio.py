@@ -86,3 +86,25 @@ def test_random_order_starts_later_than_sequential(seeders, song_dir,
     assert sequential["stalls"] == 0
     assert sequential["continuity"] == 1.0
     assert shuffled["startup_s"] > sequential["startup_s"]
+
+
+def test_preview_of_a_song_already_here_plays_it(seeders, song_dir,
+                                                 tmp_path):
+    """A second `get --preview` of a verified song plays the file (the
+    README's examples run one after the other), and a plain `get` says
+    how to fetch it again."""
+    (seeder,) = seeders(("127.0.0.1", "-d", str(song_dir), "-q"))
+    first = run_leecher("get", "short-tune", "-o", str(tmp_path),
+                        "--seeders", seeder.address)
+    assert first.returncode == 0, first.stdout + first.stderr
+    again = run_leecher("get", "short-tune", "-o", str(tmp_path),
+                        "--seeders", seeder.address)
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert "already here and verified (--force downloads it again)" in \
+        again.stdout
+    wav = tmp_path / "heard.wav"
+    played = run_leecher("get", "short-tune", "-o", str(tmp_path),
+                         "--preview", "--audio-out", str(wav), "--fast",
+                         "--seeders", seeder.address)
+    assert played.returncode == 0, played.stdout + played.stderr
+    assert wav_pcm(wav) == ffmpeg_pcm(song_dir / "short-tune.mp3")

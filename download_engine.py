@@ -98,6 +98,7 @@ class Options:
     loss: float = 0.0  # the driver's: drop received datagrams on purpose
     seed: int | None = None
     force: bool = False  # the driver's: replace a different file
+    fresh: bool = False  # the driver's: ignore resume data (Download again)
 
 
 class Timeline:

@@ -336,7 +336,8 @@ class Worker(threading.Thread):
             self.post(AlreadyHere(existing, song.info))
             return
         download = leecher.Download(self._endpoint(), song, self.peers,
-                                    out_dir, leecher.Options(method=method),
+                                    out_dir, leecher.Options(method=method,
+                                                             fresh=again),
                                     events=self.inbox)
         self.download = download
         if self.closing or self.stop_requested:  # Stop came first

@@ -845,7 +845,11 @@ class Download:
         self.part.open()
         self.started = time.monotonic()
         try:
-            present = self.part.resume(self._emit)
+            if self.options.fresh:  # "Download again": from nothing
+                self.part.sidecar.remove()
+                present = []
+            else:
+                present = self.part.resume(self._emit)
             self.engine = DownloadEngine(
                 self.info, self._sources(), self.started, self.options,
                 present, chunk_events=getattr(self.events, "wants_chunks",

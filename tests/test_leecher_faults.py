@@ -13,6 +13,8 @@ import pytest
 
 from conftest import PYTHON, ROOT, run_leecher, sha256
 
+import cli  # noqa: E402  (conftest puts the project on sys.path)
+
 
 def start_get(*args):
     return subprocess.Popen([PYTHON, os.path.join(ROOT, "leecher.py"), "get",
@@ -67,6 +69,41 @@ def test_interrupted_get_resumes_and_ends_byte_exact(seeders, song_dir,
     counted = json.loads(stats.read_text())
     assert counted["chunks_resumed"] == resumed
     assert counted["chunks_received"] == 230 - resumed  # over the wire
+
+
+def test_download_again_starts_from_nothing_despite_resume_data(
+        seeders, song_dir, tmp_path):
+    """The window's "Download again" (and the demo's first run) must not
+    quietly resume a .part left by a run closed mid-download: the lesson
+    compares orders from the first chunk."""
+    import leecher
+    (seeder,) = seeders(("127.0.0.1", "-d", str(song_dir), "-q",
+                         "--rate", "300"))
+    first = start_get("facom-sample", "-o", str(tmp_path), "--seeders",
+                      seeder.address)
+    wait_for_chunks(tmp_path, "facom-sample.mp3")
+    time.sleep(1.5)
+    first.send_signal(signal.SIGINT)
+    first.communicate(timeout=10)
+    sidecar = tmp_path / "facom-sample.mp3.part.json"
+    assert sidecar.exists()
+    endpoint = leecher.Endpoint()
+    try:
+        peers = leecher.ping(endpoint, [cli.parse_address(seeder.address)])
+        songs = leecher.search(endpoint, [x for x in peers.values()
+                                          if x.alive], "facom-sample")
+        song = leecher.pick_song(songs, "facom-sample", out=lambda _: None)
+        download = leecher.Download(endpoint, song, peers, str(tmp_path),
+                                    leecher.Options(fresh=True))
+        download.run()
+    finally:
+        endpoint.close()
+    stats = download.stats(timeline=False)
+    assert stats["chunks_resumed"] == 0
+    assert stats["chunks_received"] == 230
+    assert sha256(tmp_path / "facom-sample.mp3") == \
+        sha256(song_dir / "facom-sample.mp3")
+    assert not sidecar.exists()
 
 
 def test_song_changed_on_the_seeders_restarts_cleanly(seeders, tmp_path):

@@ -150,8 +150,11 @@ def demo_leecher(args, seeders: str) -> int:
         return gui.main(argv)
     print(_("no screen: running the terminal leecher (preview on)"))
     import leecher
+    # Sequential, as the window's first run: playback starts at once, the
+    # lesson's baseline (each seeder's own order would wait seconds).
     return leecher.main(["get", args.song, "-o", args.output, "--seeders",
                          seeders, "--force", "--preview",
+                         "--method", "sequential",
                          "--lang", i18n.language(),
                          "--json", os.path.join(args.output, "stats.json")])
 

@@ -137,3 +137,19 @@ def test_the_demo_window_starts_its_first_run_by_itself(monkeypatch):
                     "--song", "x.mp3", "--method", "sequential",
                     "--autostart", "--lang", "pt"]
     assert "--autostart" not in plain
+
+
+def test_the_terminal_demo_plays_the_lesson_s_first_order(monkeypatch):
+    """Without a screen the demo runs the terminal leecher in the same
+    order as the window's first run (sequential: playback at once)."""
+    import gui
+    import leecher
+    import p2p_facom
+    ran = []
+    monkeypatch.setattr(gui, "display_available", lambda: False)
+    monkeypatch.setattr(leecher, "main", lambda argv: ran.append(argv) or 0)
+    args = p2p_facom.demo_parser().parse_args(["--song", "x.mp3"])
+    assert p2p_facom.demo_leecher(args, "127.0.0.1:9000") == 0
+    (argv,) = ran
+    assert argv[argv.index("--method") + 1] == "sequential"
+    assert "--preview" in argv and "--force" in argv

@@ -122,6 +122,10 @@ def build_parser() -> cli.Parser:
     parser.add_argument("--orders", default=",".join(ORDERS),
                         help=_("sending orders to compare, comma-separated "
                                "(default all three)"))
+    parser.add_argument("--pcap", default=None, metavar="FILE",
+                        help=_("write every run's leecher datagrams into "
+                               "one pcap file (real runs only; each "
+                               "download is its own pf.stream)"))
     parser.add_argument("--simulate", action="store_true",
                         help=_("on the simulated network in virtual time: "
                                "the same engines, no processes or sockets, "
@@ -162,6 +166,9 @@ def check_args(args) -> list[str]:
                                    "from {orders})"), order=repr(unknown[0]),
                                 orders=", ".join(ORDERS)) if unknown
                              else _("no sending order given"))
+    if args.pcap and args.simulate:
+        raise cli.UsageError(_("--pcap is not available with --simulate: "
+                               "the simulated network sends no datagrams"))
     if os.path.exists(args.output) and not os.path.isdir(args.output):
         raise cli.UsageError(tr(N_("output is not a folder: {path}"),
                                 path=args.output))
@@ -239,12 +246,16 @@ def _first_line(proc: subprocess.Popen, timeout: float) -> str:
 
 # ----------------------------------------------------------- one download
 def download_once(song: SongInfo, order: str, addresses, out_dir: str,
-                  prebuffer: float, seed: int) -> dict:
+                  prebuffer: float, seed: int, writer=None) -> dict:
     """One download with preview on the null sink; its statistics plus
-    the received and played times of every chunk."""
+    the received and played times of every chunk.  ``writer`` (a
+    ``pcap.PcapWriter`` shared by every run) gets its datagrams."""
     import leecher
     import player
     endpoint = leecher.Endpoint(seed=seed)
+    if writer is not None:
+        import pcap
+        endpoint.capture = pcap.Capture(writer, endpoint.sock.getsockname())
     try:
         peers = leecher.ping(endpoint, addresses)
         alive = [peer for peer in peers.values() if peer.alive]
@@ -268,6 +279,7 @@ def download_once(song: SongInfo, order: str, addresses, out_dir: str,
             raise cli.RunError(tr(N_("playback failed: {reason}"),
                                   reason=audio.error))
     finally:
+        endpoint.capture = None  # the shared writer outlives this socket
         endpoint.close()
     stats = download.stats(timeline=False)
     return {
@@ -546,6 +558,7 @@ def draw_png(path: str, song: SongInfo, results: dict, summaries: dict,
 def run(args) -> int:
     orders = check_args(args)
     song = SongInfo(find_song(args.song))
+    args.pcap_writer = open_pcap(args.pcap)  # before any seeder starts
     rate = args.rate or max(MIN_RATE_KBPS, round(
         DEFAULT_RATE_FACTOR * song.kbps / args.seeders, 1))
     conditions = tr(
@@ -562,22 +575,26 @@ def run(args) -> int:
           flush=True)
     downloads = SimulatedDownloads if args.simulate else RealDownloads
     results: dict[str, list[dict]] = {order: [] for order in orders}
-    with downloads(song, args, rate) as download:
-        for run_n in range(args.runs):
-            seed = args.seed * 1000 + run_n
-            for order in orders:
-                result = download(order, seed)
-                results[order].append(result)
-                print(f"  {i18n.order_name(order):<11} " + tr(
-                    N_("run {n}/{runs}: start-up {startup} s, {stalls} "
-                       "stall(s) ({stall} s), continuity {continuity} %, "
-                       "done in {done} s"), n=run_n + 1, runs=args.runs,
-                    startup=_cell(result["startup_s"], "{:.2f}"),
-                    stalls=result["stalls"],
-                    stall=_cell(result["stall_s"], "{:.2f}"),
-                    continuity=_cell(result["continuity"], "{:.1f}"),
-                    done=_cell(result["completion_s"], "{:.2f}")),
-                    flush=True)
+    try:
+        with downloads(song, args, rate) as download:
+            for run_n in range(args.runs):
+                seed = args.seed * 1000 + run_n
+                for order in orders:
+                    result = download(order, seed)
+                    results[order].append(result)
+                    print(f"  {i18n.order_name(order):<11} " + tr(
+                        N_("run {n}/{runs}: start-up {startup} s, {stalls} "
+                           "stall(s) ({stall} s), continuity {continuity} %, "
+                           "done in {done} s"), n=run_n + 1, runs=args.runs,
+                        startup=_cell(result["startup_s"], "{:.2f}"),
+                        stalls=result["stalls"],
+                        stall=_cell(result["stall_s"], "{:.2f}"),
+                        continuity=_cell(result["continuity"], "{:.1f}"),
+                        done=_cell(result["completion_s"], "{:.2f}")),
+                        flush=True)
+    finally:
+        if args.pcap_writer is not None:
+            args.pcap_writer.close()
     summaries = {order: summarize(results[order]) for order in orders}
     print()
     print(format_table(summaries, args.runs))
@@ -593,6 +610,8 @@ def run(args) -> int:
                               path=args.output, reason=exc.strerror or exc))
     print("\n" + tr(N_("wrote {csv}, {runs} and {png}"), csv=csv_path,
                     runs=runs_path, png=png_path))
+    if args.pcap_writer is not None:
+        print(args.pcap_writer.summary())
     return cli.EXIT_OK
 
 
@@ -624,10 +643,23 @@ class RealDownloads:
                           self.link, seed * MAX_SEEDERS)
         try:
             return download_once(self.song, order, seeders.addresses,
-                                 out_dir, self.args.prebuffer, seed)
+                                 out_dir, self.args.prebuffer, seed,
+                                 self.args.pcap_writer)
         finally:
             seeders.stop()
             shutil.rmtree(out_dir, ignore_errors=True)
+
+
+def open_pcap(path: str | None):
+    """The one ``pcap.PcapWriter`` of every run (None without --pcap); a
+    path that cannot be written is a usage error, said in one line."""
+    if not path:
+        return None
+    import pcap
+    try:
+        return pcap.PcapWriter(path)
+    except pcap.CaptureError as exc:
+        raise cli.UsageError(str(exc)) from None
 
 
 def _general(value: float) -> str:

@@ -3,13 +3,14 @@
 import csv
 import math
 import os
+import shutil
 import subprocess
 import sys
 
 import pytest
 from hypothesis import given, settings, strategies as st
 
-from conftest import ROOT
+from conftest import ROOT, skip_outside_ci
 
 RUNNER = os.path.join(ROOT, "p2p_facom.py")
 
@@ -222,3 +223,39 @@ def test_model_invariants(arrivals, prebuffer):
     assert 0.0 <= result.continuity <= 1.0
     if result.stalls == 0:
         assert result.stall_s == 0
+
+
+def test_pcap_holds_every_run_and_tshark_decodes_it(short_song, tmp_path):
+    capture = tmp_path / "runs.pcap"
+    result = experiment("--song", short_song, "--runs", "1", "--seeders",
+                        "1", "--orders", "sequential,random", "--loss",
+                        "0.1", "--pcap", str(capture), "-o", str(tmp_path))
+    assert result.returncode == 0, result.stdout + result.stderr
+    last = result.stdout.strip().splitlines()[-1]
+    assert last.startswith(f"capture {capture}: ") and "datagrams" in last
+    program = shutil.which("tshark")
+    if program is None:
+        skip_outside_ci("tshark is not installed")
+    decoded = subprocess.run(
+        [program, "-X", "lua_script:" + os.path.join(
+            ROOT, "wireshark", "p2p_facom.lua"), "-o",
+         "udp.try_heuristic_first:TRUE", "-r", str(capture), "-T", "fields",
+         "-e", "pf.type", "-e", "pf.stream", "-e", "_ws.malformed"],
+        capture_output=True, text=True, timeout=120)
+    assert decoded.returncode == 0, decoded.stderr
+    rows = [line.split("\t") for line in decoded.stdout.splitlines()]
+    assert len(rows) == int(last.split(": ")[1].split()[0])
+    assert all(row[0] and not row[2] for row in rows), rows[:5]
+    assert len({row[1] for row in rows}) >= 2  # one stream per download
+
+
+@pytest.mark.parametrize("args", [
+    ("--simulate", "--pcap", "x.pcap"),
+    ("--pcap", os.path.join("no-such-folder", "x.pcap")),
+])
+def test_pcap_refused_is_one_line_and_exit_2(args, tmp_path):
+    result = experiment(*args, "-o", str(tmp_path / "out"), timeout=60)
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1, result.stderr
+    assert "--pcap" in result.stderr or "capture" in result.stderr
+    assert "seeder(s) x" not in result.stdout  # no run started

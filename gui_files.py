@@ -5,6 +5,7 @@ named after the song and the orders: no dialog, no file manager)."""
 from __future__ import annotations
 
 import os
+import shutil
 import threading
 
 import cli
@@ -20,7 +21,7 @@ except ImportError:  # python3-tk is not installed
     filedialog = None
 
 SAVE_TYPES = {".png": N_("PNG image"), ".json": N_("JSON file"),
-              ".csv": N_("CSV file")}
+              ".csv": N_("CSV file"), ".pcap": N_("pcap capture")}
 
 
 class Files:
@@ -29,7 +30,7 @@ class Files:
     def __init__(self, app):
         self.app = app
 
-    def _ask_path(self, kind: str, extension: str) -> str | None:
+    def _ask_path(self, kind: str | None, extension: str) -> str | None:
         run = self.app.state.last_run()
         if run is None:
             self.app.view.set_status(
@@ -57,6 +58,21 @@ class Files:
         path = self._ask_path("stats", ".csv")
         if path:
             self.save_stats_csv(path)
+
+    def ask_save_pcap(self) -> None:
+        path = self._ask_path(None, ".pcap")
+        if path:
+            self.save_capture(path)
+
+    def save_capture(self, path: str) -> None:
+        """A copy of the last download's capture (the worker's temporary
+        file, which the next download replaces)."""
+        capture = self.app.worker.capture_path
+        if capture is None:
+            self.app.view.set_status(
+                N_("No capture yet: download a song first."), "error")
+            return
+        self._saving(path, lambda: shutil.copyfile(capture, path))
 
     def save_plot_png(self, path: str) -> None:
         run = self.app.state.last_run()

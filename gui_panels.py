@@ -352,6 +352,7 @@ def build_menu(root, labels: Labels, app):
     entries = ((N_("Save plot (PNG)…"), app.files.ask_save_png),
                (N_("Save statistics (JSON)…"), app.files.ask_save_json),
                (N_("Save statistics (CSV)…"), app.files.ask_save_csv),
+               (N_("Save capture (pcap)…"), app.files.ask_save_pcap),
                (N_("Export the compared runs"), app.files.export_runs))
     for _, command in entries:
         files.add_command(command=command)

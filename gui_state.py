@@ -35,6 +35,7 @@ class WindowState:
     have_file: bool = False       # a verified file to play
     plot_points: int = 0          # points on the live plot
     have_stats: bool = False      # statistics of the last download
+    have_capture: bool = False    # the pcap of the last download
     runs: int = 0                 # runs of this session
     runs_selected: int = 0
     real_runs: int = 0            # runs that were real downloads
@@ -58,6 +59,7 @@ def buttons(state: WindowState) -> dict[str, bool]:
         "save_png": state.plot_points > 0,
         "save_json": state.have_stats,
         "save_csv": state.have_stats,
+        "save_pcap": state.have_capture,
         "compare": state.runs > 0,
         "export_runs": state.runs > 0,
         "simulate": not busy and not state.simulating and
@@ -413,9 +415,12 @@ def file_stem(song: str, orders) -> str:
     return re.sub(r"[^\w.-]+", "_", "-".join(parts)).strip("._") or "run"
 
 
-def default_name(song: str, orders, kind: str, extension: str) -> str:
-    """A default file name for an export: song, order(s), what it is."""
-    return f"{file_stem(song, orders)}-{kind}{extension}"
+def default_name(song: str, orders, kind: str | None,
+                 extension: str) -> str:
+    """A default file name for an export: song, order(s), what it is
+    (``kind`` None: nothing more, as for a capture)."""
+    tail = f"-{kind}" if kind else ""
+    return f"{file_stem(song, orders)}{tail}{extension}"
 
 
 # ------------------------------------------------- live counters

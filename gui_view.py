@@ -144,7 +144,9 @@ class View:
         for key, message, command in (
                 ("save_png", N_("Plot PNG"), self.app.files.ask_save_png),
                 ("save_json", N_("Stats JSON"), self.app.files.ask_save_json),
-                ("save_csv", N_("Stats CSV"), self.app.files.ask_save_csv)):
+                ("save_csv", N_("Stats CSV"), self.app.files.ask_save_csv),
+                ("save_pcap", N_("Capture PCAP"),
+                 self.app.files.ask_save_pcap)):
             button = self.labels.bind(ttk.Button(row, command=command),
                                       message)
             button.pack(side="left", padx=(4, 0))
@@ -329,6 +331,7 @@ class View:
             have_file=bool(state.final_path),
             plot_points=self.plot.points,
             have_stats=bool(state.stats), runs=len(state.runs),
+            have_capture=self.app.worker.capture_path is not None,
             real_runs=sum(not run.simulated for run in state.runs),
             simulating=state.simulating)
         if wanted == self._buttons_state:

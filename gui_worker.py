@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import os
 import queue
+import tempfile
 import threading
 import time
 import traceback
@@ -229,6 +230,9 @@ class Worker(threading.Thread):
         self.player = None
         self.closing = False
         self.stop_requested = False
+        # The last download's complete pcap (a temporary file, see
+        # _captured): "Save capture" copies it.  Set by this thread only.
+        self.capture_path: str | None = None
 
     # -------------------------------------------------- Tk thread side
     def submit(self, job: str, *args) -> None:
@@ -286,6 +290,8 @@ class Worker(threading.Thread):
             self.player.stop()
         if self.endpoint is not None:
             self.endpoint.close()
+        remove_quietly(self.capture_path)
+        self.capture_path = None
 
     def _endpoint(self) -> leecher.Endpoint:
         if self.endpoint is None:
@@ -370,7 +376,7 @@ class Worker(threading.Thread):
 
     def _run(self, download, player) -> None:
         try:
-            path = download.run()
+            path = self._captured(download.run)
         except ev.DownloadFailed as exc:
             if player is not None:
                 player.stop()  # its input will never end
@@ -387,6 +393,32 @@ class Worker(threading.Thread):
         self.completed = download
         self.inbox.window_idle.wait(GIVE_WAY_MAX_S)  # see do_stats
         self.post(DownloadEnded(path, download.stats(timeline=False)))
+
+    def _captured(self, run):
+        """``run()`` with every datagram in a fresh temporary capture,
+        which replaces the last one once complete: before the window
+        hears that the download ended.  No capture (no room in the
+        temporary folder, say) does not stop the download."""
+        import pcap
+        endpoint = self._endpoint()
+        try:
+            handle, path = tempfile.mkstemp(prefix="p2p-facom-",
+                                            suffix=".pcap")
+            os.close(handle)
+        except OSError:
+            return run()
+        try:
+            endpoint.open_capture(path)
+        except pcap.CaptureError:
+            remove_quietly(path)
+            return run()
+        try:
+            return run()
+        finally:
+            capture, endpoint.capture = endpoint.capture, None
+            capture.close()
+            remove_quietly(self.capture_path)
+            self.capture_path = path
 
     @staticmethod
     def _verified_copy(out_dir: str, song) -> str | None:
@@ -446,3 +478,10 @@ class Worker(threading.Thread):
         """A simulated run (``gui_state.SimRequest``), here and not on the
         Tk thread: it is seconds of Python for a song of minutes."""
         self.post(Simulated(gui_state.simulated_run(request)))
+
+
+def remove_quietly(path: str | None) -> None:
+    """Remove a temporary file of ours; one already gone is fine."""
+    if path:
+        with contextlib.suppress(OSError):
+            os.unlink(path)

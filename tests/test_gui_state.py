@@ -305,3 +305,59 @@ def test_simulate_needs_a_real_run_and_no_other_work():
     assert simulate(runs=1, real_runs=1)
     assert not simulate(runs=1, real_runs=1, downloading=True)
     assert not simulate(runs=1, real_runs=1, simulating=True)
+
+
+# ------------------------------------------------------------ capture
+def pcap_records(path) -> int:
+    """Records of a classic pcap file, walked header by header."""
+    import struct
+    with open(path, "rb") as handle:
+        data = handle.read()
+    assert data[:4] == b"\xd4\xc3\xb2\xa1"  # little-endian classic pcap
+    count, at = 0, 24
+    while at < len(data):
+        included = struct.unpack_from("<I", data, at + 8)[0]
+        at += 16 + included
+        count += 1
+    assert at == len(data)
+    return count
+
+
+def test_save_capture_needs_a_capture():
+    assert not gs.buttons(gs.WindowState(have_stats=True))["save_pcap"]
+    assert gs.buttons(gs.WindowState(have_capture=True))["save_pcap"]
+    assert gs.default_name("Hey Jude.mp3", ["random"], None, ".pcap") == \
+        "Hey_Jude-random.pcap"
+
+
+def test_each_download_gets_a_capture_that_replaces_the_last(tmp_path):
+    import os
+
+    import gui_worker as gw
+    import protocol as p
+    worker = gw.Worker(gw.Inbox(), gw.WorkerSettings())
+    nobody = ("127.0.0.1", 9)  # the discard port: nothing answers
+
+    def download(pings: int):
+        for n in range(pings):
+            worker._endpoint().send(p.Ping(n), nobody)
+        return "done"
+
+    try:
+        assert worker.capture_path is None
+        assert worker._captured(lambda: download(2)) == "done"
+        first = worker.capture_path
+        assert pcap_records(first) == 2  # complete before the window hears
+        assert worker._endpoint().capture is None  # pings later: not in it
+
+        def failing():
+            download(3)
+            raise OSError("the download failed")
+        with pytest.raises(OSError):
+            worker._captured(failing)
+        second = worker.capture_path
+        assert second != first and not os.path.exists(first)
+        assert pcap_records(second) == 3  # a failed download's is kept
+    finally:
+        worker._clean_up()
+    assert worker.capture_path is None and not os.path.exists(second)

@@ -60,6 +60,8 @@ class Files:
             self.save_stats_csv(path)
 
     def ask_save_pcap(self) -> None:
+        if self._capture() is None:
+            return
         path = self._ask_path(None, ".pcap")
         if path:
             self.save_capture(path)
@@ -67,12 +69,16 @@ class Files:
     def save_capture(self, path: str) -> None:
         """A copy of the last download's capture (the worker's temporary
         file, which the next download replaces)."""
+        capture = self._capture()
+        if capture is not None:
+            self._saving(path, lambda: shutil.copyfile(capture, path))
+
+    def _capture(self) -> str | None:
         capture = self.app.worker.capture_path
         if capture is None:
             self.app.view.set_status(
                 N_("No capture yet: download a song first."), "error")
-            return
-        self._saving(path, lambda: shutil.copyfile(capture, path))
+        return capture
 
     def save_plot_png(self, path: str) -> None:
         run = self.app.state.last_run()

@@ -130,6 +130,8 @@ def test_download_with_preview_fills_the_window(window, seeders, song_dir,
     assert app.selected_song().info.name == SONG
     assert app.view.songs.tree.item("0")["values"][3] == 3  # seeders
 
+    capture_button = app.view.save_buttons["save_pcap"]
+    assert capture_button.instate(["disabled"])  # no download yet
     app.start_download()
     started = time.monotonic()
     pump(app, lambda: time.monotonic() - started > 1.6
@@ -167,6 +169,7 @@ def test_download_with_preview_fills_the_window(window, seeders, song_dir,
         app.stats["chunks_retransmitted"] > 0
 
     check_saved_statistics(app, tmp_path)
+    check_saved_capture(app, tmp_path)
     after = screenshot(app, "gui-after-download.png", settled=True)
     assert app.view.plot.look.x_limit == max(app.view.plot.x_max * 1.04, 1.0)
 
@@ -212,6 +215,26 @@ def check_saved_statistics(app, tmp_path) -> None:
         csv_text = handle.read()
     assert f"nacks_sent,{saved['nacks_sent']}" in csv_text
     assert "chunk,sent_s,received_s,played_s,retransmitted" in csv_text
+
+
+def check_saved_capture(app, tmp_path) -> None:
+    """Save capture: a copy of the download's pcap, every datagram in it
+    (more than its chunks: REQUEST, NACKs); a folder that is not there
+    is one status line."""
+    pump(app, lambda: app.view.save_buttons["save_pcap"].instate(
+        ["!disabled"]), what="Save capture enabled")
+    missing = str(tmp_path / "no-such-folder" / "x.pcap")
+    app.save_capture(missing)
+    assert app.status_text().startswith(f"Cannot save {missing}:")
+    path = str(tmp_path / "download.pcap")
+    app.save_capture(path)
+    assert app.status_text() == f"Saved {path}."
+    with open(path, "rb") as handle:
+        data = handle.read()
+    assert data[:4] == b"\xd4\xc3\xb2\xa1"  # classic pcap
+    with open(app.worker.capture_path, "rb") as handle:
+        assert handle.read() == data
+    assert data.count(b"PF") > app.stats["chunks"]
 
 
 def check_language_switch(app) -> None:
@@ -487,7 +510,7 @@ def test_a_song_already_downloaded_is_played_not_fetched_again(
 
 
 def test_save_dialog_speaks_the_language_and_names_the_types(
-        window, monkeypatch):
+        window, monkeypatch, tmp_path):
     app = window([("127.0.0.1", free_port())], lang="pt")
     asked = []
 
@@ -500,11 +523,17 @@ def test_save_dialog_speaks_the_language_and_names_the_types(
     app.ask_save_png()
     app.set_language("en")
     app.ask_save_csv()
+    app.ask_save_pcap()  # no capture yet: no dialog
+    assert app.status_text() == "No capture yet: download a song first."
+    app.worker.capture_path = str(tmp_path / "last.pcap")
+    app.ask_save_pcap()
     assert asked == [
         ("&Salvar", [("Imagem PNG", "*.png"), ("Todos os arquivos", "*")],
          "song-random-plot.png"),
         ("&Save", [("CSV file", "*.csv"), ("All files", "*")],
-         "song-random-stats.csv")]
+         "song-random-stats.csv"),
+        ("&Save", [("pcap capture", "*.pcap"), ("All files", "*")],
+         "song-random.pcap")]
 
 
 def test_the_live_plot_thins_long_series():

@@ -246,7 +246,10 @@ def test_pcap_holds_every_run_and_tshark_decodes_it(short_song, tmp_path):
     rows = [line.split("\t") for line in decoded.stdout.splitlines()]
     assert len(rows) == int(last.split(": ")[1].split()[0])
     assert all(row[0] and not row[2] for row in rows), rows[:5]
-    assert len({row[1] for row in rows}) >= 2  # one stream per download
+    import protocol as p
+    chunk_streams = {row[1] for row in rows
+                     if row[0] == str(int(p.MsgType.CHUNK))}
+    assert len(chunk_streams) == 2  # one seeder, two downloads: 2 streams
 
 
 @pytest.mark.parametrize("args", [

@@ -114,6 +114,12 @@ def add_lang_option(parser) -> None:
                                     "the locale, LANG)"))
 
 
+def one_line(exc: BaseException) -> str:
+    """An exception's message on one line (its type's name when it has
+    none): for error lines and the window's messages."""
+    return " ".join(str(exc).split()) or type(exc).__name__
+
+
 def printable(text: str) -> str:
     """``text`` from the network or the disk, safe to print on a terminal:
     control characters (escape codes, newlines) and unpaired surrogates

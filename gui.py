@@ -352,7 +352,7 @@ class App:
         if os.environ.get("P2PFACOM_DEBUG"):
             traceback.print_exception(kind, exc, tb)
         self.view.set_status(N_("Unexpected error: {text}"), "error",
-                             text=f"{kind.__name__}: {gw.one_line(exc)}")
+                             text=f"{kind.__name__}: {cli.one_line(exc)}")
 
     @property
     def status_history(self):

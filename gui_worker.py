@@ -142,10 +142,6 @@ class GuiError(Exception):
         self.params = params
 
 
-def one_line(exc: BaseException) -> str:
-    return " ".join(str(exc).split()) or type(exc).__name__
-
-
 # --------------------------------------------------------------- queue
 class Inbox(queue.Queue):
     """The Tk thread's queue.  Each item is kept with when it was put.
@@ -274,12 +270,12 @@ class Worker(threading.Thread):
         except (cli.RunError, cli.UsageError, audio.PlayerError,
                 OSError) as exc:
             self.post(JobFailed(job, N_("Error: {text}"),
-                                {"text": one_line(exc)}))
+                                {"text": cli.one_line(exc)}))
         except Exception as exc:  # a bug: one line, never a dialog
             if os.environ.get("P2PFACOM_DEBUG"):
                 traceback.print_exc()
             self.post(JobFailed(job, N_("Unexpected error: {text}"), {
-                "text": f"{type(exc).__name__}: {one_line(exc)}"}))
+                "text": f"{type(exc).__name__}: {cli.one_line(exc)}"}))
 
     def _clean_up(self) -> None:
         if self.player is not None:
@@ -403,7 +399,7 @@ class Worker(threading.Thread):
             sink = self._sink()
         except audio.PlayerError as exc:
             self.post(Notice(N_("No preview: {text}"),
-                             {"text": one_line(exc)}))
+                             {"text": cli.one_line(exc)}))
             return None
         self._stop_player()
         self.player = audio.Player(sink, prebuffer,

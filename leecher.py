@@ -1167,9 +1167,6 @@ def _by_id(songs: list[Song], prefix: str) -> Song:
     return found[0]
 
 
-format_size = i18n.size  # 1.5 KB, 1,5 KB in Portuguese
-
-
 def print_songs(songs: list[Song]) -> None:
     if not songs:
         print(_("no songs found"))
@@ -1178,13 +1175,11 @@ def print_songs(songs: list[Song]) -> None:
     print(f"{heads[0]:<36} {heads[1]:>9} {heads[2]:>8}  {heads[3]}")
     for song in songs:
         info = song.info
-        duration = (f"{info.duration_ms // 60000}:"
-                    f"{info.duration_ms // 1000 % 60:02d}"
-                    if info.duration_ms else "?")
         sources = ", ".join(cli.format_address(a) for a in song.sources)
         print(f"{cli.printable(info.name)[:36]:<36} "
-              f"{format_size(info.size):>9} "
-              f"{duration:>8}  {len(song.sources)} ({sources})")
+              f"{i18n.size(info.size):>9} "
+              f"{i18n.duration(info.duration_ms):>8}  "
+              f"{len(song.sources)} ({sources})")
 
 
 class TerminalView:
@@ -1260,7 +1255,7 @@ class TerminalView:
         text = f"{100 * done // total:3d}% " + tr(
             N_("{done}/{total} chunks {rate}/s  nacked {nacks}  resent "
                "{resent}"), done=done, total=snap.total,
-            rate=format_size(rate), nacks=snap.nack_entries,
+            rate=i18n.size(rate), nacks=snap.nack_entries,
             resent=snap.retransmitted)
         player = self.audio.player if self.audio else None
         if player is not None:
@@ -1293,7 +1288,7 @@ def report(stats: dict) -> str:
     labels padded to one column in every language)."""
     lines = [
         tr(N_("file            {file} ({size}, SHA-256 verified)"),
-           file=stats["file"], size=format_size(stats["size"])),
+           file=stats["file"], size=i18n.size(stats["size"])),
         tr(N_("chunks          {chunks} ({received} received, "
               "{resumed}{duplicates} duplicates)"), chunks=stats["chunks"],
            received=stats["chunks_received"], duplicates=stats["duplicates"],
@@ -1305,7 +1300,7 @@ def report(stats: dict) -> str:
         tr(N_("elapsed         {seconds} s"),
            seconds=i18n.decimal(stats["elapsed_s"], 2)),
         tr(N_("goodput         {rate}/s"),
-           rate=format_size(stats["goodput_Bps"])),
+           rate=i18n.size(stats["goodput_Bps"])),
     ]
     for seeder, count in sorted(stats["per_seeder"].items()):
         lines.append(tr(N_("  from {seeder} {n} chunks"),

@@ -186,7 +186,7 @@ class DownloadPanel:
                                  N_("Download"))
         labels.bind(ttk.Label(self.frame), N_("Order:")).grid(
             row=0, column=0, sticky="nw", padx=(0, 4))
-        self.order_var = tk.StringVar(value=settings.method or "own")
+        self.order_var = tk.StringVar(value=settings.order or "own")
         self.order_buttons = {}
         for n, order in enumerate(ORDERS):
             button = labels.bind(ttk.Radiobutton(

@@ -323,7 +323,7 @@ class Worker(threading.Thread):
         first = next(iter(self.peers), ("127.0.0.1", 9000))
         return {"ip": first[0], "port": first[1]}
 
-    def do_download(self, song, method, preview, prebuffer, out_dir,
+    def do_download(self, song, order, preview, prebuffer, out_dir,
                     again=False):
         self._recheck(song)
         os.makedirs(out_dir, exist_ok=True)
@@ -332,7 +332,7 @@ class Worker(threading.Thread):
             self.post(AlreadyHere(existing, song.info))
             return
         download = leecher.Download(self._endpoint(), song, self.peers,
-                                    out_dir, leecher.Options(method=method,
+                                    out_dir, leecher.Options(method=order,
                                                              fresh=again),
                                     events=self.inbox)
         self.download = download
@@ -341,7 +341,7 @@ class Worker(threading.Thread):
             return
         player = self._preview(download, prebuffer) if preview else None
         self.post(DownloadStarted(
-            download.name, song.info, download.part_path, method,
+            download.name, song.info, download.part_path, order,
             tuple((cli.format_address(a), peer_row(self.peers[a]).order)
                   for a in song.sources if a in self.peers
                   and self.peers[a].alive), player))

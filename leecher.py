@@ -7,7 +7,7 @@ rest of the module is the terminal leecher:
 
     python3 leecher.py ping   [--seeders 127.0.0.1:9000,127.0.0.2:9000]
     python3 leecher.py search QUERY
-    python3 leecher.py get NAME -o DIR [--method random] [--json STATS.json]
+    python3 leecher.py get NAME -o DIR [--order random] [--json STATS.json]
                        [--pcap CAPTURE.pcap] [--no-offload]
 
 What is lost, and when it is asked for again, is decided in
@@ -1456,7 +1456,7 @@ def cmd_get(args) -> int:
     prepare_output(args.output)
     check_file_to_write(args.json, "--json")
     check_file_to_write(args.audio_out, "--audio-out")
-    options = Options(args.method, args.window, args.timeout, args.loss,
+    options = Options(args.order, args.window, args.timeout, args.loss,
                       args.rng_seed, args.force)
     audio = Audio(args) if (args.play or args.preview) else None
     with Keys.active(audio):
@@ -1681,7 +1681,8 @@ def add_get_arguments(get) -> None:
                             "seeders disagree on a name)"))
     get.add_argument("-o", "--output", default="downloads",
                      help=_("folder to save into (default downloads/)"))
-    get.add_argument("--method", choices=list(p.ORDER_NAMES),
+    get.add_argument("--order", "--method", dest="order",
+                     choices=list(p.ORDER_NAMES),
                      help=_("sending order to ask for (default: each "
                             "seeder's own)"))
     get.add_argument("--json", metavar="FILE",

@@ -129,7 +129,7 @@ def demo_leecher(args, seeders: str) -> int:
     if not args.terminal and _gui().display_available():
         import gui
         argv = ["--seeders", seeders, "-o", args.output, "--song", args.song,
-                "--method", DEMO_FIRST_ORDER, "--autostart"]
+                "--order", DEMO_FIRST_ORDER, "--autostart"]
         if args.lang:
             argv += ["--lang", args.lang]
         return gui.main(argv)
@@ -139,7 +139,7 @@ def demo_leecher(args, seeders: str) -> int:
     # lesson's baseline (each seeder's own order would wait seconds).
     return leecher.main(["get", args.song, "-o", args.output, "--seeders",
                          seeders, "--force", "--preview",
-                         "--method", "sequential",
+                         "--order", "sequential",
                          "--lang", i18n.language(),
                          "--json", os.path.join(args.output, "stats.json")])
 

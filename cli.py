@@ -114,6 +114,12 @@ def add_lang_option(parser) -> None:
                                     "the locale, LANG)"))
 
 
+def one_line(exc: BaseException) -> str:
+    """An exception's message on one line (its type's name when it has
+    none): for error lines and the window's messages."""
+    return " ".join(str(exc).split()) or type(exc).__name__
+
+
 def printable(text: str) -> str:
     """``text`` from the network or the disk, safe to print on a terminal:
     control characters (escape codes, newlines) and unpaired surrogates
@@ -244,6 +250,68 @@ def free_port(ips=("127.0.0.1", "127.0.0.2", "127.0.0.3")) -> int:
             for sock in socks:
                 sock.close()
     raise RunError(tr(N_("no free UDP port on {ips}"), ips=", ".join(ips)))
+
+
+# How long a seeder may take to say it is sharing: it hashes its whole
+# folder first, which on a loaded classroom machine takes seconds.
+SEEDER_START_S = 60.0
+
+
+class SeederDidNotStart(Exception):
+    """A seeder process ended, or said something else, before its start
+    line; ``reason`` is its error without "seeder: error: " ("" when it
+    said nothing in time)."""
+
+    def __init__(self, reason: str):
+        super().__init__(reason)
+        self.reason = reason
+
+
+def start_seeders(specs, timeout: float = SEEDER_START_S) -> list:
+    """Start one ``seeder.py`` process per ``(ip, port, args)`` of
+    ``specs`` (all at once: each hashes its folder meanwhile), wait up to
+    ``timeout`` for each one's start line, and return ``(process, first
+    line)`` pairs.  If one does not start, end them all and raise
+    ``SeederDidNotStart``."""
+    import subprocess
+    procs = []
+    try:
+        for ip, port, args in specs:
+            cmd = [sys.executable, "-u",
+                   os.path.join(PROJECT_DIR, "seeder.py"),
+                   "-i", ip, "-p", str(port), *args]
+            procs.append(subprocess.Popen(cmd, stdout=subprocess.PIPE,
+                                          stderr=subprocess.STDOUT,
+                                          text=True))
+        started = [(proc, _first_line(proc, timeout)) for proc in procs]
+    except BaseException:
+        end_processes(procs)
+        raise
+    import seeder  # seeder imports this module
+    for _proc, line in started:
+        if not seeder.is_start_line(line):
+            end_processes(procs)
+            raise SeederDidNotStart(seeder_error(line.strip()))
+    return started
+
+
+def start_seeder(ip: str, port: int, *args: str,
+                 timeout: float = SEEDER_START_S):
+    """One seeder process: ``(process, first line)``, as start_seeders."""
+    return start_seeders([(ip, port, args)], timeout)[0]
+
+
+def _first_line(proc, timeout: float) -> str:
+    import select
+    ready, _, _ = select.select([proc.stdout], [], [], timeout)
+    return proc.stdout.readline() if ready else ""
+
+
+def seeder_error(line: str) -> str:
+    """A seeder's error line without its "seeder: error: " (in the
+    language the seeder was started in: ours)."""
+    prefix = tr(N_("{prog}: error: {message}"), prog="seeder", message="")
+    return line[len(prefix):] if line.startswith(prefix) else line
 
 
 def end_processes(procs, grace_s: float = 5.0) -> list[str]:

@@ -38,7 +38,6 @@ import math
 import os
 import shutil
 import statistics
-import subprocess
 import sys
 import tempfile
 from dataclasses import dataclass
@@ -61,7 +60,6 @@ DEFAULT_RATE_FACTOR = 1.2
 MIN_RATE_KBPS = 8.0
 MAX_SEEDERS = 16
 SONG = os.path.join(cli.MUSIC_DIR, "facom-sample.mp3")
-SEEDER_START_S = 30.0
 PLAY_SLACK_S = 60.0  # playback may take this much longer than the song
 
 # (key, column title, unit, format) of each measure, in table order.
@@ -209,39 +207,19 @@ class Seeders:
 
     def __init__(self, share: str, count: int, port: int, link: list[str],
                  seed: int):
-        import seeder
-        from p2p_facom import seeder_error
-        self.procs: list[subprocess.Popen] = []
-        self.addresses = []
+        specs = [(f"127.0.0.{k + 1}", port,
+                  ["-d", share, "-q", "--rng-seed", str(seed + k), *link,
+                   "--lang", i18n.language()]) for k in range(count)]
+        self.addresses = [(ip, port) for ip, port, _args in specs]
         try:
-            for k in range(count):
-                ip = f"127.0.0.{k + 1}"
-                cmd = [sys.executable, "-u",
-                       os.path.join(cli.PROJECT_DIR, "seeder.py"), "-i", ip,
-                       "-p", str(port), "-d", share, "-q", "--rng-seed",
-                       str(seed + k), *link, "--lang", i18n.language()]
-                proc = subprocess.Popen(cmd, stdout=subprocess.PIPE,
-                                        stderr=subprocess.STDOUT, text=True)
-                self.procs.append(proc)
-                self.addresses.append((ip, port))
-            for proc in self.procs:
-                line = _first_line(proc, SEEDER_START_S)
-                if not seeder.is_start_line(line):
-                    raise cli.RunError(tr(
-                        N_("a seeder did not start: {reason}"),
-                        reason=seeder_error(line.strip()) or _("no answer")))
-        except BaseException:
-            self.stop()
-            raise
+            started = cli.start_seeders(specs)
+        except cli.SeederDidNotStart as failed:
+            raise cli.RunError(tr(N_("a seeder did not start: {reason}"),
+                                  reason=failed.reason or _("no answer")))
+        self.procs = [proc for proc, _line in started]
 
     def stop(self) -> None:
         cli.end_processes(self.procs)
-
-
-def _first_line(proc: subprocess.Popen, timeout: float) -> str:
-    import select
-    ready, _, _ = select.select([proc.stdout], [], [], timeout)
-    return proc.stdout.readline() if ready else ""
 
 
 # ----------------------------------------------------------- one download

@@ -1,7 +1,7 @@
 """P2P FACOM leecher window: find seeders, search, download, compare.
 
     python3 gui.py [--seeders ADDR,ADDR] [--lang pt|en] [-o DIR]
-                   [--song NAME] [--method ORDER] [--prebuffer S]
+                   [--song NAME] [--order ORDER] [--prebuffer S]
                    [--loss P [--rng-seed N]] [--autostart]
     python3 p2p_facom.py -t leecher            # the same window
 
@@ -58,7 +58,7 @@ class Settings:
     lang: str = "en"
     output: str = "downloads"
     song: str | None = None      # search and select it on open
-    method: str | None = None    # None: each seeder's own order
+    order: str | None = None     # None: each seeder's own order
     preview: bool = True
     prebuffer: float = 2.0
     loss: float = 0.0            # received datagrams dropped on purpose
@@ -352,7 +352,7 @@ class App:
         if os.environ.get("P2PFACOM_DEBUG"):
             traceback.print_exception(kind, exc, tb)
         self.view.set_status(N_("Unexpected error: {text}"), "error",
-                             text=f"{kind.__name__}: {gw.one_line(exc)}")
+                             text=f"{kind.__name__}: {cli.one_line(exc)}")
 
     @property
     def status_history(self):
@@ -406,7 +406,8 @@ def build_parser() -> cli.Parser:
                         help="download folder (default downloads/)")
     parser.add_argument("--song", metavar="NAME",
                         help="search and select this song on open")
-    parser.add_argument("--method", choices=list(leecher.p.ORDER_NAMES),
+    parser.add_argument("--order", "--method", dest="order",
+                        choices=list(leecher.p.ORDER_NAMES),
                         help="sending order (default: each seeder's own)")
     parser.add_argument("--prebuffer", type=cli.non_negative, default=2.0,
                         metavar="S", help="seconds of audio before playing")
@@ -468,7 +469,7 @@ def run(args) -> int:
     try:
         make_output_folder(args.output)
         app = App(root, Settings(seeders, i18n.language(), args.output,
-                                 args.song, args.method,
+                                 args.song, args.order,
                                  prebuffer=args.prebuffer, loss=args.loss,
                                  rng_seed=args.rng_seed,
                                  autostart=args.autostart))

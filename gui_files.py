@@ -131,7 +131,7 @@ class Files:
             write()
         except (OSError, ValueError) as exc:
             self.app.view.set_status(N_("Cannot save {path}: {text}"), "error",
-                                 path=path, text=gw.one_line(exc))
+                                 path=path, text=cli.one_line(exc))
             return
         self.app.view.set_status(N_("Saved {path}."), path=path)
 
@@ -144,7 +144,7 @@ class Files:
             except (cli.RunError, OSError) as exc:
                 self.app.inbox.put(gw.JobFailed("save", N_(
                     "Cannot save {path}: {text}"), {
-                    "path": path, "text": gw.one_line(exc)}))
+                    "path": path, "text": cli.one_line(exc)}))
                 return
             self.app.inbox.put(gw.Saved(path))
         threading.Thread(target=run, name="save", daemon=True).start()

@@ -157,10 +157,7 @@ class SongsPanel:
         tree = self.tree
         tree.delete(*tree.get_children())
         for n, song in enumerate(self.songs):
-            info = song.info
-            tree.insert("", "end", iid=str(n), values=(
-                info.name, i18n.size(info.size),
-                duration_text(info.duration_ms), len(song.sources)))
+            tree.insert("", "end", iid=str(n), values=song_row(song))
         if keep_selection and selected in self.songs:
             self.select_index(self.songs.index(selected))
 
@@ -175,11 +172,12 @@ class SongsPanel:
         self.tree.see(iid)
 
 
-def duration_text(ms: int) -> str:
-    if not ms:
-        return "?"
-    seconds = round(ms / 1000)
-    return f"{seconds // 60}:{seconds % 60:02d}"
+def song_row(song) -> tuple:
+    """The song list's columns for one song: name, size, length,
+    seeders (the terminal's ``leecher.print_songs`` shows the same)."""
+    info = song.info
+    return (info.name, i18n.size(info.size), i18n.duration(info.duration_ms),
+            len(song.sources))
 
 
 class DownloadPanel:
@@ -188,7 +186,7 @@ class DownloadPanel:
                                  N_("Download"))
         labels.bind(ttk.Label(self.frame), N_("Order:")).grid(
             row=0, column=0, sticky="nw", padx=(0, 4))
-        self.order_var = tk.StringVar(value=settings.method or "own")
+        self.order_var = tk.StringVar(value=settings.order or "own")
         self.order_buttons = {}
         for n, order in enumerate(ORDERS):
             button = labels.bind(ttk.Radiobutton(

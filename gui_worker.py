@@ -143,10 +143,6 @@ class GuiError(Exception):
         self.params = params
 
 
-def one_line(exc: BaseException) -> str:
-    return " ".join(str(exc).split()) or type(exc).__name__
-
-
 # --------------------------------------------------------------- queue
 class Inbox(queue.Queue):
     """The Tk thread's queue.  Each item is kept with when it was put.
@@ -278,12 +274,12 @@ class Worker(threading.Thread):
         except (cli.RunError, cli.UsageError, audio.PlayerError,
                 OSError) as exc:
             self.post(JobFailed(job, N_("Error: {text}"),
-                                {"text": one_line(exc)}))
+                                {"text": cli.one_line(exc)}))
         except Exception as exc:  # a bug: one line, never a dialog
             if os.environ.get("P2PFACOM_DEBUG"):
                 traceback.print_exc()
             self.post(JobFailed(job, N_("Unexpected error: {text}"), {
-                "text": f"{type(exc).__name__}: {one_line(exc)}"}))
+                "text": f"{type(exc).__name__}: {cli.one_line(exc)}"}))
 
     def _clean_up(self) -> None:
         if self.player is not None:
@@ -333,7 +329,7 @@ class Worker(threading.Thread):
         first = next(iter(self.peers), ("127.0.0.1", 9000))
         return {"ip": first[0], "port": first[1]}
 
-    def do_download(self, song, method, preview, prebuffer, out_dir,
+    def do_download(self, song, order, preview, prebuffer, out_dir,
                     again=False):
         self._recheck(song)
         os.makedirs(out_dir, exist_ok=True)
@@ -342,7 +338,7 @@ class Worker(threading.Thread):
             self.post(AlreadyHere(existing, song.info))
             return
         download = leecher.Download(self._endpoint(), song, self.peers,
-                                    out_dir, leecher.Options(method=method,
+                                    out_dir, leecher.Options(method=order,
                                                              fresh=again),
                                     events=self.inbox)
         self.download = download
@@ -351,7 +347,7 @@ class Worker(threading.Thread):
             return
         player = self._preview(download, prebuffer) if preview else None
         self.post(DownloadStarted(
-            download.name, song.info, download.part_path, method,
+            download.name, song.info, download.part_path, order,
             tuple((cli.format_address(a), peer_row(self.peers[a]).order)
                   for a in song.sources if a in self.peers
                   and self.peers[a].alive), player))
@@ -435,7 +431,7 @@ class Worker(threading.Thread):
             sink = self._sink()
         except audio.PlayerError as exc:
             self.post(Notice(N_("No preview: {text}"),
-                             {"text": one_line(exc)}))
+                             {"text": cli.one_line(exc)}))
             return None
         self._stop_player()
         self.player = audio.Player(sink, prebuffer,

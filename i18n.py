@@ -146,6 +146,16 @@ def size(value) -> str:
     return ""
 
 
+def duration(ms: int) -> str:
+    """A song's length as minutes:seconds, to the nearest second (59.6 s
+    -> "1:00", in the terminal and the window alike); "?" when unknown
+    (0)."""
+    if not ms:
+        return "?"
+    seconds = (ms + 500) // 1000  # integer half-up: no banker's rounding
+    return f"{seconds // 60}:{seconds % 60:02d}"
+
+
 def untrusted(words: object) -> str:
     """A peer's own words, made safe to show on one line: no control
     characters, at most UNTRUSTED_MAX characters."""

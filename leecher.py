@@ -7,7 +7,7 @@ rest of the module is the terminal leecher:
 
     python3 leecher.py ping   [--seeders 127.0.0.1:9000,127.0.0.2:9000]
     python3 leecher.py search QUERY
-    python3 leecher.py get NAME -o DIR [--method random] [--json STATS.json]
+    python3 leecher.py get NAME -o DIR [--order random] [--json STATS.json]
                        [--pcap CAPTURE.pcap] [--no-offload]
 
 What is lost, and when it is asked for again, is decided in
@@ -1167,9 +1167,6 @@ def _by_id(songs: list[Song], prefix: str) -> Song:
     return found[0]
 
 
-format_size = i18n.size  # 1.5 KB, 1,5 KB in Portuguese
-
-
 def print_songs(songs: list[Song]) -> None:
     if not songs:
         print(_("no songs found"))
@@ -1178,13 +1175,11 @@ def print_songs(songs: list[Song]) -> None:
     print(f"{heads[0]:<36} {heads[1]:>9} {heads[2]:>8}  {heads[3]}")
     for song in songs:
         info = song.info
-        duration = (f"{info.duration_ms // 60000}:"
-                    f"{info.duration_ms // 1000 % 60:02d}"
-                    if info.duration_ms else "?")
         sources = ", ".join(cli.format_address(a) for a in song.sources)
         print(f"{cli.printable(info.name)[:36]:<36} "
-              f"{format_size(info.size):>9} "
-              f"{duration:>8}  {len(song.sources)} ({sources})")
+              f"{i18n.size(info.size):>9} "
+              f"{i18n.duration(info.duration_ms):>8}  "
+              f"{len(song.sources)} ({sources})")
 
 
 class TerminalView:
@@ -1260,7 +1255,7 @@ class TerminalView:
         text = f"{100 * done // total:3d}% " + tr(
             N_("{done}/{total} chunks {rate}/s  nacked {nacks}  resent "
                "{resent}"), done=done, total=snap.total,
-            rate=format_size(rate), nacks=snap.nack_entries,
+            rate=i18n.size(rate), nacks=snap.nack_entries,
             resent=snap.retransmitted)
         player = self.audio.player if self.audio else None
         if player is not None:
@@ -1293,7 +1288,7 @@ def report(stats: dict) -> str:
     labels padded to one column in every language)."""
     lines = [
         tr(N_("file            {file} ({size}, SHA-256 verified)"),
-           file=stats["file"], size=format_size(stats["size"])),
+           file=stats["file"], size=i18n.size(stats["size"])),
         tr(N_("chunks          {chunks} ({received} received, "
               "{resumed}{duplicates} duplicates)"), chunks=stats["chunks"],
            received=stats["chunks_received"], duplicates=stats["duplicates"],
@@ -1305,7 +1300,7 @@ def report(stats: dict) -> str:
         tr(N_("elapsed         {seconds} s"),
            seconds=i18n.decimal(stats["elapsed_s"], 2)),
         tr(N_("goodput         {rate}/s"),
-           rate=format_size(stats["goodput_Bps"])),
+           rate=i18n.size(stats["goodput_Bps"])),
     ]
     for seeder, count in sorted(stats["per_seeder"].items()):
         lines.append(tr(N_("  from {seeder} {n} chunks"),
@@ -1461,7 +1456,7 @@ def cmd_get(args) -> int:
     prepare_output(args.output)
     check_file_to_write(args.json, "--json")
     check_file_to_write(args.audio_out, "--audio-out")
-    options = Options(args.method, args.window, args.timeout, args.loss,
+    options = Options(args.order, args.window, args.timeout, args.loss,
                       args.rng_seed, args.force)
     audio = Audio(args) if (args.play or args.preview) else None
     with Keys.active(audio):
@@ -1686,7 +1681,8 @@ def add_get_arguments(get) -> None:
                             "seeders disagree on a name)"))
     get.add_argument("-o", "--output", default="downloads",
                      help=_("folder to save into (default downloads/)"))
-    get.add_argument("--method", choices=list(p.ORDER_NAMES),
+    get.add_argument("--order", "--method", dest="order",
+                     choices=list(p.ORDER_NAMES),
                      help=_("sending order to ask for (default: each "
                             "seeder's own)"))
     get.add_argument("--json", metavar="FILE",

@@ -9,7 +9,6 @@
 from __future__ import annotations
 
 import os
-import subprocess
 import sys
 import time
 
@@ -76,32 +75,18 @@ def demo_parser() -> cli.Parser:
     return parser
 
 
-def seeder_error(line: str) -> str:
-    """A seeder's error line without its "seeder: error: " (in the
-    language the seeder was started in: ours)."""
-    prefix = i18n.text(N_("{prog}: error: {message}"), prog="seeder",
-                       message="")
-    return line[len(prefix):] if line.startswith(prefix) else line
-
-
-def start_seeders(args) -> list[subprocess.Popen]:
-    import seeder
-    procs = []
-    for n, order in enumerate(DEMO_ORDERS):
-        cmd = [sys.executable, os.path.join(cli.PROJECT_DIR, "seeder.py"),
-               "-i", f"127.0.0.{n + 1}", "-p", str(args.port), "-m", order,
-               "-d", args.dir, "-q", "--rng-seed", str(n + 1), *DEMO_LINK,
-               "--lang", i18n.language()]
-        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE,
-                                stderr=subprocess.STDOUT, text=True)
-        procs.append(proc)
-        line = proc.stdout.readline().strip()
-        if proc.poll() is not None or not seeder.is_start_line(line):
-            stop_seeders(procs)
-            raise cli.UsageError(seeder_error(line) or
-                                 _("a seeder did not start"))
-        print(line)
-    return procs
+def start_seeders(args) -> list:
+    specs = [(f"127.0.0.{n + 1}", args.port,
+              ["-m", order, "-d", args.dir, "-q", "--rng-seed", str(n + 1),
+               *DEMO_LINK, "--lang", i18n.language()])
+             for n, order in enumerate(DEMO_ORDERS)]
+    try:
+        started = cli.start_seeders(specs)
+    except cli.SeederDidNotStart as failed:
+        raise cli.UsageError(failed.reason or _("a seeder did not start"))
+    for _proc, line in started:
+        print(line.strip())
+    return [proc for proc, _line in started]
 
 
 def stop_seeders(procs) -> None:
@@ -144,7 +129,7 @@ def demo_leecher(args, seeders: str) -> int:
     if not args.terminal and _gui().display_available():
         import gui
         argv = ["--seeders", seeders, "-o", args.output, "--song", args.song,
-                "--method", DEMO_FIRST_ORDER, "--autostart"]
+                "--order", DEMO_FIRST_ORDER, "--autostart"]
         if args.lang:
             argv += ["--lang", args.lang]
         return gui.main(argv)
@@ -154,7 +139,7 @@ def demo_leecher(args, seeders: str) -> int:
     # lesson's baseline (each seeder's own order would wait seconds).
     return leecher.main(["get", args.song, "-o", args.output, "--seeders",
                          seeders, "--force", "--preview",
-                         "--method", "sequential",
+                         "--order", "sequential",
                          "--lang", i18n.language(),
                          "--json", os.path.join(args.output, "stats.json")])
 

@@ -65,6 +65,8 @@ import time
 import wave
 from array import array
 
+import cli
+
 FFMPEG_MISSING = "ffmpeg not found: install it with 'apt-get install ffmpeg'"
 NO_AUDIO = "decoder: ffmpeg found no MP3 audio in the data"
 NO_FRAME = "decoder: no MP3 frame found in the data"
@@ -89,11 +91,6 @@ def check_ffmpeg() -> None:
     """Raise PlayerError if the ffmpeg program is not on the PATH."""
     if shutil.which("ffmpeg") is None:
         raise PlayerError(FFMPEG_MISSING)
-
-
-def _one_line(exc: BaseException) -> str:
-    text = " ".join(str(exc).split())
-    return text or type(exc).__name__
 
 
 # ---------------------------------------------------------------- MP3 frames
@@ -476,8 +473,8 @@ class SoundcardSink(Sink):
             with _quiet_stderr():
                 self._play(silence)
         except Exception as exc:  # simpleaudio.SimpleaudioError and kin
-            raise PlayerError(_one_line(exc).split(" -- ")[0].rstrip(".")) \
-                from None
+            reason = cli.one_line(exc).split(" -- ")[0].rstrip(".")
+            raise PlayerError(reason) from None
 
     def write(self, pcm: bytes) -> None:
         self._play(pcm)
@@ -611,7 +608,7 @@ class Player:
                     shutil.rmtree(self._tmpdir, ignore_errors=True)
                     _LIVE_DIRS.discard(self._tmpdir)
                 self.error = f"cannot make the decoder's pipe: " \
-                             f"{_one_line(exc)}"
+                             f"{cli.one_line(exc)}"
                 self._end_without_threads()
                 return
             self._threads = [
@@ -766,7 +763,7 @@ class Player:
         except PlayerError as exc:
             self._fail(str(exc))
         except Exception as exc:  # audioread's DecodeError, OSError, ...
-            self._fail(f"decoder: {_one_line(exc)}")
+            self._fail(f"decoder: {cli.one_line(exc)}")
         finally:
             with self._cond:
                 self._decoder_done = True
@@ -833,7 +830,7 @@ class Player:
         except PlayerError as exc:
             self._fail(str(exc))
         except Exception as exc:  # a failing sink or on_played callback
-            self._fail(f"playback: {_one_line(exc)}")
+            self._fail(f"playback: {cli.one_line(exc)}")
         finally:
             self._shut_down(finished)
 
@@ -936,7 +933,7 @@ class Player:
             try:
                 self._report(self._fed)
             except Exception as exc:
-                self._fail(f"playback: {_one_line(exc)}")
+                self._fail(f"playback: {cli.one_line(exc)}")
         with self._cond:
             self._final = "finished" if finished else "stopped"
             self._cond.notify_all()

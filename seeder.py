@@ -595,8 +595,8 @@ def add_arguments(parser) -> None:
                         help=_("address to listen on (default 127.0.0.1)"))
     parser.add_argument("-p", "--port", type=cli.port_number,
                         default=cli.DEFAULT_PORT, help=_("UDP port (9000)"))
-    parser.add_argument("-m", "--method", choices=list(p.ORDER_NAMES),
-                        default="sequential",
+    parser.add_argument("-m", "--order", "--method", dest="order",
+                        choices=list(p.ORDER_NAMES), default="sequential",
                         help=_("sending order when a request names none"))
     parser.add_argument("-d", "--dir", default=cli.MUSIC_DIR,
                         help=_("folder of .mp3 files to share (music/)"))
@@ -637,14 +637,14 @@ def run(args) -> int:
                           jitter_s=args.jitter / 1000,
                           rate_Bps=args.rate * 1000 / 8)
     # -q silences the line per session, not what is wrong with the files.
-    seeder = Seeder(args.ip, args.port, args.dir, p.ORDER_NAMES[args.method],
+    seeder = Seeder(args.ip, args.port, args.dir, p.ORDER_NAMES[args.order],
                     args.ordered_fraction, link, args.rng_seed, args.name,
                     (lambda line: None) if args.quiet else _say, _say,
                     offload=args.offload, pcap_path=args.pcap)
     files = len(seeder.library)
     _say(tr(N_("seeder {name}: sharing {files} file(s) from {folder}, "
                "{order} order"), name=seeder.name, files=files,
-            folder=printable(args.dir), order=i18n.order_name(args.method))
+            folder=printable(args.dir), order=i18n.order_name(args.order))
          + ("" if files else _(" (no .mp3 files yet: add some)")))
     for line in seeder.file_notices:
         _say(line)

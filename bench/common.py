@@ -234,15 +234,12 @@ class Seeder:
         """``start_timeout``: the seeder hashes its folder before it says
         it is sharing; a 200 MB file on a loaded machine takes longer."""
         self.address = f"{check_loopback(ip)}:{port}"
-        cmd = [PYTHON, "-u", os.path.join(ROOT, "seeder.py"), "-i", ip,
-               "-p", str(port), "-d", folder, "-q", *extra]
-        self.proc = procs.add(subprocess.Popen(
-            cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-            text=True))
-        first = _readline(self.proc, start_timeout)
-        if "sharing" not in first:
-            self.proc.kill()
-            raise RuntimeError(f"seeder did not start: {first.strip()}")
+        try:
+            proc, _first = cli.start_seeder(ip, port, "-d", folder, "-q",
+                                            *extra, timeout=start_timeout)
+        except cli.SeederDidNotStart as failed:
+            raise RuntimeError(f"seeder did not start: {failed}") from None
+        self.proc = procs.add(proc)
         self.summary = ""
 
     @property
@@ -274,12 +271,6 @@ class Seeder:
             return {}
         keys = ("sessions", "sent", "resent", "dropped", "duplicated")
         return dict(zip(keys, map(int, m.groups())))
-
-
-def _readline(proc: subprocess.Popen, timeout: float) -> str:
-    import select
-    ready, _, _ = select.select([proc.stdout], [], [], timeout)
-    return proc.stdout.readline() if ready else ""
 
 
 class Measured:

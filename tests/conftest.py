@@ -20,19 +20,16 @@ PYTHON = sys.executable
 SAMPLE = os.path.join(ROOT, "music", "facom-sample.mp3")
 
 from cli import free_port  # noqa: E402  (re-exported for the tests)
+from cli import SeederDidNotStart, start_seeder  # noqa: E402
 
 
 class SeederProcess:
     def __init__(self, ip: str, port: int, *args: str):
         self.address = f"{ip}:{port}"
-        cmd = [PYTHON, "-u", os.path.join(ROOT, "seeder.py"), "-i", ip,
-               "-p", str(port), *args]
-        self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE,
-                                     stderr=subprocess.STDOUT, text=True)
-        first = self.proc.stdout.readline()
-        if "sharing" not in first:
-            self.proc.kill()
-            raise RuntimeError(f"seeder did not start: {first}")
+        try:
+            self.proc, first = start_seeder(ip, port, *args)
+        except SeederDidNotStart as failed:
+            raise RuntimeError(f"seeder did not start: {failed}") from None
         self.output = [first]
 
     def stop(self) -> str:

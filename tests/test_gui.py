@@ -1005,7 +1005,7 @@ def test_autostart_downloads_at_once_with_preview_and_a_note(
     (out / SONG).parent.mkdir()
     shutil.copy(song_dir / SONG, out / SONG)  # here already: fetched anew
     app = window(addresses, lang="en", output=str(out), song=SONG,
-                 method="sequential", prebuffer=1.0, preview=False,
+                 order="sequential", prebuffer=1.0, preview=False,
                  autostart=True)
     app.root.geometry("{}x{}".format(*gui_state.window_size(1024, 768)))
     note = app.view.note

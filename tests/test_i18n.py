@@ -224,3 +224,30 @@ def test_untrusted_words_are_one_bounded_line():
     shown = i18n.untrusted("a\nb\x1b" + "x" * 500)
     assert "\n" not in shown and "\x1b" not in shown
     assert len(shown) == i18n.UNTRUSTED_MAX and shown.endswith("…")
+
+
+@pytest.mark.parametrize("ms, shown", [
+    (0, "?"), (499, "0:00"), (500, "0:01"), (59_499, "0:59"),
+    (59_600, "1:00"), (61_500, "1:02"), (3_599_500, "60:00")])
+def test_durations_round_to_the_nearest_second(ms, shown):
+    assert i18n.duration(ms) == shown
+
+
+def test_a_59_6_s_song_shows_the_same_length_in_terminal_and_window():
+    import contextlib
+    import io
+
+    import gui_panels
+    import leecher
+    import protocol as p
+    sha = bytes(32)
+    info = p.FileInfo(p.file_id_of(sha), 954_000, 682, 1400, 59_600, sha,
+                      "song.mp3")
+    song = leecher.Song(info, [("127.0.0.1", 9000)])
+    printed = io.StringIO()
+    with contextlib.redirect_stdout(printed):
+        leecher.print_songs([song])
+    terminal_row = printed.getvalue().splitlines()[1].split()
+    name, size, length, seeders = gui_panels.song_row(song)
+    assert length == "1:00"
+    assert terminal_row[:4] == [name, *size.split(), length]

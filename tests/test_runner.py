@@ -4,6 +4,9 @@ import os
 import subprocess
 import sys
 
+import pytest
+
+import cli
 from conftest import ROOT, free_port, run_leecher, sha256
 
 RUNNER = os.path.join(ROOT, "p2p_facom.py")
@@ -134,7 +137,7 @@ def test_the_demo_window_starts_its_first_run_by_itself(monkeypatch):
                            "127.0.0.1:9000"]) == 0
     demo, plain = opened
     assert demo == ["--seeders", "127.0.0.1:9000", "-o", "downloads",
-                    "--song", "x.mp3", "--method", "sequential",
+                    "--song", "x.mp3", "--order", "sequential",
                     "--autostart", "--lang", "pt"]
     assert "--autostart" not in plain
 
@@ -151,5 +154,24 @@ def test_the_terminal_demo_plays_the_lesson_s_first_order(monkeypatch):
     args = p2p_facom.demo_parser().parse_args(["--song", "x.mp3"])
     assert p2p_facom.demo_leecher(args, "127.0.0.1:9000") == 0
     (argv,) = ran
-    assert argv[argv.index("--method") + 1] == "sequential"
+    assert argv[argv.index("--order") + 1] == "sequential"
     assert "--preview" in argv and "--force" in argv
+
+
+@pytest.mark.parametrize("option", ["--order", "--method"])
+def test_order_is_named_order_and_method_still_works(option):
+    """"--order" on every command line; "--method" (and the seeder's -m,
+    as the original command line wrote it) stay as aliases."""
+    import gui
+    import leecher
+    import seeder
+    get = leecher.build_parser().parse_args(
+        ["get", "song.mp3", option, "random"])
+    assert get.order == "random"
+    window = gui.build_parser().parse_args([option, "semi-random"])
+    assert window.order == "semi-random"
+    for flag in (option, "-m"):
+        parser = cli.Parser(prog="seeder.py")
+        seeder.add_arguments(parser)
+        assert parser.parse_args([flag, "random"]).order == "random"
+    assert parser.parse_args([]).order == "sequential"

@@ -92,7 +92,7 @@ class Peer:
 
 @dataclass
 class Options:
-    method: str | None = None  # None: each seeder's own order
+    order: str | None = None  # None: each seeder's own order
     window: int = DEFAULT_WINDOW
     timeout: float = DEFAULT_TIMEOUT
     loss: float = 0.0  # the driver's: drop received datagrams on purpose
@@ -229,8 +229,8 @@ class Scheduler:
                 self._start_transfer(peer, p.RangeSet(
                     pairs[start:start + p.MAX_REQUEST_RANGES]), now)
             return
-        if engine.options.method:
-            order, percent = p.ORDER_NAMES[engine.options.method], 50
+        if engine.options.order:
+            order, percent = p.ORDER_NAMES[engine.options.order], 50
         else:
             order, percent = p.Order(peer.order), peer.ordered_percent
         seed = engine.rng.getrandbits(32)

@@ -241,7 +241,7 @@ def download_once(song: SongInfo, order: str, addresses, out_dir: str,
             raise cli.RunError(_("no seeder answered"))
         songs = leecher.search(endpoint, alive, song.name)
         found = leecher.pick_song(songs, song.name)
-        options = leecher.Options(method=order, seed=seed, force=True)
+        options = leecher.Options(order=order, seed=seed, force=True)
         download = leecher.Download(endpoint, found, peers, out_dir, options)
         audio = player.Player(player.NullSink(), prebuffer,
                               on_played=download.record_played)
@@ -318,7 +318,7 @@ def simulate_download(song: SongInfo, data: bytes, order: str | None,
         if name in p.ORDER_NAMES:  # its -m: what a REQUEST in DEFAULT gets
             net.hosts[address].engine.order = p.ORDER_NAMES[name]
     engine = simnet.download(
-        net, info, seeders, Options(method=order, seed=seed),
+        net, info, seeders, Options(order=order, seed=seed),
         until=SIM_LIMIT_S + SIM_LIMIT_PER_SONG_S * song.duration)
     if not engine.complete:
         raise cli.RunError(tr(N_("the simulated download ({order}, seed "

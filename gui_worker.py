@@ -338,7 +338,7 @@ class Worker(threading.Thread):
             self.post(AlreadyHere(existing, song.info))
             return
         download = leecher.Download(self._endpoint(), song, self.peers,
-                                    out_dir, leecher.Options(method=order,
+                                    out_dir, leecher.Options(order=order,
                                                              fresh=again),
                                     events=self.inbox)
         self.download = download

@@ -65,7 +65,7 @@ class Case:
             self.net.kill(self.seeders[kill[0]], kill[1])
         self.engine = simnet.download(
             self.net, self.info, self.seeders,
-            Options(method=order, seed=seed), until=VIRTUAL_LIMIT_S)
+            Options(order=order, seed=seed), until=VIRTUAL_LIMIT_S)
 
     def received(self) -> bytes:
         return simnet.assemble(self.engine, len(self.data))

@@ -264,7 +264,7 @@ def test_a_lone_lying_seeder_fetched_again_from_an_honest_one():
     swarm = Swarm(info, {A: Source(info, data, hashes, corrupt={3}),
                          B: Source(info, data, hashes)},
                   rtts={A: 0.001, B: 0.004})
-    swarm.engine.options.method = "sequential"
+    swarm.engine.options.order = "sequential"
     swarm.run()
     assert bytes(swarm.file) == data
     assert [e.peers for e in swarm.of(ev.BadPiece)] == [("127.0.0.1:9000",)]

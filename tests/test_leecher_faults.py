@@ -32,8 +32,9 @@ def wait_for_chunks(part_dir, name, timeout=10):
     raise AssertionError("the download never started")
 
 
-def test_interrupted_get_resumes_and_ends_byte_exact(seeders, song_dir,
-                                                     tmp_path):
+def interrupted_get(seeders, song_dir, tmp_path):
+    """A slow seeder and a `get` from it stopped with Ctrl-C 1.5 s in:
+    the seeder and the leecher's process (to ``communicate`` with)."""
     (seeder,) = seeders(("127.0.0.1", "-d", str(song_dir), "-q",
                          "--rate", "300"))
     first = start_get("facom-sample", "-o", str(tmp_path), "--seeders",
@@ -41,6 +42,12 @@ def test_interrupted_get_resumes_and_ends_byte_exact(seeders, song_dir,
     wait_for_chunks(tmp_path, "facom-sample.mp3")
     time.sleep(1.5)
     first.send_signal(signal.SIGINT)
+    return seeder, first
+
+
+def test_interrupted_get_resumes_and_ends_byte_exact(seeders, song_dir,
+                                                     tmp_path):
+    seeder, first = interrupted_get(seeders, song_dir, tmp_path)
     out, err = first.communicate(timeout=10)
     assert first.returncode == 130
     assert "run the same command again to resume" in err
@@ -77,13 +84,7 @@ def test_download_again_starts_from_nothing_despite_resume_data(
     quietly resume a .part left by a run closed mid-download: the lesson
     compares orders from the first chunk."""
     import leecher
-    (seeder,) = seeders(("127.0.0.1", "-d", str(song_dir), "-q",
-                         "--rate", "300"))
-    first = start_get("facom-sample", "-o", str(tmp_path), "--seeders",
-                      seeder.address)
-    wait_for_chunks(tmp_path, "facom-sample.mp3")
-    time.sleep(1.5)
-    first.send_signal(signal.SIGINT)
+    seeder, first = interrupted_get(seeders, song_dir, tmp_path)
     first.communicate(timeout=10)
     sidecar = tmp_path / "facom-sample.mp3.part.json"
     assert sidecar.exists()

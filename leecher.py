@@ -196,22 +196,24 @@ def backoff(first: float, tries: int,
 
 
 def ping(endpoint: Endpoint, addrs, timeout: float = PING_TIMEOUT,
-         tries: int = PING_TRIES, on_answer=None) -> dict[tuple, Peer]:
+         tries: int = PING_TRIES, on_answer=None,
+         stop=lambda: False) -> dict[tuple, Peer]:
     """PING every seeder (a few tries) and return them all, alive or not;
     ``on_answer(peer)`` is told of each the moment it answers (the
-    window shows the live ones at once)."""
+    window shows the live ones at once); ``stop()`` true ends the tries
+    early (a window closing does not wait for dead addresses)."""
     peers = {addr: Peer(addr) for addr in addrs}
     nonces = {}
     for wait in backoff(timeout, tries):
         waiting = [a for a, peer in peers.items() if not peer.alive]
-        if not waiting:
+        if not waiting or stop():
             break
         for addr in waiting:
             nonce = random.getrandbits(32)
             nonces[nonce] = (addr, time.monotonic())
             endpoint.send(p.Ping(nonce, PING_PADDING), addr)
         deadline = time.monotonic() + wait
-        while time.monotonic() < deadline and any(
+        while time.monotonic() < deadline and not stop() and any(
                 not peers[a].alive for a in waiting):
             for datagram, addr in endpoint.receive(
                     deadline - time.monotonic()):

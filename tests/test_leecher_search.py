@@ -199,3 +199,18 @@ def test_the_window_pings_through_leecher_ping(clock, monkeypatch):
         kwargs) or {})
     gui_worker.ping_each(None, [A], print, tries=2)
     assert calls and calls[0]["on_answer"] is print
+
+
+def test_stop_ends_the_tries_for_dead_seeders_at_once(clock):
+    """A window that closes does not wait out eight tries at a dead
+    address: ``stop()`` is looked at between tries and while waiting."""
+    endpoint = FakeSeeders(clock, lambda msg, addr, sent: [])
+    asked = []
+
+    def stop():
+        asked.append(len(endpoint.sent))
+        return len(endpoint.sent) >= 2  # after the second PING
+    found = leecher.ping(endpoint, [A], stop=stop)
+    assert not found[A].alive
+    assert len(endpoint.sent) == 2
+    assert asked  # looked at

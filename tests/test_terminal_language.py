@@ -4,6 +4,7 @@ English, with names from the network still escaped."""
 
 from __future__ import annotations
 
+import concurrent.futures
 import io
 import os
 import subprocess
@@ -59,13 +60,21 @@ def test_an_unknown_song_is_told_in_the_locales_language(
 def test_lang_wins_over_the_locale_and_no_locale_is_english(tmp_path):
     port = free_port()
     args = ("get", "x", "-o", str(tmp_path), "--seeders", f"127.0.0.1:{port}")
-    told = {
-        "pt": run("leecher.py", *args, "--lang", "pt", LANG="C.UTF-8"),
-        "en": run("leecher.py", *args, "--lang", "en", LANG="pt_BR.UTF-8"),
-        "none": run("leecher.py", *args),  # CI: no locale at all
-        "C": run("leecher.py", *args, LANG="C.UTF-8"),
-        "before": run("leecher.py", "--lang", "pt", *args, LANG="C.UTF-8"),
+    # Five leechers that each wait out their PINGs to a dead address: run
+    # together, not one after the other.
+    runs = {
+        "pt": (("leecher.py", *args, "--lang", "pt"), {"LANG": "C.UTF-8"}),
+        "en": (("leecher.py", *args, "--lang", "en"),
+               {"LANG": "pt_BR.UTF-8"}),
+        "none": (("leecher.py", *args), {}),  # CI: no locale at all
+        "C": (("leecher.py", *args), {"LANG": "C.UTF-8"}),
+        "before": (("leecher.py", "--lang", "pt", *args),
+                   {"LANG": "C.UTF-8"}),
     }
+    with concurrent.futures.ThreadPoolExecutor(len(runs)) as pool:
+        futures = {key: pool.submit(run, *argv, **locale)
+                   for key, (argv, locale) in runs.items()}
+        told = {key: future.result() for key, future in futures.items()}
     assert {r.returncode for r in told.values()} == {cli.EXIT_FAILED}
     assert told["pt"].stderr.startswith("leecher: nenhum seeder ativo")
     assert told["pt"].stdout.endswith("sem resposta\n")

@@ -188,15 +188,6 @@ class WindowEndpoint(leecher.Endpoint):
 
 
 # ------------------------------------------------------------- pinging
-def ping_each(endpoint, addrs, on_answer, tries: int = leecher.PING_TRIES,
-              timeout: float = leecher.PING_TIMEOUT,
-              stop=lambda: False) -> dict:
-    """``leecher.ping``, telling ``on_answer(peer)`` of each seeder the
-    moment it answers: the window shows the live ones at once."""
-    return leecher.ping(endpoint, addrs, timeout, tries, on_answer=on_answer,
-                        stop=stop)
-
-
 def peer_row(peer) -> PeerRow:
     return PeerRow(cli.format_address(peer.addr), peer.alive,
                    None if peer.rtt is None else 1000 * peer.rtt,
@@ -300,8 +291,9 @@ class Worker(threading.Thread):
     def _ping(self, addrs, tries: int = leecher.PING_TRIES) -> dict:
         def answered(peer):
             self.post(PeerAnswered(peer_row(peer)))
-        return ping_each(self._endpoint(), addrs, answered, tries,
-                         stop=lambda: self.closing)
+        return leecher.ping(self._endpoint(), addrs, leecher.PING_TIMEOUT,
+                            tries, on_answer=answered,
+                            stop=lambda: self.closing)
 
     def do_refresh(self, addrs: list, query: str) -> None:
         """PING every seeder; search the first that answer at once, then

@@ -201,12 +201,12 @@ class FakeEndpoint:
 
 def test_each_seeder_is_told_the_moment_it_answers():
     import gui_worker as gw
+    import leecher
     alive, dead = ("127.0.0.1", 9000), ("127.0.0.2", 9000)
     endpoint = FakeEndpoint([alive])
-    peers = gw.ping_each(endpoint, [alive, dead],
-                         lambda peer: endpoint.log.append(("answered",
-                                                           peer.addr)),
-                         tries=3, timeout=0.001)
+    peers = leecher.ping(endpoint, [alive, dead], 0.001, 3,
+                         on_answer=lambda peer: endpoint.log.append(
+                             ("answered", peer.addr)))
     assert peers[alive].alive and not peers[dead].alive
     assert endpoint.log.index(("answered", alive)) < \
         len(endpoint.log) - 1 - endpoint.log[::-1].index(("ping", dead))

@@ -4,6 +4,8 @@ endpoint moves on when it has nothing to give)."""
 
 import hashlib
 
+import types
+
 import pytest
 
 import leecher
@@ -197,8 +199,14 @@ def test_the_window_pings_through_leecher_ping(clock, monkeypatch):
     calls = []
     monkeypatch.setattr(leecher, "ping", lambda *args, **kwargs: calls.append(
         kwargs) or {})
-    gui_worker.ping_each(None, [A], print, tries=2)
-    assert calls and calls[0]["on_answer"] is print
+    posted = []
+    worker = types.SimpleNamespace(_endpoint=lambda: None, closing=False,
+                                   post=posted.append)
+    gui_worker.Worker._ping(worker, [A], tries=2)
+    assert calls and callable(calls[0]["on_answer"])
+    assert calls[0]["stop"]() is False  # stops once the window closes
+    worker.closing = True
+    assert calls[0]["stop"]() is True
 
 
 def test_stop_ends_the_tries_for_dead_seeders_at_once(clock):

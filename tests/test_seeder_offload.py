@@ -204,12 +204,7 @@ def test_a_full_socket_buffer_keeps_the_rest_of_a_run_for_later(
 
     seeder.chunk_sender.sender = Refusing(seeder.sender)
     try:
-        engine = seeder.engine
-        info = next(f for f in seeder.library.index.files if f.name == SONG)
-        addr = sink.getsockname()
-        engine.receive_datagram(p.encode(p.Request(
-            info.file_id, p.Order.SEQUENTIAL, ((0, 60),), 60,
-            engine.token_for(addr, 0.0)), 4), addr, 0.0)
+        request_in_order(seeder, sink, 60)
         seeder._send(0.0)
         assert seeder._unsent  # the rest of the first run waits
         seeder._send(0.0)
@@ -248,12 +243,7 @@ def test_a_gso_send_the_kernel_refuses_falls_back_with_the_same_datagrams(
             skip_outside_ci("no UDP GSO on this platform")
         seeder.sender.sock = NoChecksumOffload(seeder.sock)
         seeder.sender._plain.sock = seeder.sender.sock
-        engine = seeder.engine
-        info = next(f for f in seeder.library.index.files if f.name == SONG)
-        addr = sink.getsockname()
-        engine.receive_datagram(p.encode(p.Request(
-            info.file_id, p.Order.SEQUENTIAL, ((0, 100),), 100,
-            engine.token_for(addr, 0.0)), 4), addr, 0.0)
+        request_in_order(seeder, sink, 100)
         seeder._send(0.0)
         seeder._send(0.0)
         got = [p.decode(sink.recv(2048)).message for _ in range(100)]
@@ -264,3 +254,14 @@ def test_a_gso_send_the_kernel_refuses_falls_back_with_the_same_datagrams(
     finally:
         seeder.close()
         sink.close()
+
+
+def request_in_order(seeder, sink, chunks: int) -> None:
+    """Hand the seeder's engine a validated REQUEST from ``sink`` for the
+    first ``chunks`` chunks of SONG, in order, window ``chunks``."""
+    engine = seeder.engine
+    info = next(f for f in seeder.library.index.files if f.name == SONG)
+    addr = sink.getsockname()
+    engine.receive_datagram(p.encode(p.Request(
+        info.file_id, p.Order.SEQUENTIAL, ((0, chunks),), chunks,
+        engine.token_for(addr, 0.0)), 4), addr, 0.0)

@@ -139,6 +139,25 @@ class BadHashList:
 
 
 @dataclass(frozen=True)
+class PeerJoined:
+    """``peer``, another listener that shares this song (found by peer
+    exchange or by its HAVE), answered: chunks may now come from it."""
+
+    peer: str
+    at_s: float
+
+
+@dataclass(frozen=True)
+class Served:
+    """What this leecher has uploaded to other peers so far: ``chunks``
+    sent (resends included) to ``peers`` distinct addresses."""
+
+    chunks: int
+    peers: int
+    at_s: float
+
+
+@dataclass(frozen=True)
 class Resumed:
     """``chunks`` of ``total`` were already on disk from an earlier run."""
 
@@ -198,7 +217,7 @@ class Failed:
 
 Event = Union[RequestSent, ChunkReceived, NackSent, SeederGone,
               SeedersBack, Refused, WaitingForSeeders, BadPiece, BadHashList,
-              Resumed, SongChanged, Played, Stalled, Snapshot, Completed,
+              PeerJoined, Served, Resumed, SongChanged, Played, Stalled, Snapshot, Completed,
               Failed]
 EVENT_TYPES: tuple[type, ...] = Event.__args__  # type: ignore[attr-defined]
 

@@ -401,6 +401,7 @@ class Handlers:
             ev.SongChanged: self.status, ev.Played: self.played,
             ev.Stalled: self.stalled, ev.Snapshot: self.snapshot,
             ev.Completed: None, ev.Failed: None,
+            ev.PeerJoined: None, ev.Served: None,
         }
         for message in gw.MESSAGE_TYPES:
             table[message] = getattr(self, "on_" + message.__name__)

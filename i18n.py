@@ -263,6 +263,12 @@ _DESCRIBE = {
     ev.BadHashList: lambda e: text(
         N_("{peer} sent a piece hash list that does not match the song: "
            "it gets no more work."), peer=e.peer),
+    ev.PeerJoined: lambda e: text(
+        N_("{peer}, another listener sharing this song, joined."),
+        peer=e.peer),
+    ev.Served: lambda e: text(
+        N_("Served {chunks} chunks to {peers} other listener(s)."),
+        chunks=e.chunks, peers=e.peers),
     ev.Resumed: lambda e: text(
         N_("Resuming: {chunks} of {total} chunks were already here."),
         chunks=e.chunks, total=e.total),

@@ -1210,6 +1210,7 @@ class TerminalView:
             ev.Snapshot: self._snapshot,
             ev.ChunkReceived: None, ev.NackSent: None, ev.Played: None,
             ev.Stalled: None, ev.Completed: None, ev.Failed: None,
+            ev.PeerJoined: None, ev.Served: None,
         }
 
     def put(self, event) -> None:

@@ -51,6 +51,13 @@ HASHES         token u32, file id 8s, page u16 — one page of the file's
                piece SHA-256 list, please (``pieces.py``)
 HASH_PAGE      file id 8s, page u16, pages u16, hashes (32 bytes each, at
                most ``HASHES_PER_PAGE``; the last page may hold fewer)
+HAVE           token u32, file id 8s, pieces u32 (the song's piece
+               count), count u16, piece ranges (start u32, end u32) — the
+               sender holds these verified pieces and shares them (a
+               swarm's bitfield; an empty list says "I share, nothing yet")
+GET_PEERS      token u32, file id 8s — who else shares this song?
+PEERS          file id 8s, count u16, then per peer: IPv4 4s, port u16
+               (at most ``MAX_PEERS_LISTED``, the most recent first)
 ============== =============================================================
 
 Ranges are half-open ``[start, end)`` chunk intervals.  Files are named on
@@ -64,6 +71,7 @@ from __future__ import annotations
 
 import bisect
 import enum
+import ipaddress
 import itertools
 import struct
 import zlib
@@ -102,6 +110,9 @@ class MsgType(enum.IntEnum):
     ERROR = 12
     HASHES = 13
     HASH_PAGE = 14
+    HAVE = 15
+    GET_PEERS = 16
+    PEERS = 17
 
 
 class Order(enum.IntEnum):
@@ -279,8 +290,41 @@ class HashPage:
     TYPE = MsgType.HASH_PAGE
 
 
+@dataclass(frozen=True)
+class Have:
+    """The sender holds (verified) and shares ``pieces`` of the song:
+    piece ranges, added to what it said before.  ``token`` is the one the
+    receiver gave the sender (its PONG): only a proven address is listed
+    as a peer."""
+
+    file_id: bytes
+    pieces: int  # the song's piece count, so ranges are checked
+    ranges: tuple[tuple[int, int], ...]
+    token: int = 0
+    TYPE = MsgType.HAVE
+
+
+@dataclass(frozen=True)
+class GetPeers:
+    """Who else shares this song (peer exchange)?"""
+
+    file_id: bytes
+    token: int = 0
+    TYPE = MsgType.GET_PEERS
+
+
+@dataclass(frozen=True)
+class Peers:
+    """Some recent peers that share ``file_id``: IPv4 ``(host, port)``."""
+
+    file_id: bytes
+    peers: tuple[tuple[str, int], ...]
+    TYPE = MsgType.PEERS
+
+
 Message = Union[Ping, Pong, Search, SearchResult, Request, Chunk, Ack, Nack,
-                Cancel, Done, Retry, Error, Hashes, HashPage]
+                Cancel, Done, Retry, Error, Hashes, HashPage, Have, GetPeers,
+                Peers]
 
 
 @dataclass(frozen=True)
@@ -307,6 +351,13 @@ RETRY_BODY = struct.Struct("!I")
 ERROR_FIXED = struct.Struct("!H")
 HASHES_BODY = struct.Struct("!I8sH")
 HASH_PAGE_FIXED = struct.Struct("!8sHH")
+HAVE_FIXED = struct.Struct("!I8sIH")
+GET_PEERS_BODY = struct.Struct("!I8s")
+PEERS_FIXED = struct.Struct("!8sH")
+PEER_ENTRY = struct.Struct("!4sH")
+# A PEERS answer names at most this many peers: 32 x 6 bytes, so a
+# 28-byte GET_PEERS gets 218 bytes back (and only from a proven address).
+MAX_PEERS_LISTED = 32
 # Hashes one HASH_PAGE carries: as many as fit in one datagram (45, a
 # 1468-byte answer; the token makes sure the asker receives it).
 HASHES_PER_PAGE = (MAX_DATAGRAM - HEADER.size - HASH_PAGE_FIXED.size) \
@@ -314,6 +365,7 @@ HASHES_PER_PAGE = (MAX_DATAGRAM - HEADER.size - HASH_PAGE_FIXED.size) \
 
 MAX_REQUEST_RANGES = (MAX_BODY - REQUEST_FIXED.size) // RANGE.size
 MAX_NACK_RANGES = (MAX_BODY - NACK_FIXED.size) // RANGE.size
+MAX_HAVE_RANGES = (MAX_BODY - HAVE_FIXED.size) // RANGE.size
 MAX_TEXT = 400
 
 
@@ -414,6 +466,17 @@ def _encode_body(msg: Message) -> bytes:
             raise ValueError("a piece hash is 32 bytes")
         return HASH_PAGE_FIXED.pack(msg.file_id, msg.page, msg.pages) \
             + b"".join(msg.hashes)
+    if isinstance(msg, Have):
+        return HAVE_FIXED.pack(msg.token, msg.file_id, msg.pieces,
+                               len(msg.ranges)) + _encode_ranges(msg.ranges)
+    if isinstance(msg, GetPeers):
+        return GET_PEERS_BODY.pack(msg.token, msg.file_id)
+    if isinstance(msg, Peers):
+        if len(msg.peers) > MAX_PEERS_LISTED:
+            raise ValueError(f"a PEERS lists at most {MAX_PEERS_LISTED}")
+        return PEERS_FIXED.pack(msg.file_id, len(msg.peers)) + b"".join(
+            PEER_ENTRY.pack(ipaddress.IPv4Address(host).packed, port)
+            for host, port in msg.peers)
     raise TypeError(f"not a message: {msg!r}")
 
 
@@ -470,6 +533,13 @@ def _decode_body(kind: MsgType, body: bytes, flags: int = 0) -> Message:
         return Hashes(fid, page, token)
     if kind is MsgType.HASH_PAGE:
         return _decode_hash_page(body)
+    if kind is MsgType.HAVE:
+        return _decode_have(body)
+    if kind is MsgType.GET_PEERS:
+        token, fid = _exact(GET_PEERS_BODY, body)
+        return GetPeers(fid, token)
+    if kind is MsgType.PEERS:
+        return _decode_peers(body)
     raise ProtocolError(f"unhandled message type {kind}")  # pragma: no cover
 
 
@@ -482,6 +552,28 @@ def _decode_hash_page(body: bytes) -> HashPage:
         raise ProtocolError("page number past the page count")
     return HashPage(fid, page, pages, tuple(
         tail[at:at + SHA256_SIZE] for at in range(0, len(tail), SHA256_SIZE)))
+
+
+def _decode_have(body: bytes) -> Have:
+    token, fid, count_pieces, count = _unpack(HAVE_FIXED, body)
+    ranges = _decode_ranges(body, HAVE_FIXED.size, count)
+    if any(end > count_pieces for _, end in ranges):
+        raise ProtocolError("piece range past the piece count")
+    return Have(fid, count_pieces, ranges, token)
+
+
+def _decode_peers(body: bytes) -> Peers:
+    fid, count = _unpack(PEERS_FIXED, body)
+    if count > MAX_PEERS_LISTED:
+        raise ProtocolError("more peers than a PEERS may list")
+    if len(body) != PEERS_FIXED.size + count * PEER_ENTRY.size:
+        raise ProtocolError("peer list length does not match its count")
+    peers = []
+    for packed, port in PEER_ENTRY.iter_unpack(body[PEERS_FIXED.size:]):
+        if not port:
+            raise ProtocolError("peer port 0")
+        peers.append((str(ipaddress.IPv4Address(packed)), port))
+    return Peers(fid, tuple(peers))
 
 
 _CHUNK_TYPE = int(MsgType.CHUNK)

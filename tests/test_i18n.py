@@ -153,6 +153,8 @@ SAMPLE_EVENTS = [
     ev.BadPiece(3, ("127.0.0.4:9000",), 2.5),
     ev.BadPiece(4, ("127.0.0.4:9000",), 2.7, ("127.0.0.4:9000",)),
     ev.BadHashList("127.0.0.5:9000", 0.3),
+    ev.PeerJoined("127.0.0.22:40000", 0.4),
+    ev.Served(120, 3, 5.0),
     ev.Resumed(10, 69),
     ev.SongChanged(),
     ev.Played(14000, 2.5),

@@ -217,8 +217,8 @@ class Failed:
 
 Event = Union[RequestSent, ChunkReceived, NackSent, SeederGone,
               SeedersBack, Refused, WaitingForSeeders, BadPiece, BadHashList,
-              PeerJoined, Served, Resumed, SongChanged, Played, Stalled, Snapshot, Completed,
-              Failed]
+              PeerJoined, Served, Resumed, SongChanged, Played, Stalled,
+              Snapshot, Completed, Failed]
 EVENT_TYPES: tuple[type, ...] = Event.__args__  # type: ignore[attr-defined]
 
 

@@ -43,6 +43,10 @@ DEFAULT_MAX_EVENTS = 2_000_000  # bound on arrivals + timers handled
 # (A seeder on an unlimited link fires once per 64-chunk burst: a 200 MB
 # song sent at one instant is ~2,300.)
 MAX_SAME_INSTANT_TIMERS = 10_000
+# The timer heap is rebuilt when it holds this many entries per host
+# (most of them stale): memory stays O(hosts), and the rebuild's O(hosts)
+# is paid once per that many pushes.
+STALE_TIMERS_FACTOR = 4
 
 # What the trace records: a host SENT a datagram; its link DROPPED it (or
 # delivered it and RECEIVED is logged on arrival); it arrived where no host
@@ -71,6 +75,8 @@ class Host:
     engine: object
     alive: bool = True
     killed_at: float | None = None
+    order: int = 0                 # when it was added: breaks timer ties
+    timer: float | None = None     # its deadline as last read (the heap's)
 
 
 @dataclass
@@ -109,6 +115,11 @@ class SimNet:
         self._links: dict[tuple, object] = {}
         self._queue: list[_Arrival] = []
         self._kills: list[tuple[float, int, tuple]] = []
+        # (deadline, host.order, host): each host's timer as last read.
+        # An entry whose deadline is no longer the host's is stale and
+        # skipped when it comes up (lazy invalidation): finding the next
+        # timer is O(log hosts), not a scan of every host per event.
+        self._timers: list[tuple[float, int, Host]] = []
         self._seq = 0
         self.datagrams = 0
 
@@ -116,9 +127,35 @@ class SimNet:
     def add_host(self, address: tuple, engine) -> Host:
         if address in self.hosts:
             raise ValueError(f"two hosts at {address}")
-        host = Host(address, engine)
+        host = Host(address, engine, order=len(self.hosts))
         self.hosts[address] = host
+        self.refresh(address)
         return host
+
+    def refresh(self, address: tuple) -> None:
+        """Read the timer of ``address``'s engine again.  The loop does it
+        after every delivery, timer and flush of that host; a driver that
+        calls an engine itself in the middle of a run (from ``stop_when``,
+        say) calls this after it.  (Every host is read again when a run
+        starts.)"""
+        host = self.hosts[address]
+        deadline = host.engine.get_timer() if host.alive else None
+        if deadline != host.timer:
+            host.timer = deadline
+            if deadline is not None:
+                heapq.heappush(self._timers, (deadline, host.order, host))
+                if len(self._timers) > STALE_TIMERS_FACTOR * (
+                        len(self.hosts) + 16):
+                    self._rebuild_timers()
+
+    def _rebuild_timers(self) -> None:
+        """The heap again from every live host's timer: engines that push
+        their deadline back again and again (an idle timeout) leave stale
+        entries far ahead that would otherwise pile up."""
+        self._timers = [(host.timer, host.order, host)
+                        for host in self.hosts.values()
+                        if host.alive and host.timer is not None]
+        heapq.heapify(self._timers)
 
     def set_link(self, src: tuple, dst: tuple, spec) -> None:
         """The one-way link from ``src`` to ``dst`` (before it is used)."""
@@ -158,7 +195,9 @@ class SimNet:
             stop_when: Callable[[], bool] | None = None) -> RunResult:
         """Run until ``stop_when()`` is true, nothing is left to happen,
         virtual time would pass ``until`` or ``max_events`` were handled."""
+        self._timers = []
         for host in list(self.hosts.values()):
+            host.timer = None  # the engine may have been changed or called
             self._flush(host)
         events = 0
         timers_now = 0  # timers fired at the current instant
@@ -196,20 +235,22 @@ class SimNet:
         return RunResult(self.now, events, reason, self.datagrams)
 
     def _next_timer(self):
-        best, best_host = math.inf, None
-        for host in self.hosts.values():
-            if not host.alive:
-                continue
-            deadline = host.engine.get_timer()
-            if deadline is not None and deadline < best:
-                best, best_host = deadline, host
-        return best, best_host
+        """The earliest timer and its host (ties: the host added first),
+        stale heap entries dropped on the way."""
+        timers = self._timers
+        while timers:
+            deadline, _order, host = timers[0]
+            if host.alive and host.timer == deadline:
+                return deadline, host
+            heapq.heappop(timers)
+        return math.inf, None
 
     def _do_kill(self, address: tuple) -> None:
         host = self.hosts[address]
         if host.alive:
             host.alive = False
             host.killed_at = self.now
+            host.timer = None
             self._record(KILLED, address, None, b"")
 
     def _deliver(self, item: _Arrival) -> None:
@@ -222,9 +263,14 @@ class SimNet:
         self._flush(host)
 
     def _flush(self, host: Host) -> None:
-        """Put what ``host`` wants to send now on its links."""
+        """Put what ``host`` wants to send now on its links, and read its
+        timer again (what it just did may have moved it)."""
         if not host.alive:
             return
+        self._send_all(host)
+        self.refresh(host.address)
+
+    def _send_all(self, host: Host) -> None:
         for data, dst in host.engine.datagrams_to_send(self.now):
             self.datagrams += 1
             self._record(SENT, host.address, dst, data)

@@ -4,6 +4,7 @@
     python3 p2p_facom.py -t leecher            # the leecher's window
     python3 p2p_facom.py demo                  # three seeders + a leecher
     python3 p2p_facom.py experiment --runs 3   # compare the sending orders
+    python3 p2p_facom.py swarm --peers 8       # a seeder, 8 sharing leechers
 """
 
 from __future__ import annotations
@@ -31,8 +32,9 @@ def build_parser() -> cli.Parser:
         description=_("P2P FACOM: peer-to-peer MP3 streaming over UDP."),
         epilog=_("Other commands: 'p2p_facom.py demo' starts three seeders "
                  "on 127.0.0.1-3 and a leecher; 'p2p_facom.py experiment "
-                 "-h' compares the sending orders. Terminal leecher: "
-                 "'python3 leecher.py -h'."))
+                 "-h' compares the sending orders; 'p2p_facom.py swarm -h' "
+                 "runs a seeder and N leechers that share. Terminal "
+                 "leecher: 'python3 leecher.py -h'."))
     parser.add_argument("-t", "--type", choices=("seeder", "leecher"),
                         required=True, help=_("run a seeder or the leecher"))
     seeder.add_arguments(parser)
@@ -158,6 +160,9 @@ def main(argv=None) -> int:
     if argv and argv[0] == "experiment":
         import experiment
         return experiment.main(argv[1:])
+    if argv and argv[0] == "swarm":
+        import swarm
+        return swarm.main(argv[1:])
     args = build_parser().parse_args(argv)
     if args.type == "seeder":
         import seeder

@@ -301,21 +301,36 @@ class SimNet:
 # ------------------------------------------------------ what seeders share
 class BytesSource:
     """Songs held in memory, for ``SeederEngine`` (its ``ChunkSource`` and
-    its catalog): ``info``, ``read``, ``search`` and ``len``."""
+    its catalog): ``info``, ``read``, ``search``, ``piece_hashes`` and
+    ``len``."""
 
     def __init__(self):
         self._files: dict[bytes, tuple] = {}
+        self._hashes: dict[bytes, bytes] = {}
 
-    def add(self, name: str, data: bytes, duration_ms: int = 0):
-        """Share ``data`` as ``name``; its ``protocol.FileInfo``."""
+    def add(self, name: str, data: bytes, duration_ms: int = 0,
+            with_pieces: bool = False):
+        """Share ``data`` as ``name``; its ``protocol.FileInfo``.  With
+        ``with_pieces`` the song publishes its piece list and is named by
+        it (as ``seeder.py`` does), else by its SHA-256 (``legacy``)."""
         import hashlib
+        import pieces
         import protocol as p
-        sha = hashlib.sha256(data).digest()
-        info = p.FileInfo(p.file_id_of(sha), len(data),
-                          p.chunk_count(len(data)), p.CHUNK_SIZE,
-                          duration_ms, sha, name)
+        if with_pieces:
+            sha, hashes = pieces.hash_bytes(data)
+            file_id = pieces.file_id_from(hashes)
+        else:
+            sha, hashes = hashlib.sha256(data).digest(), None
+            file_id = p.file_id_of(sha)
+        info = p.FileInfo(file_id, len(data), p.chunk_count(len(data)),
+                          p.CHUNK_SIZE, duration_ms, sha, name)
         self._files[info.file_id] = (info, data)
+        if hashes is not None:
+            self._hashes[info.file_id] = hashes
         return info
+
+    def piece_hashes(self, file_id: bytes) -> bytes | None:
+        return self._hashes.get(file_id)
 
     def info(self, file_id: bytes):
         entry = self._files.get(file_id)

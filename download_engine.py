@@ -782,6 +782,8 @@ class Failover:
         peer.learn(msg)
         self.gone.discard(addr)
         wanted = engine.state.missing.intersection(self.orphans)
+        if not engine.scheduler.can_serve(peer, wanted):
+            return  # a partial peer without what is missing: still waiting
         self.orphans = p.RangeSet()
         engine.emit(ev.SeedersBack((peer_name(addr),),
                                    engine.since_start(now)))

@@ -209,6 +209,14 @@ class Scheduler:
     def holds(peer, piece: int) -> bool:
         return peer.holds is None or piece in peer.holds
 
+    @staticmethod
+    def can_serve(peer, chunks: p.RangeSet) -> bool:
+        """Does ``peer`` hold a piece of ``chunks``?"""
+        size = pieces.PIECE_CHUNKS
+        return peer.holds is None or any(
+            piece in peer.holds for start, end in chunks
+            for piece in range(start // size, (end - 1) // size + 1))
+
     # ---------------------------------------------------- when to act
     def start(self, alive: list, now: float) -> None:
         self.begun = True

@@ -570,3 +570,35 @@ def test_piece_wise_is_about_as_fast_as_the_classic_split():
     swarm.assert_whole()
     took = swarm.net.now - swarm.started_at
     assert took <= 1.1 * (classic.net.now - classic.started_at)
+
+
+def test_with_the_seeder_gone_a_peer_without_the_rest_is_no_way_back():
+    """The seeder dies; the peer holds piece 0 only.  The sources are
+    PINGed (one WaitingForSeeders), the peer's PONGs bring no false
+    "back", and when the peer gains the rest it gets them asked."""
+    swarm = Swarm(4, [None, {0}], rates=[100_000, 100_000])
+    swarm.net.kill(swarm.addrs[0], 0.3)
+    engine = swarm.start(de.Options(seed=13))
+    swarm.net.run(until=swarm.net.now + 12.0)
+    happened = engine.events()
+    assert not engine.complete
+    assert len([e for e in happened
+                if isinstance(e, ev.WaitingForSeeders)]) == 1
+    assert not [e for e in happened if isinstance(e, ev.SeedersBack)]
+    pings = [e for e in swarm.net.trace if e.kind == simnet.SENT
+             and e.src == LEECHER and e.dst == swarm.addrs[1]
+             and isinstance(p.decode(e.data).message, p.Ping)]
+    assert len(pings) >= 3  # answered, and asked again
+    swarm.tell(1, {1, 2, 3})
+    swarm.run()
+    swarm.assert_whole()
+
+
+def test_with_nobody_holding_the_rest_the_download_fails_in_time():
+    swarm = Swarm(3, [None, {0}], rates=[100_000, 100_000])
+    swarm.net.kill(swarm.addrs[0], 0.3)
+    engine = swarm.start(de.Options(seed=14, timeout=10.0))
+    with pytest.raises(ev.DownloadFailed) as failed:
+        swarm.run(until=60)
+    assert failed.value.problem is ev.Problem.ALL_SEEDERS_GONE
+    assert swarm.net.now < 0.3 + 2 * engine.options.timeout

@@ -37,10 +37,11 @@ from dataclasses import dataclass, field, replace
 
 import cli
 import i18n
+import piece_picker
 import protocol as p
 from i18n import N_, _, text as tr
 
-POLICIES = ("sequential", "rarest", "deadline")  # piece_picker.POLICIES
+POLICIES = piece_picker.POLICIES  # sequential, rarest, deadline
 DEFAULT_PEERS = 8
 DEFAULT_RATE_KBPS = 400.0      # the seeder's link: 3x a 128 kbit/s song
 DEFAULT_SEED_FOR_S = 15.0
@@ -463,24 +464,42 @@ class RealSwarm:
 SEEDER_SENT = re.compile(r"(\d+) chunks sent")  # in its summary (--lang en)
 
 
-def real_row(swarm: RealSwarm, n: int, want: bytes, time_map) -> PeerResult:
-    """Leecher ``n``'s row from its JSON and its file."""
+def load_stats(swarm: RealSwarm, n: int) -> dict | None:
+    """Leecher ``n``'s JSON (None: it wrote none that can be read)."""
     import json
-    out = os.path.join(swarm.folder, f"leecher-{n + 1}")
-    row = PeerResult(leecher_ip(n))
-    proc = swarm.leechers[n][0]
+    path = os.path.join(swarm.folder, f"leecher-{n + 1}.json")
     try:
-        with open(out + ".json", encoding="utf-8") as handle:
+        with open(path, encoding="utf-8") as handle:
             stats = json.load(handle)
     except (OSError, ValueError):
+        return None
+    return stats if isinstance(stats, dict) else None
+
+
+def served_by_ip(all_stats: list) -> dict[str, int]:
+    """Chunks each leecher's address gave the others: what they kept
+    from it (their ``per_peer``), as the simulation counts it."""
+    served: dict[str, int] = {}
+    for stats in all_stats:
+        for name, count in ((stats or {}).get("per_peer") or {}).items():
+            ip = name.rpartition(":")[0]
+            served[ip] = served.get(ip, 0) + int(count)
+    return served
+
+
+def real_row(swarm: RealSwarm, n: int, stats: dict | None, served: dict,
+             want: bytes, time_map) -> PeerResult:
+    """Leecher ``n``'s row from its JSON and its file."""
+    out = os.path.join(swarm.folder, f"leecher-{n + 1}")
+    row = PeerResult(leecher_ip(n), served=served.get(leecher_ip(n), 0))
+    proc = swarm.leechers[n][0]
+    if stats is None:
         row.problem = tr(N_("no statistics (exit code {code})"),
                          code=proc.returncode)
         return row
-    seeder = f"{SEEDER_IP}:{swarm.port}"
     kept = stats.get("per_peer") or {}
-    row.from_seeder = int(kept.get(seeder, 0))
+    row.from_seeder = int(kept.get(f"{SEEDER_IP}:{swarm.port}", 0))
     row.from_peers = int(sum(kept.values())) - row.from_seeder
-    row.served = int(stats.get("served_chunks") or 0)
     row.completion_s = stats.get("elapsed_s")
     received = [math.nan if r.get("received") is None else r["received"]
                 for r in stats.get("timeline", [])]
@@ -520,8 +539,10 @@ def run_real(args) -> SwarmRun:
         want = cli.sha256_file(swarm.song)
         time_map = player.scan_file(swarm.song)
         chunks = p.chunk_count(size)
-        rows = [real_row(swarm, n, want, time_map)
-                for n in range(swarm.peers)]
+        all_stats = [load_stats(swarm, n) for n in range(swarm.peers)]
+        served = served_by_ip(all_stats)
+        rows = [real_row(swarm, n, stats, served, want, time_map)
+                for n, stats in enumerate(all_stats)]
     sent = SEEDER_SENT.search(summary)
     run = SwarmRun(label, swarm.peers, args.share, args.pick, chunks, rows,
                    int(sent.group(1)) if sent else

@@ -195,10 +195,10 @@ class SimLeecher:
         from download_engine import DownloadEngine, Options
         spec = self.swarm.spec
         peers = list(self.engine.peers.values())
-        options = Options(seed=self.seed, timeout=PATIENT_TIMEOUT_S)
-        options.pick = spec.pick
-        self.download = DownloadEngine(self.swarm.song.info, peers, now,
-                                       options)
+        self.download = DownloadEngine(
+            self.swarm.song.info, peers, now,
+            Options(seed=self.seed, timeout=PATIENT_TIMEOUT_S,
+                    pick=spec.pick))
         if spec.share:
             from peer_engine import PeerEngine, SharedSong
             self.shared = SharedSong(self.swarm.song.info,

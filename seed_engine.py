@@ -11,14 +11,19 @@ What the driver hands it:
   ``read(file_id, index) -> bytes`` (raises ``OSError`` when the file
   vanished or changed); optionally ``piece_hashes(file_id) -> bytes |
   None``, the file's piece SHA-256s concatenated (``pieces.py``), which
-  it serves a page per HASHES;
+  it serves a page per HASHES; and optionally ``held(file_id) ->
+  RangeSet | None``, the chunks it may serve (a peer's verified pieces;
+  None: all): a REQUEST is clipped to them;
 - a catalog for SEARCH and PONG: ``search(query) -> list[FileInfo]`` and
   ``len(catalog)`` (``SearchIndex`` below is one; build it at scan time);
 - the secret for tokens (bytes) and the RNG seed of the emulated link.
 
 Addresses are ``(host, port)`` tuples; limits count sessions per host.
 ``events()`` drains ``SessionStarted`` / ``SessionEnded`` for the driver
-to print.
+to print.  Peer exchange: a HAVE with a valid token is recorded in
+``directory`` (``peer_directory.py``), never answered; GET_PEERS, token-
+checked like SEARCH, gets the song's recent sharers (PEERS).
+``served_to()`` counts the chunks sent per address.
 A driver that writes a capture calls ``keep_drops()`` once, then drains
 ``drops()`` (what the emulated link dropped) each turn to write it marked.
 
@@ -70,6 +75,7 @@ from typing import Iterable, Iterator
 import netem
 import pieces
 import protocol as p
+from peer_directory import PeerDirectory
 
 # Datagrams a session sends before the next one's turn: 45 CHUNKs of
 # 1436 bytes are one full UDP GSO send (offload.max_segments), so a turn
@@ -127,6 +133,7 @@ MAX_RESENDS_PER_CHUNK = 8  # 30 % loss loses 9 copies in a row 2e-5 times
 # by ``START_RATE_CHUNKS``).
 RESEND_BUDGET = 1.0
 MAX_NACK_CHUNKS = 4096  # chunks one NACK datagram may make us look at
+MAX_SERVED_KEYS = 256  # addresses named in ``served_to`` (the rest: "other")
 SEARCH_CACHE = 16  # recent queries whose matches are kept
 ROUND_HALF = 1 << 15  # NACK rounds are u16: RFC 1982 serial arithmetic
 
@@ -152,6 +159,24 @@ class SendCounts:
 
     def done(self) -> p.Done:
         return p.Done(*(getattr(self, name) for name in SEND_COUNTERS))
+
+
+class ServedTally:
+    """Chunks sent per address (resends included), as ``"ip:port"``:
+    at most ``MAX_SERVED_KEYS`` addresses by name, the rest summed
+    under ``"other"`` (so a flood of addresses costs no memory)."""
+
+    def __init__(self):
+        self._to: Counter = Counter()
+
+    def count(self, addr, chunks: int) -> None:
+        name = f"{addr[0]}:{addr[1]}"
+        if name not in self._to and len(self._to) >= MAX_SERVED_KEYS:
+            name = "other"
+        self._to[name] += chunks
+
+    def as_dict(self) -> dict[str, int]:
+        return {name: sent for name, sent in self._to.items() if sent}
 
 
 # ----------------------------------------------------- tokens and guard
@@ -619,7 +644,9 @@ class SessionTable:
     evicting from the host holding the most, so one host cannot lock
     out the rest."""
 
-    def __init__(self):
+    def __init__(self, most: int = MAX_SESSIONS,
+                 per_host: int = MAX_SESSIONS_PER_HOST):
+        self.most, self.per_host = most, per_host
         self._by_key: dict[tuple, Session] = {}
         self._per_host: Counter = Counter()  # sessions per host
         self._host_chunks: Counter = Counter()  # their ``cost`` per host
@@ -663,7 +690,7 @@ class SessionTable:
         sessions to evict for it: from the host holding the most
         sessions, or chunks, when that is more than ``host`` would hold
         with the new one; least recently heard first)."""
-        if self._per_host[host] >= MAX_SESSIONS_PER_HOST \
+        if self._per_host[host] >= self.per_host \
                 or cost > MAX_QUEUED_CHUNKS:
             return False, []
         sessions, chunks = Counter(self._per_host), Counter(
@@ -672,7 +699,7 @@ class SessionTable:
         while True:
             if sum(chunks.values()) + cost > MAX_QUEUED_CHUNKS:
                 held, mine = chunks, chunks[host] + cost
-            elif sum(sessions.values()) >= MAX_SESSIONS:
+            elif sum(sessions.values()) >= self.most:
                 held, mine = sessions, sessions[host] + 1
             else:
                 return True, victims
@@ -829,7 +856,8 @@ class SeederEngine:
                  catalog=None, order: p.Order = p.Order.SEQUENTIAL,
                  ordered_fraction: float = 0.5,
                  link: netem.LinkSpec = netem.LinkSpec(),
-                 name: str = "seeder"):
+                 name: str = "seeder", max_sessions: int = MAX_SESSIONS,
+                 max_sessions_per_host: int = MAX_SESSIONS_PER_HOST):
         self.source = source
         self.catalog = source if catalog is None else catalog
         self.order = order
@@ -844,9 +872,11 @@ class SeederEngine:
         self.tokens = TokenMinter(secret)
         self.guard = AmplificationGuard()
         self.starts = StartLimiter()
-        self.sessions = SessionTable()
+        self.sessions = SessionTable(max_sessions, max_sessions_per_host)
         self.outbox = Outbox()
         self.counters = Counters()
+        self.directory = PeerDirectory()  # who sent us a HAVE, per song
+        self.served = ServedTally()
         self._events: list = []
         self._now = float("-inf")  # the latest ``now`` we were given
         self._next_expiry = math.inf
@@ -970,12 +1000,22 @@ class SeederEngine:
         self._drops.clear()
         return drops
 
+    def served_to(self) -> dict[str, int]:
+        """Chunks sent per ``"ip:port"`` (resends included); their sum
+        is ``counters.link.sent``."""
+        return self.served.as_dict()
+
     def token_for(self, addr, now: float) -> int:
         return self.tokens.token(addr, now)
 
-    def close(self) -> None:
+    def close(self, why: str | None = None) -> None:
+        """End every session; with ``why``, an ERROR (BUSY) tells each
+        leecher, so it moves on at once."""
         for session in list(self.sessions):
-            self.sessions.remove(session)
+            if why is None:
+                self.sessions.remove(session)
+            else:
+                self._end(session, why, notify=True)
 
     # --------------------------------------------------------- replies
     def _reply(self, msg, addr, sid: int, now: float, flags: int = 0) -> None:
@@ -1030,6 +1070,31 @@ class SeederEngine:
                                pieces.page_of(hashes, msg.page)),
                     addr, sid, now)
 
+    def _on_have(self, datagram, addr, now) -> None:
+        """A peer shares a song we know: listed for GET_PEERS if its
+        token proves the address.  Never answered (no amplification)."""
+        msg = datagram.message
+        info = self.source.info(msg.file_id)
+        if not self.tokens.valid(msg.token, addr, now) or info is None \
+                or msg.pieces != pieces.piece_count(info.chunks):
+            self.counters.refused += 1
+            return
+        self.guard.validate(addr, now)
+        self.directory.record(msg.file_id, addr, now)
+
+    def _on_get_peers(self, datagram, addr, now) -> None:
+        """Peer exchange: a 28-byte ask, up to 218 bytes back, so only
+        to a validated address (the token, as SEARCH)."""
+        msg, sid = datagram.message, datagram.session
+        if not self._check_token(msg.token, sid, addr, now):
+            return
+        if self.source.info(msg.file_id) is None:
+            self._refuse(p.ErrorCode.NOT_FOUND, "no such file here", addr,
+                         sid, now)
+            return
+        self._reply(p.Peers(msg.file_id, self.directory.listing(
+            msg.file_id, addr, now)), addr, sid, now)
+
     def _on_search(self, datagram, addr, now) -> None:
         msg, sid = datagram.message, datagram.session
         if not self._check_token(msg.token, sid, addr, now):
@@ -1061,7 +1126,19 @@ class SeederEngine:
             self._refuse(p.ErrorCode.BAD_REQUEST, "empty request", addr,
                          sid, now)
             return
+        ranges = self._held_of(msg.file_id, ranges)
+        if not ranges:
+            self._refuse(p.ErrorCode.NOT_FOUND, "those pieces are not here",
+                         addr, sid, now)
+            return
         self._start(msg, info, ranges, addr, sid, now)
+
+    def _held_of(self, file_id: bytes, ranges: p.RangeSet) -> p.RangeSet:
+        """``ranges`` within what the source may serve (a peer: its
+        verified pieces); one bisection per range asked."""
+        held = getattr(self.source, "held", None)
+        allowed = held(file_id) if held is not None else None
+        return ranges if allowed is None else allowed.intersection(ranges)
 
     def _start(self, msg: p.Request, info, ranges, addr, sid, now) -> None:
         asked = ranges.count()
@@ -1135,7 +1212,8 @@ class SeederEngine:
 
     _HANDLERS = {p.Ping: _on_ping, p.Search: _on_search,
                  p.Request: _on_request, p.Ack: _on_ack, p.Nack: _on_nack,
-                 p.Cancel: _on_cancel, p.Hashes: _on_hashes}
+                 p.Cancel: _on_cancel, p.Hashes: _on_hashes,
+                 p.Have: _on_have, p.GetPeers: _on_get_peers}
 
     # --------------------------------------------------------- sending
     def _can_make(self) -> bool:
@@ -1254,6 +1332,7 @@ class SeederEngine:
                nbytes: int) -> None:
         session.counts.count(sent, resent, nbytes)
         self.counters.link.count(sent, resent, nbytes)
+        self.served.count(session.addr, sent)
 
     def _on_link(self, data: bytes, session: Session, now: float,
                  out: list) -> None:

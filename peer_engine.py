@@ -132,6 +132,9 @@ class Swarm:
         # Our PINGs and GET_PEERS carry this session id: their answers
         # come back with it (the download's own PINGs use 0).
         self.sid = self.rng.getrandbits(32) or 1
+        # A song without a piece list is never shared nor fetched from
+        # peers: no peer exchange for it at all.
+        self.active = not pieces.legacy(self.info)
         self.partial: dict[tuple, Peer] = {}  # peers given to the download
         self.tokens: dict[tuple, int] = {}  # the token each one gave us
         self.asked: dict[tuple, list] = {}  # GET_PEERS: addr -> [at, retried]
@@ -166,6 +169,8 @@ class Swarm:
     def start(self, now: float) -> None:
         """GET_PEERS (and, sharing, the registration HAVE) to the
         seeders."""
+        if not self.active:
+            return
         for peer in self.seeders():
             self.ask_peers(peer, now)
             self.awaiting.add(peer.addr)
@@ -180,12 +185,12 @@ class Swarm:
 
     def register(self, peer: Peer) -> None:
         """A HAVE "I share this song" (its directory lists us)."""
-        if self.engine.sharing:
+        if self.engine.sharing and self.active:
             self.send(p.Have(self.info.file_id, self.piece_total, (),
                              self.token(peer)), peer.addr)
 
     def announce(self, peer: Peer, verified: p.RangeSet) -> None:
-        if self.engine.sharing:
+        if self.engine.sharing and self.active:
             for have in have_messages(self.info, verified, self.token(peer)):
                 self.send(have, peer.addr)
 
@@ -252,13 +257,14 @@ class Swarm:
         sent = self.pinging.pop(msg.nonce, None)
         if sent is None or sent[0] != addr or now - sent[1] > PING_ANSWER_S:
             return
-        self.tokens[addr] = msg.token
         if self.known(addr):  # a refresh: the token renewed
+            self.tokens[addr] = msg.token
             peer = self.partial.get(addr) or self.engine.download.peers[addr]
             self.register(peer)
             return
         holds = self.holds.pop(addr, None)
         if len(self.partial) < MAX_KNOWN_PEERS:
+            self.tokens[addr] = msg.token
             self.join(addr, max(now - sent[1], 0.0), msg, holds, now)
 
     def join(self, addr, rtt: float, pong: p.Pong, holds, now: float):
@@ -277,8 +283,8 @@ class Swarm:
     def candidate(self, addr, now: float) -> None:
         """``addr`` to PING, unless it is us, known, waiting already,
         tried lately, or the tables are full."""
-        if not listable(addr) or addr == self.engine.own_addr \
-                or self.known(addr) or addr in self.candidates \
+        if not self.active or not listable(addr) \
+                or addr == self.engine.own_addr or self.known(addr) or addr in self.candidates \
                 or now - self.tried.get(addr, -RETRY_CANDIDATE_S) \
                 < RETRY_CANDIDATE_S or len(self.candidates) >= MAX_CANDIDATES \
                 or len(self.partial) + len(self.candidates) >= MAX_KNOWN_PEERS:

@@ -413,3 +413,16 @@ def test_served_events_are_throttled_to_one_a_second():
     assert served[-1].chunks == 20 and served[-1].peers == 1
     times = [e.at_s for e in served]
     assert all(b - a >= 1.0 - 1e-9 for a, b in zip(times, times[1:]))
+
+
+def test_a_song_without_a_piece_list_has_no_peer_exchange():
+    legacy = dataclasses.replace(INFO, file_id=p.file_id_of(INFO.sha256))
+    h = Harness()
+    h.download.info = legacy
+    h.engine = PeerEngine(h.download, SharedSong(legacy, chunk_of),
+                          b"secret", 3, own_addr=ME)
+    h.engine.start(h.now)
+    assert h.advance(h.now) == []
+    assert h.download.started_at == h.now  # at once: nobody to wait for
+    h.send(p.Have(legacy.file_id, PIECES, (), h.token(OTHER)), OTHER)
+    assert h.advance(h.now + 30) == []

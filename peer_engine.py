@@ -283,11 +283,14 @@ class Swarm:
     def candidate(self, addr, now: float) -> None:
         """``addr`` to PING, unless it is us, known, waiting already,
         tried lately, or the tables are full."""
-        if not self.active or not listable(addr) \
-                or addr == self.engine.own_addr or self.known(addr) or addr in self.candidates \
-                or now - self.tried.get(addr, -RETRY_CANDIDATE_S) \
-                < RETRY_CANDIDATE_S or len(self.candidates) >= MAX_CANDIDATES \
-                or len(self.partial) + len(self.candidates) >= MAX_KNOWN_PEERS:
+        full = len(self.candidates) >= MAX_CANDIDATES or len(
+            self.partial) + len(self.candidates) >= MAX_KNOWN_PEERS
+        if full or not self.active or not listable(addr):
+            return
+        tried = self.tried.get(addr)
+        if addr == self.engine.own_addr or self.known(addr) \
+                or addr in self.candidates \
+                or (tried is not None and now - tried < RETRY_CANDIDATE_S):
             return
         self.candidates[addr] = None
 

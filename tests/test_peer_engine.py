@@ -13,6 +13,7 @@ import pytest
 import download_engine as de
 import events as ev
 import pieces
+import seed_engine as se
 import protocol as p
 from peer_engine import (MAX_KNOWN_PEERS, PEX_INTERVAL_S, PEX_WAIT_S,
                          PINGS_PER_S, PeerEngine, SharedSong)
@@ -426,3 +427,143 @@ def test_a_song_without_a_piece_list_has_no_peer_exchange():
     assert h.download.started_at == h.now  # at once: nobody to wait for
     h.send(p.Have(legacy.file_id, PIECES, (), h.token(OTHER)), OTHER)
     assert h.advance(h.now + 30) == []
+
+
+# ------------------------------------------------ a swarm on simnet
+class Driven:
+    """A ``PeerEngine`` as ``leecher.py`` drives it, in memory: after each
+    step the new chunks are written and whole pieces checked."""
+
+    def __init__(self, peer: PeerEngine, file: bytearray):
+        self.peer, self.file = peer, file
+
+    def receive_datagram(self, data, addr, now):
+        self.peer.receive_datagram(data, addr, now)
+        self.turn(now)
+
+    def handle_timer(self, now):
+        self.peer.handle_timer(now)
+        self.turn(now)
+
+    def datagrams_to_send(self, now):
+        return self.peer.datagrams_to_send(now)
+
+    def get_timer(self):
+        return self.peer.get_timer()
+
+    def turn(self, now):
+        for start, run in self.peer.take_runs():
+            for k, data in enumerate(run):
+                at = (start + k) * CHUNK
+                self.file[at:at + len(data)] = data
+        for piece in self.peer.pieces_to_verify():
+            start, end = pieces.chunk_range(piece,
+                                            self.peer.download.info.chunks)
+            self.peer.check_piece(piece, bytes(
+                self.file[start * CHUNK:end * CHUNK]), now)
+
+
+class HashedSource:
+    """The seeder's source: the song and its piece list."""
+
+    def info(self, file_id):
+        return BIG if file_id == BIG.file_id else None
+
+    def read(self, file_id, index):
+        return BIG_DATA[index * CHUNK:(index + 1) * CHUNK]
+
+    def piece_hashes(self, file_id):
+        return BIG_HASHES if file_id == BIG.file_id else None
+
+    def search(self, query):
+        return [BIG]
+
+    def __len__(self):
+        return 1
+
+
+BIG, BIG_DATA, BIG_HASHES = song(chunks=640, seed=2)  # 10 pieces, 0.9 MB
+
+
+def leecher(net, addr, seeder, now):
+    file = bytearray(BIG.size)
+    peer = de.Peer(SEEDER, rtt=0.02, token=seeder.token_for(addr, now))
+    download = de.DownloadEngine(BIG, [peer], now, de.Options(seed=len(
+        net.hosts)))
+    shared = SharedSong(BIG, lambda i: bytes(file[i * CHUNK:(i + 1) * CHUNK]))
+    engine = PeerEngine(download, shared, b"peer secret " + addr[0].encode(),
+                        len(net.hosts), own_addr=addr)
+    net.add_host(addr, Driven(engine, file))
+    engine.start(now)
+    return engine, file
+
+
+@pytest.mark.skipif(not hasattr(de.DownloadEngine, "add_peer"),
+                    reason="needs the download side's add_peer")
+def test_a_second_leecher_gets_chunks_from_the_first_byte_exact():
+    import netem
+    import simnet
+    net = simnet.SimNet(seed=4, default_link=netem.LinkSpec(delay_s=0.005))
+    # A slow seeder (200 kB/s): the first leecher holds pieces the second
+    # lacks for a while.
+    seeder = se.SeederEngine(HashedSource(), b"seeder secret", 1,
+                             link=netem.LinkSpec(rate_Bps=200_000))
+    net.add_host(SEEDER, seeder)
+    first, first_file = leecher(net, ("127.0.0.101", 4000), seeder, 0.0)
+    net.run(until=1.5)
+    assert not first.complete and first.song.pieces
+    second, second_file = leecher(net, ("127.0.0.102", 4000), seeder, net.now)
+    net.run(until=60, stop_when=lambda: first.complete and second.complete)
+    assert first.complete and second.complete
+    assert bytes(first_file) == BIG_DATA and bytes(second_file) == BIG_DATA
+    per_peer = second.stats(net.now)["per_peer"]
+    assert per_peer.get("127.0.0.1:9000", 0) > 0
+    assert per_peer.get("127.0.0.101:4000", 0) > 0
+    assert first.served()["to"].get("127.0.0.102:4000", 0) > 0
+
+
+def test_on_simnet_two_leechers_find_each_other_and_exchange_haves(
+        monkeypatch):
+    """The swarm side end to end with a real seeder: the second leecher
+    learns the first from the seeder's PEERS, both PING each other once,
+    each hears what the other holds (recorded at the download's
+    ``add_peer`` / ``peer_has``)."""
+    import netem
+    import simnet
+    calls = []
+    for name in ("add_peer", "peer_has"):
+        real = getattr(de.DownloadEngine, name, None)
+
+        def record(engine, *args, _name=name, _real=real):
+            calls.append((engine, _name, args))
+            if _real is not None:
+                _real(engine, *args)
+        monkeypatch.setattr(de.DownloadEngine, name, record, raising=False)
+    net = simnet.SimNet(seed=5, default_link=netem.LinkSpec(delay_s=0.005))
+    seeder = se.SeederEngine(HashedSource(), b"seeder secret", 1,
+                             link=netem.LinkSpec(rate_Bps=200_000))
+    net.add_host(SEEDER, seeder)
+    one, two = ("127.0.0.101", 4000), ("127.0.0.102", 4000)
+    first, _ = leecher(net, one, seeder, 0.0)
+    net.run(until=1.5)
+    held = first.song.pieces
+    assert held and seeder.directory.listing(BIG.file_id, None, net.now) \
+        == (one,)
+    second, _ = leecher(net, two, seeder, net.now)
+    net.run(until=net.now + 1.0)
+    joined = {(engine, args[0].addr) for engine, name, args in calls
+              if name == "add_peer"}
+    assert joined == {(second.download, one), (first.download, two)}
+    told = p.RangeSet()
+    for engine, name, args in calls:
+        if name == "peer_has" and engine is second.download:
+            assert args[0] == one
+            for start, end in args[1]:
+                told.add(start, end)
+    assert list(held.intersection(told)) == list(held)  # all it had then
+    pings = [e for e in net.trace if e.kind == simnet.SENT
+             and e.data[3] == p.MsgType.PING and e.dst in (one, two)]
+    assert len(pings) == 2  # one each way, no more
+    events = first.events() + second.events()
+    assert sorted(e.peer for e in events if isinstance(e, ev.PeerJoined)) \
+        == ["127.0.0.101:4000", "127.0.0.102:4000"]

@@ -14,6 +14,7 @@ import download_engine as de
 import events as ev
 import pieces
 import seed_engine as se
+import test_seed_engine
 import protocol as p
 from peer_engine import (MAX_KNOWN_PEERS, PEX_INTERVAL_S, PEX_WAIT_S,
                          PINGS_PER_S, PeerEngine, SharedSong)
@@ -108,8 +109,10 @@ def piece_of(piece: int) -> bytes:
     return DATA[start * CHUNK:end * CHUNK]
 
 
-class Harness:
-    def __init__(self, share=True, verified=()):
+class Harness(test_seed_engine.Harness):
+    """A PeerEngine, a fake clock (``run`` as a seeder's harness)."""
+
+    def __init__(self, share=True, verified=()):  # its own engine
         self.download = FakeDownload()
         self.song = SharedSong(INFO, chunk_of)
         self.engine = PeerEngine(self.download, self.song, b"secret", 3,
@@ -129,18 +132,6 @@ class Harness:
         return [(d.message, addr) for d, addr in self.out()
                 if isinstance(d.message, kind) and to in (None, addr)]
 
-    def advance(self, until: float):
-        """Timer by timer up to ``until``, collecting what leaves."""
-        got = []
-        while True:
-            got += self.out()
-            timer = self.engine.get_timer()
-            if timer is None or timer > until:
-                self.now = until
-                return got + self.out()
-            self.now = max(self.now, timer)
-            self.engine.handle_timer(self.now)
-
     def token(self, addr):
         """The token our seeding side gives ``addr`` (its PONG's)."""
         return self.engine.seeder.token_for(addr, self.now)
@@ -152,7 +143,7 @@ class Harness:
         (ask,) = [d for d, a in self.out() if isinstance(d.message,
                                                          p.GetPeers)]
         self.send(p.Peers(INFO.file_id, ()), SEEDER, ask.session)
-        self.advance(self.now)
+        self.run(self.now)
         assert self.download.started_at is not None
         return ask.session
 
@@ -250,17 +241,17 @@ def test_start_asks_the_seeders_and_waits_for_their_answer():
     assert ask.message.token == SEEDER_TOKEN
     register = next(d.message for d, _ in got if isinstance(d.message, p.Have))
     assert register == p.Have(INFO.file_id, PIECES, (), SEEDER_TOKEN)
-    h.advance(h.now + PEX_WAIT_S / 2)
+    h.run(h.now + PEX_WAIT_S / 2)
     assert h.download.started_at is None  # still waiting
     h.send(p.Peers(INFO.file_id, ()), SEEDER, ask.session)
-    h.advance(h.now)
+    h.run(h.now)
     assert h.download.started_at == h.now
 
 
 def test_start_gives_up_waiting_after_pex_wait():
     h = Harness()
     h.engine.start(h.now)
-    h.advance(h.now + 5)
+    h.run(h.now + 5)
     assert h.download.started_at == pytest.approx(10.0 + PEX_WAIT_S)
 
 
@@ -280,7 +271,7 @@ def test_peers_from_an_address_not_asked_is_ignored():
     sid = h.started()
     h.send(p.Peers(INFO.file_id, (OTHER,)), ("127.0.0.66", 9000), sid)
     h.send(p.Peers(INFO.file_id, (OTHER,)), SEEDER, sid)  # answered already
-    assert h.advance(h.now + 0.5) == []
+    assert h.run(h.now + 0.5) == []
 
 
 def hostile(n):
@@ -298,7 +289,7 @@ def test_a_peers_of_32_hostile_addresses_pings_at_most_the_bound():
     assert len(pings) == PINGS_PER_S
     start = h.now
     while h.now < start + 3:
-        for d, a in h.advance(h.now + 0.25):
+        for d, a in h.run(h.now + 0.25):
             if isinstance(d.message, p.Ping) and a != SEEDER:
                 pings.append((h.now, a))
     assert ME not in [a for _, a in pings]  # never ourselves
@@ -312,11 +303,11 @@ def test_a_peers_of_32_hostile_addresses_pings_at_most_the_bound():
 def test_pex_asks_a_few_known_peers_every_interval_while_downloading():
     h = Harness()
     h.started()
-    got = h.advance(h.now + 3 * PEX_INTERVAL_S + 0.01)
+    got = h.run(h.now + 3 * PEX_INTERVAL_S + 0.01)
     asks = [d for d, _ in got if isinstance(d.message, p.GetPeers)]
     assert len(asks) == 3
     h.download.complete = True
-    got = h.advance(h.now + 3 * PEX_INTERVAL_S)
+    got = h.run(h.now + 3 * PEX_INTERVAL_S)
     assert not [d for d, _ in got if isinstance(d.message, p.GetPeers)]
 
 
@@ -382,7 +373,7 @@ def test_known_peers_are_bounded():
     h.started()
     joined = []
     for k in range(MAX_KNOWN_PEERS + 5):
-        h.advance(h.now + 1)
+        h.run(h.now + 1)
         joined.append(h.join((f"127.0.1.{k + 1}", 4000)))
     assert len(h.download.added) == MAX_KNOWN_PEERS
     assert joined == [True] * MAX_KNOWN_PEERS + [False] * 5
@@ -391,7 +382,7 @@ def test_known_peers_are_bounded():
 def test_the_registration_is_refreshed_with_a_fresh_token():
     h = Harness()
     h.started()
-    got = h.advance(h.now + pe.DIRECTORY_REFRESH_S + 0.01)
+    got = h.run(h.now + pe.DIRECTORY_REFRESH_S + 0.01)
     (ping,) = [d for d, a in got if isinstance(d.message, p.Ping)
                and a == SEEDER]
     h.send(p.Pong(ping.message.nonce, 777, 1, 0, 0, 50, "s"), SEEDER,
@@ -406,9 +397,9 @@ def test_served_events_are_throttled_to_one_a_second():
     for k in range(20):
         h.send(p.Request(INFO.file_id, p.Order.SEQUENTIAL, ((k, k + 1),), 8,
                          h.token(OTHER)), OTHER, sid=100 + k)
-        h.advance(h.now + 0.1)
+        h.run(h.now + 0.1)
         h.send(p.Cancel(), OTHER, sid=100 + k)
-    h.advance(h.now + 2)
+    h.run(h.now + 2)
     served = [e for e in h.engine.events() if isinstance(e, ev.Served)]
     assert 2 <= len(served) <= 4
     assert served[-1].chunks == 20 and served[-1].peers == 1
@@ -423,10 +414,10 @@ def test_a_song_without_a_piece_list_has_no_peer_exchange():
     h.engine = PeerEngine(h.download, SharedSong(legacy, chunk_of),
                           b"secret", 3, own_addr=ME)
     h.engine.start(h.now)
-    assert h.advance(h.now) == []
+    assert h.run(h.now) == []
     assert h.download.started_at == h.now  # at once: nobody to wait for
     h.send(p.Have(legacy.file_id, PIECES, (), h.token(OTHER)), OTHER)
-    assert h.advance(h.now + 30) == []
+    assert h.run(h.now + 30) == []
 
 
 # ------------------------------------------------ a swarm on simnet

@@ -558,3 +558,19 @@ def test_on_simnet_two_leechers_find_each_other_and_exchange_haves(
     events = first.events() + second.events()
     assert sorted(e.peer for e in events if isinstance(e, ev.PeerJoined)) \
         == ["127.0.0.101:4000", "127.0.0.102:4000"]
+
+
+def test_a_peer_serves_a_few_sessions_per_host_and_in_all():
+    h = Harness(verified=[0])
+    for port in range(pe.PEER_MAX_SESSIONS_PER_HOST + 1):
+        addr = ("127.0.2.1", 5000 + port)
+        h.send(p.Request(INFO.file_id, p.Order.SEQUENTIAL, ((0, 1),), 1,
+                         h.token(addr)), addr, sid=1)
+    busy = [m for m, _ in h.messages(p.Error)]
+    assert [m.code for m in busy] == [p.ErrorCode.BUSY]
+    assert len(h.engine.seeder.sessions) == pe.PEER_MAX_SESSIONS_PER_HOST
+    for host in range(2, 2 + pe.PEER_MAX_SESSIONS):
+        addr = (f"127.0.2.{host}", 5000)
+        h.send(p.Request(INFO.file_id, p.Order.SEQUENTIAL, ((0, 1),), 1,
+                         h.token(addr)), addr, sid=1)
+    assert len(h.engine.seeder.sessions) == pe.PEER_MAX_SESSIONS

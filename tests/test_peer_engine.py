@@ -7,8 +7,10 @@ from __future__ import annotations
 
 import dataclasses
 import random
+import zlib
 
 import pytest
+from hypothesis import given, settings, strategies as st
 
 import download_engine as de
 import events as ev
@@ -574,3 +576,27 @@ def test_a_peer_serves_a_few_sessions_per_host_and_in_all():
         h.send(p.Request(INFO.file_id, p.Order.SEQUENTIAL, ((0, 1),), 1,
                          h.token(addr)), addr, sid=1)
     assert len(h.engine.seeder.sessions) == pe.PEER_MAX_SESSIONS
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.tuples(st.sampled_from(list(p.MsgType)),
+                          st.integers(0, 2**32 - 1), st.binary(max_size=80),
+                          st.integers(0, 3)), max_size=12))
+def test_hostile_datagrams_of_every_type_never_raise(items):
+    """Valid headers (right CRC) with hostile bodies, to every side."""
+    h = Harness(verified=[0])
+    h.started()
+    sources = [OTHER, SEEDER, ME, ("127.0.0.70", 1)]
+    before = len(h.download.batches)
+    for kind, session, body, who in items:
+        header = p.HEADER.pack(p.MAGIC, p.VERSION, kind, 0, session,
+                               len(body), 0)
+        data = bytearray(header + body)
+        crc = zlib.crc32(bytes(data[p.HEADER.size:]), zlib.crc32(
+            bytes(data[:p.CRC_AT]) + bytes(4)))
+        data[p.CRC_AT:p.HEADER.size] = crc.to_bytes(4, "big")
+        h.engine.receive_datagram(bytes(data), sources[who], h.now)
+    got = h.run(h.now + 3)
+    assert len(h.download.batches) - before <= len(items)
+    assert sum(isinstance(d.message, p.Ping) for d, a in got
+               if a != SEEDER) <= 3 * PINGS_PER_S

@@ -271,8 +271,10 @@ class Swarm:
         download = self.engine.download
         peer = Peer(addr, rtt=rtt, holds=p.RangeSet())
         peer.learn(pong)
-        self.partial[addr] = peer
         download.add_peer(peer, now)
+        if addr not in download.peers:
+            return  # the download takes no more peers (or banned it)
+        self.partial[addr] = peer
         if holds:
             download.peer_has(addr, tuple(holds), now)
         self.engine.emit(ev.PeerJoined(peer_name(addr),
@@ -400,6 +402,7 @@ class PeerEngine:
             max_sessions=PEER_MAX_SESSIONS,
             max_sessions_per_host=PEER_MAX_SESSIONS_PER_HOST)
         self.swarm = Swarm(self, seed)
+        self._share_resumed()
         self._events: list = []
         self._start_by: float | None = None  # the download starts then
         self._started = False
@@ -498,12 +501,26 @@ class PeerEngine:
         """True: the piece is good; it joins what we serve and a HAVE
         tells the known peers (``datagrams_to_send``)."""
         good = self.download.check_piece(piece, data, now)
-        if good and piece not in self.song.pieces:
-            if self.song.piece_hashes(self.download.info.file_id) is None:
-                self._learn_hashes()
-            self.song.add_pieces((piece,))
-            self.swarm.fresh.add(piece)
+        self._share_verified()
         return good
+
+    def _share_verified(self) -> None:
+        """The pieces the download verified since the last look."""
+        verified = self.download.take_verified()
+        if not verified:
+            return
+        if self.song.piece_hashes(self.download.info.file_id) is None:
+            self._learn_hashes()
+        self.song.add_pieces(verified)
+        for piece in verified:
+            self.swarm.fresh.add(piece)
+
+    def _share_resumed(self) -> None:
+        """Pieces an earlier run verified are shared from the start."""
+        book = getattr(self.download.pieces, "book", None)
+        if book is not None:
+            self.song.add_pieces(piece for piece, ok in enumerate(
+                book.verified) if ok)
 
     def _learn_hashes(self) -> None:
         """The piece list the download fetched and checked: we serve it

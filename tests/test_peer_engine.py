@@ -1,7 +1,8 @@
 """PeerEngine and SharedSong driven by hand-made datagrams on a fake
-clock: no socket, no sleep.  The download side is a small double with
-the interface the swarm side uses (``peers``, ``add_peer``, ``peer_has``,
-``start``...); the real one runs in the simnet test at the end."""
+clock: no socket, no sleep.  The unit tests give it a small download
+double that records what the swarm side asks of it (``add_peer``,
+``peer_has``, ``start``...); the simnet tests at the end run the real
+``DownloadEngine`` and ``SeederEngine``."""
 
 from __future__ import annotations
 
@@ -41,19 +42,6 @@ INFO, DATA, HASHES = song()
 PIECES = pieces.piece_count(INFO.chunks)
 
 
-@dataclasses.dataclass
-class HoldingPeer(de.Peer):
-    """``Peer`` with ``holds``, until the download side has it."""
-
-    holds: p.RangeSet | None = None
-
-
-@pytest.fixture(autouse=True)
-def peer_with_holds(monkeypatch):
-    if "holds" not in {f.name for f in dataclasses.fields(de.Peer)}:
-        monkeypatch.setattr(pe, "Peer", HoldingPeer)
-
-
 class FakeDownload:
     """What PeerEngine needs of a DownloadEngine, recorded."""
 
@@ -64,6 +52,7 @@ class FakeDownload:
         self.batches, self.added, self.has = [], [], []
         self.complete = False
         self.pieces = None
+        self.verified = []
 
     def start(self, now):
         self.started_at = now
@@ -94,9 +83,14 @@ class FakeDownload:
         return now
 
     def check_piece(self, piece, data, now):
-        start, end = pieces.chunk_range(piece, self.info.chunks)
-        return pieces.hash_bytes(data)[1] == HASHES[32 * piece:32 * piece
-                                                    + 32]
+        good = pieces.hash_bytes(data)[1] == HASHES[32 * piece:32 * piece + 32]
+        if good:
+            self.verified.append(piece)
+        return good
+
+    def take_verified(self):
+        taken, self.verified = self.verified, []
+        return taken
 
     def stats(self, now):
         return {"chunks": self.info.chunks}
@@ -491,8 +485,6 @@ def leecher(net, addr, seeder, now):
     return engine, file
 
 
-@pytest.mark.skipif(not hasattr(de.DownloadEngine, "add_peer"),
-                    reason="needs the download side's add_peer")
 def test_a_second_leecher_gets_chunks_from_the_first_byte_exact():
     import netem
     import simnet
@@ -525,13 +517,12 @@ def test_on_simnet_two_leechers_find_each_other_and_exchange_haves(
     import simnet
     calls = []
     for name in ("add_peer", "peer_has"):
-        real = getattr(de.DownloadEngine, name, None)
+        real = getattr(de.DownloadEngine, name)
 
         def record(engine, *args, _name=name, _real=real):
             calls.append((engine, _name, args))
-            if _real is not None:
-                _real(engine, *args)
-        monkeypatch.setattr(de.DownloadEngine, name, record, raising=False)
+            _real(engine, *args)
+        monkeypatch.setattr(de.DownloadEngine, name, record)
     net = simnet.SimNet(seed=5, default_link=netem.LinkSpec(delay_s=0.005))
     seeder = se.SeederEngine(HashedSource(), b"seeder secret", 1,
                              link=netem.LinkSpec(rate_Bps=200_000))
@@ -600,3 +591,13 @@ def test_hostile_datagrams_of_every_type_never_raise(items):
     assert len(h.download.batches) - before <= len(items)
     assert sum(isinstance(d.message, p.Ping) for d, a in got
                if a != SEEDER) <= 3 * PINGS_PER_S
+
+
+def test_pieces_an_earlier_run_verified_are_shared_from_the_start():
+    seeder = de.Peer(SEEDER, rtt=0.02, token=1)
+    download = de.DownloadEngine(BIG, [seeder], 0.0, present=range(128),
+                                 verified=[0, 1])
+    shared = SharedSong(BIG, lambda i: BIG_DATA[i * CHUNK:(i + 1) * CHUNK])
+    PeerEngine(download, shared, b"secret", 1, own_addr=ME)
+    assert shared.pieces == p.RangeSet([(0, 2)])
+    assert shared.held(BIG.file_id) == p.RangeSet([(0, 128)])

@@ -402,6 +402,7 @@ class PeerEngine:
             max_sessions=PEER_MAX_SESSIONS,
             max_sessions_per_host=PEER_MAX_SESSIONS_PER_HOST)
         self.swarm = Swarm(self, seed)
+        self._verified: list[int] = []  # for take_verified
         self._share_resumed()
         self._events: list = []
         self._start_by: float | None = None  # the download starts then
@@ -494,6 +495,15 @@ class PeerEngine:
     def take_fresh(self) -> list:
         return self.download.take_fresh()
 
+    @property
+    def info(self) -> p.FileInfo:
+        return self.download.info
+
+    def take_verified(self) -> list[int]:
+        """The pieces verified since the last call (shared already)."""
+        taken, self._verified = self._verified, []
+        return taken
+
     def pieces_to_verify(self) -> list[int]:
         return self.download.pieces_to_verify()
 
@@ -514,6 +524,7 @@ class PeerEngine:
         self.song.add_pieces(verified)
         for piece in verified:
             self.swarm.fresh.add(piece)
+        self._verified += verified
 
     def _share_resumed(self) -> None:
         """Pieces an earlier run verified are shared from the start."""

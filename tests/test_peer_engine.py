@@ -18,6 +18,7 @@ import events as ev
 import pieces
 import seed_engine as se
 import test_seed_engine
+from test_swarm_download import Leecher
 import protocol as p
 from peer_engine import (MAX_KNOWN_PEERS, PEX_INTERVAL_S, PEX_WAIT_S,
                          PINGS_PER_S, PeerEngine, SharedSong)
@@ -362,6 +363,8 @@ def test_verified_pieces_are_told_to_the_known_peers_not_the_seeders():
     haves = h.messages(p.Have)
     assert haves == [(p.Have(INFO.file_id, PIECES, ((1, 3),), 99), OTHER)]
     assert h.song.held(INFO.file_id) == p.RangeSet([(64, 192)])
+    assert h.engine.take_verified() == [1, 2]
+    assert h.engine.take_verified() == []
 
 
 def test_known_peers_are_bounded():
@@ -417,39 +420,6 @@ def test_a_song_without_a_piece_list_has_no_peer_exchange():
 
 
 # ------------------------------------------------ a swarm on simnet
-class Driven:
-    """A ``PeerEngine`` as ``leecher.py`` drives it, in memory: after each
-    step the new chunks are written and whole pieces checked."""
-
-    def __init__(self, peer: PeerEngine, file: bytearray):
-        self.peer, self.file = peer, file
-
-    def receive_datagram(self, data, addr, now):
-        self.peer.receive_datagram(data, addr, now)
-        self.turn(now)
-
-    def handle_timer(self, now):
-        self.peer.handle_timer(now)
-        self.turn(now)
-
-    def datagrams_to_send(self, now):
-        return self.peer.datagrams_to_send(now)
-
-    def get_timer(self):
-        return self.peer.get_timer()
-
-    def turn(self, now):
-        for start, run in self.peer.take_runs():
-            for k, data in enumerate(run):
-                at = (start + k) * CHUNK
-                self.file[at:at + len(data)] = data
-        for piece in self.peer.pieces_to_verify():
-            start, end = pieces.chunk_range(piece,
-                                            self.peer.download.info.chunks)
-            self.peer.check_piece(piece, bytes(
-                self.file[start * CHUNK:end * CHUNK]), now)
-
-
 class HashedSource:
     """The seeder's source: the song and its piece list."""
 
@@ -473,16 +443,20 @@ BIG, BIG_DATA, BIG_HASHES = song(chunks=640, seed=2)  # 10 pieces, 0.9 MB
 
 
 def leecher(net, addr, seeder, now):
-    file = bytearray(BIG.size)
+    """A sharing leecher of BIG at ``addr`` on ``net``, started: its
+    engine and the bytes it wrote."""
+    host = Leecher(None, BIG.size)  # the driver: writes, checks pieces
+    file = host.file
     peer = de.Peer(SEEDER, rtt=0.02, token=seeder.token_for(addr, now))
     download = de.DownloadEngine(BIG, [peer], now, de.Options(seed=len(
         net.hosts)))
     shared = SharedSong(BIG, lambda i: bytes(file[i * CHUNK:(i + 1) * CHUNK]))
-    engine = PeerEngine(download, shared, b"peer secret " + addr[0].encode(),
-                        len(net.hosts), own_addr=addr)
-    net.add_host(addr, Driven(engine, file))
-    engine.start(now)
-    return engine, file
+    host.engine = PeerEngine(download, shared, b"peer secret "
+                             + addr[0].encode(), len(net.hosts),
+                             own_addr=addr)
+    net.add_host(addr, host)
+    host.engine.start(now)
+    return host.engine, file
 
 
 def test_a_second_leecher_gets_chunks_from_the_first_byte_exact():

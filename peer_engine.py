@@ -154,7 +154,7 @@ class Swarm:
     # ------------------------------------------------------------ who
     def seeders(self) -> list[Peer]:
         return [peer for peer in self.engine.download.peers.values()
-                if getattr(peer, "holds", None) is None and peer.alive]
+                if peer.holds is None and peer.alive]
 
     def known(self, addr) -> bool:
         return addr in self.engine.download.peers or addr in self.partial

@@ -46,7 +46,11 @@ PATIENT_TIMEOUT_S = 3600.0
 # Virtual time a swarm may take: the seeder alone sending every leecher
 # the whole song, and then some: a run that hangs still ends.
 SLACK_S = 600.0
-EVENTS_PER_CHUNK = 40  # bound on events: datagrams and timers per chunk
+EVENTS_PER_CHUNK = 100  # bound on events: datagrams and timers per chunk
+# Real seconds a simulated swarm may take (a swarm that floods itself
+# with control traffic still ends); the leechers not done then are said
+# to be unfinished.  Only reached by a run that is going wrong.
+DEFAULT_WALL_LIMIT_S = 600.0
 # An MPEG-1 layer III frame: 1152 samples at 44.1 kHz.
 FRAME_S = 1152 / 44100
 
@@ -67,6 +71,7 @@ class SwarmSpec:
     delay_ms: float = DEFAULT_DELAY_MS
     prebuffer_s: float = DEFAULT_PREBUFFER_S
     seed: int = 1
+    wall_limit_s: float = DEFAULT_WALL_LIMIT_S
 
     @property
     def label(self) -> str:
@@ -291,10 +296,15 @@ class SimSwarm:
         started = time.perf_counter()
         spec, chunks = self.spec, self.song.info.chunks
         whole = self.song.info.size * spec.peers / (spec.rate_kbps * 125)
-        self.net.run(until=spec.spread_s + whole + SLACK_S,
-                     max_events=EVENTS_PER_CHUNK * chunks * spec.peers
-                     + 100_000,
-                     stop_when=lambda: self.done >= spec.peers)
+        wall_deadline = started + spec.wall_limit_s
+        self.ended = self.net.run(
+            until=spec.spread_s + whole + SLACK_S,
+            max_events=EVENTS_PER_CHUNK * chunks * spec.peers + 100_000,
+            stop_when=lambda: self.done >= spec.peers
+            or time.perf_counter() > wall_deadline)
+        if self.done < spec.peers:
+            self._unfinished(self.ended.reason if time.perf_counter()
+                             <= wall_deadline else "wall")
         served = self._served()
         run = SwarmRun(spec.label, spec.peers, spec.share, spec.pick, chunks,
                        [leecher.result(served.get(leecher.addr, 0))
@@ -304,6 +314,17 @@ class SimSwarm:
         run.alone_s = self.song.info.size * spec.peers / (spec.rate_kbps
                                                           * 125)
         return run
+
+    def _unfinished(self, reason: str) -> None:
+        limit = {"until": N_("its virtual time limit"),
+                 "max-events": N_("its event budget"),
+                 "wall": N_("its real time limit")}.get(reason)
+        for leecher in self.leechers:
+            if leecher.finished_at is None and not leecher.problem:
+                leecher.problem = tr(N_(
+                    "unfinished: the simulation reached {limit}"),
+                    limit=i18n._(limit)) if limit else \
+                    i18n._("unfinished: nothing left to happen")
 
     def _served(self) -> dict:
         """Chunks each leecher gave the others (what they kept from it)."""

@@ -40,7 +40,7 @@ def song(count: int, seed: int = 1, short: int = 100):
 
 
 class PartialSource(Source):
-    """A ``ChunkSource`` holding only the pieces in ``held`` (None: all,
+    """A ``ChunkSource`` holding only the pieces in ``pieces_held`` (None: all,
     a seeder): another chunk cannot be read, as in a peer's .part file.
     ``corrupt`` pieces are sent wrong, with valid CRCs."""
 
@@ -48,11 +48,11 @@ class PartialSource(Source):
         super().__init__(info, data, hashes, corrupt=[
             index for piece in corrupt
             for index in range(*pieces.chunk_range(piece, info.chunks))])
-        self.held = None if held is None else set(held)
+        self.pieces_held = None if held is None else set(held)
 
     def read(self, file_id, index):
         piece = index // PIECE
-        if self.held is not None and piece not in self.held:
+        if self.pieces_held is not None and piece not in self.pieces_held:
             raise OSError(f"piece {piece} is not here")
         return super().read(file_id, index)
 
@@ -118,8 +118,8 @@ class Swarm:
                 self.net.set_link(LEECHER, addr, backward)
             self.addrs.append(addr)
             self.sources[addr] = source
-        self.initial = {addr: None if source.held is None else
-                        set(source.held)
+        self.initial = {addr: None if source.pieces_held is None else
+                        set(source.pieces_held)
                         for addr, source in self.sources.items()}
         self.told: list[tuple] = []  # (time, addr, pieces) given later
         self.engine = self.leecher = None
@@ -135,7 +135,7 @@ class Swarm:
                      stop_when=lambda: pinger.finished)
         peers = [pinger.peers[addr] for addr in (known or self.addrs)]
         for peer in peers:
-            held = self.sources[peer.addr].held
+            held = self.sources[peer.addr].pieces_held
             if held is not None:
                 peer.holds = p.RangeSet(p.runs(sorted(held))) if held \
                     else p.RangeSet()
@@ -159,7 +159,7 @@ class Swarm:
     def tell(self, k: int, gained: set) -> None:
         """Source ``k`` verified ``gained`` pieces and says so (HAVE)."""
         addr = self.addrs[k]
-        self.sources[addr].held |= gained
+        self.sources[addr].pieces_held |= gained
         self.told.append((self.net.now, addr, set(gained)))
         self.engine.peer_has(addr, list(p.runs(sorted(gained))),
                              self.net.now)

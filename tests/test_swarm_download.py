@@ -48,11 +48,11 @@ class PartialSource(Source):
         super().__init__(info, data, hashes, corrupt=[
             index for piece in corrupt
             for index in range(*pieces.chunk_range(piece, info.chunks))])
-        self.held = None if held is None else set(held)
+        self.holding = None if held is None else set(held)
 
     def read(self, file_id, index):
         piece = index // PIECE
-        if self.held is not None and piece not in self.held:
+        if self.holding is not None and piece not in self.holding:
             raise OSError(f"piece {piece} is not here")
         return super().read(file_id, index)
 
@@ -151,8 +151,8 @@ class Swarm:
                 self.net.set_link(LEECHER, addr, backward)
             self.addrs.append(addr)
             self.sources[addr] = source
-        self.initial = {addr: None if source.held is None else
-                        set(source.held)
+        self.initial = {addr: None if source.holding is None else
+                        set(source.holding)
                         for addr, source in self.sources.items()}
         self.told: list[tuple] = []  # (time, addr, pieces) given later
         self.engine = self.leecher = None
@@ -168,7 +168,7 @@ class Swarm:
                      stop_when=lambda: pinger.finished)
         peers = [pinger.peers[addr] for addr in (known or self.addrs)]
         for peer in peers:
-            held = self.sources[peer.addr].held
+            held = self.sources[peer.addr].holding
             if held is not None:
                 peer.holds = p.RangeSet(p.runs(sorted(held))) if held \
                     else p.RangeSet()
@@ -203,7 +203,7 @@ class Swarm:
     def tell(self, k: int, gained: set) -> None:
         """Source ``k`` verified ``gained`` pieces and says so (HAVE)."""
         addr = self.addrs[k]
-        self.sources[addr].held |= gained
+        self.sources[addr].holding |= gained
         self.told.append((self.net.now, addr, set(gained)))
         self.engine.peer_has(addr, list(p.runs(sorted(gained))),
                              self.net.now)

@@ -127,11 +127,12 @@ class Busy:
 class Swarm:
     """Sources at 127.0.0.k+1: ``holdings[k]`` is the set of pieces
     source k holds (None: a seeder); ``rates[k]`` its link (bytes/s,
-    0: unlimited); and the leecher."""
+    0: unlimited); ``sessions[k]`` its ``max_sessions``; and the
+    leecher."""
 
     def __init__(self, count: int, holdings: list, rates=None, seed=1,
                  delay=0.005, forward=None, backward=None, corrupt=None,
-                 short=100):
+                 short=100, sessions=None):
         self.info, self.data, hashes = song(count, seed, short)
         self.net = simnet.SimNet(seed=seed, default_link=netem.LinkSpec(
             delay_s=delay))
@@ -143,7 +144,10 @@ class Swarm:
                                    (corrupt or {}).get(k, ()))
             engine = SeederEngine(source, simnet.SECRET, seed * 8 + k,
                                   link=netem.LinkSpec(rate_Bps=rates[k]),
-                                  name=f"source-{k}")
+                                  name=f"source-{k}", **({
+                                      "max_sessions": sessions[k]}
+                                      if sessions and k in sessions
+                                      else {}))
             self.net.add_host(addr, engine)
             if forward is not None:
                 self.net.set_link(addr, LEECHER, forward)
@@ -705,6 +709,62 @@ def test_a_busy_partial_peer_backs_off_then_serves_and_is_never_gone():
     taken = {piece for t, to, _, asked in swarm.requests()
              if to == swarm.addrs[1] and t < times[3] for piece in asked}
     assert refused <= taken  # not kept for the busy peer
+
+
+class Hog:
+    """Another leecher (at ``HOG``) holding a session of ``addr``: the
+    whole song REQUESTed, never ACKed, CANCELed at ``until``."""
+
+    SID = 77
+
+    def __init__(self, swarm: Swarm, k: int, until: float):
+        self.addr, self.until = swarm.addrs[k], until
+        token = swarm.net.hosts[self.addr].engine.token_for(HOG, 0.0)
+        info = swarm.info
+        self.out = [(p.encode(p.Request(
+            info.file_id, p.Order.SEQUENTIAL, ((0, info.chunks),), 8,
+            token, 50, 1), self.SID), self.addr)]
+
+    def receive_datagram(self, data, addr, now):
+        pass
+
+    def datagrams_to_send(self, now):
+        out, self.out = self.out, []
+        return out
+
+    def get_timer(self):
+        return self.until
+
+    def handle_timer(self, now):
+        self.out.append((p.encode(p.Cancel(), self.SID), self.addr))
+        self.until = None
+
+
+HOG = ("127.0.0.99", 9000)
+
+
+def test_a_real_peer_with_its_one_session_taken_serves_once_it_frees():
+    """Peer 0, a real SeederEngine with ``max_sessions=1``, serves
+    another leecher until 1.5 s: it answers BUSY "too many sessions"
+    (its pieces go to peer 1 meanwhile), and is asked again, not given
+    up on: it serves once its session is free."""
+    count = 12
+    swarm = Swarm(count, [set(range(count))] * 2, rates=[200_000] * 2,
+                  sessions={0: 1})
+    swarm.net.add_host(HOG, Hog(swarm, 0, until=1.5))
+    engine = swarm.start(de.Options(seed=21))
+    swarm.run()
+    swarm.assert_whole()
+    busy = [e for e in swarm.net.trace if e.kind == simnet.SENT
+            and e.src == swarm.addrs[0] and e.dst == LEECHER
+            and isinstance(p.decode(e.data).message, p.Error)]
+    assert busy and {p.decode(e.data).message.code for e in busy} == {
+        p.ErrorCode.BUSY}
+    assert all(e.time < 1.5 for e in busy)
+    assert swarm.stored(0) > 0 and engine.seeders_gone() == []
+    served_from = min(t for t, to, _, _ in swarm.requests()
+                      if to == swarm.addrs[0] and t > 1.5)
+    assert served_from < 1.5 + scheduler.MAX_BUSY_BACKOFF_S
 
 
 def test_a_partial_peer_busy_for_ever_costs_a_request_per_back_off():

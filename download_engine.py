@@ -5,14 +5,14 @@ datagrams to send, its next deadline, the new chunks' data (for the driver
 to write) and typed events (``events.py``).  It asks its sources for the
 song (where a chunk is scheduled: ``scheduler.py``, seeders and the
 partial peers of a swarm, pieces chosen by ``piece_picker.py``), sends
-REQUESTs, ACK credit and NACKs, follows RETRY and ERROR, moves the share
-of a source that is gone to the others (or PINGs the sources until one
-is back), and keeps the counters and the timeline.  When a chunk is
-lost is decided per transfer by ``recovery.py``.  A song named by its
-piece hash list is verified piece by piece (``PieceCheck``,
-``pieces.py``): the driver hashes each piece the engine hands it
-(``pieces_to_verify``) and gives it back (``check_piece``); a bad one is
-fetched again and its sender named.
+REQUESTs, ACK credit and NACKs, follows RETRY and ERROR (BUSY: a
+back-off, not gone), moves the share of a source that is gone to the
+others (or PINGs the sources until one is back), and keeps the counters
+and the timeline.  When a chunk is lost is decided per transfer by
+``recovery.py``.  A song named by its piece hash list is verified
+piece by piece (``PieceCheck``, ``pieces.py``): the driver hashes each
+piece the engine hands it (``pieces_to_verify``) and gives it back
+(``check_piece``); a bad one is fetched again and its sender named.
 
 It never reads a clock, never touches a socket or a file, and never raises
 for what a peer sends: hostile bytes are counted and dropped.  Its own
@@ -484,7 +484,9 @@ class DownloadEngine:
             new += take_run(run, start, payloads, sends, tx, heard, now)
         if new:
             self.last_progress = now
+        delivered = self.scheduler.backoff.delivered
         for transfer, (count, resent, late) in heard.items():
+            delivered(transfer.peer.addr)
             if not transfer.dead:
                 transfer.recovery.on_arrivals(
                     now, transfer.highest_place, resent, late, count,
@@ -524,8 +526,19 @@ class DownloadEngine:
                 self.send(transfer.request(self.info.file_id), addr,
                           transfer.sid)
         elif isinstance(msg, p.Error):
+            self._on_error(transfer, msg, now)
+
+    def _on_error(self, transfer: Transfer, msg: p.Error, now: float):
+        """A source refused: BUSY backs off (told at the first BUSY in
+        a row only), any other ERROR makes it gone."""
+        busy = msg.code == p.ErrorCode.BUSY
+        addr = transfer.peer.addr
+        if not busy or self.scheduler.backoff.hit(addr, now):
             self.emit(ev.Refused(peer_name(addr), msg.code, msg.text[:200],
                                  self.since_start(now)))
+        if busy:
+            self.failover.busy(transfer, now)
+        else:
             self.failover.give_up_on(transfer, now)
 
     # ------------------------------------------------------------- losses
@@ -572,6 +585,7 @@ class DownloadEngine:
         for transfer in self.open_transfers():
             deadline = min(deadline, transfer.recovery.get_timer())
         for timer in (self.failover.next_ping(),
+                      self.scheduler.backoff.next_end(),
                       self.pieces.timer() if self.pieces else None):
             if timer is not None:
                 deadline = min(deadline, timer)
@@ -590,6 +604,7 @@ class DownloadEngine:
         self.failover.on_timer(now)
         if self.pieces:
             self.pieces.on_timer(now)
+        self.scheduler.on_timer(now)
         self.scheduler.settle(now)
         if now - self.last_progress >= self.options.timeout:
             self.cancel_all()
@@ -724,16 +739,26 @@ class Failover:
                                       engine.since_start(now)))
         self.give_up_on_chunks(missing, now)
 
+    def busy(self, transfer: Transfer, now: float) -> None:
+        """BUSY: its peer is not gone, only backing off
+        (``scheduler.Backoff``); the chunks ``transfer`` was to send go
+        to the others at once, or wait for a back-off to end."""
+        transfer.dead = True  # its session ended there (or never began)
+        self.give_up_on_chunks(self.engine.missing_of(transfer), now)
+
     def give_up_on_chunks(self, missing: p.RangeSet, now: float) -> None:
-        """``missing`` to the live sources, or orphans until one is
-        back."""
+        """``missing`` to the live sources not backing off, or kept for
+        one that is, or orphans until one is back."""
         engine = self.engine
         if not missing:
             return
-        alive = [peer for a, peer in sorted(engine.peers.items())
-                 if peer.alive and a not in self.gone]
-        if alive:
-            engine.start_transfers(alive, missing, now)
+        scheduler = engine.scheduler
+        ready = [peer for _, peer in sorted(engine.peers.items())
+                 if scheduler.ready(peer)]
+        if ready:
+            engine.start_transfers(ready, missing, now)
+        elif scheduler.waiting_for(missing):
+            scheduler.backoff.defer(missing)
         else:
             self.orphan(missing, now)
 
@@ -967,6 +992,7 @@ class PieceCheck:
             return
         peer = min(alive, key=lambda peer: (
             engine.slots.get(peer.addr) in senders,
+            scheduler.backoff.waiting(peer.addr),
             self.strikes.get(peer_name(peer.addr), 0), peer.rtt or 0))
         scheduler.start_transfer(peer, wanted, now)
         scheduler.dirty = True  # others' transfers lost the piece

@@ -19,8 +19,17 @@ Part of the download engine (``download_engine.py``), without I/O.
   also fetch a piece one other peer is fetching (once per piece); a
   transfer whose chunks all came from elsewhere is cancelled, not
   waited for.  Nothing at all
-  being fetched while pieces are missing: the sources are PINGed
-  (``Failover``), as when every seeder is gone.
+  being fetched while pieces are missing (and no peer that holds some
+  backing off): the sources are PINGed (``Failover``), as when every
+  seeder is gone.
+
+A source that answers BUSY (a peer serves a few sessions at once) is
+not gone: what it was to send goes back to the others at once, and it
+gets no new work for a back-off (``Backoff``: 0.25 s, doubling per BUSY
+in a row up to 4 s, reset once it delivers; a timer of the engine).
+Classic, the share of a seeder that said BUSY moves to the other
+seeders or, with none ready, is asked of it again when its back-off
+ends.  Dead transfers beyond ``KEPT_RETIRED`` leave the table.
 """
 
 from __future__ import annotations
@@ -48,6 +57,22 @@ BATCH_S = 0.5
 # At most 32 pieces (2,048 chunks, 2.9 MB) in one batch: what a failover
 # or an endgame may have to fetch again, and one REQUEST of 32 ranges.
 MAX_BATCH_PIECES = 32
+# A peer that answers BUSY (too many sessions, too many session starts,
+# its session evicted) is asked again after this, twice as long after
+# each BUSY in a row, at most MAX_BUSY_BACKOFF_S: a peer serves a few
+# sessions at once (a partial peer ~4), so one frees up within a batch
+# or two (~0.5 s each); a peer that is BUSY for ever costs one REQUEST
+# every 4 s, its BUSY answer included.
+BUSY_BACKOFF_S = 0.25
+MAX_BUSY_BACKOFF_S = 4.0
+# Retired (dead) transfers kept in ``engine.transfers`` for the chunks
+# still on their way: a session is CANCELed when it retires, so they stop
+# within a round trip or a queue, long before 64 more retire.  A chunk of
+# a session pruned is counted as forged, as any unknown session's, and
+# dropped.  Bounds the table of a long piece-wise download: a transfer of
+# one piece holds ~2.9 KB (measured), and a 2 GB song fetched a piece per
+# batch makes 24,000 of them (~70 MB if all were kept).
+KEPT_RETIRED = 64
 
 
 def peer_name(addr) -> str:
@@ -122,6 +147,67 @@ class Transfer:
                                    GRANULARITY)
 
 
+class Backoff:
+    """Peers that answered BUSY: no new work for them until
+    ``until[addr]`` (a timer of the engine), ``BUSY_BACKOFF_S`` doubled
+    per BUSY in a row (``streak``), reset once one of their transfers
+    delivers.  What they hold stays known.  One entry per peer at most.
+    Classic, the chunks left when every other source was backing off
+    (``deferred``) are asked again when a back-off ends."""
+
+    def __init__(self):
+        self.until: dict[tuple, float] = {}
+        self.streak: dict[tuple, int] = {}
+        self.deferred = p.RangeSet()
+
+    def defer(self, chunks: p.RangeSet) -> None:
+        for start, end in chunks:
+            self.deferred.add(start, end)
+
+    def hit(self, addr, now: float) -> bool:
+        """``addr`` said BUSY: backing off (several BUSY to REQUESTs out
+        at once are one).  True when a streak begins (worth telling)."""
+        streak = self.streak.get(addr, 0)
+        if addr not in self.until:
+            self.until[addr] = now + min(
+                MAX_BUSY_BACKOFF_S, BUSY_BACKOFF_S * 2 ** min(streak, 16))
+            self.streak[addr] = streak + 1
+        return streak == 0
+
+    def waiting(self, addr) -> bool:
+        return addr in self.until
+
+    def delivered(self, addr) -> None:
+        self.streak.pop(addr, None)
+
+    def next_end(self) -> float | None:
+        return min(self.until.values(), default=None)
+
+    def expire(self, now: float) -> bool:
+        """The back-offs over by ``now`` end; were there any?"""
+        over = [addr for addr, end in self.until.items() if end <= now]
+        for addr in over:
+            del self.until[addr]
+        return bool(over)
+
+
+class Pruner:
+    """Dead transfers beyond ``KEPT_RETIRED`` out of the engine's table
+    (the oldest REQUESTs first: a dict keeps insertion order), once it
+    has grown by that many since the last look (each costs its size)."""
+
+    def __init__(self):
+        self.at = 2 * KEPT_RETIRED
+
+    def __call__(self, transfers: dict) -> None:
+        if len(transfers) < self.at:
+            return
+        dead = [key for key, transfer in transfers.items() if transfer.dead]
+        for key in dead[:max(0, len(dead) - KEPT_RETIRED)]:
+            del transfers[key]
+        self.at = len(transfers) + KEPT_RETIRED
+
+
 class Holdings:
     """The pieces partial peers hold: each one's ``holds`` (a RangeSet
     of pieces, at most half the song's pieces as ranges: memory bounded
@@ -188,6 +274,8 @@ class Scheduler:
         self.batch: dict[tuple, int] = {}  # peer -> pieces in its next
         self.doubled: set[int] = set()  # pieces fetched twice (endgame)
         self.playhead: int | None = None  # the driver's play point
+        self.backoff = Backoff()  # peers that said BUSY
+        self.prune = Pruner()
 
     # ------------------------------------------------------ the peers
     def adopt(self, peer) -> bool:
@@ -204,6 +292,18 @@ class Scheduler:
 
     def usable(self, peer) -> bool:
         return peer.alive and peer.addr not in self.engine.failover.gone
+
+    def ready(self, peer) -> bool:
+        """Usable and not backing off after a BUSY: may get work now."""
+        return self.usable(peer) and not self.backoff.waiting(peer.addr)
+
+    def waiting_for(self, chunks: p.RangeSet) -> bool:
+        """Does a usable peer backing off hold some of ``chunks``?  Its
+        back-off ends soon: no reason to call the sources gone."""
+        peers = self.engine.peers
+        return any(self.usable(peer) and self.can_serve(peer, chunks)
+                   for peer in map(peers.get, self.backoff.until)
+                   if peer is not None)
 
     @staticmethod
     def holds(peer, piece: int) -> bool:
@@ -242,6 +342,19 @@ class Scheduler:
     def settle(self, now: float) -> None:
         if self.piecewise and self.dirty:
             self.fill(now)
+
+    def on_timer(self, now: float) -> None:
+        """Back-offs over: those peers may get work again (piece-wise:
+        the next fill; classic: what was deferred)."""
+        if not self.backoff.expire(now):
+            return
+        self.dirty = True
+        backoff = self.backoff
+        wanted = self.engine.state.missing.intersection(backoff.deferred)
+        backoff.deferred = p.RangeSet()
+        if wanted and not self.piecewise:
+            self.engine.failover.give_up_on_chunks(wanted, now)
+        self.settle(now)
 
     def finish(self, transfer: Transfer) -> None:
         """All of ``transfer``'s chunks are here (some may have come from
@@ -317,6 +430,7 @@ class Scheduler:
             limit=window, ack_every=max(1, window // ACKS_PER_WINDOW),
             slot=engine.slots.get(peer.addr, 0), started_at=now)
         engine.transfers[(peer.addr, sid)] = transfer
+        self.prune(engine.transfers)
         if self.piecewise:
             self.live.append(transfer)
         engine.send(transfer.request(engine.info.file_id), peer.addr, sid)
@@ -354,7 +468,8 @@ class Scheduler:
                     piece, engine.info.chunks) for piece in picked)
                 self.start_transfer(
                     peer, engine.state.missing.intersection(wanted), now)
-        if pool and not self.live:
+        if pool and not self.live and not self.waiting_for(
+                engine.state.missing):
             engine.failover.orphan(engine.state.missing, now)
 
     def _claims(self) -> dict[int, list]:
@@ -392,10 +507,10 @@ class Scheduler:
         return pool
 
     def _idle(self, busy: set) -> list:
-        """Alive peers without an open transfer: partial peers first
+        """Ready peers without an open transfer: partial peers first
         (seeders last), then the nearest."""
         idle = [peer for peer in self.engine.peers.values()
-                if peer.addr not in busy and self.usable(peer)]
+                if peer.addr not in busy and self.ready(peer)]
         return sorted(idle, key=lambda peer: (peer.holds is None,
                                               peer.rtt or 0.0, peer.addr))
 

@@ -435,22 +435,25 @@ def test_all_gone_for_the_timeout_fails_with_a_reason():
     assert 15.0 <= net.now < 15.1  # the timeout counts from the last chunk
 
 
-def test_error_is_refused_and_the_share_moves():
+@pytest.mark.parametrize("code, gone", [
+    (p.ErrorCode.BUSY, []),  # backing off (test_swarm_download.py)
+    (p.ErrorCode.NOT_FOUND, ["127.0.0.1:9000"])])
+def test_error_is_refused_and_the_share_moves(code, gone):
     info, data = song(100)
     a, b = FakeSeeder(A, info, data), FakeSeeder(B, info, data)
 
     def refuse(data_, now):
         msg = p.decode(data_)
         if isinstance(msg.message, p.Request):
-            return [p.encode(p.Error(p.ErrorCode.BUSY, "busy\x1b[2J"),
-                             msg.session)]
+            return [p.encode(p.Error(code, "busy\x1b[2J"), msg.session)]
         return []
     a.receive = refuse
     engine, fresh, _ = download(info, [a, b])
     assert assemble(engine, data, fresh) == data
     refused = [e for e in engine.events() if isinstance(e, ev.Refused)]
-    assert refused and refused[0].code == p.ErrorCode.BUSY
+    assert [e.code for e in refused] == [code]
     assert engine.per_peer() == {"127.0.0.2:9000": 100}
+    assert engine.seeders_gone() == gone
 
 
 def test_retry_gives_the_token_and_is_followed_a_bounded_number_of_times():

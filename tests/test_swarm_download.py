@@ -48,11 +48,11 @@ class PartialSource(Source):
         super().__init__(info, data, hashes, corrupt=[
             index for piece in corrupt
             for index in range(*pieces.chunk_range(piece, info.chunks))])
-        self.held = None if held is None else set(held)
+        self.holding = None if held is None else set(held)
 
     def read(self, file_id, index):
         piece = index // PIECE
-        if self.held is not None and piece not in self.held:
+        if self.holding is not None and piece not in self.holding:
             raise OSError(f"piece {piece} is not here")
         return super().read(file_id, index)
 
@@ -91,14 +91,48 @@ class Leecher:
         self.verified += engine.take_verified()
 
 
+class Busy:
+    """A source that answers BUSY to the REQUESTs numbered in ``refuse``
+    (0: its first; None: to every one, as a peer whose few sessions
+    never free up); ``engine`` gets the rest."""
+
+    def __init__(self, engine, refuse: set | None, text: str):
+        self.engine, self.refuse, self.text = engine, refuse, text
+        self.out: list = []
+        self.requests = self.refused = 0
+
+    def receive_datagram(self, data, addr, now):
+        datagram = p.decode(data)  # the leecher sends no chunk
+        if isinstance(datagram.message, p.Request):
+            self.requests += 1
+            if self.refuse is None or self.requests - 1 in self.refuse:
+                self.refused += 1
+                self.out.append((p.encode(p.Error(p.ErrorCode.BUSY,
+                                                  self.text),
+                                          datagram.session), addr))
+                return
+        self.engine.receive_datagram(data, addr, now)
+
+    def datagrams_to_send(self, now):
+        out, self.out = self.out, []
+        return out + self.engine.datagrams_to_send(now)
+
+    def get_timer(self):
+        return self.engine.get_timer()
+
+    def handle_timer(self, now):
+        self.engine.handle_timer(now)
+
+
 class Swarm:
     """Sources at 127.0.0.k+1: ``holdings[k]`` is the set of pieces
     source k holds (None: a seeder); ``rates[k]`` its link (bytes/s,
-    0: unlimited); and the leecher."""
+    0: unlimited); ``sessions[k]`` its ``max_sessions``; and the
+    leecher."""
 
     def __init__(self, count: int, holdings: list, rates=None, seed=1,
                  delay=0.005, forward=None, backward=None, corrupt=None,
-                 short=100):
+                 short=100, sessions=None):
         self.info, self.data, hashes = song(count, seed, short)
         self.net = simnet.SimNet(seed=seed, default_link=netem.LinkSpec(
             delay_s=delay))
@@ -110,7 +144,10 @@ class Swarm:
                                    (corrupt or {}).get(k, ()))
             engine = SeederEngine(source, simnet.SECRET, seed * 8 + k,
                                   link=netem.LinkSpec(rate_Bps=rates[k]),
-                                  name=f"source-{k}")
+                                  name=f"source-{k}", **({
+                                      "max_sessions": sessions[k]}
+                                      if sessions and k in sessions
+                                      else {}))
             self.net.add_host(addr, engine)
             if forward is not None:
                 self.net.set_link(addr, LEECHER, forward)
@@ -118,8 +155,8 @@ class Swarm:
                 self.net.set_link(LEECHER, addr, backward)
             self.addrs.append(addr)
             self.sources[addr] = source
-        self.initial = {addr: None if source.held is None else
-                        set(source.held)
+        self.initial = {addr: None if source.holding is None else
+                        set(source.holding)
                         for addr, source in self.sources.items()}
         self.told: list[tuple] = []  # (time, addr, pieces) given later
         self.engine = self.leecher = None
@@ -135,7 +172,7 @@ class Swarm:
                      stop_when=lambda: pinger.finished)
         peers = [pinger.peers[addr] for addr in (known or self.addrs)]
         for peer in peers:
-            held = self.sources[peer.addr].held
+            held = self.sources[peer.addr].holding
             if held is not None:
                 peer.holds = p.RangeSet(p.runs(sorted(held))) if held \
                     else p.RangeSet()
@@ -156,10 +193,21 @@ class Swarm:
                      stop_when=lambda: engine.complete)
         return self
 
+    def busy(self, k: int, refuse: set | None,
+             text: str = "too many sessions") -> Busy:
+        """Source ``k`` answers BUSY to the REQUESTs numbered in
+        ``refuse`` (None: to all of them)."""
+        host = self.net.hosts[self.addrs[k]]
+        host.engine = Busy(host.engine, refuse, text)
+        return host.engine
+
+    def requests_to(self, k: int) -> list[float]:
+        return [t for t, to, _, _ in self.requests() if to == self.addrs[k]]
+
     def tell(self, k: int, gained: set) -> None:
         """Source ``k`` verified ``gained`` pieces and says so (HAVE)."""
         addr = self.addrs[k]
-        self.sources[addr].held |= gained
+        self.sources[addr].holding |= gained
         self.told.append((self.net.now, addr, set(gained)))
         self.engine.peer_has(addr, list(p.runs(sorted(gained))),
                              self.net.now)
@@ -600,3 +648,227 @@ def test_with_nobody_holding_the_rest_the_download_fails_in_time():
         swarm.run(until=60)
     assert failed.value.problem is ev.Problem.ALL_SEEDERS_GONE
     assert swarm.net.now < 0.3 + 2 * engine.options.timeout
+
+
+# ------------------------------------------------------------ BUSY
+def at_most_requests(seconds: float) -> int:
+    """REQUESTs a peer that is BUSY for ever may get in ``seconds``: one,
+    then one per back-off (0.25 s doubling up to 4 s)."""
+    count, at, step = 1, 0.0, scheduler.BUSY_BACKOFF_S
+    while at <= seconds:
+        at += step
+        count += 1
+        step = min(2 * step, scheduler.MAX_BUSY_BACKOFF_S)
+    return count
+
+
+def told_of(engine, *kinds) -> list:
+    return [e for e in engine.events() if isinstance(e, kinds)]
+
+
+def test_back_off_doubles_per_busy_in_a_row_up_to_the_cap_and_resets():
+    backoff, addr, now, waits = scheduler.Backoff(), ("10.0.0.1", 5), 0.0, []
+    for _ in range(7):
+        assert backoff.hit(addr, now) == (not waits)  # told once a streak
+        assert not backoff.hit(addr, now)  # BUSY to a REQUEST out too
+        end = backoff.next_end()
+        assert not backoff.expire(end - 1e-9) and backoff.waiting(addr)
+        assert backoff.expire(end) and not backoff.waiting(addr)
+        waits.append(end - now)
+        now = end
+    assert waits == [0.25, 0.5, 1.0, 2.0, 4.0, 4.0, 4.0]
+    assert backoff.next_end() is None  # no timer once over
+    backoff.delivered(addr)
+    assert backoff.hit(addr, now) and backoff.next_end() == now + 0.25
+
+
+def test_a_busy_partial_peer_backs_off_then_serves_and_is_never_gone():
+    """Peer 0 answers BUSY to its first 3 REQUESTs: each time its piece
+    goes back to the pool (peer 1 takes it), it is asked again after
+    0.25, 0.5, 1 s, then serves; it is never given up on.  Having
+    served, its next BUSY backs off 0.25 s again."""
+    count = 16
+    swarm = Swarm(count, [set(range(count))] * 2, rates=[200_000] * 2)
+    busy = swarm.busy(0, {0, 1, 2, 4})
+    engine = swarm.start(de.Options(seed=15, pick="sequential"))
+    swarm.run()
+    swarm.assert_whole()
+    assert busy.refused == 4 and swarm.stored(0) > 0
+    assert engine.seeders_gone() == []
+    happened = engine.events()
+    assert not [e for e in happened
+                if isinstance(e, (ev.SeederGone, ev.WaitingForSeeders))]
+    assert [e.peer for e in happened if isinstance(e, ev.Refused)] == [
+        de.peer_name(swarm.addrs[0])] * 2  # at each streak's first BUSY
+    times = swarm.requests_to(0)
+    waits = [scheduler.BUSY_BACKOFF_S * 2 ** k for k in range(3)]
+    for k, wait in enumerate(waits + [None, scheduler.BUSY_BACKOFF_S]):
+        if wait is not None:
+            assert wait <= times[k + 1] - times[k] < wait + 0.05, times
+    refused = first_request_to(swarm, swarm.addrs[0])
+    taken = {piece for t, to, _, asked in swarm.requests()
+             if to == swarm.addrs[1] and t < times[3] for piece in asked}
+    assert refused <= taken  # not kept for the busy peer
+
+
+class Hog:
+    """Another leecher (at ``HOG``) holding a session of ``addr``: the
+    whole song REQUESTed, never ACKed, CANCELed at ``until``."""
+
+    SID = 77
+
+    def __init__(self, swarm: Swarm, k: int, until: float):
+        self.addr, self.until = swarm.addrs[k], until
+        token = swarm.net.hosts[self.addr].engine.token_for(HOG, 0.0)
+        info = swarm.info
+        self.out = [(p.encode(p.Request(
+            info.file_id, p.Order.SEQUENTIAL, ((0, info.chunks),), 8,
+            token, 50, 1), self.SID), self.addr)]
+
+    def receive_datagram(self, data, addr, now):
+        pass
+
+    def datagrams_to_send(self, now):
+        out, self.out = self.out, []
+        return out
+
+    def get_timer(self):
+        return self.until
+
+    def handle_timer(self, now):
+        self.out.append((p.encode(p.Cancel(), self.SID), self.addr))
+        self.until = None
+
+
+HOG = ("127.0.0.99", 9000)
+
+
+def test_a_real_peer_with_its_one_session_taken_serves_once_it_frees():
+    """Peer 0, a real SeederEngine with ``max_sessions=1``, serves
+    another leecher until 1.5 s: it answers BUSY "too many sessions"
+    (its pieces go to peer 1 meanwhile), and is asked again, not given
+    up on: it serves once its session is free."""
+    count = 12
+    swarm = Swarm(count, [set(range(count))] * 2, rates=[200_000] * 2,
+                  sessions={0: 1})
+    swarm.net.add_host(HOG, Hog(swarm, 0, until=1.5))
+    engine = swarm.start(de.Options(seed=21))
+    swarm.run()
+    swarm.assert_whole()
+    busy = [e for e in swarm.net.trace if e.kind == simnet.SENT
+            and e.src == swarm.addrs[0] and e.dst == LEECHER
+            and isinstance(p.decode(e.data).message, p.Error)]
+    assert busy and {p.decode(e.data).message.code for e in busy} == {
+        p.ErrorCode.BUSY}
+    assert all(e.time < 1.5 for e in busy)
+    assert swarm.stored(0) > 0 and engine.seeders_gone() == []
+    served_from = min(t for t, to, _, _ in swarm.requests()
+                      if to == swarm.addrs[0] and t > 1.5)
+    assert served_from < 1.5 + scheduler.MAX_BUSY_BACKOFF_S
+
+
+def test_a_partial_peer_busy_for_ever_costs_a_request_per_back_off():
+    count = 12
+    swarm = Swarm(count, [set(range(count))] * 2, rates=[0.0, 60_000])
+    swarm.busy(0, None)
+    engine = swarm.start(de.Options(seed=16))
+    swarm.run()
+    swarm.assert_whole()
+    took = swarm.net.now - swarm.started_at
+    assert took > 10  # long enough for several back-offs
+    asked = len(swarm.requests_to(0))
+    assert 5 <= asked <= at_most_requests(took), (asked, took)
+    assert swarm.stored(0) == 0 and engine.seeders_gone() == []
+    assert len(told_of(engine, ev.Refused)) == 1
+
+
+def test_a_lone_seeder_that_says_ask_again_later_is_asked_after_back_off():
+    """Classic (no partial peer): "too many session starts" twice, then
+    served.  Its whole share is asked of it again after each back-off:
+    no SeederGone, no wait for seeders, no PING."""
+    swarm = Swarm(4, [None], rates=[300_000])
+    swarm.busy(0, {0, 1}, "too many session starts, ask again later")
+    engine = swarm.start(de.Options(seed=17))
+    swarm.run()
+    swarm.assert_whole()
+    assert not engine.scheduler.piecewise
+    assert not told_of(engine, ev.SeederGone, ev.WaitingForSeeders,
+                       ev.SeedersBack)
+    assert engine.seeders_gone() == []
+    times = swarm.requests_to(0)
+    assert len(times) == 3
+    assert times[1] - times[0] >= scheduler.BUSY_BACKOFF_S
+    assert times[2] - times[1] >= 2 * scheduler.BUSY_BACKOFF_S
+    assert {tuple(p.decode(e.data).message.ranges) for e in swarm.net.trace
+            if e.kind == simnet.SENT and e.src == LEECHER
+            and isinstance(p.decode(e.data).message, p.Request)} == {
+        ((0, swarm.info.chunks),)}
+    assert not pings_after_start(swarm)
+
+
+def pings_after_start(swarm: Swarm) -> list:
+    return [e for e in swarm.net.trace if e.kind == simnet.SENT
+            and e.src == LEECHER and e.time > swarm.started_at
+            and isinstance(p.decode(e.data).message, p.Ping)]
+
+
+@pytest.mark.parametrize("holdings", [[set(range(4))],
+                                      [set(range(4)), {0}]])
+def test_a_busy_peer_holding_the_rest_is_waited_for_not_called_gone(
+        holdings):
+    """The only holder of most pieces, a partial peer, is BUSY three
+    times (alone, or while the other peer runs out of work): its
+    back-off is waited for (no WaitingForSeeders, no PING), then it
+    serves."""
+    swarm = Swarm(4, holdings, rates=[300_000] * len(holdings))
+    swarm.busy(0, {0, 1, 2})
+    engine = swarm.start(de.Options(seed=20))
+    swarm.run()
+    swarm.assert_whole()
+    assert engine.scheduler.piecewise
+    assert not told_of(engine, ev.SeederGone, ev.WaitingForSeeders,
+                       ev.SeedersBack)
+    assert not pings_after_start(swarm)
+    times = swarm.requests_to(0)
+    assert times[3] - times[0] >= 7 * scheduler.BUSY_BACKOFF_S
+
+
+def test_a_lone_seeder_busy_for_ever_fails_in_time_asked_boundedly():
+    swarm = Swarm(2, [None])
+    swarm.busy(0, None)
+    engine = swarm.start(de.Options(seed=18, timeout=10.0))
+    with pytest.raises(ev.DownloadFailed) as failed:
+        swarm.run(until=60)
+    assert failed.value.problem is ev.Problem.NO_PROGRESS
+    assert swarm.net.now - swarm.started_at < engine.options.timeout + 0.1
+    assert len(swarm.requests_to(0)) <= at_most_requests(10.0)
+
+
+# ------------------------------------------------------ the table
+def test_a_long_piece_wise_download_keeps_the_transfer_table_bounded(
+        monkeypatch):
+    """A piece per batch, 40 batches: the retired transfers beyond
+    ``KEPT_RETIRED`` are pruned; a late chunk of a pruned session is
+    counted as forged, and changes nothing."""
+    monkeypatch.setattr(scheduler, "KEPT_RETIRED", 4)
+    count = 40
+    swarm = Swarm(count, [set(range(count))], rates=[100_000])
+    engine = swarm.start(de.Options(seed=19, pick="sequential"))
+    sizes = []
+
+    def complete():
+        sizes.append(len(engine.transfers))
+        return engine.complete
+    swarm.net.run(until=swarm.net.now + 120, stop_when=complete)
+    swarm.assert_whole()
+    sessions = [sid for _, _, sid, _ in swarm.requests()]
+    assert len(set(sessions)) >= 8 * scheduler.KEPT_RETIRED
+    assert max(sizes) <= 2 * scheduler.KEPT_RETIRED + 1
+    addr = swarm.addrs[0]
+    pruned = [sid for sid in sessions if (addr, sid) not in engine.transfers]
+    forged, received = engine.counters.forged, engine.state.received
+    engine.receive_datagram(p.encode_chunk(
+        swarm.info.file_id, 0, 1, 0, swarm.data[:CHUNK], pruned[0]),
+        addr, swarm.net.now)
+    assert engine.counters.forged == forged + 1
+    assert engine.state.received == received

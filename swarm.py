@@ -526,7 +526,7 @@ def run_real(args) -> SwarmRun:
     with tempfile.TemporaryDirectory(prefix="p2p-facom-swarm-") as folder:
         swarm = RealSwarm(args, folder)
         size = os.path.getsize(swarm.song)
-        label = tr(N_("{n} x {pick} (real)"), n=swarm.peers,
+        label = tr(N_("{n} x {pick} (real sockets)"), n=swarm.peers,
                    pick=args.pick if args.share else _("no sharing"))
         try:
             swarm.start_seeder()

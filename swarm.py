@@ -36,9 +36,9 @@ import time
 from dataclasses import dataclass, field, replace
 
 import cli
-import i18n
 import piece_picker
 import protocol as p
+from experiment import _cell  # a measure as shown, in the language
 from i18n import N_, _, text as tr
 
 POLICIES = piece_picker.POLICIES  # sequential, rarest, deadline
@@ -166,13 +166,6 @@ def playback_of(received: list[float], size: int, time_map,
 
 
 # ------------------------------------------------------------ reporting
-def _cell(value, spec: str) -> str:
-    if value is None:
-        return "-"
-    shown = spec.format(value)
-    return shown.replace(".", ",") if i18n.language() == "pt" else shown
-
-
 def _table(heads: list[str], rows: list[list[str]]) -> str:
     widths = [max(len(r[i]) for r in [heads] + rows)
               for i in range(len(heads))]

@@ -78,7 +78,7 @@ def draw_scale(ax, runs) -> None:
 
 def draw_sources(ax, runs) -> None:
     shown = runs[-12:]  # the last dozen swarms at most: bars stay legible
-    labels = [run.label.replace(" x ", "\n") for run in shown]
+    labels = [run.label for run in shown]
     seeder = [sum(r.from_seeder for r in run.rows) / run.song_chunks
               for run in shown]
     peers = [sum(r.from_peers for r in run.rows) / run.song_chunks
@@ -88,7 +88,7 @@ def draw_sources(ax, runs) -> None:
     ax.bar(x, peers, bottom=seeder, color=PEERS_COLOR,
            label=_("from other leechers"))
     ax.set_xticks(list(x))
-    ax.set_xticklabels(labels, fontsize=9)
+    ax.set_xticklabels(labels, fontsize=10, rotation=35, ha="right")
     ax.set_yscale("log" if max(seeder + peers, default=0) > 100 and
                   len(shown) > 1 else "linear")
     ax.set_ylabel(_("songs received"), fontsize=13)

@@ -21,29 +21,33 @@ import simnet  # noqa: E402
 
 class Chatter:
     """Sends ``count`` datagrams, one every ``every`` s, to hosts further
-    along the ring; counts what it receives."""
+    along the ring (its whole schedule made up front); counts what it
+    receives."""
 
     def __init__(self, n: int, hosts: int, count: int, every: float):
-        self.n, self.hosts, self.count, self.every = n, hosts, count, every
-        self.next_at = every * (n % 7) / 7  # spread the first wake-ups
-        self.sent = self.got = 0
-        self.outbox: list = []
+        first = every * (n % 7) / 7  # spread the first wake-ups
+        self.schedule = [(first + k * every, address((n + 1 + 37 * k)
+                                                     % hosts))
+                         for k in range(count)]
+        self.next = 0       # the next entry of the schedule
+        self.got = 0
+        self.due: list = []
 
     def receive_datagram(self, data, addr, now):
         self.got += 1
 
     def datagrams_to_send(self, now):
-        out, self.outbox = self.outbox, []
-        return out
+        due, self.due = self.due, []
+        return due
 
     def get_timer(self):
-        return self.next_at if self.sent < self.count else None
+        if self.next < len(self.schedule):
+            return self.schedule[self.next][0]
+        return None
 
     def handle_timer(self, now):
-        peer = (self.n + 1 + 37 * self.sent) % self.hosts
-        self.outbox.append((b"%d" % self.sent, address(peer)))
-        self.sent += 1
-        self.next_at = now + self.every
+        self.due.append((b"%d" % self.next, self.schedule[self.next][1]))
+        self.next += 1
 
 
 def address(n: int) -> tuple:

@@ -155,3 +155,31 @@ def test_bad_input_is_one_line_and_exit_2(args):
     assert result.returncode == 2, (result.stdout, result.stderr)
     assert len(result.stderr.strip().splitlines()) == 1, result.stderr
     assert "Traceback" not in result.stderr
+
+
+# ------------------------------------------------------------------ real
+def test_a_real_swarm_of_three_is_byte_exact_and_shares(tmp_path):
+    """One seeder process and three leecher processes on 127.0.0.21-23
+    (real sockets), a 6 s song: every copy byte-exact, the table and
+    the CSV say where the chunks came from."""
+    import shutil
+    if shutil.which("ffmpeg") is None:
+        pytest.skip("ffmpeg is missing (the sample song)")
+    out = tmp_path / "real.csv"
+    result = run_swarm("--peers", "3", "--song-seconds", "6", "--rate",
+                       "300", "--seed-for", "4", "--timeout", "60",
+                       "--csv", str(out), timeout=120)
+    assert result.returncode == 0, (result.stdout, result.stderr)
+    assert "3/3 verified" in result.stdout
+    with open(tmp_path / "real-peers.csv", newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    assert [row["peer"] for row in rows] == [
+        "127.0.0.21", "127.0.0.22", "127.0.0.23"]
+    for row in rows:
+        assert row["verified"] == "1", row
+        assert int(row["from_seeder"]) + int(row["from_peers"]) > 0
+        assert float(row["completion_s"]) > 0
+    with open(out, newline="") as handle:
+        summary = next(csv.DictReader(handle))
+    assert 0 < float(summary["seeder_songs"]) <= 3.5  # resends at most
+    assert int(summary["seeder_sent"]) > 0

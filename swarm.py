@@ -156,13 +156,18 @@ class SwarmRun:
                 "peer_share": self.peer_share}
 
 
-def playback_of(received: list[float], size: int, time_map,
-                prebuffer: float):
-    """Start-up, stalls and stall time the player would have had with
-    these arrival times (``playback_model``)."""
+def add_playback(row: PeerResult, received, size: int, time_map,
+                 prebuffer: float) -> None:
+    """The start-up, stalls and stall time the player would have had with
+    these arrival times (``playback_model``), into ``row`` (left unknown
+    when it never played)."""
     import playback_model
-    return playback_model.simulate(list(received), p.CHUNK_SIZE, size,
-                                   time_map, prebuffer)
+    played = playback_model.simulate(list(received), p.CHUNK_SIZE, size,
+                                     time_map, prebuffer)
+    if played.startup_s is not None:
+        row.startup_s, row.stalls = played.startup_s, played.stalls
+        row.stall_s = None if math.isinf(played.stall_s) \
+            else played.stall_s
 
 
 # ------------------------------------------------------------ reporting
@@ -497,10 +502,8 @@ def real_row(swarm: RealSwarm, n: int, stats: dict | None, served: dict,
     received = [math.nan if r.get("received") is None else r["received"]
                 for r in stats.get("timeline", [])]
     if received:
-        played = playback_of(received, stats["size"], time_map,
-                             DEFAULT_PREBUFFER_S)
-        row.startup_s, row.stalls = played.startup_s, played.stalls
-        row.stall_s = None if math.isinf(played.stall_s) else played.stall_s
+        add_playback(row, received, stats["size"], time_map,
+                     DEFAULT_PREBUFFER_S)
     path = os.path.join(out, swarm.name)
     row.verified = proc.returncode == 0 and os.path.isfile(path) \
         and cli.sha256_file(path) == want

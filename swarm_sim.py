@@ -20,7 +20,6 @@ constant-bit-rate song of ``--song-seconds``.
 
 from __future__ import annotations
 
-import math
 import random
 import time
 from array import array
@@ -34,7 +33,7 @@ import pieces
 import simnet
 from i18n import N_, text as tr
 from swarm import (DEFAULT_DELAY_MS, DEFAULT_PREBUFFER_S, DEFAULT_SONG_KBPS,
-                   PeerResult, SwarmRun, playback_of)
+                   PeerResult, SwarmRun, add_playback)
 
 SEEDER = ("127.0.0.1", 9000)
 LEECHER_PORT = 40000
@@ -252,11 +251,8 @@ class SimLeecher:
             row.verified = download.stats(self.finished_at)[
                 "piece_hashes"] == "checked"
         song = self.swarm.song
-        played = playback_of(download.timeline.received, song.info.size,
-                             song.time_map, self.swarm.spec.prebuffer_s)
-        row.startup_s = played.startup_s
-        row.stalls = played.stalls
-        row.stall_s = None if math.isinf(played.stall_s) else played.stall_s
+        add_playback(row, download.timeline.received, song.info.size,
+                     song.time_map, self.swarm.spec.prebuffer_s)
         return row
 
 

@@ -26,6 +26,11 @@ import player as audio
 import protocol as p
 from i18n import N_
 
+try:
+    import share
+except ImportError:  # until the driver's share.py lands on main
+    share = None
+
 GIVE_WAY_MAX_S = 0.5    # the download waits for the Tk thread at most this
 RECHECK_TRIES = 2       # PINGs before a download: a dead seeder costs 0.6 s
 
@@ -92,6 +97,7 @@ class DownloadStarted:
     order: str | None
     seeder_orders: tuple   # (address, order) of the seeders with the song
     player: object         # player.Player fed by the download, or None
+    seeders: tuple = ()    # every seeder of the song: other sources are peers
 
 
 @dataclass(frozen=True)
@@ -178,12 +184,15 @@ class WindowEndpoint(leecher.Endpoint):
     ``Inbox``): the driver puts its events in bursts a few times a second,
     and in between it would share the GIL with every poll."""
 
-    def __init__(self, inbox: Inbox, loss: float, seed: int | None):
+    def __init__(self, inbox: Inbox, loss: float, seed: int | None,
+                 each_turn=lambda: None):
         super().__init__(loss, seed)
         self.inbox = inbox
+        self.each_turn = each_turn  # the worker's, on its own thread
 
     def receive_raw(self, timeout: float):
         self.inbox.window_idle.wait(GIVE_WAY_MAX_S)
+        self.each_turn()
         return super().receive_raw(timeout)
 
 
@@ -219,6 +228,11 @@ class Worker(threading.Thread):
         self.player = None
         self.closing = False
         self.stop_requested = False
+        # The switch "Share with other listeners": the Tk thread puts each
+        # change in ``switches``; this thread takes them at every turn of
+        # the download's loop (``take_switches``).
+        self.switches: queue.Queue = queue.Queue()
+        self.sharing = True  # as this thread last heard it
         # The last download's complete pcap (a temporary file, see
         # _captured): "Save capture" copies it.  Set by this thread only.
         self.capture_path: str | None = None
@@ -226,6 +240,11 @@ class Worker(threading.Thread):
     # -------------------------------------------------- Tk thread side
     def submit(self, job: str, *args) -> None:
         self.jobs.put((job, args))
+
+    def set_sharing(self, on: bool) -> None:
+        """The switch changed: the running download, if any, shares or
+        stops sharing at its next turn; the next download starts so."""
+        self.switches.put(on)
 
     def stop_download(self) -> None:
         self.stop_requested = True
@@ -285,8 +304,22 @@ class Worker(threading.Thread):
     def _endpoint(self) -> leecher.Endpoint:
         if self.endpoint is None:
             self.endpoint = WindowEndpoint(self.inbox, self.settings.loss,
-                                           self.settings.rng_seed)
+                                           self.settings.rng_seed,
+                                           self.take_switches)
         return self.endpoint
+
+    def take_switches(self) -> None:
+        """The switch's changes since the last turn, to the download that
+        runs (``Download.set_sharing``); on this thread only."""
+        while True:
+            try:
+                on = self.switches.get_nowait()
+            except queue.Empty:
+                return
+            self.sharing = on
+            if self.download is not None and hasattr(self.download,
+                                                     "set_sharing"):
+                self.download.set_sharing(on)
 
     def _ping(self, addrs, tries: int = leecher.PING_TRIES) -> dict:
         def answered(peer):
@@ -325,28 +358,36 @@ class Worker(threading.Thread):
         return {"ip": first[0], "port": first[1]}
 
     def do_download(self, song, order, preview, prebuffer, out_dir,
-                    again=False):
+                    again=False, share_on=True):
+        self.sharing = share_on  # later switches come after it
         self._recheck(song)
         os.makedirs(out_dir, exist_ok=True)
         existing = None if again else self._verified_copy(out_dir, song)
         if existing:
             self.post(AlreadyHere(existing, song.info))
             return
+        self.take_switches()
+        sharing = {"sharing": share.Sharing(share=self.sharing)} \
+            if share is not None else {}
         download = leecher.Download(self._endpoint(), song, self.peers,
                                     out_dir, leecher.Options(order=order,
                                                              fresh=again),
-                                    events=self.inbox)
+                                    events=self.inbox, **sharing)
         self.download = download
-        if self.closing or self.stop_requested:  # Stop came first
-            self.post(DownloadEnded(None, {}, ev.Problem.STOPPED))
-            return
-        player = self._preview(download, prebuffer) if preview else None
-        self.post(DownloadStarted(
-            download.name, song.info, download.part_path, order,
-            tuple((cli.format_address(a), peer_row(self.peers[a]).order)
-                  for a in song.sources if a in self.peers
-                  and self.peers[a].alive), player))
-        self._run(download, player)
+        try:
+            if self.closing or self.stop_requested:  # Stop came first
+                self.post(DownloadEnded(None, {}, ev.Problem.STOPPED))
+                return
+            player = self._preview(download, prebuffer) if preview else None
+            self.post(DownloadStarted(
+                download.name, song.info, download.part_path, order,
+                tuple((cli.format_address(a), peer_row(self.peers[a]).order)
+                      for a in song.sources if a in self.peers
+                      and self.peers[a].alive), player,
+                tuple(cli.format_address(a) for a in song.sources)))
+            self._run(download, player)
+        finally:
+            self.download = None  # the switch goes to the next one
 
     def _recheck(self, song) -> None:
         """PING the song's seeders again: a seeder that died since the

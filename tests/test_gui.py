@@ -207,9 +207,10 @@ def check_saved_statistics(app, tmp_path) -> None:
     assert values["stalls"] == f"{saved['stalls']} ({saved['stall_s']:.2f} s)"
     assert values["continuity"] == f"{100 * saved['continuity']:.1f} %"
     assert values["goodput_Bps"].endswith("KB/s")
-    for seeder, count in saved["per_seeder"].items():
+    for seeder, count in gui_state.per_peer(saved).items():
         ip = seeder.rpartition(":")[0]  # one port for all: shown once
-        assert f"{ip}: {count}" in values["per_seeder"]
+        assert f"seeder {ip}: {count}" in values["per_peer"]
+    assert "peer" not in values["per_peer"]  # a lone leecher: seeders only
     assert saved["chunks_received"] == saved["chunks"]
     with open(paths["csv"], encoding="utf-8") as handle:
         csv_text = handle.read()
@@ -985,6 +986,203 @@ def test_search_ignores_case_and_accents_in_the_window(window, seeders,
     app.view.songs.var.set("nova can")
     assert [s.info.name for s in app.filter_songs()] == ["Canção Nova.mp3"]
     assert song_names(app) == ["Canção Nova.mp3"]
+
+
+# ------------------------------------------------------------ the swarm
+class FakeDownload:
+    """Stands for leecher.Download in the worker: records the sharing it
+    was made with and every set_sharing call, and turns its loop on the
+    worker's endpoint (as the real one does) until stopped."""
+
+    made: list = []
+
+    def __init__(self, endpoint, song, peers, out_dir, options=None,
+                 events=None, player=None, sharing=None):
+        self.endpoint = endpoint
+        self.sharing = sharing
+        self.calls: list = []
+        self.running = False
+        self.stopped = False
+        self.name = song.info.name
+        self.part_path = os.path.join(out_dir, self.name + ".part")
+        FakeDownload.made.append(self)
+
+    def set_sharing(self, on: bool) -> None:
+        self.calls.append(on)
+
+    def stop(self) -> None:
+        self.stopped = True
+
+    def run(self) -> str:
+        import events as ev
+        self.running = True
+        deadline = time.monotonic() + 20  # bounded, whatever happens
+        while not self.stopped and time.monotonic() < deadline:
+            self.endpoint.receive_raw(0.01)
+        self.running = False
+        raise ev.DownloadFailed(ev.Problem.STOPPED)
+
+
+@pytest.fixture
+def fake_downloads(monkeypatch):
+    """The worker makes FakeDownloads, and checks no seeder first."""
+    from types import SimpleNamespace
+    import gui_worker as gw
+    FakeDownload.made = []
+    monkeypatch.setattr(gw.leecher, "Download", FakeDownload)
+    monkeypatch.setattr(gw.Worker, "_recheck", lambda self, song: None)
+    if gw.share is None:  # until the driver's share.py lands on main
+        monkeypatch.setattr(gw, "share", SimpleNamespace(
+            Sharing=lambda share: SimpleNamespace(share=share)))
+    return FakeDownload.made
+
+
+def one_fake_song(app, port: int):
+    from types import SimpleNamespace
+    info = SimpleNamespace(name="a.mp3", size=14000, chunks=10,
+                           chunk_size=1400, duration_ms=5000)
+    app.view.songs.fill([SimpleNamespace(info=info,
+                                         sources=[("127.0.0.1", port)])])
+    app.view.songs.select_index(0)
+
+
+def test_the_share_switch_reaches_the_download(window, fake_downloads,
+                                               tmp_path):
+    """On by default, the switch makes the Download share; toggled during
+    the download, each change reaches it through the worker's queue, in
+    order; toggled between downloads, the next one starts so."""
+    port = free_port()
+    app = window([("127.0.0.1", port)], lang="en", output=str(tmp_path),
+                 preview=False)
+    one_fake_song(app, port)
+    switch = app.view.download.share_button
+    assert app.view.download.share_var.get() is True
+    pump(app, switch.winfo_ismapped, what="the switch shown")
+    app.download_again()
+    pump(app, lambda: fake_downloads and fake_downloads[0].running,
+         what="the download")
+    first = fake_downloads[0]
+    assert first.sharing.share is True and first.calls == []
+    switch.invoke()  # off
+    assert app.status_text() == "Sharing off: nothing more is served to " \
+                                "other listeners."
+    pump(app, lambda: first.calls == [False], what="the switch off")
+    switch.invoke()  # on again
+    switch.invoke()  # and off
+    pump(app, lambda: len(first.calls) == 3, what="the switches")
+    assert first.calls == [False, True, False]
+    app.stop_download()
+    pump(app, lambda: not app.state.downloading, what="the stop")
+
+    switch.invoke()  # on, between downloads: nothing to call
+    switch.invoke()  # off
+    app.download_again()
+    pump(app, lambda: len(fake_downloads) == 2 and fake_downloads[1].running,
+         what="the second download")
+    assert fake_downloads[1].sharing.share is False
+    assert fake_downloads[1].calls == [] and first.calls == [False, True,
+                                                             False]
+    app.stop_download()
+    pump(app, lambda: not app.state.downloading, what="the second stop")
+
+
+def test_served_and_joined_peers_are_shown(window):
+    """PeerJoined in the status line; Served next to the switch and in
+    the statistics, live, then the final figures; both languages."""
+    import events as ev
+    import gui_worker as gw
+    app = window([("127.0.0.1", free_port())], lang="en")
+    fake_download(app)
+    app.inbox.put(ev.PeerJoined("127.0.0.22:40001", 0.5))
+    pump(app, lambda: app.inbox.empty(), what="PeerJoined")
+    assert app.status_text() == "127.0.0.22:40001, another listener " \
+                                "sharing this song, joined."
+    app.inbox.put(ev.Served(57, 2, 1.0))
+    pump(app, lambda: app.state.live.served_chunks == 57, what="Served")
+    app.view._live_shown_at = 0.0
+    app.view.tick(time.monotonic())
+    panel = app.view.stats_panel
+    assert panel.values["served"].cget("text") == "57 chunks to 2 " \
+                                                  "listener(s)"
+    assert panel.names["served"].cget("text") == "Served to others:"
+    download = app.view.download
+    assert download.served_line.text == "↑ 57 chunks"
+    assert download.served_tip == "Served to others: 57 chunks to 2 " \
+                                  "listener(s)"
+    app.set_language("pt")
+    assert panel.values["served"].cget("text") == "57 pedaços para 2 " \
+                                                  "ouvinte(s)"
+    assert download.served_line.text == "↑ 57 pedaços"
+    assert app.status_text().startswith("127.0.0.22:40001, outro ouvinte")
+    app.set_language("en")
+
+    app.inbox.put(gw.DownloadEnded("/x/a.mp3", {
+        "file": "a.mp3", "chunks": 10, "served_chunks": 80, "shared": True,
+        "served_to": {"127.0.0.22:40001": 50, "127.0.0.23:40002": 30}}))
+    pump(app, lambda: not app.state.downloading, what="the end")
+    assert panel.values["served"].cget("text") == "80 chunks to 2 " \
+                                                  "listener(s)"
+    assert download.served_line.text == "↑ 80 chunks"
+    app.state.stats = {"served_chunks": 0, "served_to": {}, "shared": False}
+    app.view.show_stats()
+    assert panel.values["served"].cget("text") == "not sharing"
+
+
+PEERS = tuple(f"127.0.0.{22 + n}:{40001 + n}" for n in range(7))
+
+
+def test_peers_and_seeders_get_colours_of_their_own_family(window):
+    """Seeders keep the seeders' palette (dots), peers get the peers'
+    (diamonds); past that palette, peers share one "other peers" series;
+    the legend and the statistics say seeder or peer."""
+    import events as ev
+    app = window([("127.0.0.1", free_port())], lang="en")
+    fake_download(app)  # seeders 127.0.0.1:9000 and 127.0.0.2:9000
+    sources = ("127.0.0.1:9000", "127.0.0.2:9000") + PEERS
+    for index in range(10 * len(sources)):
+        app.inbox.put(ev.ChunkReceived(index % 10, None, 0.01 * index,
+                                       False, sources[index % len(sources)]))
+    pump(app, lambda: app.state.live.received == 10 * len(sources),
+         what="the chunks")
+    plot = app.view.plot
+    lines = plot.lines
+
+    def colour(source):
+        return lines[("received", source)].get_color()
+    seeder_colours = {colour(s) for s in sources[:2]}
+    peer_colours = [colour(p) for p in PEERS[:5]]
+    assert seeder_colours <= set(gui_plot.SOURCE_COLOURS)
+    assert len(seeder_colours) == 2
+    assert set(peer_colours) <= set(gui_plot.PEER_COLOURS)
+    assert len(set(peer_colours)) == 5  # a colour each
+    assert not seeder_colours & set(gui_plot.PEER_COLOURS)
+    assert lines[("received", PEERS[0])].get_marker() != \
+        lines[("received", sources[0])].get_marker()
+    others = ("received", gui_plot.OTHER_PEERS)
+    assert ("received", PEERS[5]) not in plot.data  # past the palette
+    assert len(plot.data[others][0]) == 20  # PEERS[5] and PEERS[6]
+    assert colour(gui_plot.OTHER_PEERS) not in peer_colours
+
+    legend = dict(zip((s for s, _ in plot.look.sources),
+                      plot.look.source_labels))
+    assert legend["127.0.0.1:9000"] == "seeder 127.0.0.1:9000"
+    assert legend[PEERS[0]] == "peer 127.0.0.22:40001"
+    assert legend[gui_plot.OTHER_PEERS] == "other peers"
+    pump(app, plot.up_to_date, what="the plot's background")
+    painted = [text.get_text() for text in
+               plot.painter.figure.axes[0].get_legend().get_texts()]
+    assert "peer 127.0.0.22:40001" in painted and \
+        "seeder 127.0.0.2:9000" in painted
+    app.view._live_shown_at = 0.0
+    app.view.tick(time.monotonic())
+    per_source = app.view.stats_panel.values["per_peer"].cget("text")
+    assert per_source.startswith("seeder 127.0.0.1:9000: 10  ·  seeder "
+                                 "127.0.0.2:9000: 10  ·  peer ")
+    assert "peer 127.0.0.28:40007: 10" in per_source
+    assert app.view.stats_panel.names["per_peer"].cget("text") == \
+        "Chunks per source:"
+    app.set_language("pt")
+    assert "par 127.0.0.22:40001" in plot.look.source_labels
 
 
 def test_the_window_handles_every_event_type(window):

@@ -97,6 +97,43 @@ def source_legend(sources: tuple) -> tuple:
                  for address, _ in sources)
 
 
+# The legend: two rows while its columns fit the figure's width, else
+# as many columns as fit (a swarm's addresses are long).  Its width is
+# estimated, not measured: measuring text needs a renderer, and this
+# runs before the figure is drawn.
+LEGEND_PT = 8.5
+# Measured on the legends drawn (DejaVu Sans, addresses and words):
+# ~0.60 em a character and ~1.8 em a column besides; a small margin.
+LEGEND_CHAR_EM = 0.62
+LEGEND_ENTRY_EM = 2.0
+
+
+def legend_columns(labels, width_px: float, dpi: float) -> int:
+    """How many columns the legend of ``labels`` gets in ``width_px``:
+    half as many as labels (two rows) when they fit, else fewer."""
+    em = LEGEND_PT * dpi / 72
+    most = max(1, -(-len(labels) // 2))
+    for columns in range(most, 1, -1):
+        if legend_width_em(labels, columns) * em <= width_px:
+            return columns
+    return 1
+
+
+def legend_width_em(labels, columns: int) -> float:
+    """The legend's estimated width with ``columns`` columns, filled as
+    matplotlib fills them (down each column; the first ones one longer
+    when the labels do not divide evenly)."""
+    rows, long_columns = divmod(len(labels), columns)
+    width, start = 0.0, 0
+    for column in range(columns):
+        count = rows + (column < long_columns)
+        chunk = labels[start:start + count]
+        start += count
+        width += max(map(len, chunk), default=0) * LEGEND_CHAR_EM + \
+            LEGEND_ENTRY_EM
+    return width
+
+
 @dataclass(frozen=True)
 class Look:
     """Everything the plot's background depends on."""
@@ -128,11 +165,11 @@ def decorated_figure(look: Look, background: str):
     axes.tick_params(labelsize=10)
     axes.set_xlabel(look.labels[0], fontsize=11)
     axes.set_ylabel(look.labels[1], fontsize=11)
-    entries = len(SERIES) + len(look.sources)
     axes.legend(loc="lower center", bbox_to_anchor=(0.5, 1.0),
-                ncols=-(-entries // 2), frameon=False, fontsize=8.5,
-                handlelength=1.2, handletextpad=0.3,
-                columnspacing=0.9, borderaxespad=0.2)
+                ncols=legend_columns(look.labels[2:] + look.source_labels,
+                                     look.inches[0] * look.dpi, look.dpi),
+                frameon=False, fontsize=LEGEND_PT, handlelength=1.2,
+                handletextpad=0.3, columnspacing=0.9, borderaxespad=0.2)
     axes.set_xlim(0, look.x_limit)
     axes.set_ylim(*look.y_limits)
     return figure, axes, lines

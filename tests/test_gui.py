@@ -1185,6 +1185,28 @@ def test_peers_and_seeders_get_colours_of_their_own_family(window):
     assert "par 127.0.0.22:40001" in plot.look.source_labels
 
 
+def test_a_swarm_legend_gets_more_rows_not_wider_than_the_plot():
+    """Two rows while they fit; a swarm's long addresses get fewer
+    columns, and the legend drawn stays inside the figure."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    labels = ("sent", "played", "retransmitted", "NACK")
+    assert gui_plot.legend_columns(labels + ("seeder 127.0.0.1",) * 3,
+                                   600, 100) == 4
+    seeders = (("127.0.0.1:9000", "seeder"), ("127.0.0.2:9000", "seeder"))
+    swarm = seeders + tuple((peer, "peer") for peer in PEERS[:5]) + (
+        (gui_plot.OTHER_PEERS, "peer"),)
+    for sources, inches in ((seeders, (5.6, 4.0)), (swarm, (5.6, 4.0)),
+                            (swarm, (10.0, 6.0))):
+        look = gui_plot.Look(inches, 100, 2.0, (0, 9), ("x", "y") + labels,
+                             sources, gui_plot.source_legend(sources))
+        figure, axes, _ = gui_plot.decorated_figure(look, "white")
+        FigureCanvasAgg(figure).draw()
+        legend = axes.get_legend()
+        assert legend.get_window_extent().width <= inches[0] * 100
+        rows = -(-(len(labels) + len(sources)) // legend._ncols)
+        assert rows == 2 or (sources is swarm and inches[0] < 6)
+
+
 def test_the_window_handles_every_event_type(window):
     import events as ev
     import gui_worker as gw

@@ -481,9 +481,19 @@ class Handlers:
         self.view.set_status(event)
 
     def served(self, event: ev.Served) -> None:
-        """What this window uploaded so far: the panel shows it at its
-        next refresh (Served comes once a second at most)."""
-        self.state.live.take(event)
+        """What this window uploaded so far: during the download, the
+        panel shows it at its next refresh (Served comes once a second at
+        most); once the song is complete and still shared, the run's
+        figures take it at once."""
+        state = self.state
+        state.live.take(event)
+        if state.downloading or not state.stats or state.run is None:
+            return
+        figures = {"served_chunks": event.chunks,
+                   "served_peers": event.peers}
+        state.stats.update(figures)
+        state.run.stats.update(figures)
+        self.view.show_stats()
 
     def snapshot(self, event: ev.Snapshot) -> None:
         self.state.live.take(event)

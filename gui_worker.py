@@ -10,6 +10,7 @@ final statistics), so Tk never reads state another thread is changing.
 from __future__ import annotations
 
 import contextlib
+import math
 import os
 import queue
 import tempfile
@@ -33,6 +34,9 @@ except ImportError:  # until the driver's share.py lands on main
 
 GIVE_WAY_MAX_S = 0.5    # the download waits for the Tk thread at most this
 RECHECK_TRIES = 2       # PINGs before a download: a dead seeder costs 0.6 s
+# Jobs that need no socket: they run while a complete song is shared
+# (between two turns of its loop).  Any other job ends the sharing first.
+LIGHT_JOBS = ("stats", "play", "simulate")
 
 
 # ------------------------------------------------------------- messages
@@ -233,6 +237,9 @@ class Worker(threading.Thread):
         # the download's loop (``take_switches``).
         self.switches: queue.Queue = queue.Queue()
         self.sharing = True  # as this thread last heard it
+        # The complete download that still serves the song (``_share``);
+        # set and cleared by this thread, stopped by any.
+        self.seeding = None
         # The last download's complete pcap (a temporary file, see
         # _captured): "Save capture" copies it.  Set by this thread only.
         self.capture_path: str | None = None
@@ -240,6 +247,14 @@ class Worker(threading.Thread):
     # -------------------------------------------------- Tk thread side
     def submit(self, job: str, *args) -> None:
         self.jobs.put((job, args))
+        if job not in LIGHT_JOBS:
+            self.end_sharing()  # the job needs the socket
+
+    def end_sharing(self) -> None:
+        """A complete song stops being served (the socket is wanted)."""
+        seeding = self.seeding
+        if seeding is not None:
+            seeding.stop()
 
     def set_sharing(self, on: bool) -> None:
         """The switch changed: the running download, if any, shares or
@@ -305,8 +320,25 @@ class Worker(threading.Thread):
         if self.endpoint is None:
             self.endpoint = WindowEndpoint(self.inbox, self.settings.loss,
                                            self.settings.rng_seed,
-                                           self.take_switches)
+                                           self._each_turn)
         return self.endpoint
+
+    def _each_turn(self) -> None:
+        """At every turn of a download's loop, or of a shared song's."""
+        self.take_switches()
+        if self.seeding is not None:
+            self._run_light_jobs()
+
+    def _run_light_jobs(self) -> None:
+        """While a complete song is shared, the jobs that need no socket
+        run between two turns; the first other job waits (it ended the
+        sharing: ``submit``), and so do all after it, in order."""
+        while True:
+            with self.jobs.mutex:
+                head = self.jobs.queue[0] if self.jobs.queue else None
+            if head is None or head[0] not in LIGHT_JOBS:
+                return
+            self._run_job(*self.jobs.get_nowait())
 
     def take_switches(self) -> None:
         """The switch's changes since the last turn, to the download that
@@ -423,8 +455,22 @@ class Worker(threading.Thread):
                 player.stop()
             raise
         self.completed = download
+        if getattr(download, "sharing_on", False):
+            self.seeding = download  # before the window may submit a job
         self.inbox.window_idle.wait(GIVE_WAY_MAX_S)  # see do_stats
         self.post(DownloadEnded(path, download.stats(timeline=False)))
+        self._share(download)
+
+    def _share(self, download) -> None:
+        """The window shares while it is open: the complete song is served
+        to the other listeners until the switch goes off, a job needs the
+        socket, or the window closes (all of them stop ``download``)."""
+        if self.seeding is not download:
+            return
+        try:
+            download.seed(math.inf)
+        finally:
+            self.seeding = None
 
     def _captured(self, run):
         """``run()`` with every datagram in a fresh temporary capture,

@@ -1004,7 +1004,9 @@ class FakeDownload:
         self.running = False
         self.stopped = False
         self.name = song.info.name
-        self.part_path = os.path.join(out_dir, self.name + ".part")
+        self.final_path = os.path.join(out_dir, self.name)
+        self.part_path = self.final_path + ".part"
+        self.seeding = False
         FakeDownload.made.append(self)
 
     def set_sharing(self, on: bool) -> None:
@@ -1021,6 +1023,30 @@ class FakeDownload:
             self.endpoint.receive_raw(0.01)
         self.running = False
         raise ev.DownloadFailed(ev.Problem.STOPPED)
+
+
+class SharingDownload(FakeDownload):
+    """Completes at once, then serves the song (``seed``) as the real
+    one does: until stopped or the switch goes off."""
+
+    def run(self) -> str:
+        return self.final_path
+
+    @property
+    def sharing_on(self) -> bool:
+        return self.calls[-1] if self.calls else self.sharing.share
+
+    def seed(self, seconds: float) -> None:
+        self.seeding = True
+        deadline = time.monotonic() + min(seconds, 20)  # bounded
+        while self.sharing_on and not self.stopped and \
+                time.monotonic() < deadline:
+            self.endpoint.receive_raw(0.01)
+        self.seeding = False
+
+    def stats(self, timeline: bool = True) -> dict:
+        return {"file": self.name, "chunks": 10, "served_chunks": 20,
+                "served_to": {"127.0.0.22:40001": 20}, "shared": True}
 
 
 @pytest.fixture
@@ -1040,7 +1066,8 @@ def fake_downloads(monkeypatch):
 def one_fake_song(app, port: int):
     from types import SimpleNamespace
     info = SimpleNamespace(name="a.mp3", size=14000, chunks=10,
-                           chunk_size=1400, duration_ms=5000)
+                           chunk_size=1400, duration_ms=5000,
+                           file_id=bytes(16))
     app.view.songs.fill([SimpleNamespace(info=info,
                                          sources=[("127.0.0.1", port)])])
     app.view.songs.select_index(0)
@@ -1084,6 +1111,54 @@ def test_the_share_switch_reaches_the_download(window, fake_downloads,
                                                              False]
     app.stop_download()
     pump(app, lambda: not app.state.downloading, what="the second stop")
+
+
+def test_a_complete_song_is_shared_while_the_window_is_idle(
+        window, fake_downloads, monkeypatch, tmp_path):
+    """Once complete, the song is served on: light jobs (statistics, play,
+    simulate) run meanwhile; a job that needs the socket, the switch or
+    closing the window ends it."""
+    import events as ev
+    import gui_worker as gw
+    monkeypatch.setattr(gw.leecher, "Download", SharingDownload)
+    port = free_port()
+    app = window([("127.0.0.1", port)], lang="en", output=str(tmp_path),
+                 preview=False)
+    one_fake_song(app, port)
+    app.download_again()
+    pump(app, lambda: fake_downloads and fake_downloads[0].seeding
+         and not app.state.downloading, what="the song shared")
+    first = fake_downloads[0]
+    assert app.status_text().startswith("Done: ")
+    app.inbox.put(ev.Served(12, 1, 3.0))  # as the shared song's loop tells
+    pump(app, lambda: app.stats.get("served_chunks") == 12, what="Served")
+    values = app.view.stats_panel.values
+    assert values["served"].cget("text") == "12 chunks to 1 listener(s)"
+    assert app.state.runs[0].stats["served_chunks"] == 12
+    assert app.view.download.served_line.text == "↑ 12 chunks"
+    app.worker.submit("stats")  # a light job: done while sharing
+    pump(app, lambda: app.stats.get("served_chunks") == 20,
+         what="the statistics")
+    assert first.seeding and not first.stopped
+    app.refresh_seeders()  # needs the socket: the sharing ends first
+    pump(app, lambda: not first.seeding and app.status_text().startswith(
+        "No seeder is alive"), what="the refresh")
+    assert first.stopped
+
+    one_fake_song(app, port)  # the refresh found no seeder alive
+    app.download_again()
+    pump(app, lambda: len(fake_downloads) == 2 and fake_downloads[1].seeding
+         and not app.state.downloading, what="the second song shared")
+    second = fake_downloads[1]
+    app.view.download.share_button.invoke()  # off: the sharing ends
+    pump(app, lambda: not second.seeding, what="the switch off")
+    assert second.calls == [False] and not second.stopped
+    app.view.download.share_button.invoke()  # on: for the next download
+    app.download_again()
+    pump(app, lambda: len(fake_downloads) == 3 and fake_downloads[2].seeding,
+         what="the third song shared")
+    app.close()  # while sharing: it ends, the worker too
+    assert fake_downloads[2].stopped and not app.worker.is_alive()
 
 
 def test_served_and_joined_peers_are_shown(window):

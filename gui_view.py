@@ -238,8 +238,11 @@ class View:
         (nothing before the first download)."""
         stats = self._shown_stats()
         self.stats_panel.show(stats)
+        served = stats.get("served_chunks")
+        if not served and stats.get("shared") is False:
+            served = None  # not sharing: no "↑ 0 chunks" by the switch
         self.download.show_served(
-            stats.get("served_chunks"),
+            served,
             f"{i18n._(STAT_NAMES['served'])}: {stat_text('served', stats)}")
 
     def _shown_stats(self) -> dict:

@@ -1201,6 +1201,7 @@ def test_served_and_joined_peers_are_shown(window):
     app.state.stats = {"served_chunks": 0, "served_to": {}, "shared": False}
     app.view.show_stats()
     assert panel.values["served"].cget("text") == "not sharing"
+    assert download.served_line.text == ""  # no "↑ 0 chunks" by the switch
 
 
 PEERS = tuple(f"127.0.0.{22 + n}:{40001 + n}" for n in range(7))

@@ -166,6 +166,7 @@ STAT_ROWS = (  # left, right: continuity next to start-up
     ("elapsed_s", "goodput_Bps"), ("size", "duplicates"),
     ("datagrams_dropped_by_leecher", "seeders_gone"),
 )
+NO_BREAK = "\u00a0"  # a space where a wrapped line may not break
 WIDE_STATS = ("served", "per_peer")  # a row each, across the panel
 WIDE_MARGIN_PX = 12     # right of a wide row's text: the scrollbar's side
 WIDE_MIN_PX = 120       # a wide row wraps no narrower, whatever the panel
@@ -205,8 +206,9 @@ def per_peer_text(counts: dict, kinds: dict) -> str:
     "peer"}, a source missing from it is a seeder."""
     labels = gui_state.source_labels({
         address: kinds.get(address, gui_state.SEEDER) for address in counts})
-    return "  ·  ".join(
-        f"{labels[address]}: {count}" for address, count in sorted(
+    return "  ·  ".join(  # a wrapped line breaks between sources only
+        f"{labels[address]}: {count}".replace(" ", NO_BREAK)
+        for address, count in sorted(
             counts.items(), key=lambda item: (
                 kinds.get(item[0], gui_state.SEEDER) != gui_state.SEEDER,
                 item[0]))) or "—"

@@ -207,10 +207,11 @@ def check_saved_statistics(app, tmp_path) -> None:
     assert values["stalls"] == f"{saved['stalls']} ({saved['stall_s']:.2f} s)"
     assert values["continuity"] == f"{100 * saved['continuity']:.1f} %"
     assert values["goodput_Bps"].endswith("KB/s")
+    per_source = values["per_peer"].replace("\u00a0", " ")  # no-break
     for seeder, count in gui_state.per_peer(saved).items():
         ip = seeder.rpartition(":")[0]  # one port for all: shown once
-        assert f"seeder {ip}: {count}" in values["per_peer"]
-    assert "peer" not in values["per_peer"]  # a lone leecher: seeders only
+        assert f"seeder {ip}: {count}" in per_source
+    assert "peer" not in per_source  # a lone leecher: seeders only
     assert saved["chunks_received"] == saved["chunks"]
     with open(paths["csv"], encoding="utf-8") as handle:
         csv_text = handle.read()
@@ -1252,6 +1253,8 @@ def test_peers_and_seeders_get_colours_of_their_own_family(window):
     app.view._live_shown_at = 0.0
     app.view.tick(time.monotonic())
     per_source = app.view.stats_panel.values["per_peer"].cget("text")
+    assert "peer\u00a0127.0.0.22:40001:\u00a010  ·  " in per_source  # one
+    per_source = per_source.replace("\u00a0", " ")  # piece when wrapped
     assert per_source.startswith("seeder 127.0.0.1:9000: 10  ·  seeder "
                                  "127.0.0.2:9000: 10  ·  peer ")
     assert "peer 127.0.0.28:40007: 10" in per_source

@@ -219,7 +219,7 @@ def run_record(run: Run) -> dict:
 def per_peer(stats: dict) -> dict:
     """Chunks received per source ("ip:port" -> chunks), seeders and
     peers, as the leecher's JSON has them."""
-    return dict(stats.get("per_peer") or stats.get("per_seeder") or {})
+    return dict(stats.get("per_peer") or {})
 
 
 def write_runs_csv(path: str, runs: list[Run]) -> None:

@@ -42,6 +42,7 @@ import events as ev
 import i18n
 import pieces
 import protocol as p
+import share
 from download_engine import (DEFAULT_TIMEOUT, DEFAULT_WINDOW, PING_PADDING,
                              DownloadEngine, Options, Peer, Timeline,
                              check_size)
@@ -103,7 +104,11 @@ class Endpoint:
                 self.sock.setsockopt(socket.SOL_SOCKET, option, SOCKET_BUFFER)
             except OSError:
                 pass
-        self.sock.bind(bind)
+        try:
+            self.sock.bind(bind)
+        except OSError:
+            self.sock.close()
+            raise
         self.sock.setblocking(False)
         self.receiver = make_receiver(self.sock, offload, RECEIVE_BATCH)
         self.loss = loss
@@ -810,11 +815,15 @@ class Download:
     ``queue.Queue``) receives the typed events of ``events.py`` and a
     ``Snapshot`` a few times a second; ``player`` (see player.py) is fed
     the contiguous prefix.
+
+    ``sharing`` (``share.Sharing``; None: no sharing) makes it a peer of
+    the swarm for a song with a piece list: it serves what it verified
+    while downloading, and ``seed()`` goes on serving after ``run()``.
     """
 
     def __init__(self, endpoint: Endpoint, song: Song, peers: dict,
                  out_dir: str, options: Options | None = None, events=None,
-                 player=None):
+                 player=None, sharing: share.Sharing | None = None):
         self.endpoint = endpoint
         self.song = song
         self.info = song.info
@@ -827,6 +836,10 @@ class Download:
         self.part = PartFile(self.info, self.final_path)
         self.part_path = self.part.part_path
         self.engine: DownloadEngine | None = None
+        self.driven = None  # what the loop drives: engine, or a PeerEngine
+        self.sharing = sharing
+        self.switch = share.Switch(sharing is not None and sharing.share)
+        self.reader = share.SongReader(self.part)
         self.player_attached_at = None
         self.fed_chunks = 0
         self.started = None
@@ -837,6 +850,11 @@ class Download:
     # ------------------------------------------------------------ control
     def stop(self) -> None:
         self._stop = True
+
+    def set_sharing(self, on: bool) -> None:
+        """The window's share switch (any thread): the loop applies it.
+        Without ``sharing`` (None) there is nothing to switch."""
+        self.switch.set(on)
 
     def _emit(self, event) -> None:
         if self.events is not None:
@@ -858,7 +876,8 @@ class Download:
                                               self.events is not None),
                 verified=self.part.verified_pieces)
             self.part.hash_on_write = self.engine.pieces is None
-            self.engine.start(self.started)
+            self.driven = self._drive(self.engine)
+            self.driven.start(self.started)
             self._loop()
             self._feed_player()
             self.part.finish()
@@ -875,14 +894,53 @@ class Download:
                                 self.finished - self.started))
         return self.final_path
 
+    @property
+    def sharing_on(self) -> bool:
+        """Serving now: a sharing peer whose switch is on."""
+        return self.driven is not None and self.driven is not self.engine \
+            and self.switch.current
+
+    def seed(self, seconds: float | None = None) -> None:
+        """After ``run()``: go on serving ``seconds`` (default: the
+        sharing's ``seed_for``) or until ``stop()``; Ctrl-C ends it as
+        well (the song is saved already)."""
+        if not self.sharing_on:
+            return
+        seconds = self.sharing.seed_for if seconds is None else seconds
+        now = time.monotonic()
+        until, last_snapshot = now + seconds, now
+        try:
+            while self.sharing_on and now < until and not self._stop:
+                now = self._turn(now, self._drop_runs, until)
+                if now - last_snapshot >= SNAPSHOT_S:
+                    last_snapshot = now  # no progress to show: no bar
+                    self._pump_events(now, snapshot=False)
+        finally:
+            self._pump_events(time.monotonic(), snapshot=False)
+            self.reader.close()
+
+    def _drop_runs(self, now: float) -> None:
+        self.driven.take_runs()  # late copies of a song already saved
+
     def _sources(self) -> list[Peer]:
         return [self.peers.get(addr) or Peer(addr)
                 for addr in self.song.sources]
 
+    def _drive(self, engine: DownloadEngine):
+        """The engine the loop drives: a sharing peer's (songs with a
+        piece list), else the download engine itself."""
+        if self.sharing is None or pieces.legacy(self.info) or True:
+            return engine  # until peer_engine.py is on main
+        return share.peer_engine(engine, self.reader, self.sharing,
+                                 self.part.verified_pieces,
+                                 self.endpoint.sock.getsockname(),
+                                 self.options.seed)
+
     def _close(self) -> None:
         if self.engine is not None:
             self.engine.cancel_all()
-            self._send(self.engine.datagrams_to_send(time.monotonic()))
+            driven = self.driven or self.engine
+            self._send(driven.datagrams_to_send(time.monotonic()))
             self._pump_events(time.monotonic(), final=True)
         self.part.close()
 
@@ -899,28 +957,15 @@ class Download:
 
     # -------------------------------------------------------------- loop
     def _loop(self) -> None:
-        engine, endpoint = self.engine, self.endpoint
+        engine = self.driven
         last_save = last_snapshot = now = self.started
         while not engine.complete:
-            self._send(engine.datagrams_to_send(now))
             if self._stop:
                 raise ev.DownloadFailed(ev.Problem.STOPPED)
             if now - last_save > SAVE_EVERY_S:
                 self._save_progress()  # survives even a kill -9
                 last_save = now
-            timer = engine.get_timer()
-            wait = POLL_S if timer is None else min(POLL_S, timer - now)
-            batch = endpoint.receive_raw(wait)
-            now = time.monotonic()
-            if batch:
-                engine.receive_batch(batch, now)
-                # The chunks are views of the endpoint's buffers: written
-                # before the next receive reuses them.
-                self.part.write_runs(engine.take_runs(), engine.state)
-                self._check_pieces(now)
-            timer = engine.get_timer()
-            if timer is not None and now >= timer:
-                engine.handle_timer(now)
+            now = self._turn(now, self._write_runs)
             self._check_pieces(now)  # the hash list may have come
             self._feed_player()
             self.part.hash_prefix(engine.verified_prefix())
@@ -929,9 +974,42 @@ class Download:
                 self._pump_events(now)
         self._send(engine.datagrams_to_send(now))
 
+    def _turn(self, now: float, take_runs, until: float = math.inf
+              ) -> float:
+        """One turn of the select loop: send, wait (up to the engine's
+        timer, ``POLL_S`` and ``until``), hand over what came (then
+        ``take_runs(now)``), fire the timer; the new ``now``."""
+        engine = self.driven
+        self._apply_sharing(now)
+        self._send(engine.datagrams_to_send(now))
+        timer = engine.get_timer()
+        wait = min(POLL_S, until - now,
+                   math.inf if timer is None else timer - now)
+        batch = self.endpoint.receive_raw(wait)
+        now = time.monotonic()
+        if batch:
+            engine.receive_batch(batch, now)
+            # The chunks are views of the endpoint's buffers: written
+            # before the next receive reuses them.
+            take_runs(now)
+        timer = engine.get_timer()
+        if timer is not None and now >= timer:
+            engine.handle_timer(now)
+        return now
+
+    def _write_runs(self, now: float) -> None:
+        self.part.write_runs(self.driven.take_runs(), self.engine.state)
+        self._check_pieces(now)
+
+    def _apply_sharing(self, now: float) -> None:
+        wanted = self.switch.due()
+        if wanted is not None and self.driven is not self.engine:
+            self.driven.set_sharing(wanted, now)
+            self.switch.applied(wanted)
+
     def _check_pieces(self, now: float) -> None:
         """Hash each piece that is complete, as the .part holds it."""
-        engine, size = self.engine, self.info.chunk_size
+        engine, size = self.driven, self.info.chunk_size
         for piece in engine.pieces_to_verify():
             start, end = pieces.chunk_range(piece, self.info.chunks)
             data = self.part.read(start * size, min(self.info.size,
@@ -943,14 +1021,16 @@ class Download:
         for data, addr in datagrams:
             self.endpoint.send_raw(data, addr)
 
-    def _pump_events(self, now: float, final: bool = False) -> None:
+    def _pump_events(self, now: float, final: bool = False,
+                     snapshot: bool = True) -> None:
         """The engine's events (and a snapshot) to whoever listens."""
-        happened = self.engine.events()
+        happened = (self.driven or self.engine).events()
         if self.events is None:
             return
         for event in happened:
             self.events.put(event)
-        self.events.put(self.engine.snapshot(now))
+        if snapshot:
+            self.events.put(self.engine.snapshot(now))
 
     # -------------------------------------------------------------- player
     def _feed_player(self) -> None:
@@ -1012,7 +1092,9 @@ class Download:
         engine = self.engine or DownloadEngine(
             self.info, [], now, present=range(self.info.chunks),
             verified=range(pieces.piece_count(self.info.chunks)))
-        counted = engine.stats(now)
+        counted = (self.driven or engine).stats(now)
+        pick = getattr(self.options, "pick", share.DEFAULT_PICK)  # TODO B
+        sharing = share.stats(counted, pick, self.sharing_on)
         bad = self.endpoint.bad + (self.engine.counters.bad
                                    if self.engine else 0)
         return {
@@ -1020,6 +1102,7 @@ class Download:
             "size": self.info.size,
             "sha256": self.info.sha256.hex(),
             **counted,
+            **sharing,
             "datagrams_dropped_by_leecher": self.endpoint.dropped,
             # UDP GRO: datagrams per read above 1 when seeders send with GSO
             "receive_offload": self.endpoint.offload,
@@ -1210,7 +1293,7 @@ class TerminalView:
             ev.Snapshot: self._snapshot,
             ev.ChunkReceived: None, ev.NackSent: None, ev.Played: None,
             ev.Stalled: None, ev.Completed: None, ev.Failed: None,
-            ev.PeerJoined: None, ev.Served: None,
+            ev.PeerJoined: told, ev.Served: told,
         }
 
     def put(self, event) -> None:
@@ -1286,6 +1369,10 @@ PLAYER_STATES = {"playing": N_("playing"), "paused": N_("paused"),
                  "finished": N_("finished")}
 
 
+# What each source of chunks was (download_engine's "sources").
+ROLES = {"seeder": N_("a seeder"), "peer": N_("a listener")}
+
+
 def report(stats: dict) -> str:
     """The statistics of a download, one labelled line each (the
     labels padded to one column in every language)."""
@@ -1305,9 +1392,15 @@ def report(stats: dict) -> str:
         tr(N_("goodput         {rate}/s"),
            rate=i18n.size(stats["goodput_Bps"])),
     ]
-    for seeder, count in sorted(stats["per_seeder"].items()):
-        lines.append(tr(N_("  from {seeder} {n} chunks"),
-                        seeder=f"{seeder:<21}", n=count))
+    roles = stats.get("sources", {})
+    for peer, count in sorted(stats["per_peer"].items()):
+        lines.append(tr(N_("  from {peer} {n} chunks ({role})"),
+                        peer=f"{peer:<21}", n=count,
+                        role=_(ROLES.get(roles.get(peer), ROLES["seeder"]))))
+    if stats.get("shared") or stats.get("served_chunks"):
+        lines.append(tr(N_("served          {chunks} chunks to {peers} "
+                           "peer(s)"), chunks=stats["served_chunks"],
+                        peers=len(stats["served_to"])))
     if stats["seeders_gone"]:
         lines.append(tr(N_("seeders gone    {peers}"),
                         peers=", ".join(stats["seeders_gone"])))
@@ -1361,9 +1454,13 @@ def write_json(path: str, stats: dict, timeline=None) -> None:
 def _endpoint(args) -> Endpoint:
     """The command's socket (--loss, --rng-seed, --no-offload) and its
     capture (--pcap), opened right after binding."""
-    endpoint = Endpoint(getattr(args, "loss", 0.0),
-                        getattr(args, "rng_seed", None),
-                        offload=not args.no_offload)
+    try:
+        endpoint = Endpoint(getattr(args, "loss", 0.0),
+                            getattr(args, "rng_seed", None),
+                            share.bind_address(args.bind),
+                            offload=not args.no_offload)
+    except OSError as exc:  # not an address of this machine, in use...
+        raise share.cannot_bind(args.bind, exc) from None
     if args.pcap:
         import pcap
         try:
@@ -1488,11 +1585,13 @@ def _get(args, options: Options, audio) -> int:
                             else None)
         view.audio = audio
         download = Download(endpoint, song, peers, args.output, options,
-                            events=view)
+                            events=view, sharing=share.from_args(args))
         path = existing or _download(download, audio, view)
+        print(tr(N_("saved {path}"), path=cli.printable(path)))
+        if not existing:
+            _seed(download)
     finally:
         _close(endpoint)
-    print(tr(N_("saved {path}"), path=cli.printable(path)))
     if audio:
         audio.play_to_the_end(download, path)
     stats = download.stats(timeline=False)
@@ -1524,6 +1623,19 @@ def _download(download: Download, audio, view: TerminalView) -> str:
         raise
     finally:
         view.draw(final=True)
+
+
+def _seed(download: Download) -> None:
+    """--seed-for: serve the saved song a while; Ctrl-C ends it, and the
+    run goes on to its report."""
+    if not download.sharing_on or not download.sharing.seed_for:
+        return
+    print(tr(N_("sharing for {seconds} s (Ctrl-C stops)"),
+             seconds=i18n.decimal(download.sharing.seed_for, 1)))
+    try:
+        download.seed()
+    except KeyboardInterrupt:
+        print(_("sharing stopped"))
 
 
 KEYS_HELP = N_("keys: p or space = pause/resume, q = stop playing")
@@ -1664,6 +1776,7 @@ def build_parser() -> cli.Parser:
     common.add_argument("--pcap", metavar="FILE",
                         help=_("write every datagram sent and received to "
                                "this pcap file (Wireshark: see wireshark/)"))
+    share.add_bind_argument(common)
     cli.add_lang_option(common)
     sub.add_parser("ping", parents=[common],
                    help=_("which seeders are alive"))
@@ -1712,6 +1825,7 @@ def add_get_arguments(get) -> None:
                      help=_("write what is played to a WAV file"))
     get.add_argument("--fast", action="store_true",
                      help=_("with --audio-out: not in real time"))
+    share.add_arguments(get)
 
 
 def hex_prefix(text: str) -> str:

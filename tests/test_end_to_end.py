@@ -40,11 +40,11 @@ def test_three_seeders_lossy_network_byte_exact(seeders, song_dir, tmp_path,
     stats = json.loads(stats_path.read_text())
     for key in ("file", "size", "sha256", "chunks", "chunks_received",
                 "duplicates", "nacks_sent", "chunks_retransmitted",
-                "elapsed_s", "goodput_Bps", "per_seeder", "timeline"):
+                "elapsed_s", "goodput_Bps", "per_peer", "timeline"):
         assert key in stats
     assert stats["chunks_received"] == stats["chunks"] == 230
-    assert len(stats["per_seeder"]) == 3  # every seeder contributed
-    assert sum(stats["per_seeder"].values()) == 230
+    assert len(stats["per_peer"]) == 3  # every seeder contributed
+    assert sum(stats["per_peer"].values()) == 230
     assert len(stats["timeline"]) == 230
     assert all(row["received"] is not None for row in stats["timeline"])
     assert stats["chunks_resumed"] == 0

@@ -1,0 +1,210 @@
+"""The terminal leecher's sharing: what it serves while and after it
+downloads (``leecher.Download`` drives the engines, this module holds
+the parts that are about sharing).
+
+- ``Sharing``: the options (``--no-share``, ``--seed-for``,
+  ``--upload-rate``); ``add_arguments`` and ``from_args`` for the CLI,
+  with ``--pick`` and ``--bind``;
+- ``SongReader``: the chunks served, read from the leecher's own file
+  (the ``.part`` while downloading, the final file once it is renamed);
+- ``Switch``: the window's share switch, set from any thread and applied
+  by the download loop;
+- ``stats``: the JSON's sharing keys (``per_peer``, ``sources``,
+  ``served_chunks``, ``served_to``, ``pick``, ``shared``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import errno
+import os
+import socket
+from dataclasses import dataclass
+
+import cli
+from i18n import N_, _, text as tr
+
+# Where pieces are picked from (piece_picker.POLICIES); rarest first
+# spreads the pieces across the swarm, as BitTorrent does.
+PICK_POLICIES = ("sequential", "rarest", "deadline")
+DEFAULT_PICK = "rarest"
+BITS_PER_BYTE = 8
+MAX_PORT = 65535
+
+
+@dataclass
+class Sharing:
+    """Whether the leecher serves what it has verified (``share``), how
+    long it keeps serving once the song is complete (``seed_for``
+    seconds), and its upload rate (``upload_kbps`` kbit/s, 0 unlimited)."""
+
+    share: bool = True
+    seed_for: float = 0.0
+    upload_kbps: float = 0.0
+
+    @property
+    def upload_Bps(self) -> float:
+        return self.upload_kbps * 1000 / BITS_PER_BYTE
+
+
+# ------------------------------------------------------------ the CLI
+def add_bind_argument(parser) -> None:
+    parser.add_argument("--bind", metavar="IP[:PORT]",
+                        help=_("the local address to send from and listen "
+                               "on (default: any, a free port)"))
+
+
+def add_arguments(get) -> None:
+    """``get``'s sharing and piece-picking options."""
+    get.add_argument("--no-share", action="store_true",
+                     help=_("do not serve other listeners what this "
+                            "download has verified"))
+    get.add_argument("--seed-for", type=cli.non_negative, default=0.0,
+                     metavar="SECONDS",
+                     help=_("keep serving this many seconds after the "
+                            "download (default 0; Ctrl-C stops)"))
+    get.add_argument("--upload-rate", type=cli.non_negative, default=0.0,
+                     metavar="KBPS",
+                     help=_("upload rate to other listeners, kbit/s "
+                            "(default 0: unlimited)"))
+    get.add_argument("--pick", choices=PICK_POLICIES, default=DEFAULT_PICK,
+                     help=_("which pieces first: sequential, rarest "
+                            "(default) or deadline (near the play point)"))
+
+
+def from_args(args) -> Sharing:
+    return Sharing(share=not args.no_share, seed_for=args.seed_for,
+                   upload_kbps=args.upload_rate)
+
+
+def bind_address(text: str | None) -> tuple[str, int]:
+    """``--bind IP[:PORT]`` as a socket address (port 0: any free one);
+    a bad one is a ``cli.UsageError`` of one line."""
+    if text is None:
+        return ("0.0.0.0", 0)
+    host, sep, port = text.strip().rpartition(":")
+    if not sep:
+        host, port = text.strip(), "0"
+    try:
+        ip = cli.ip_address(host)
+    except argparse.ArgumentTypeError as exc:
+        raise cannot_bind(text, exc) from None
+    if not (port.isascii() and port.isdigit()) or int(port) > MAX_PORT:
+        raise cannot_bind(text, tr(N_("port must be 0-65535: {text}"),
+                                   text=repr(port)))
+    return ip, int(port)
+
+
+def cannot_bind(text: str, reason) -> cli.UsageError:
+    if isinstance(reason, OSError):
+        reason = reason.strerror or reason
+    return cli.UsageError(tr(N_("cannot bind {address}: {reason}"),
+                             address=cli.printable(text), reason=reason))
+
+
+def is_local(ip: str) -> bool:
+    """Whether ``ip`` is an address of this machine (a socket binds to
+    it): with ``--bind 0.0.0.0`` any of them with our port is us."""
+    if ip.startswith("127."):
+        return True
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+        try:
+            probe.bind((ip, 0))
+        except OSError:
+            return False
+    return True
+
+
+# ---------------------------------------------------------- the file
+class SongReader:
+    """The chunks a sharing leecher serves, from its own file: through
+    the ``.part``'s descriptor (``leecher.PartFile``) while it is open —
+    it stays the same file when ``finish()`` renames it — and from the
+    final file once it is closed.  ``read(index)`` raises ``OSError``
+    when it cannot (the engine answers with an error, never crashes)."""
+
+    def __init__(self, part):
+        self.part = part
+        self.info = part.info
+        self._final_fd: int | None = None
+
+    def read(self, index: int) -> bytes:
+        if not 0 <= index < self.info.chunks:
+            raise OSError(errno.EINVAL, os.strerror(errno.EINVAL))
+        length = self.part.chunk_length(index)
+        data = os.pread(self._fd(), length, index * self.info.chunk_size)
+        if len(data) != length:  # truncated under us
+            raise OSError(errno.EIO, os.strerror(errno.EIO))
+        return data
+
+    def _fd(self) -> int:
+        if self.part.fd is not None:
+            return self.part.fd
+        if self._final_fd is None:
+            self._final_fd = os.open(self.part.final_path, os.O_RDONLY)
+        return self._final_fd
+
+    def close(self) -> None:
+        if self._final_fd is not None:
+            os.close(self._final_fd)
+            self._final_fd = None
+
+
+class Switch:
+    """The share switch: ``set`` from any thread (the window's), ``due``
+    read by the download loop, which applies it and calls ``applied``.
+    Only the wanted state is written across threads, so two quick flips
+    never lose the last one."""
+
+    def __init__(self, on: bool):
+        self.wanted = on
+        self.current = on
+
+    def set(self, on: bool) -> None:
+        self.wanted = bool(on)
+
+    def due(self) -> bool | None:
+        """The state to apply now, or None when nothing changed."""
+        wanted = self.wanted
+        return None if wanted == self.current else wanted
+
+    def applied(self, on: bool) -> None:
+        self.current = on
+
+
+# ------------------------------------------------------ the engine
+SECRET_BYTES = 16  # the token key of what we serve (as a seeder's)
+
+
+def peer_engine(download, reader: SongReader, sharing: Sharing,
+                verified, own_addr, seed: int | None):
+    """The ``PeerEngine`` a sharing leecher drives around its
+    ``download`` engine: it serves from ``reader``, starting with the
+    pieces a resumed run had ``verified``."""
+    import netem
+    from peer_engine import PeerEngine, SharedSong
+    song = SharedSong(reader.info, reader.read)
+    song.add_pieces(verified)
+    if seed is None:
+        seed = int.from_bytes(os.urandom(8), "big")
+    return PeerEngine(download, song, os.urandom(SECRET_BYTES), seed,
+                      share=sharing.share,
+                      upload=netem.LinkSpec(rate_Bps=sharing.upload_Bps),
+                      own_addr=own_addr)
+
+
+# --------------------------------------------------------- statistics
+def stats(counted: dict, pick: str, shared: bool) -> dict:
+    """The sharing keys of the JSON statistics, from the engine's
+    ``counted`` stats: ``per_peer`` and ``sources`` (who sent chunks, as
+    what), ``served_chunks``/``served_to`` (what this leecher uploaded),
+    the ``pick`` policy and whether it ``shared``."""
+    per_peer = counted.pop("per_peer", None)
+    per_seeder = counted.pop("per_seeder", {})
+    per_peer = per_seeder if per_peer is None else per_peer
+    sources = counted.pop("sources", None) or {
+        peer: "seeder" for peer in per_peer}
+    served_to = counted.pop("served_to", {})
+    return {"per_peer": per_peer, "sources": sources,
+            "served_chunks": counted.pop("served_chunks", 0),
+            "served_to": served_to, "pick": pick, "shared": shared}

@@ -79,6 +79,7 @@ MAX_SEARCH_PAGES = 64
 MAX_SONGS = 5000
 MAX_SEARCH_S = 15.0
 SIDECAR_SUFFIX = ".part.json"
+LOOPBACK = "127.0.0.1"
 SAVE_EVERY_S = 5.0
 
 
@@ -840,6 +841,7 @@ class Download:
         self.sharing = sharing
         self.switch = share.Switch(sharing is not None and sharing.share)
         self.reader = share.SongReader(self.part)
+        self.not_self = None  # bound to 0.0.0.0: drops our own datagrams
         self.player_attached_at = None
         self.fed_chunks = 0
         self.started = None
@@ -931,9 +933,12 @@ class Download:
         piece list), else the download engine itself."""
         if self.sharing is None or pieces.legacy(self.info) or True:
             return engine  # until peer_engine.py is on main
+        host, port = self.endpoint.sock.getsockname()
+        if host == "0.0.0.0":  # reached at every address of this machine
+            self.not_self = share.NotFromSelf(port)
+            host = LOOPBACK  # as the others on this machine see us
         return share.peer_engine(engine, self.reader, self.sharing,
-                                 self.part.verified_pieces,
-                                 self.endpoint.sock.getsockname(),
+                                 self.part.verified_pieces, (host, port),
                                  self.options.seed)
 
     def _close(self) -> None:
@@ -986,6 +991,8 @@ class Download:
         wait = min(POLL_S, until - now,
                    math.inf if timer is None else timer - now)
         batch = self.endpoint.receive_raw(wait)
+        if batch and self.not_self is not None:
+            batch = self.not_self.keep(batch)
         now = time.monotonic()
         if batch:
             engine.receive_batch(batch, now)

@@ -102,17 +102,48 @@ def cannot_bind(text: str, reason) -> cli.UsageError:
                              address=cli.printable(text), reason=reason))
 
 
-def is_local(ip: str) -> bool:
-    """Whether ``ip`` is an address of this machine (a socket binds to
-    it): with ``--bind 0.0.0.0`` any of them with our port is us."""
-    if ip.startswith("127."):
-        return True
+SIOCGIFADDR = 0x8915  # Linux ioctl: an interface's IPv4 address
+IFNAMSIZ = 16
+
+
+def local_ips() -> frozenset[str]:
+    """The IPv4 addresses of this machine's interfaces (all of 127/8 is
+    this machine's too, see ``is_local``)."""
+    import fcntl
+    import struct
+    found = set()
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
-        try:
-            probe.bind((ip, 0))
-        except OSError:
-            return False
-    return True
+        for _, name in socket.if_nameindex():
+            request = struct.pack("256s", name.encode()[:IFNAMSIZ - 1])
+            try:
+                answer = fcntl.ioctl(probe.fileno(), SIOCGIFADDR, request)
+            except OSError:
+                continue  # no IPv4 address on it
+            found.add(socket.inet_ntoa(answer[20:24]))
+    return frozenset(found)
+
+
+class NotFromSelf:
+    """A socket bound to every address (0.0.0.0, port ``port``) is
+    reached at any address of this machine: a datagram from one of them
+    with our port is our own (no other socket here can hold the port),
+    say a PING we sent ourselves because a PEERS listed us.  ``keep``
+    drops those, so the leecher never becomes its own peer."""
+
+    def __init__(self, port: int, ips: frozenset[str] | None = None):
+        self.port = port
+        self.ips = local_ips() if ips is None else ips
+
+    def is_self(self, addr) -> bool:
+        return addr[1] == self.port and (addr[0].startswith("127.")
+                                         or addr[0] in self.ips)
+
+    def keep(self, batch: list) -> list:
+        port = self.port
+        if all(addr[1] != port for _, addr in batch):
+            return batch  # the usual case: one pass, nothing copied
+        return [(data, addr) for data, addr in batch
+                if not self.is_self(addr)]
 
 
 # ---------------------------------------------------------- the file

@@ -194,3 +194,79 @@ def test_slow_seeder_is_not_flooded_with_nacks(seeders, song_dir, tmp_path,
     dropped = int(re.search(r"(\d+) dropped", group[0].stop())[1])
     assert dropped == 0 if loss == "0" else dropped > 0
     assert stats["nacks_sent"] <= 3 * dropped + 2, stats["nacks_sent"]
+
+
+# ------------------------------------------------------------ the swarm
+def start_sharing_get(out, seeder, ip, *extra):
+    """A sharing `get` bound to ``ip``, writing its statistics to
+    ``out/stats.json``."""
+    import subprocess
+    from conftest import PYTHON, ROOT
+    os.makedirs(out, exist_ok=True)
+    return subprocess.Popen(
+        [PYTHON, os.path.join(ROOT, "leecher.py"), "get", "facom-sample",
+         "-o", str(out), "--seeders", seeder.address, "--bind", ip,
+         "--seed-for", "3", "--json", str(out / "stats.json"), *extra],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def wait_for_progress(proc, percent: int, timeout: float = 20.0) -> None:
+    """Read the leecher's progress lines (one a second in a pipe) until
+    one shows ``percent`` or more."""
+    import select
+    import time
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if not select.select([proc.stdout], [], [], 0.2)[0]:
+            continue
+        line = proc.stdout.readline()
+        found = re.match(r"\s*(\d+)% ", line)
+        if not line or (found and int(found.group(1)) >= percent):
+            return
+    raise AssertionError(f"no {percent} % in {timeout} s")
+
+
+def test_two_sharing_leechers_trade_pieces_and_end_byte_exact(
+        seeders, song_dir, tmp_path):
+    """One slow seeder (50 KB/s, in order) and two leechers on their own
+    addresses: the second starts once the first has a piece verified;
+    each ends byte-exact, and chunks went from one leecher to the other
+    (its ``per_peer``), counted as served by the sender."""
+    (seeder,) = seeders(("127.0.0.1", "-m", "sequential", "-d",
+                         str(song_dir), "-q", "--rate", "400"))
+    first = start_sharing_get(tmp_path / "a", seeder, "127.0.0.21")
+    second = None
+    try:
+        wait_for_progress(first, 35)  # more than a piece (64 of 230)
+        second = start_sharing_get(tmp_path / "b", seeder, "127.0.0.22")
+        outputs = [proc.communicate(timeout=60) for proc in (first, second)]
+    finally:
+        for proc in (first, second):
+            if proc is not None and proc.poll() is None:
+                proc.kill()
+                proc.wait()
+    for proc, (out, err) in zip((first, second), outputs):
+        assert proc.returncode == 0, out + err
+        assert "sharing for 3.0 s" in out
+    stats = {}
+    for name in ("a", "b"):
+        assert sha256(tmp_path / name / "facom-sample.mp3") == \
+            sha256(song_dir / "facom-sample.mp3")
+        stats[name] = json.loads((tmp_path / name / "stats.json").read_text())
+        assert "per_seeder" not in stats[name]
+        assert stats[name]["shared"] is True
+        assert stats[name]["pick"] == "rarest"
+    ips = {"a": "127.0.0.21", "b": "127.0.0.22"}
+
+    def from_ip(counts: dict, ip: str) -> dict:
+        return {peer: n for peer, n in counts.items()
+                if peer.rpartition(":")[0] == ip and n > 0}
+    traded = [(got, gave) for got, gave in (("a", "b"), ("b", "a"))
+              if from_ip(stats[got]["per_peer"], ips[gave])]
+    assert traded, (stats["a"]["per_peer"], stats["b"]["per_peer"])
+    for got, gave in traded:
+        for peer in from_ip(stats[got]["per_peer"], ips[gave]):
+            assert stats[got]["sources"][peer] == "peer"
+        assert stats[gave]["served_chunks"] > 0
+        assert from_ip(stats[gave]["served_to"], ips[got]), stats[gave]
+    assert seeder.proc.poll() is None  # it served both, and still does

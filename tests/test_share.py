@@ -50,10 +50,10 @@ def test_a_bind_address_that_is_not_one_is_one_line(capsys, command):
 
 
 def test_an_address_not_on_this_machine_is_refused_by_the_socket(capsys):
-    # 192.0.2.0/24 is TEST-NET-1 (RFC 5737): never a local address.
-    err = one_line_error(capsys, ["ping", "--bind", "192.0.2.7",
+    # 198.51.100.0/24 is TEST-NET-2 (RFC 5737): no machine's address.
+    err = one_line_error(capsys, ["ping", "--bind", "198.51.100.7",
                                   "--seeders", "127.0.0.1:9"])
-    assert err.startswith("leecher: error: cannot bind 192.0.2.7: ")
+    assert err.startswith("leecher: error: cannot bind 198.51.100.7: ")
     assert os.strerror(99) in err  # EADDRNOTAVAIL, from the kernel
 
 
@@ -103,9 +103,20 @@ def test_the_sharing_options_reach_the_download():
     assert defaults.pick == "rarest" and defaults.bind is None
 
 
-def test_the_local_addresses_are_told_apart():
-    assert share.is_local("127.0.0.1") and share.is_local("127.0.0.99")
-    assert not share.is_local("192.0.2.7")
+def test_datagrams_from_ourselves_are_dropped_when_bound_to_any():
+    ours = share.NotFromSelf(4000, frozenset({"10.1.2.3"}))
+    seeder, peer = ("127.0.0.1", 9000), ("127.0.0.22", 4001)
+    batch = [(b"a", seeder), (b"b", peer)]
+    assert ours.keep(batch) is batch  # nothing of ours: not even copied
+    mixed = batch + [(b"c", ("127.0.0.1", 4000)), (b"d", ("127.0.9.9", 4000)),
+                     (b"e", ("10.1.2.3", 4000)), (b"f", ("10.1.2.4", 4000))]
+    assert [data for data, _ in ours.keep(mixed)] == [b"a", b"b", b"f"]
+
+
+def test_this_machines_addresses_are_found():
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+        probe.connect(("127.0.0.1", 9))  # no packet: picks the route
+        assert probe.getsockname()[0] in share.local_ips()
 
 
 # ----------------------------------------------------------- the file

@@ -79,7 +79,6 @@ MAX_SEARCH_PAGES = 64
 MAX_SONGS = 5000
 MAX_SEARCH_S = 15.0
 SIDECAR_SUFFIX = ".part.json"
-LOOPBACK = "127.0.0.1"
 SAVE_EVERY_S = 5.0
 
 
@@ -838,10 +837,7 @@ class Download:
         self.part_path = self.part.part_path
         self.engine: DownloadEngine | None = None
         self.driven = None  # what the loop drives: engine, or a PeerEngine
-        self.sharing = sharing
-        self.switch = share.Switch(sharing is not None and sharing.share)
-        self.reader = share.SongReader(self.part)
-        self.not_self = None  # bound to 0.0.0.0: drops our own datagrams
+        self.sharer = share.Sharer(sharing, self.part)
         self.player_attached_at = None
         self.fed_chunks = 0
         self.started = None
@@ -856,7 +852,7 @@ class Download:
     def set_sharing(self, on: bool) -> None:
         """The window's share switch (any thread): the loop applies it.
         Without ``sharing`` (None) there is nothing to switch."""
-        self.switch.set(on)
+        self.sharer.switch.set(on)
 
     def _emit(self, event) -> None:
         if self.events is not None:
@@ -878,7 +874,9 @@ class Download:
                                               self.events is not None),
                 verified=self.part.verified_pieces)
             self.part.hash_on_write = self.engine.pieces is None
-            self.driven = self._drive(self.engine)
+            self.driven = self.sharer.drive(
+                self.engine, self.endpoint.sock.getsockname(),
+                self.part.verified_pieces, self.options.seed)
             self.driven.start(self.started)
             self._loop()
             self._feed_player()
@@ -898,48 +896,18 @@ class Download:
 
     @property
     def sharing_on(self) -> bool:
-        """Serving now: a sharing peer whose switch is on."""
-        return self.driven is not None and self.driven is not self.engine \
-            and self.switch.current
+        return self.sharer.on
 
     def seed(self, seconds: float | None = None) -> None:
         """After ``run()``: go on serving ``seconds`` (default: the
         sharing's ``seed_for``) or until ``stop()``; Ctrl-C ends it as
         well (the song is saved already)."""
-        if not self.sharing_on:
-            return
-        seconds = self.sharing.seed_for if seconds is None else seconds
-        now = time.monotonic()
-        until, last_snapshot = now + seconds, now
-        try:
-            while self.sharing_on and now < until and not self._stop:
-                now = self._turn(now, self._drop_runs, until)
-                if now - last_snapshot >= SNAPSHOT_S:
-                    last_snapshot = now  # no progress to show: no bar
-                    self._pump_events(now, snapshot=False)
-        finally:
-            self._pump_events(time.monotonic(), snapshot=False)
-            self.reader.close()
-
-    def _drop_runs(self, now: float) -> None:
-        self.driven.take_runs()  # late copies of a song already saved
+        self.sharer.serve(self._turn, self._pump_events, seconds,
+                          stopped=lambda: self._stop)
 
     def _sources(self) -> list[Peer]:
         return [self.peers.get(addr) or Peer(addr)
                 for addr in self.song.sources]
-
-    def _drive(self, engine: DownloadEngine):
-        """The engine the loop drives: a sharing peer's (songs with a
-        piece list), else the download engine itself."""
-        if self.sharing is None or pieces.legacy(self.info) or True:
-            return engine  # until peer_engine.py is on main
-        host, port = self.endpoint.sock.getsockname()
-        if host == "0.0.0.0":  # reached at every address of this machine
-            self.not_self = share.NotFromSelf(port)
-            host = LOOPBACK  # as the others on this machine see us
-        return share.peer_engine(engine, self.reader, self.sharing,
-                                 self.part.verified_pieces, (host, port),
-                                 self.options.seed)
 
     def _close(self) -> None:
         if self.engine is not None:
@@ -985,14 +953,13 @@ class Download:
         timer, ``POLL_S`` and ``until``), hand over what came (then
         ``take_runs(now)``), fire the timer; the new ``now``."""
         engine = self.driven
-        self._apply_sharing(now)
+        self.sharer.apply(now)
         self._send(engine.datagrams_to_send(now))
         timer = engine.get_timer()
         wait = min(POLL_S, until - now,
                    math.inf if timer is None else timer - now)
         batch = self.endpoint.receive_raw(wait)
-        if batch and self.not_self is not None:
-            batch = self.not_self.keep(batch)
+        batch = self.sharer.keep(batch)
         now = time.monotonic()
         if batch:
             engine.receive_batch(batch, now)
@@ -1007,12 +974,6 @@ class Download:
     def _write_runs(self, now: float) -> None:
         self.part.write_runs(self.driven.take_runs(), self.engine.state)
         self._check_pieces(now)
-
-    def _apply_sharing(self, now: float) -> None:
-        wanted = self.switch.due()
-        if wanted is not None and self.driven is not self.engine:
-            self.driven.set_sharing(wanted, now)
-            self.switch.applied(wanted)
 
     def _check_pieces(self, now: float) -> None:
         """Hash each piece that is complete, as the .part holds it."""
@@ -1635,10 +1596,11 @@ def _download(download: Download, audio, view: TerminalView) -> str:
 def _seed(download: Download) -> None:
     """--seed-for: serve the saved song a while; Ctrl-C ends it, and the
     run goes on to its report."""
-    if not download.sharing_on or not download.sharing.seed_for:
+    seconds = download.sharer.seed_for
+    if not download.sharing_on or not seconds:
         return
     print(tr(N_("sharing for {seconds} s (Ctrl-C stops)"),
-             seconds=i18n.decimal(download.sharing.seed_for, 1)))
+             seconds=i18n.decimal(seconds, 1)))
     try:
         download.seed()
     except KeyboardInterrupt:

@@ -19,9 +19,11 @@ import argparse
 import errno
 import os
 import socket
+import time
 from dataclasses import dataclass
 
 import cli
+import pieces
 from i18n import N_, _, text as tr
 
 # Where pieces are picked from (piece_picker.POLICIES); rarest first
@@ -205,6 +207,80 @@ class Switch:
 
 # ------------------------------------------------------ the engine
 SECRET_BYTES = 16  # the token key of what we serve (as a seeder's)
+LOOPBACK = "127.0.0.1"
+EVENTS_S = 0.2  # seeding: PeerJoined and Served told this promptly
+
+
+class Sharer:
+    """A download's sharing side (``leecher.Download`` has one): the
+    engine its loop drives (``drive``), the file it serves from, the
+    window's switch (``apply``), its own datagrams dropped (``keep``)."""
+
+    def __init__(self, sharing: Sharing | None, part):
+        self.sharing = sharing
+        self.switch = Switch(sharing is not None and sharing.share)
+        self.reader = SongReader(part)
+        self.peer = None  # the PeerEngine, when there is one
+        self.not_self: NotFromSelf | None = None
+
+    def drive(self, engine, sock_name, verified, seed: int | None):
+        """A ``PeerEngine`` around the download ``engine`` for a song with
+        a piece list (``verified``: the pieces a resumed run has), else
+        the download engine itself.  ``sock_name``: where we listen."""
+        if self.sharing is None or pieces.legacy(engine.info) or True:
+            return engine  # TODO remove "or True" once peer_engine lands
+        host, port = sock_name
+        if host == "0.0.0.0":  # reached at every address of this machine
+            self.not_self = NotFromSelf(port)
+            host = LOOPBACK  # as the others on this machine see us
+        self.peer = peer_engine(engine, self.reader, self.sharing, verified,
+                                (host, port), seed)
+        return self.peer
+
+    @property
+    def on(self) -> bool:
+        """Serving now: a peer engine whose switch is on."""
+        return self.peer is not None and self.switch.current
+
+    @property
+    def seed_for(self) -> float:
+        return self.sharing.seed_for if self.sharing else 0.0
+
+    def apply(self, now: float) -> None:
+        """The switch's last state, to the engine, once."""
+        wanted = self.switch.due()
+        if wanted is not None and self.peer is not None:
+            self.peer.set_sharing(wanted, now)
+            self.switch.applied(wanted)
+
+    def serve(self, turn, pump, seconds: float | None, stopped) -> None:
+        """The seed-for loop, after the download: the driver's select
+        loop ``turn``s for ``seconds`` (default ``seed_for``), until
+        ``stopped()`` or the switch is off; the events ``pump``ed (no
+        progress snapshots: nothing moves) every ``EVENTS_S``."""
+        if not self.on:
+            return
+        seconds = self.seed_for if seconds is None else seconds
+        now = time.monotonic()
+        until, pumped = now + seconds, now
+        try:
+            while self.on and now < until and not stopped():
+                now = turn(now, self._drop_runs, until)
+                if now - pumped >= EVENTS_S:
+                    pumped = now
+                    pump(now, snapshot=False)
+        finally:
+            pump(time.monotonic(), snapshot=False)
+            self.close()
+
+    def _drop_runs(self, now: float) -> None:
+        self.peer.take_runs()  # late copies of a song saved already
+
+    def keep(self, batch: list) -> list:
+        return batch if self.not_self is None else self.not_self.keep(batch)
+
+    def close(self) -> None:
+        self.reader.close()
 
 
 def peer_engine(download, reader: SongReader, sharing: Sharing,

@@ -197,22 +197,21 @@ def test_slow_seeder_is_not_flooded_with_nacks(seeders, song_dir, tmp_path,
 
 
 # ------------------------------------------------------------ the swarm
-def start_sharing_get(out, seeder, ip, *extra):
-    """A sharing `get` bound to ``ip``, writing its statistics to
-    ``out/stats.json``."""
+def start_sharing_get(out, seeder, ip, seed_for="3"):
+    """A sharing `get` bound to ``ip``, serving ``seed_for`` s after its
+    download, writing its statistics to ``out/stats.json``."""
     import subprocess
     from conftest import PYTHON, ROOT
     os.makedirs(out, exist_ok=True)
     return subprocess.Popen(
         [PYTHON, os.path.join(ROOT, "leecher.py"), "get", "facom-sample",
          "-o", str(out), "--seeders", seeder.address, "--bind", ip,
-         "--seed-for", "3", "--json", str(out / "stats.json"), *extra],
+         "--seed-for", seed_for, "--json", str(out / "stats.json")],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
-def wait_for_progress(proc, percent: int, timeout: float = 20.0) -> None:
-    """Read the leecher's progress lines (one a second in a pipe) until
-    one shows ``percent`` or more."""
+def wait_for_line(proc, wanted, timeout: float = 20.0) -> str:
+    """Read the leecher's output lines until ``wanted(line)``."""
     import select
     import time
     deadline = time.monotonic() + timeout
@@ -220,10 +219,17 @@ def wait_for_progress(proc, percent: int, timeout: float = 20.0) -> None:
         if not select.select([proc.stdout], [], [], 0.2)[0]:
             continue
         line = proc.stdout.readline()
+        if not line or wanted(line):
+            return line
+    raise AssertionError(f"not seen in {timeout} s")
+
+
+def at_least(percent: int):
+    """A progress line (one a second in a pipe) of ``percent`` or more."""
+    def wanted(line: str) -> bool:
         found = re.match(r"\s*(\d+)% ", line)
-        if not line or (found and int(found.group(1)) >= percent):
-            return
-    raise AssertionError(f"no {percent} % in {timeout} s")
+        return bool(found) and int(found.group(1)) >= percent
+    return wanted
 
 
 def test_two_sharing_leechers_trade_pieces_and_end_byte_exact(
@@ -237,7 +243,7 @@ def test_two_sharing_leechers_trade_pieces_and_end_byte_exact(
     first = start_sharing_get(tmp_path / "a", seeder, "127.0.0.21")
     second = None
     try:
-        wait_for_progress(first, 35)  # more than a piece (64 of 230)
+        wait_for_line(first, at_least(35))  # more than a piece (64 of 230)
         second = start_sharing_get(tmp_path / "b", seeder, "127.0.0.22")
         outputs = [proc.communicate(timeout=60) for proc in (first, second)]
     finally:
@@ -270,3 +276,27 @@ def test_two_sharing_leechers_trade_pieces_and_end_byte_exact(
         assert stats[gave]["served_chunks"] > 0
         assert from_ip(stats[gave]["served_to"], ips[got]), stats[gave]
     assert seeder.proc.poll() is None  # it served both, and still does
+
+
+def test_ctrl_c_ends_the_sharing_and_the_run_reports(seeders, song_dir,
+                                                     tmp_path):
+    import signal
+    (seeder,) = seeders(("127.0.0.1", "-d", str(song_dir), "-q"))
+    proc = start_sharing_get(tmp_path, seeder, "127.0.0.23", seed_for="60")
+    try:
+        wait_for_line(proc, lambda line: line.startswith("sharing for 60"))
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=10)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 0, out + err
+    assert "sharing stopped" in out and "Traceback" not in err
+    assert "served          0 chunks to 0 peer(s)" in out
+    assert sha256(tmp_path / "facom-sample.mp3") == \
+        sha256(song_dir / "facom-sample.mp3")
+    # saved, and no .part or resume data left behind
+    assert sorted(os.listdir(tmp_path)) == ["facom-sample.mp3", "stats.json"]
+    stats = json.loads((tmp_path / "stats.json").read_text())
+    assert stats["shared"] is True and stats["served_chunks"] == 0

@@ -247,3 +247,41 @@ def test_the_terminal_view_tells_who_joined_and_what_was_served():
     assert out.getvalue().splitlines() == [
         "  127.0.0.22:4000, another listener sharing this song, joined",
         "  served 12 chunks to 2 other listener(s)"]
+
+
+class FakePeerEngine:
+    """What the loop needs of a PeerEngine, and what it was told."""
+
+    complete = False
+
+    def __init__(self):
+        self.switched = []
+
+    def set_sharing(self, on, now):
+        self.switched.append(on)
+
+    def datagrams_to_send(self, now):
+        return []
+
+    def get_timer(self):
+        return None
+
+    def take_runs(self):
+        return []
+
+
+def test_the_window_switch_is_applied_by_the_loop_once_per_change(tmp_path):
+    endpoint = leecher.Endpoint(bind=("127.0.0.1", 0))
+    download = leecher.Download(endpoint, leecher.Song(song_info(b"x"), []),
+                                {}, str(tmp_path), sharing=share.Sharing())
+    download.engine = object()
+    download.driven = download.sharer.peer = FakePeerEngine()
+    assert download.sharing_on
+    download.set_sharing(False)
+    download.set_sharing(True)
+    download.set_sharing(False)  # from the window's thread, quickly
+    now = download._turn(0.0, download.sharer._drop_runs, until=0.0)
+    download._turn(now, download.sharer._drop_runs, until=now)
+    endpoint.close()
+    assert download.driven.switched == [False]  # the last state, once
+    assert not download.sharing_on

@@ -127,12 +127,17 @@ def song_info(data: bytes, chunk_size: int = 1000) -> p.FileInfo:
                       sha, "s.mp3")
 
 
-def test_chunks_are_read_from_the_part_then_from_the_final_file(tmp_path):
+def open_part(tmp_path):
+    """A 2,500-byte song's .part, open, and a reader of it."""
     data = os.urandom(2500)
-    info = song_info(data)
-    part = leecher.PartFile(info, str(tmp_path / "s.mp3"))
+    part = leecher.PartFile(song_info(data), str(tmp_path / "s.mp3"))
     part.open()
-    reader = share.SongReader(part)
+    return data, part, share.SongReader(part)
+
+
+def test_chunks_are_read_from_the_part_then_from_the_final_file(tmp_path):
+    data, part, reader = open_part(tmp_path)
+    info = part.info
     state = p.ReceiveState(info.chunks)
     part.write([(0, data[:1000]), (2, data[2000:])], state)
     assert reader.read(0) == data[:1000]
@@ -150,11 +155,8 @@ def test_chunks_are_read_from_the_part_then_from_the_final_file(tmp_path):
 
 
 def test_a_chunk_that_cannot_be_read_is_an_os_error(tmp_path):
-    data = os.urandom(2500)
-    info = song_info(data)
-    part = leecher.PartFile(info, str(tmp_path / "s.mp3"))
-    part.open()
-    reader = share.SongReader(part)
+    data, part, reader = open_part(tmp_path)
+    info = part.info
     for index in (-1, info.chunks, 10**9):
         with pytest.raises(OSError):
             reader.read(index)

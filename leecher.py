@@ -1599,9 +1599,9 @@ def _seed(download: Download) -> None:
     seconds = download.sharer.seed_for
     if not download.sharing_on or not seconds:
         return
-    print(tr(N_("sharing for {seconds} s (Ctrl-C stops)"),
-             seconds=i18n.decimal(seconds, 1)))
-    try:
+    try:  # from the line on: a Ctrl-C right after it ends the sharing
+        print(tr(N_("sharing for {seconds} s (Ctrl-C stops)"),
+                 seconds=i18n.decimal(seconds, 1)), flush=True)
         download.seed()
     except KeyboardInterrupt:
         print(_("sharing stopped"))

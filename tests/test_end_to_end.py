@@ -211,17 +211,23 @@ def start_sharing_get(out, seeder, ip, seed_for="3"):
 
 
 def wait_for_line(proc, wanted, timeout: float = 20.0) -> str:
-    """Read the leecher's output lines until ``wanted(line)``."""
+    """Read the leecher's output until a line is ``wanted(line)``.  Raw
+    reads of the pipe: a buffered readline would pull later lines into
+    a buffer that ``select`` does not see (and ``communicate`` loses)."""
     import select
     import time
-    deadline = time.monotonic() + timeout
+    deadline, seen = time.monotonic() + timeout, b""
     while time.monotonic() < deadline:
         if not select.select([proc.stdout], [], [], 0.2)[0]:
             continue
-        line = proc.stdout.readline()
-        if not line or wanted(line):
-            return line
-    raise AssertionError(f"not seen in {timeout} s")
+        more = os.read(proc.stdout.fileno(), 65536)
+        seen += more
+        for line in seen.decode(errors="replace").splitlines():
+            if wanted(line):
+                return line
+        if not more:
+            break  # it ended
+    raise AssertionError(f"not seen in {timeout} s: {seen[-500:]!r}")
 
 
 def at_least(percent: int):

@@ -2,14 +2,16 @@
 
 ``DownloadEngine`` takes datagrams and ``now`` and gives back the
 datagrams to send, its next deadline, the new chunks' data (for the driver
-to write) and typed events (``events.py``).  It splits the song among its
-seeders (where a chunk is scheduled), sends REQUESTs, ACK credit and NACKs,
-follows RETRY and ERROR, moves the share of a seeder that is gone to the
+to write) and typed events (``events.py``).  It asks its sources for the
+song (where a chunk is scheduled: ``scheduler.py``, seeders and the
+partial peers of a swarm, pieces chosen by ``piece_picker.py``), sends
+REQUESTs, ACK credit and NACKs, follows RETRY and ERROR (BUSY: a
+back-off, not gone), moves the share of a source that is gone to the
 others (or PINGs the sources until one is back), and keeps the counters
 and the timeline.  When a chunk is lost is decided per transfer by
-``recovery.py``.  A song named by its piece hash list is verified piece
-by piece (``PieceCheck``, ``pieces.py``): the driver hashes each piece
-the engine hands it (``pieces_to_verify``) and gives it back
+``recovery.py``.  A song named by its piece hash list is verified
+piece by piece (``PieceCheck``, ``pieces.py``): the driver hashes each
+piece the engine hands it (``pieces_to_verify``) and gives it back
 (``check_piece``); a bad one is fetched again and its sender named.
 
 It never reads a clock, never touches a socket or a file, and never raises
@@ -25,9 +27,12 @@ from array import array
 from dataclasses import dataclass, field
 
 import events as ev
+import piece_picker
 import pieces
 import protocol as p
-from recovery import GIVE_UP_SHARE, INITIAL_RTT, TransferRecovery
+from recovery import INITIAL_RTT
+from scheduler import Scheduler, Transfer, peer_name
+from scheduler import MAX_LIMIT  # noqa: F401  (re-exported: the ACK's cap)
 
 DEFAULT_WINDOW = 256  # chunks a seeder may have in flight to us
 DEFAULT_TIMEOUT = 30.0  # give up after this long without any new chunk
@@ -37,8 +42,6 @@ MAX_RETRIES = 3  # RETRYs followed per transfer: a peer cannot loop us
 # bytes per chunk (timeline, flags, places, CRCs), 60 MB at this size.
 MAX_SONG_BYTES = 2 * 1024 ** 3
 MAX_CHUNKS = p.chunk_count(MAX_SONG_BYTES)  # (at the usual chunk size)
-MIN_PACED_WINDOW = 8  # smaller windows are paced by our ACKs, not the link
-ACKS_PER_WINDOW = 4  # an ACK every window / 4 chunks: the seeder never waits
 # The piece hash list: pages asked at once, rounds without a new page
 # before the next peer is asked (each round waits twice as long).
 PAGES_IN_FLIGHT = 16
@@ -46,9 +49,7 @@ HASH_TRIES = 4
 MIN_HASH_WAIT_S = 0.05
 MAX_BAD_PIECES = 2  # bad pieces a peer may send before it gets no more work
 MAX_SLOTS = 255  # peers told apart per chunk (one byte each)
-# The ACK and NACK limit is a u32 on the wire; it grows from the tx_seq a
-# peer sends, so a hostile 2^32 - 1 must not push it past what encodes.
-MAX_LIMIT = 0xFFFFFFFF
+MAX_PEERS = MAX_SLOTS  # known per download (add_peer): each has a slot
 
 
 def check_size(info: p.FileInfo) -> None:
@@ -58,13 +59,10 @@ def check_size(info: p.FileInfo) -> None:
                                 size=info.size)
 
 
-def peer_name(addr) -> str:
-    return f"{addr[0]}:{addr[1]}"
-
-
 @dataclass
 class Peer:
-    """A seeder as the leecher knows it after PING."""
+    """A source as the leecher knows it after PING: a seeder, or a
+    partial peer (a leecher that shares the pieces it verified)."""
 
     addr: tuple[str, int]
     rtt: float | None = None
@@ -74,6 +72,8 @@ class Peer:
     load: int = 0
     order: int = p.Order.SEQUENTIAL
     ordered_percent: int = 50
+    # The PIECE ranges a partial peer has (HAVE); None: a seeder, all.
+    holds: p.RangeSet | None = None
 
     @property
     def alive(self) -> bool:
@@ -99,6 +99,7 @@ class Options:
     seed: int | None = None
     force: bool = False  # the driver's: replace a different file
     fresh: bool = False  # the driver's: ignore resume data (Download again)
+    pick: str = "rarest"  # piece_picker.POLICIES: pieces from partial peers
 
 
 class Timeline:
@@ -141,117 +142,6 @@ class Counters:
     forged: int = 0  # chunks from an address or session we did not ask
     out_of_share: int = 0  # chunks of a session that we did not ask it for
     stored_from: dict = field(default_factory=dict)  # addr -> new chunks
-
-
-@dataclass(eq=False)  # compared (and hashed) by identity
-class Transfer:
-    """One REQUEST to one seeder (a session) and what came back for it."""
-
-    sid: int
-    peer: Peer
-    ranges: p.RangeSet
-    order: int
-    percent: int
-    seed: int
-    window: int
-    first_pass: array  # chunk indices in the order the seeder sends them
-    recovery: TransferRecovery
-    clock_offset: float  # the seeder's send_ms 0, in timeline seconds
-    limit: int = 0
-    highest_place: int = -1
-    highest_seq: int = -1
-    highest_send_ms: int = 0  # the seeder's clock when it sent that one
-    unacked: int = 0
-    nack_round: int = 0
-    retries: int = 0
-    done: bool = False
-    dead: bool = False
-    finished: bool = False  # every chunk of it is here
-    seeder_counters: p.Done | None = None
-    ack_every: int = 1
-    slot: int = 0  # the peer's number in PieceBook.sender (0: none)
-
-    def request(self, file_id: bytes) -> p.Request:
-        return p.Request(file_id, p.Order(self.order), tuple(self.ranges),
-                         self.window, self.peer.token, self.percent,
-                         self.seed)
-
-    def grant(self) -> int:
-        """Credit for a window beyond the furthest chunk that arrived."""
-        self.unacked = 0
-        self.limit = min(MAX_LIMIT, max(self.limit,
-                                        self.highest_seq + 1 + self.window))
-        return self.limit
-
-    def pacing(self) -> tuple | None:
-        """``(tx_seq, send_ms)`` of the furthest chunk, when the seeder's
-        clock tells its link's pace: not while it may have waited for our
-        credit (a small window, or little credit left), which is no gap
-        of the link and would only stretch the timers."""
-        if self.window < MIN_PACED_WINDOW or \
-                self.limit - self.highest_seq <= self.window // 2:
-            return None
-        return self.highest_seq, self.highest_send_ms
-
-    def probe_credit(self) -> int:
-        """A silence with credit left means all in flight was lost: a
-        window more, so that a seeder stopped by its window sends again
-        (and one with nothing pending answers DONE)."""
-        self.unacked = 0
-        self.limit = min(MAX_LIMIT, max(self.limit, self.highest_seq + 1)
-                         + self.window)
-        return self.limit
-
-
-class Scheduler:
-    """Where a chunk is scheduled: the wanted chunks split among seeders
-    in interleaved blocks, one REQUEST (a ``Transfer``) per share."""
-
-    def __init__(self, engine: "DownloadEngine"):
-        self.engine = engine
-
-    def start_transfers(self, peers: list[Peer], wanted: p.RangeSet,
-                        now: float) -> None:
-        """Split ``wanted`` chunks among ``peers``, REQUEST each share."""
-        wanted_list = list(wanted.values())
-        shares = p.split_among(len(wanted_list), len(peers))
-        for peer, share in zip(peers, shares):
-            chunks = [wanted_list[i] for start, end in share
-                      for i in range(start, end)]
-            if chunks:
-                self._start_transfer(peer, p.RangeSet(p.runs(chunks)), now)
-
-    def _start_transfer(self, peer: Peer, ranges: p.RangeSet, now: float):
-        engine = self.engine
-        pairs = list(ranges)
-        if len(pairs) > p.MAX_REQUEST_RANGES:  # scattered: several requests
-            for start in range(0, len(pairs), p.MAX_REQUEST_RANGES):
-                self._start_transfer(peer, p.RangeSet(
-                    pairs[start:start + p.MAX_REQUEST_RANGES]), now)
-            return
-        if engine.options.order:
-            order, percent = p.ORDER_NAMES[engine.options.order], 50
-        else:
-            order, percent = p.Order(peer.order), peer.ordered_percent
-        seed = engine.rng.getrandbits(32)
-        first_pass = array("I", p.send_order(ranges, order, seed,
-                                             percent / 100))
-        for place, index in enumerate(first_pass):
-            engine.place[index] = place
-        sid = engine.rng.getrandbits(32) or 1
-        window = engine.options.window
-        transfer = Transfer(
-            sid, peer, ranges, order, percent, seed, window, first_pass,
-            TransferRecovery(first_pass, engine.state.have, peer.rtt, now,
-                             engine.options.timeout * GIVE_UP_SHARE),
-            clock_offset=engine.since_start(now) + (peer.rtt or 0) / 2,
-            limit=window, ack_every=max(1, window // ACKS_PER_WINDOW),
-            slot=engine.slots.get(peer.addr, 0))
-        engine.transfers[(peer.addr, sid)] = transfer
-        engine.send(transfer.request(engine.info.file_id), peer.addr, sid)
-        engine.emit(ev.RequestSent(peer_name(peer.addr), len(first_pass),
-                                   p.order_name(p.Order(order)),
-                                   engine.since_start(now)))
 
 
 class Arrivals:
@@ -299,6 +189,8 @@ class Arrivals:
         if seen is None:
             seen = heard[transfer] = [0, [], []]
         seen[0] += count
+        transfer.received += count  # its rate: the next batch's size
+        transfer.last_at = now
         if last_tx > transfer.highest_seq:
             transfer.highest_seq = last_tx
             transfer.highest_send_ms = sends[-1]
@@ -375,8 +267,14 @@ class DownloadEngine:
         check_size(info)
         self.info = info
         self.options = options or Options()
+        if self.options.pick not in piece_picker.POLICIES:
+            raise ValueError(f"unknown piece policy {self.options.pick!r}")
         self.rng = random.Random(self.options.seed)
-        self.peers = {peer.addr: peer for peer in peers}
+        self.scheduler = Scheduler(self)
+        self.peers: dict[tuple, Peer] = {}
+        self.slots: dict[tuple, int] = {}  # addr -> its PieceBook.sender
+        for peer in peers:
+            self._know(peer)
         self.started = now
         self.state = p.ReceiveState(info.chunks)
         for index in present:  # taken from disk by the driver
@@ -388,10 +286,7 @@ class DownloadEngine:
         # Each chunk's place in the first pass of the transfer it belongs
         # to now (one array for all transfers: a chunk is in one at a time).
         self.place = array("i", [-1]) * info.chunks
-        self.slots = {addr: n + 1 for n, addr in enumerate(
-            list(self.peers)[:MAX_SLOTS])}
         self.failover = Failover(self)
-        self.scheduler = Scheduler(self)
         # A song named by its piece list is checked piece by piece.
         self.pieces = None if pieces.legacy(info) else PieceCheck(
             self, verified)
@@ -405,9 +300,19 @@ class DownloadEngine:
         self.last_progress = now
         self.finished_at: float | None = None
 
+    def _know(self, peer: Peer) -> bool:
+        """``peer`` among the sources (a partial one only if the song is
+        ever fetched piece-wise), with a slot while there are."""
+        if peer.holds is not None and not self.scheduler.adopt(peer):
+            return False
+        self.peers[peer.addr] = peer
+        if len(self.slots) < MAX_SLOTS:
+            self.slots.setdefault(peer.addr, len(self.slots) + 1)
+        return True
+
     # ---------------------------------------------------------- interface
     def start(self, now: float) -> None:
-        """Split what is missing among the peers and REQUEST each share."""
+        """Ask the alive peers for what is missing (``Scheduler``)."""
         alive = [peer for peer in self.peers.values() if peer.alive]
         if not alive:
             raise ev.DownloadFailed(ev.Problem.NO_SEEDER_ALIVE,
@@ -418,7 +323,43 @@ class DownloadEngine:
         if self.state.complete:
             self._complete(now)
             return
-        self.start_transfers(alive, self.state.missing, now)
+        self.scheduler.start(alive, now)
+
+    def add_peer(self, peer: Peer, now: float) -> None:
+        """A partial peer that answered our PING (``holds``: what it
+        said it has): known, and given work when it holds what we miss.
+        A known address is refreshed (back if it was gone, not if it
+        lied); past ``MAX_PEERS`` a newcomer is ignored."""
+        known = self.peers.get(peer.addr)
+        if known is None:
+            if len(self.peers) >= MAX_PEERS or not self._know(peer):
+                return
+        elif peer.addr in self.failover.banned or not peer.alive:
+            return
+        else:
+            known.rtt, known.token = peer.rtt, peer.token
+            if known.holds is not None and peer.holds:
+                self.scheduler.has(known, peer.holds)
+        self.failover.gone.discard(peer.addr)
+        self.scheduler.refresh(now)
+
+    def peer_has(self, addr, ranges, now: float) -> None:
+        """A HAVE from ``addr``: piece ``ranges`` join what it holds
+        (clipped to the song, at most ``p.MAX_HAVE_RANGES``); from an
+        unknown address or a seeder it is ignored."""
+        peer = self.peers.get(addr)
+        if peer is not None and peer.holds is not None \
+                and self.scheduler.has(peer, ranges):
+            self.scheduler.refresh(now)
+
+    def take_verified(self) -> list[int]:
+        """The pieces verified since the last call (to share them)."""
+        return self.pieces.take_verified() if self.pieces else []
+
+    def set_playhead(self, chunk: int) -> None:
+        """The player's position (the deadline policy's urgent pieces
+        start there); until it is set, the verified prefix."""
+        self.scheduler.playhead = max(0, min(chunk, self.info.chunks))
 
     @property
     def complete(self) -> bool:
@@ -543,12 +484,16 @@ class DownloadEngine:
             new += take_run(run, start, payloads, sends, tx, heard, now)
         if new:
             self.last_progress = now
+        delivered = self.scheduler.backoff.delivered
         for transfer, (count, resent, late) in heard.items():
+            delivered(transfer.peer.addr)
             if not transfer.dead:
                 transfer.recovery.on_arrivals(
                     now, transfer.highest_place, resent, late, count,
                     transfer.pacing())
                 self.detect_losses(transfer, now)
+        if heard and self.scheduler.piecewise:
+            self.scheduler.after_arrivals(list(heard), now)
         if new and self.state.complete:
             self._complete(now)
 
@@ -573,6 +518,7 @@ class DownloadEngine:
             transfer.seeder_counters = msg
             transfer.recovery.on_done(now, msg.resent)
             self.detect_losses(transfer, now)
+            self.scheduler.on_done(transfer, now)
         elif isinstance(msg, p.Retry):
             if transfer.retries < MAX_RETRIES:
                 transfer.retries += 1
@@ -580,8 +526,19 @@ class DownloadEngine:
                 self.send(transfer.request(self.info.file_id), addr,
                           transfer.sid)
         elif isinstance(msg, p.Error):
+            self._on_error(transfer, msg, now)
+
+    def _on_error(self, transfer: Transfer, msg: p.Error, now: float):
+        """A source refused: BUSY backs off (told at the first BUSY in
+        a row only), any other ERROR makes it gone."""
+        busy = msg.code == p.ErrorCode.BUSY
+        addr = transfer.peer.addr
+        if not busy or self.scheduler.backoff.hit(addr, now):
             self.emit(ev.Refused(peer_name(addr), msg.code, msg.text[:200],
                                  self.since_start(now)))
+        if busy:
+            self.failover.busy(transfer, now)
+        else:
             self.failover.give_up_on(transfer, now)
 
     # ------------------------------------------------------------- losses
@@ -628,6 +585,7 @@ class DownloadEngine:
         for transfer in self.open_transfers():
             deadline = min(deadline, transfer.recovery.get_timer())
         for timer in (self.failover.next_ping(),
+                      self.scheduler.backoff.next_end(),
                       self.pieces.timer() if self.pieces else None):
             if timer is not None:
                 deadline = min(deadline, timer)
@@ -646,6 +604,8 @@ class DownloadEngine:
         self.failover.on_timer(now)
         if self.pieces:
             self.pieces.on_timer(now)
+        self.scheduler.on_timer(now)
+        self.scheduler.settle(now)
         if now - self.last_progress >= self.options.timeout:
             self.cancel_all()
             if self.failover.orphans:
@@ -657,7 +617,7 @@ class DownloadEngine:
         """All of ``transfer``'s chunks are here (some may have come from
         elsewhere): it needs no timer any more."""
         if not self.state.missing_in(transfer.ranges):
-            transfer.finished = True
+            self.scheduler.finish(transfer)
         return transfer.finished
 
     def _probe(self, transfer: Transfer, now: float) -> None:
@@ -697,11 +657,17 @@ class DownloadEngine:
     def snapshot(self, now: float) -> ev.Snapshot:
         return ev.Snapshot(self.since_start(now), self.state.received,
                            self.info.chunks, self.counters.nack_entries,
-                           self.counters.retransmitted, self.per_seeder())
+                           self.counters.retransmitted, self.per_peer())
 
-    def per_seeder(self) -> dict[str, int]:
+    def per_peer(self) -> dict[str, int]:
+        """New chunks stored from each source (seeder or peer)."""
         return {peer_name(addr): count for addr, count
                 in self.counters.stored_from.items()}
+
+    def sources(self) -> dict[str, str]:
+        """Every known source: "seeder" or "peer" (partial)."""
+        return {peer_name(addr): "seeder" if peer.holds is None else "peer"
+                for addr, peer in self.peers.items()}
 
     def seeders_gone(self) -> list[str]:
         return sorted(peer_name(addr) for addr in self.failover.gone)
@@ -727,7 +693,8 @@ class DownloadEngine:
             "elapsed_s": round(elapsed, 4),
             "goodput_Bps": round(size / elapsed, 1)
             if elapsed > 0 and self.complete else 0.0,
-            "per_seeder": self.per_seeder(),
+            "per_peer": self.per_peer(),
+            "sources": self.sources(),
             "seeders_gone": self.seeders_gone(),
             **self.piece_stats(),
         }
@@ -772,17 +739,33 @@ class Failover:
                                       engine.since_start(now)))
         self.give_up_on_chunks(missing, now)
 
+    def busy(self, transfer: Transfer, now: float) -> None:
+        """BUSY: its peer is not gone, only backing off
+        (``scheduler.Backoff``); the chunks ``transfer`` was to send go
+        to the others at once, or wait for a back-off to end."""
+        transfer.dead = True  # its session ended there (or never began)
+        self.give_up_on_chunks(self.engine.missing_of(transfer), now)
+
     def give_up_on_chunks(self, missing: p.RangeSet, now: float) -> None:
-        """``missing`` to the live sources, or orphans until one is
-        back."""
+        """``missing`` to the live sources not backing off, or kept for
+        one that is, or orphans until one is back."""
         engine = self.engine
         if not missing:
             return
-        alive = [peer for a, peer in sorted(engine.peers.items())
-                 if peer.alive and a not in self.gone]
-        if alive:
-            engine.start_transfers(alive, missing, now)
-            return
+        scheduler = engine.scheduler
+        ready = [peer for _, peer in sorted(engine.peers.items())
+                 if scheduler.ready(peer)]
+        if ready:
+            engine.start_transfers(ready, missing, now)
+        elif scheduler.waiting_for(missing):
+            scheduler.backoff.defer(missing)
+        else:
+            self.orphan(missing, now)
+
+    def orphan(self, missing: p.RangeSet, now: float) -> None:
+        """Nobody can fetch ``missing``: the sources are PINGed until
+        one answers."""
+        engine = self.engine
         if not self.orphans:
             engine.emit(ev.WaitingForSeeders(engine.options.timeout,
                                              engine.since_start(now)))
@@ -824,6 +807,8 @@ class Failover:
         peer.learn(msg)
         self.gone.discard(addr)
         wanted = engine.state.missing.intersection(self.orphans)
+        if not engine.scheduler.can_serve(peer, wanted):
+            return  # a partial peer without what is missing: still waiting
         self.orphans = p.RangeSet()
         engine.emit(ev.SeedersBack((peer_name(addr),),
                                    engine.since_start(now)))
@@ -858,6 +843,7 @@ class PieceCheck:
         self.unavailable = False
         self.strikes: dict[str, int] = {}  # peer -> bad pieces sent
         self.blamed: dict[int, set] = {}  # piece -> slots blamed for it
+        self.fresh: list[int] = []  # verified, not taken yet (each once)
 
     # ----------------------------------------------------- the list
     def start(self, alive: list[Peer], now: float) -> None:
@@ -950,6 +936,10 @@ class PieceCheck:
                 "bad_pieces": book.bad_pieces,
                 "bad_pieces_per_peer": dict(sorted(self.strikes.items()))}
 
+    def take_verified(self) -> list[int]:
+        taken, self.fresh = self.fresh, []
+        return taken
+
     def to_verify(self) -> list[int]:
         return sorted(self.book.ready) if self.book.hashes else []
 
@@ -960,6 +950,7 @@ class PieceCheck:
             return bool(0 <= piece < book.pieces and book.verified[piece])
         if book.check(piece, data):
             book.mark_verified(piece)
+            self.fresh.append(piece)
             if piece in book.bad_copy:
                 self._blame(piece, book.liars(piece, data), now)
             self.engine.maybe_complete(now)
@@ -986,12 +977,14 @@ class PieceCheck:
         self._fetch_again(piece, senders, now)
 
     def _fetch_again(self, piece: int, senders: set, now: float) -> None:
-        """The piece, whole, from one peer: one that did not send the bad
-        copy if any, else the one with the fewest bad pieces."""
+        """The piece, whole, from one peer that holds it: one that did
+        not send the bad copy if any, else the one with the fewest bad
+        pieces."""
         engine = self.engine
-        failover = engine.failover
+        failover, scheduler = engine.failover, engine.scheduler
         alive = [peer for addr, peer in sorted(engine.peers.items())
-                 if peer.alive and addr not in failover.gone]
+                 if peer.alive and addr not in failover.gone
+                 and scheduler.holds(peer, piece)]
         start, end = self.book.range(piece)
         wanted = p.RangeSet([(start, end)])
         if not alive:
@@ -999,8 +992,11 @@ class PieceCheck:
             return
         peer = min(alive, key=lambda peer: (
             engine.slots.get(peer.addr) in senders,
+            scheduler.backoff.waiting(peer.addr),
             self.strikes.get(peer_name(peer.addr), 0), peer.rtt or 0))
-        engine.scheduler._start_transfer(peer, wanted, now)
+        scheduler.start_transfer(peer, wanted, now)
+        scheduler.dirty = True  # others' transfers lost the piece
+        scheduler.settle(now)
 
     def _blame(self, piece: int, slots: set, now: float) -> None:
         """``slots`` sent bad data for ``piece``: once per piece each."""

@@ -11,14 +11,19 @@ What the driver hands it:
   ``read(file_id, index) -> bytes`` (raises ``OSError`` when the file
   vanished or changed); optionally ``piece_hashes(file_id) -> bytes |
   None``, the file's piece SHA-256s concatenated (``pieces.py``), which
-  it serves a page per HASHES;
+  it serves a page per HASHES; and optionally ``held(file_id) ->
+  RangeSet | None``, the chunks it may serve (a peer's verified pieces;
+  None: all): a REQUEST is clipped to them;
 - a catalog for SEARCH and PONG: ``search(query) -> list[FileInfo]`` and
   ``len(catalog)`` (``SearchIndex`` below is one; build it at scan time);
 - the secret for tokens (bytes) and the RNG seed of the emulated link.
 
 Addresses are ``(host, port)`` tuples; limits count sessions per host.
 ``events()`` drains ``SessionStarted`` / ``SessionEnded`` for the driver
-to print.
+to print.  Peer exchange: a HAVE with a valid token is recorded in
+``directory`` (``peer_directory.py``), never answered; GET_PEERS, token-
+checked like SEARCH, gets the song's recent sharers (PEERS).
+``served_to()`` counts the chunks sent per address.
 A driver that writes a capture calls ``keep_drops()`` once, then drains
 ``drops()`` (what the emulated link dropped) each turn to write it marked.
 
@@ -70,6 +75,7 @@ from typing import Iterable, Iterator
 import netem
 import pieces
 import protocol as p
+from peer_directory import PeerDirectory
 
 # Datagrams a session sends before the next one's turn: 45 CHUNKs of
 # 1436 bytes are one full UDP GSO send (offload.max_segments), so a turn
@@ -127,6 +133,7 @@ MAX_RESENDS_PER_CHUNK = 8  # 30 % loss loses 9 copies in a row 2e-5 times
 # by ``START_RATE_CHUNKS``).
 RESEND_BUDGET = 1.0
 MAX_NACK_CHUNKS = 4096  # chunks one NACK datagram may make us look at
+MAX_SERVED_KEYS = 256  # addresses named in ``served_to`` (the rest: "other")
 SEARCH_CACHE = 16  # recent queries whose matches are kept
 ROUND_HALF = 1 << 15  # NACK rounds are u16: RFC 1982 serial arithmetic
 
@@ -152,6 +159,24 @@ class SendCounts:
 
     def done(self) -> p.Done:
         return p.Done(*(getattr(self, name) for name in SEND_COUNTERS))
+
+
+class ServedTally:
+    """Chunks sent per address (resends included), as ``"ip:port"``:
+    at most ``MAX_SERVED_KEYS`` addresses by name, the rest summed
+    under ``"other"`` (so a flood of addresses costs no memory)."""
+
+    def __init__(self):
+        self._to: Counter = Counter()
+
+    def count(self, addr, chunks: int) -> None:
+        name = f"{addr[0]}:{addr[1]}"
+        if name not in self._to and len(self._to) >= MAX_SERVED_KEYS:
+            name = "other"
+        self._to[name] += chunks
+
+    def as_dict(self) -> dict[str, int]:
+        return {name: sent for name, sent in self._to.items() if sent}
 
 
 # ----------------------------------------------------- tokens and guard
@@ -619,7 +644,9 @@ class SessionTable:
     evicting from the host holding the most, so one host cannot lock
     out the rest."""
 
-    def __init__(self):
+    def __init__(self, most: int = MAX_SESSIONS,
+                 per_host: int = MAX_SESSIONS_PER_HOST):
+        self.most, self.per_host = most, per_host
         self._by_key: dict[tuple, Session] = {}
         self._per_host: Counter = Counter()  # sessions per host
         self._host_chunks: Counter = Counter()  # their ``cost`` per host
@@ -663,7 +690,7 @@ class SessionTable:
         sessions to evict for it: from the host holding the most
         sessions, or chunks, when that is more than ``host`` would hold
         with the new one; least recently heard first)."""
-        if self._per_host[host] >= MAX_SESSIONS_PER_HOST \
+        if self._per_host[host] >= self.per_host \
                 or cost > MAX_QUEUED_CHUNKS:
             return False, []
         sessions, chunks = Counter(self._per_host), Counter(
@@ -672,7 +699,7 @@ class SessionTable:
         while True:
             if sum(chunks.values()) + cost > MAX_QUEUED_CHUNKS:
                 held, mine = chunks, chunks[host] + cost
-            elif sum(sessions.values()) >= MAX_SESSIONS:
+            elif sum(sessions.values()) >= self.most:
                 held, mine = sessions, sessions[host] + 1
             else:
                 return True, victims
@@ -822,14 +849,265 @@ class Counters:
         self.link = SendCounts()  # the five DONE counters, summed
 
 
-class SeederEngine:
+class Replies:
+    """The answers to messages that open no session (PING, SEARCH,
+    HASHES, HAVE, GET_PEERS): tokens checked, within the amplification
+    limit.  Part of ``SeederEngine`` (its state), kept apart to read."""
+
+    def _reply(self, msg, addr, sid: int, now: float, flags: int = 0) -> None:
+        """A control reply: within the amplification limit, through the
+        emulated delay (so it never overtakes a chunk), never lost."""
+        data = p.encode(msg, sid, flags)
+        if self.guard.allow(addr, len(data), now):
+            at = now if self.link.transparent else self.link.arrival(now)
+            self.outbox.put(data, addr, at, now)
+
+    def _on_ping(self, datagram, addr, now) -> None:
+        msg = datagram.message
+        self._reply(p.Pong(msg.nonce, self.token_for(addr, now),
+                           min(len(self.catalog), 0xFFFF),
+                           min(len(self.sessions), 0xFFFF), self.order,
+                           round(self.ordered_fraction * 100),
+                           self.name[:40]), addr, datagram.session, now)
+
+    def _check_token(self, token: int, sid: int, addr, now) -> bool:
+        """A valid token proves the address receives our replies."""
+        if self.tokens.valid(token, addr, now):
+            self.guard.validate(addr, now)
+            return True
+        self.counters.refused += 1
+        self._reply(p.Retry(self.token_for(addr, now)), addr, sid, now)
+        return False
+
+    def _refuse(self, code, text: str, addr, sid: int, now) -> None:
+        self.counters.refused += 1
+        self._reply(p.Error(code, text), addr, sid, now)
+
+    def _on_hashes(self, datagram, addr, now) -> None:
+        """One page of a file's piece hash list per HASHES: a 30-byte
+        request gets a 1468-byte answer, so only to a validated address
+        (the token, as SEARCH)."""
+        msg, sid = datagram.message, datagram.session
+        if not self._check_token(msg.token, sid, addr, now):
+            return
+        published = getattr(self.source, "piece_hashes", None)
+        hashes = published(msg.file_id) if published and self.source.info(
+            msg.file_id) is not None else None
+        if hashes is None:
+            self._refuse(p.ErrorCode.NOT_FOUND, "no piece hashes for this "
+                         "file", addr, sid, now)
+            return
+        pages = pieces.page_count(len(hashes) // pieces.HASH_SIZE)
+        if msg.page >= pages:
+            self._refuse(p.ErrorCode.BAD_REQUEST, "no such page", addr, sid,
+                         now)
+            return
+        self._reply(p.HashPage(msg.file_id, msg.page, pages,
+                               pieces.page_of(hashes, msg.page)),
+                    addr, sid, now)
+
+    def _on_have(self, datagram, addr, now) -> None:
+        """A peer shares a song we know: listed for GET_PEERS if its
+        token proves the address.  Never answered (no amplification)."""
+        msg = datagram.message
+        info = self.source.info(msg.file_id)
+        if not self.tokens.valid(msg.token, addr, now) or info is None \
+                or msg.pieces != pieces.piece_count(info.chunks):
+            self.counters.refused += 1
+            return
+        self.guard.validate(addr, now)
+        self.directory.record(msg.file_id, addr, now)
+
+    def _on_get_peers(self, datagram, addr, now) -> None:
+        """Peer exchange: a 28-byte ask, up to 218 bytes back, so only
+        to a validated address (the token, as SEARCH)."""
+        msg, sid = datagram.message, datagram.session
+        if not self._check_token(msg.token, sid, addr, now):
+            return
+        if self.source.info(msg.file_id) is None:
+            self._refuse(p.ErrorCode.NOT_FOUND, "no such file here", addr,
+                         sid, now)
+            return
+        self._reply(p.Peers(msg.file_id, self.directory.listing(
+            msg.file_id, addr, now)), addr, sid, now)
+
+    def _on_search(self, datagram, addr, now) -> None:
+        msg, sid = datagram.message, datagram.session
+        if not self._check_token(msg.token, sid, addr, now):
+            return
+        if len(msg.query.encode("utf-8", "surrogatepass")) > p.MAX_QUERY:
+            self._refuse(p.ErrorCode.BAD_REQUEST, f"search query longer "
+                         f"than {p.MAX_QUERY} bytes", addr, sid, now)
+            return
+        page, last = p.search_result_page(self.catalog.search(msg.query),
+                                          msg.page)
+        self._reply(page, addr, sid, now, p.FLAG_LAST if last else 0)
+
+
+class ChunkSending:
+    """How a ``SeederEngine`` sends: sessions in turn, runs of chunks,
+    the emulated link.  Part of ``SeederEngine`` (its state)."""
+
+    def _can_make(self) -> bool:
+        return len(self.outbox) < MAX_DELAYED and self.sessions.any_can_send()
+
+    def _make(self, now: float, most: int, out: list) -> None:
+        """Up to ``most`` datagrams, taking sessions in turn, up to
+        ``SESSION_TURN`` each, round after round."""
+        self._build_orders()
+        link = self.link
+        while most > 0:
+            made = 0
+            for session in self.sessions.in_turn():
+                if most <= 0:
+                    return
+                if not session.can_send():
+                    self._maybe_done(session, now, out)
+                    continue
+                if not link.transparent and (link.ready_at(now) > now or len(
+                        self.outbox) >= MAX_DELAYED):
+                    return  # the link is busy: wait for the next slot
+                sent = self._send_turn(session, min(most, SESSION_TURN), now,
+                                       out)
+                most -= sent
+                made += sent
+            if not made:
+                return
+
+    def _build_orders(self) -> None:
+        """``ORDER_STEPS`` of shuffling in all, ``BUILD_SLICE`` per
+        session in turn, however many sessions are making their order."""
+        building, left = self.sessions.building, ORDER_STEPS
+        while left > 0 and building:
+            session = building.popleft()
+            steps = min(left, BUILD_SLICE)
+            session.build(steps)
+            left -= steps
+            if session.building():
+                building.append(session)
+
+    def _maybe_done(self, session: Session, now: float, out: list) -> None:
+        if not session.done_due():
+            return
+        session.done_sent(now)
+        self._on_link(p.encode(session.counts.done(), session.sid), session,
+                      now, out)
+
+    def _send_turn(self, session: Session, most: int, now: float,
+                   out: list) -> int:
+        """Up to ``most`` chunks of one session; how many were sent.  The
+        hottest path of the seeder: a turn is one or two ``ChunkRun``s
+        (resends, first copies), bookkeeping per run, unless the emulated
+        link delays datagrams: then chunk by chunk, as bytes."""
+        send_ms = session.send_ms(now)
+        if not self._instant:
+            return self._emulate_turn(session, most, send_ms, now, out)
+        sent = 0
+        while sent < most and session.can_send():
+            tx_seq = session.tx_seq
+            indices, again = session.take(most - sent, now)
+            run = ChunkRun(session, indices,
+                           range(tx_seq, tx_seq + len(indices)), send_ms,
+                           p.FLAG_RETRANSMIT if again else 0)
+            self._count(session, len(run), len(run) if again else 0,
+                        run.nbytes())
+            sent += len(run)
+            if not self.link.transparent:
+                run = self._lose_and_duplicate(run, now)
+            if run:
+                out.append(run)
+        return sent
+
+    def _lose_and_duplicate(self, run: ChunkRun, now: float) -> ChunkRun:
+        """``run`` as a link that only loses and duplicates lets it
+        through: a lost chunk left out (its ``tx_seq`` used all the
+        same), a duplicated one twice in a row."""
+        indices, tx_seqs = [], []
+        lost_indices, lost_seqs = [], []
+        keep = self._drops is not None
+        nbytes = p.CHUNK_DATA_AT + run.info.chunk_size  # rate-free link
+        for index, tx_seq in zip(run.indices, run.tx_seqs):
+            copies = len(self._copies(run.session, nbytes, now))
+            if not copies and keep:
+                lost_indices.append(index)
+                lost_seqs.append(tx_seq)
+            indices += [index] * copies
+            tx_seqs += [tx_seq] * copies
+        if lost_indices:
+            self._drops.append(ChunkRun(run.session, lost_indices,
+                                        lost_seqs, run.send_ms, run.flags))
+        return ChunkRun(run.session, indices, tx_seqs, run.send_ms,
+                        run.flags)
+
+    def _emulate_turn(self, session: Session, most: int, send_ms: int,
+                      now: float, out: list) -> int:
+        """A turn through a link that delays: each chunk built, then
+        lost, duplicated or held as the link decides; the rate checked
+        before each one."""
+        link, sent = self.link, 0
+        while sent < most and session.can_send():
+            if link.ready_at(now) > now or len(self.outbox) >= MAX_DELAYED:
+                break
+            tx_seq = session.tx_seq
+            indices, again = session.take(1, now)
+            run = ChunkRun(session, indices, range(tx_seq, tx_seq + 1),
+                           send_ms, p.FLAG_RETRANSMIT if again else 0)
+            self._count(session, 1, 1 if again else 0, run.nbytes())
+            built = self.encode_run(run, now)
+            if not built:
+                break  # unreadable: the session ended
+            self._on_link(built[0][0], session, now, out)
+            sent += 1
+        return sent
+
+    def _count(self, session: Session, sent: int, resent: int,
+               nbytes: int) -> None:
+        session.counts.count(sent, resent, nbytes)
+        self.counters.link.count(sent, resent, nbytes)
+        self.served.count(session.addr, sent)
+
+    def _on_link(self, data: bytes, session: Session, now: float,
+                 out: list) -> None:
+        """One datagram of a session through the emulated link."""
+        if self.link.transparent:
+            out.append((data, session.addr))
+            return
+        arrivals = self._copies(session, len(data), now)
+        if not arrivals and self._drops is not None:
+            self._drops.append((data, session.addr))
+        for at in arrivals:
+            if at <= now:
+                out.append((data, session.addr))
+            else:
+                self.outbox.put(data, session.addr, at, now)
+
+    def _copies(self, session: Session, nbytes: int, now: float) -> tuple:
+        """The emulated link's arrival time of each copy of one datagram
+        of ``session`` (none: lost), counted for DONE."""
+        arrivals = self.link.send(nbytes, now)
+        if not arrivals:
+            session.counts.dropped += 1
+            self.counters.link.dropped += 1
+        elif len(arrivals) > 1:
+            session.counts.duplicated += 1
+            self.counters.link.duplicated += 1
+        return arrivals
+
+    def _unreadable(self, session: Session, now: float) -> None:
+        self._reply(p.Error(p.ErrorCode.FILE_GONE, "file unreadable"),
+                    session.addr, session.sid, now)
+        self._end(session, "failed: file unreadable")
+
+
+class SeederEngine(Replies, ChunkSending):
     """Every decision of a seeder; the driver only moves bytes."""
 
     def __init__(self, source, secret: bytes, rng_seed: int, *,
                  catalog=None, order: p.Order = p.Order.SEQUENTIAL,
                  ordered_fraction: float = 0.5,
                  link: netem.LinkSpec = netem.LinkSpec(),
-                 name: str = "seeder"):
+                 name: str = "seeder", max_sessions: int = MAX_SESSIONS,
+                 max_sessions_per_host: int = MAX_SESSIONS_PER_HOST):
         self.source = source
         self.catalog = source if catalog is None else catalog
         self.order = order
@@ -844,9 +1122,11 @@ class SeederEngine:
         self.tokens = TokenMinter(secret)
         self.guard = AmplificationGuard()
         self.starts = StartLimiter()
-        self.sessions = SessionTable()
+        self.sessions = SessionTable(max_sessions, max_sessions_per_host)
         self.outbox = Outbox()
         self.counters = Counters()
+        self.directory = PeerDirectory()  # who sent us a HAVE, per song
+        self.served = ServedTally()
         self._events: list = []
         self._now = float("-inf")  # the latest ``now`` we were given
         self._next_expiry = math.inf
@@ -970,77 +1250,22 @@ class SeederEngine:
         self._drops.clear()
         return drops
 
+    def served_to(self) -> dict[str, int]:
+        """Chunks sent per ``"ip:port"`` (resends included); their sum
+        is ``counters.link.sent``."""
+        return self.served.as_dict()
+
     def token_for(self, addr, now: float) -> int:
         return self.tokens.token(addr, now)
 
-    def close(self) -> None:
+    def close(self, why: str | None = None) -> None:
+        """End every session; with ``why``, an ERROR (BUSY) tells each
+        leecher, so it moves on at once."""
         for session in list(self.sessions):
-            self.sessions.remove(session)
-
-    # --------------------------------------------------------- replies
-    def _reply(self, msg, addr, sid: int, now: float, flags: int = 0) -> None:
-        """A control reply: within the amplification limit, through the
-        emulated delay (so it never overtakes a chunk), never lost."""
-        data = p.encode(msg, sid, flags)
-        if self.guard.allow(addr, len(data), now):
-            at = now if self.link.transparent else self.link.arrival(now)
-            self.outbox.put(data, addr, at, now)
-
-    def _on_ping(self, datagram, addr, now) -> None:
-        msg = datagram.message
-        self._reply(p.Pong(msg.nonce, self.token_for(addr, now),
-                           min(len(self.catalog), 0xFFFF),
-                           min(len(self.sessions), 0xFFFF), self.order,
-                           round(self.ordered_fraction * 100),
-                           self.name[:40]), addr, datagram.session, now)
-
-    def _check_token(self, token: int, sid: int, addr, now) -> bool:
-        """A valid token proves the address receives our replies."""
-        if self.tokens.valid(token, addr, now):
-            self.guard.validate(addr, now)
-            return True
-        self.counters.refused += 1
-        self._reply(p.Retry(self.token_for(addr, now)), addr, sid, now)
-        return False
-
-    def _refuse(self, code, text: str, addr, sid: int, now) -> None:
-        self.counters.refused += 1
-        self._reply(p.Error(code, text), addr, sid, now)
-
-    def _on_hashes(self, datagram, addr, now) -> None:
-        """One page of a file's piece hash list per HASHES: a 30-byte
-        request gets a 1468-byte answer, so only to a validated address
-        (the token, as SEARCH)."""
-        msg, sid = datagram.message, datagram.session
-        if not self._check_token(msg.token, sid, addr, now):
-            return
-        published = getattr(self.source, "piece_hashes", None)
-        hashes = published(msg.file_id) if published and self.source.info(
-            msg.file_id) is not None else None
-        if hashes is None:
-            self._refuse(p.ErrorCode.NOT_FOUND, "no piece hashes for this "
-                         "file", addr, sid, now)
-            return
-        pages = pieces.page_count(len(hashes) // pieces.HASH_SIZE)
-        if msg.page >= pages:
-            self._refuse(p.ErrorCode.BAD_REQUEST, "no such page", addr, sid,
-                         now)
-            return
-        self._reply(p.HashPage(msg.file_id, msg.page, pages,
-                               pieces.page_of(hashes, msg.page)),
-                    addr, sid, now)
-
-    def _on_search(self, datagram, addr, now) -> None:
-        msg, sid = datagram.message, datagram.session
-        if not self._check_token(msg.token, sid, addr, now):
-            return
-        if len(msg.query.encode("utf-8", "surrogatepass")) > p.MAX_QUERY:
-            self._refuse(p.ErrorCode.BAD_REQUEST, f"search query longer "
-                         f"than {p.MAX_QUERY} bytes", addr, sid, now)
-            return
-        page, last = p.search_result_page(self.catalog.search(msg.query),
-                                          msg.page)
-        self._reply(page, addr, sid, now, p.FLAG_LAST if last else 0)
+            if why is None:
+                self.sessions.remove(session)
+            else:
+                self._end(session, why, notify=True)
 
     # -------------------------------------------------------- sessions
     def _on_request(self, datagram, addr, now) -> None:
@@ -1061,7 +1286,19 @@ class SeederEngine:
             self._refuse(p.ErrorCode.BAD_REQUEST, "empty request", addr,
                          sid, now)
             return
+        ranges = self._held_of(msg.file_id, ranges)
+        if not ranges:
+            self._refuse(p.ErrorCode.NOT_FOUND, "those pieces are not here",
+                         addr, sid, now)
+            return
         self._start(msg, info, ranges, addr, sid, now)
+
+    def _held_of(self, file_id: bytes, ranges: p.RangeSet) -> p.RangeSet:
+        """``ranges`` within what the source may serve (a peer: its
+        verified pieces); one bisection per range asked."""
+        held = getattr(self.source, "held", None)
+        allowed = held(file_id) if held is not None else None
+        return ranges if allowed is None else allowed.intersection(ranges)
 
     def _start(self, msg: p.Request, info, ranges, addr, sid, now) -> None:
         asked = ranges.count()
@@ -1133,156 +1370,8 @@ class SeederEngine:
                                          session.counts.sent,
                                          session.counts.resent))
 
-    _HANDLERS = {p.Ping: _on_ping, p.Search: _on_search,
+    _HANDLERS = {p.Ping: Replies._on_ping, p.Search: Replies._on_search,
                  p.Request: _on_request, p.Ack: _on_ack, p.Nack: _on_nack,
-                 p.Cancel: _on_cancel, p.Hashes: _on_hashes}
-
-    # --------------------------------------------------------- sending
-    def _can_make(self) -> bool:
-        return len(self.outbox) < MAX_DELAYED and self.sessions.any_can_send()
-
-    def _make(self, now: float, most: int, out: list) -> None:
-        """Up to ``most`` datagrams, taking sessions in turn, up to
-        ``SESSION_TURN`` each, round after round."""
-        self._build_orders()
-        link = self.link
-        while most > 0:
-            made = 0
-            for session in self.sessions.in_turn():
-                if most <= 0:
-                    return
-                if not session.can_send():
-                    self._maybe_done(session, now, out)
-                    continue
-                if not link.transparent and (link.ready_at(now) > now or len(
-                        self.outbox) >= MAX_DELAYED):
-                    return  # the link is busy: wait for the next slot
-                sent = self._send_turn(session, min(most, SESSION_TURN), now,
-                                       out)
-                most -= sent
-                made += sent
-            if not made:
-                return
-
-    def _build_orders(self) -> None:
-        """``ORDER_STEPS`` of shuffling in all, ``BUILD_SLICE`` per
-        session in turn, however many sessions are making their order."""
-        building, left = self.sessions.building, ORDER_STEPS
-        while left > 0 and building:
-            session = building.popleft()
-            steps = min(left, BUILD_SLICE)
-            session.build(steps)
-            left -= steps
-            if session.building():
-                building.append(session)
-
-    def _maybe_done(self, session: Session, now: float, out: list) -> None:
-        if not session.done_due():
-            return
-        session.done_sent(now)
-        self._on_link(p.encode(session.counts.done(), session.sid), session,
-                      now, out)
-
-    def _send_turn(self, session: Session, most: int, now: float,
-                   out: list) -> int:
-        """Up to ``most`` chunks of one session; how many were sent.  The
-        hottest path of the seeder: a turn is one or two ``ChunkRun``s
-        (resends, first copies), bookkeeping per run, unless the emulated
-        link delays datagrams: then chunk by chunk, as bytes."""
-        send_ms = session.send_ms(now)
-        if not self._instant:
-            return self._emulate_turn(session, most, send_ms, now, out)
-        sent = 0
-        while sent < most and session.can_send():
-            tx_seq = session.tx_seq
-            indices, again = session.take(most - sent, now)
-            run = ChunkRun(session, indices,
-                           range(tx_seq, tx_seq + len(indices)), send_ms,
-                           p.FLAG_RETRANSMIT if again else 0)
-            self._count(session, len(run), len(run) if again else 0,
-                        run.nbytes())
-            sent += len(run)
-            if not self.link.transparent:
-                run = self._lose_and_duplicate(run, now)
-            if run:
-                out.append(run)
-        return sent
-
-    def _lose_and_duplicate(self, run: ChunkRun, now: float) -> ChunkRun:
-        """``run`` as a link that only loses and duplicates lets it
-        through: a lost chunk left out (its ``tx_seq`` used all the
-        same), a duplicated one twice in a row."""
-        indices, tx_seqs = [], []
-        lost_indices, lost_seqs = [], []
-        keep = self._drops is not None
-        nbytes = p.CHUNK_DATA_AT + run.info.chunk_size  # rate-free link
-        for index, tx_seq in zip(run.indices, run.tx_seqs):
-            copies = len(self._copies(run.session, nbytes, now))
-            if not copies and keep:
-                lost_indices.append(index)
-                lost_seqs.append(tx_seq)
-            indices += [index] * copies
-            tx_seqs += [tx_seq] * copies
-        if lost_indices:
-            self._drops.append(ChunkRun(run.session, lost_indices,
-                                        lost_seqs, run.send_ms, run.flags))
-        return ChunkRun(run.session, indices, tx_seqs, run.send_ms,
-                        run.flags)
-
-    def _emulate_turn(self, session: Session, most: int, send_ms: int,
-                      now: float, out: list) -> int:
-        """A turn through a link that delays: each chunk built, then
-        lost, duplicated or held as the link decides; the rate checked
-        before each one."""
-        link, sent = self.link, 0
-        while sent < most and session.can_send():
-            if link.ready_at(now) > now or len(self.outbox) >= MAX_DELAYED:
-                break
-            tx_seq = session.tx_seq
-            indices, again = session.take(1, now)
-            run = ChunkRun(session, indices, range(tx_seq, tx_seq + 1),
-                           send_ms, p.FLAG_RETRANSMIT if again else 0)
-            self._count(session, 1, 1 if again else 0, run.nbytes())
-            built = self.encode_run(run, now)
-            if not built:
-                break  # unreadable: the session ended
-            self._on_link(built[0][0], session, now, out)
-            sent += 1
-        return sent
-
-    def _count(self, session: Session, sent: int, resent: int,
-               nbytes: int) -> None:
-        session.counts.count(sent, resent, nbytes)
-        self.counters.link.count(sent, resent, nbytes)
-
-    def _on_link(self, data: bytes, session: Session, now: float,
-                 out: list) -> None:
-        """One datagram of a session through the emulated link."""
-        if self.link.transparent:
-            out.append((data, session.addr))
-            return
-        arrivals = self._copies(session, len(data), now)
-        if not arrivals and self._drops is not None:
-            self._drops.append((data, session.addr))
-        for at in arrivals:
-            if at <= now:
-                out.append((data, session.addr))
-            else:
-                self.outbox.put(data, session.addr, at, now)
-
-    def _copies(self, session: Session, nbytes: int, now: float) -> tuple:
-        """The emulated link's arrival time of each copy of one datagram
-        of ``session`` (none: lost), counted for DONE."""
-        arrivals = self.link.send(nbytes, now)
-        if not arrivals:
-            session.counts.dropped += 1
-            self.counters.link.dropped += 1
-        elif len(arrivals) > 1:
-            session.counts.duplicated += 1
-            self.counters.link.duplicated += 1
-        return arrivals
-
-    def _unreadable(self, session: Session, now: float) -> None:
-        self._reply(p.Error(p.ErrorCode.FILE_GONE, "file unreadable"),
-                    session.addr, session.sid, now)
-        self._end(session, "failed: file unreadable")
+                 p.Cancel: _on_cancel, p.Hashes: Replies._on_hashes,
+                 p.Have: Replies._on_have,
+                 p.GetPeers: Replies._on_get_peers}

@@ -231,7 +231,8 @@ def test_one_seeder_no_loss_completes_byte_exact_without_nacks():
     assert assemble(engine, data, fresh) == data
     stats = engine.stats(net.now)
     assert stats["chunks_received"] == 100 and stats["nack_entries"] == 0
-    assert stats["per_seeder"] == {"127.0.0.1:9000": 100}
+    assert stats["per_peer"] == {"127.0.0.1:9000": 100}
+    assert stats["sources"] == {"127.0.0.1:9000": "seeder"}
     assert engine.get_timer() is None
     assert any(isinstance(m.message, p.Cancel) for m in net.sent_to[A])
 
@@ -261,6 +262,33 @@ def test_resumed_chunks_are_not_asked_for():
                   engine.datagrams_to_send(0.0)]
     assert request.ranges == ((30, 50),)
     assert engine.stats(0.0)["chunks_resumed"] == 30
+
+
+def test_an_unknown_piece_policy_is_refused_at_once():
+    info, _ = song(10)
+    with pytest.raises(ValueError):
+        de.DownloadEngine(info, [de.Peer(A, rtt=0.01)], 0.0,
+                          de.Options(pick="newest"))
+
+
+def test_a_song_without_a_piece_list_takes_no_partial_peer_and_no_have():
+    """FakeSeeder songs are named by their SHA-256 (no piece list): they
+    are never fetched piece-wise, whatever peers say."""
+    info, data = song(100)
+    seeder = FakeSeeder(A, info, data)
+    partial = de.Peer(B, rtt=0.01, holds=p.RangeSet([(0, 2)]))
+    engine = de.DownloadEngine(info, peers(seeder) + [partial], 0.0,
+                               de.Options(seed=7))
+    assert list(engine.peers) == [A]
+    engine.start(0.0)
+    engine.add_peer(partial, 0.0)
+    engine.peer_has(B, [(0, 2)], 0.0)
+    assert list(engine.peers) == [A] and not engine.scheduler.piecewise
+    net = Net(engine, [seeder])
+    net.run()
+    assert engine.complete and engine.take_verified() == []
+    assert [m.message.ranges for m in net.sent_to[A]
+            if isinstance(m.message, p.Request)] == [((0, 100),)]
 
 
 def test_no_seeder_alive_is_the_engines_own_failure():
@@ -407,22 +435,25 @@ def test_all_gone_for_the_timeout_fails_with_a_reason():
     assert 15.0 <= net.now < 15.1  # the timeout counts from the last chunk
 
 
-def test_error_is_refused_and_the_share_moves():
+@pytest.mark.parametrize("code, gone", [
+    (p.ErrorCode.BUSY, []),  # backing off (test_swarm_download.py)
+    (p.ErrorCode.NOT_FOUND, ["127.0.0.1:9000"])])
+def test_error_is_refused_and_the_share_moves(code, gone):
     info, data = song(100)
     a, b = FakeSeeder(A, info, data), FakeSeeder(B, info, data)
 
     def refuse(data_, now):
         msg = p.decode(data_)
         if isinstance(msg.message, p.Request):
-            return [p.encode(p.Error(p.ErrorCode.BUSY, "busy\x1b[2J"),
-                             msg.session)]
+            return [p.encode(p.Error(code, "busy\x1b[2J"), msg.session)]
         return []
     a.receive = refuse
     engine, fresh, _ = download(info, [a, b])
     assert assemble(engine, data, fresh) == data
     refused = [e for e in engine.events() if isinstance(e, ev.Refused)]
-    assert refused and refused[0].code == p.ErrorCode.BUSY
-    assert engine.per_seeder() == {"127.0.0.2:9000": 100}
+    assert [e.code for e in refused] == [code]
+    assert engine.per_peer() == {"127.0.0.2:9000": 100}
+    assert engine.seeders_gone() == gone
 
 
 def test_retry_gives_the_token_and_is_followed_a_bounded_number_of_times():

@@ -978,3 +978,144 @@ def test_the_start_limiter_tracks_a_bounded_number_of_hosts():
     assert limiter.take(host, 3_000_000, 100.0)
     assert not limiter.take(host, 3_000_000, 100.1)  # refills 2 M/s
     assert limiter.take(host, 3_000_000, 101.5)
+
+
+# ------------------------------------------- a peer's source, the swarm
+class HeldSource(BytesSource):
+    """A peer's source: only the chunks in ``held_chunks`` may go."""
+
+    def __init__(self, held_chunks):
+        super().__init__({"song.mp3": SONG})
+        self.held_chunks = p.RangeSet(held_chunks)
+
+    def held(self, file_id):
+        return self.held_chunks
+
+    def read(self, file_id, index):
+        assert index in self.held_chunks, f"chunk {index} read, not held"
+        return super().read(file_id, index)
+
+
+def test_a_request_for_chunks_not_held_is_refused_not_found():
+    h = Harness(HeldSource([(0, 10)]))
+    h.request(ranges=((20, 40),))
+    (error,) = h.messages()
+    assert error.code == p.ErrorCode.NOT_FOUND
+    assert error.text == "those pieces are not here"
+    assert len(h.engine.sessions) == 0
+
+
+def test_a_request_partly_held_is_served_only_what_is_held():
+    h = Harness(HeldSource([(0, 10), (30, 35)]))
+    h.request(ranges=((5, 40), (90, CHUNKS)))
+    sent = chunk_indices(h.messages())
+    assert sent == [*range(5, 10), *range(30, 35)]
+    h.send(p.Nack(10**6, 1, ((0, CHUNKS),)))  # a NACK of everything
+    assert set(chunk_indices(h.messages())) <= set(sent)
+
+
+def test_a_source_without_held_or_with_none_serves_everything():
+    class AllHeld(BytesSource):
+        def held(self, file_id):
+            return None
+
+    for source in (SOURCE, AllHeld({"song.mp3": SONG})):
+        h = Harness(source)
+        h.request()
+        assert chunk_indices(h.messages()) == list(range(CHUNKS))
+
+
+def have(h, token, addr=LEECHER, pieces_=2, file_id=SONG_ID):
+    h.send(p.Have(file_id, pieces_, ((0, 1),), token), addr, sid=0)
+
+
+def test_a_have_with_a_valid_token_is_recorded_and_never_answered():
+    h = Harness()
+    have(h, h.token())
+    assert h.out() == []
+    assert h.engine.directory.listing(SONG_ID, None, h.now) == (LEECHER,)
+
+
+@pytest.mark.parametrize("token, pieces_, file_id", [
+    (1234, 2, SONG_ID),  # a forged token
+    (None, 3, SONG_ID),  # a piece count that is not the song's
+    (None, 2, b"unknown!"),  # a song we do not have
+])
+def test_a_bad_have_is_not_recorded_and_gets_no_reply(token, pieces_,
+                                                      file_id):
+    h = Harness()
+    refused = h.engine.counters.refused
+    have(h, h.token() if token is None else token, pieces_=pieces_,
+         file_id=file_id)
+    assert h.out() == []
+    assert len(h.engine.directory) == 0
+    assert h.engine.counters.refused == refused + 1
+
+
+def test_get_peers_needs_the_token_then_lists_recent_have_senders():
+    h = Harness()
+    peers = [(f"127.0.3.{n}", 7000 + n) for n in range(1, 4)]
+    for n, peer in enumerate(peers):
+        h.now += 1
+        have(h, h.token(peer), addr=peer)
+    h.send(p.GetPeers(SONG_ID, 0), sid=77)
+    ((retry, to),) = h.out()
+    assert isinstance(retry.message, p.Retry) and retry.session == 77
+    h.send(p.GetPeers(SONG_ID, retry.message.token), sid=77)
+    ((answer, _),) = h.out()
+    assert answer.session == 77
+    assert answer.message == p.Peers(SONG_ID, tuple(reversed(peers)))
+    # the asker itself is never listed
+    h.send(p.GetPeers(SONG_ID, h.token(peers[1])), addr=peers[1])
+    (listing,) = h.messages()
+    assert listing.peers == (peers[2], peers[0])
+    h.send(p.GetPeers(b"unknown!", h.token()))
+    (error,) = h.messages()
+    assert error.code == p.ErrorCode.NOT_FOUND
+
+
+def test_get_peers_answers_at_most_a_bounded_datagram():
+    h = Harness()
+    for n in range(100):
+        peer = ("127.0.4.1", 1000 + n)
+        have(h, h.token(peer), addr=peer)
+    h.send(p.GetPeers(SONG_ID, h.token()))
+    ((data, _),) = h.engine.datagrams_to_send(h.now)
+    assert len(data) <= 16 + 10 + 6 * p.MAX_PEERS_LISTED
+    assert len(p.decode(data).message.peers) == p.MAX_PEERS_LISTED
+
+
+def test_session_bounds_are_the_constructors():
+    h = Harness(max_sessions=3, max_sessions_per_host=2)
+    for port in range(3):
+        h.request(ranges=((0, 1),), window=1, addr=("127.0.5.1", 100 + port))
+    assert [e.code for e in h.messages(p.Error)] == [p.ErrorCode.BUSY]
+    assert len(h.engine.sessions) == 2
+    for host in (2, 3):
+        h.request(ranges=((0, 1),), window=1, addr=(f"127.0.5.{host}", 1))
+    assert len(h.engine.sessions) == 3  # full: one of 127.0.5.1's went
+    hosts = sorted(s.addr[0] for s in h.engine.sessions)
+    assert hosts == ["127.0.5.1", "127.0.5.2", "127.0.5.3"]
+
+
+def test_served_to_counts_chunks_per_address_and_sums_to_the_total():
+    h = Harness()
+    a, b = ("127.0.6.1", 1), ("127.0.6.2", 2)
+    h.request(ranges=((0, 10),), addr=a)
+    h.request(ranges=((0, 4),), addr=b)
+    h.out()
+    h.send(p.Nack(10**6, 1, ((2, 3),)), addr=b)
+    h.out()
+    assert h.engine.served_to() == {"127.0.6.1:1": 10, "127.0.6.2:2": 5}
+    assert sum(h.engine.served_to().values()) == h.engine.counters.link.sent
+
+
+def test_served_to_names_a_bounded_number_of_addresses(monkeypatch):
+    monkeypatch.setattr(se, "MAX_SERVED_KEYS", 3)
+    h = Harness()
+    for n in range(6):
+        h.request(ranges=((0, 1),), window=1, addr=(f"127.0.7.{n}", 1))
+        h.out()
+    served = h.engine.served_to()
+    assert len(served) == 4 and served["other"] == 3
+    assert sum(served.values()) == h.engine.counters.link.sent == 6

@@ -29,6 +29,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
 
 from conftest import ROOT, free_port, run_leecher, skip_outside_ci
+from test_protocol import HOSTILE_SWARM_BODIES, SWARM_STRATEGIES
 
 import pcap
 import protocol as p
@@ -67,7 +68,7 @@ BODY_ROW = re.compile(r'^\s*\[(\d+)\]\s*=\s*\{"(\w+)",\s*"(\w+)",\s*"(\w*)",'
                       r'\s*"([^"]*)",\s*"([^"]*)"\},?$', re.M)
 LUA_BODIES = {int(m[0]): m[1:] for m in BODY_ROW.findall(LUA_TEXT)}
 KIND_FORMAT = {"u8": "B", "u16": "H", "u32": "I", "u64": "Q", "id": "8s",
-               "sha": "32s", "x1": "x", "s2": "2s"}
+               "sha": "32s", "x1": "x", "s2": "2s", "ipv4": "4s"}
 # Wire fields a message class keeps implicitly (a list's length).
 IMPLICIT = {"count", "name_len"}
 
@@ -217,6 +218,8 @@ def test_dissector_header_and_constants_match_protocol():
     assert struct_format(lua_string("HEADER")) == p.HEADER.format
     assert struct_format(lua_string("RANGE")) == p.RANGE.format
     assert struct_format(lua_string("FILE")) == p.FILE_FIXED.format
+    assert struct_format(lua_string("PEER")) == p.PEER_ENTRY.format
+    assert lua_number("MAX_PEERS_LISTED") == p.MAX_PEERS_LISTED
     assert lua_string("MAGIC").encode() == p.MAGIC
     assert lua_number("VERSION") == p.VERSION
     assert lua_number("HEADER_SIZE") == p.HEADER.size
@@ -242,7 +245,8 @@ def test_dissector_knows_every_message_type_and_body():
         names = {field for field, _ in lua_spec(fixed)
                  if field not in IMPLICIT}
         for kind, field in lua_spec(tail):
-            names.add(kind if kind in ("ranges", "files") else field)
+            names.add(kind if kind in ("ranges", "files", "peers")
+                      else field)
         assert {f.name for f in dataclasses.fields(message_class(number))} \
             == names, name
 
@@ -254,7 +258,9 @@ SAMPLE_MESSAGES = [  # distinct values, so that a swap of two fields shows
     p.Chunk(b"abcdefgh", 11, 12, 13, b"d"), p.Ack(11), p.Nack(11, 12, ()),
     p.Cancel(), p.Done(11, 12, 13, 14, 15), p.Retry(11), p.Error(11, "t"),
     p.Hashes(b"abcdefgh", 11, 12),
-    p.HashPage(b"abcdefgh", 11, 12, (bytes(range(32)),))]
+    p.HashPage(b"abcdefgh", 11, 12, (bytes(range(32)),)),
+    p.Have(b"abcdefgh", 11, ((1, 2),), 12), p.GetPeers(b"abcdefgh", 11),
+    p.Peers(b"abcdefgh", (("127.0.0.21", 40001),))]
 
 
 def test_dissector_field_order_matches_protocol():
@@ -275,7 +281,7 @@ def test_every_protocol_struct_is_in_the_dissector():
     """A new struct in protocol.py (a new body, a new part) fails here
     until the dissector's tables name it."""
     named = {row[2] for row in LUA_BODIES.values() if row[2]}
-    named |= {"HEADER", "RANGE", "FILE_FIXED"}
+    named |= {"HEADER", "RANGE", "FILE_FIXED", "PEER_ENTRY"}
     structs = {name for name, value in vars(p).items()
                if isinstance(value, struct.Struct)}
     # CHUNK_HEAD is HEADER and CHUNK_FIXED read in one go.
@@ -328,7 +334,8 @@ STRATEGIES = {
         lambda fid, pages, hashes: p.HashPage(fid, pages - 1, pages, hashes),
         FILE_ID, st.integers(1, 0xFFFF),
         st.lists(st.binary(min_size=32, max_size=32),
-                 max_size=p.HASHES_PER_PAGE).map(tuple))}
+                 max_size=p.HASHES_PER_PAGE).map(tuple)),
+    **SWARM_STRATEGIES}
 MESSAGES = st.one_of(*STRATEGIES.values())
 
 
@@ -364,6 +371,10 @@ def expected_fields(msg, session: int, flags: int, data: bytes) -> dict:
                 out[f"{prefix}.{name}"] = [getattr(f, name) for f in value]
             out[prefix + ".name_len"] = [len(f.name.encode()) for f in value]
             out[prefix + ".name"] = [f.name for f in value if f.name]
+        elif field.name == "peers":
+            out[prefix + ".count"] = [len(value)]
+            out[prefix + ".peer.ip"] = [host for host, _ in value]
+            out[prefix + ".peer.port"] = [port for _, port in value]
         elif field.name == "hashes":
             out[prefix + ".hashes"] = list(value)
         elif field.name == "padding":
@@ -436,6 +447,50 @@ def test_info_column_reads_like_a_lesson(tmp_path):
     assert "Retransmitted chunk" in packets[0]["_ws.expert.message"][0]
 
 
+def test_swarm_info_column_reads_like_a_lesson(tmp_path):
+    path = str(tmp_path / "swarm.pcap")
+    fid = bytes(8)
+    peers = (("127.0.0.21", 40001), ("127.0.0.22", 40002),
+             ("127.0.0.23", 9000))
+    many = tuple(("127.0.0.30", 1000 + n) for n in range(p.MAX_PEERS_LISTED))
+    write_capture(path, [
+        (p.Have(fid, 12, ((0, 4), (7, 8)), 5), 0, 0),
+        (p.Have(fid, 12, ((11, 12),), 5), 0, 0),
+        (p.Have(fid, 12, ()), 0, 0), (p.GetPeers(fid, 5), 0, 0),
+        (p.Peers(fid, peers), 0, 0), (p.Peers(fid, ()), 0, 0),
+        (p.Peers(fid, many), 0, 0)])
+    packets = tshark(path, ["_ws.col.Info", "pf.peers.peer.ip"])
+    assert [pkt["_ws.col.Info"] for pkt in packets[:6]] == [
+        ["HAVE: pieces 0-3, 7 of 12 (shares them)"],
+        ["HAVE: piece 11 of 12 (shares them)"],
+        ["HAVE: no piece yet of 12 (shares the song)"],
+        ["GET_PEERS: who else shares this song?"],
+        ["PEERS: 3 peers: 127.0.0.21:40001, 127.0.0.22:40002, "
+         "127.0.0.23:9000"],
+        ["PEERS: 0 peers"]]
+    (info,) = packets[6]["_ws.col.Info"]
+    assert info.startswith("PEERS: 32 peers: 127.0.0.30:1000, ")
+    assert info.endswith(", …")  # the Info column names only the first
+    assert len(packets[6]["pf.peers.peer.ip"]) == p.MAX_PEERS_LISTED
+
+
+def test_hostile_swarm_bodies_are_malformed_for_the_same_reason(tmp_path):
+    """What protocol.py refuses in a HAVE, GET_PEERS or PEERS the
+    dissector calls malformed, in the same words, without a Lua error."""
+    path = str(tmp_path / "hostile-swarm.pcap")
+    with pcap.PcapWriter(path) as writer:
+        for kind, body, _ in HOSTILE_SWARM_BODIES:
+            writer.write(with_crc(kind, body), SEEDER, LEECHER, 1.0)
+    packets = tshark(path, SANITY + ["_ws.col.Info"])
+    assert len(packets) == len(HOSTILE_SWARM_BODIES)
+    for (kind, _, reason), packet in zip(HOSTILE_SWARM_BODIES, packets):
+        assert_no_crash(packet)
+        assert packet["_ws.col.Info"] == [
+            f"{kind.name} (malformed: {reason})"], packet
+        assert "_ws.malformed" in packet
+        assert packet["_ws.expert.message"] == [reason]
+
+
 def test_bad_crc_and_emulated_drop_are_marked(tmp_path):
     path = str(tmp_path / "marks.pcap")
     ack = bytearray(p.encode(p.Ack(5)))
@@ -489,7 +544,7 @@ def with_crc(kind: int, body: bytes) -> bytes:
 @settings(max_examples=4, deadline=None,
           suppress_health_check=[HealthCheck.function_scoped_fixture,
                                  HealthCheck.too_slow])
-@given(bodies=st.lists(st.tuples(st.integers(0, 15),
+@given(bodies=st.lists(st.tuples(st.integers(0, max(p.MsgType) + 1),
                                  st.binary(max_size=120)),
                        min_size=1, max_size=80))
 def test_hostile_bodies_never_break_the_dissector(tmp_path, bodies):

@@ -5,20 +5,22 @@
 -- It registers as a heuristic UDP dissector (magic "PF", a known version),
 -- so any port works.  Display filters: pf, pf.type == 8 (NACKs),
 -- pf.chunk.retransmission, pf.crc.status == 0 (bad CRC), pf.emulated_drop,
--- pf.stream == 2 (one session, like tcp.stream).
+-- pf.stream == 2 (one session, like tcp.stream), pf.type >= 15 (the swarm:
+-- HAVE, GET_PEERS, PEERS).
 --
 -- The tables below mirror protocol.py's docstring; tests/test_wireshark.py
 -- compares them with protocol.py's constants and structs (drift test).
 -- Field kinds: u8 u16 u32 u64 (unsigned, network order), id (8 bytes: the
 -- file id: first 8 bytes of the SHA-256 of the piece hash list, or of the
--- file), sha (32 bytes), x1 (1 zero byte).
+-- file), sha (32 bytes), x1 (1 zero byte), ipv4 (4 bytes: an address).
 
 local MAGIC = "PF"
 local VERSION = 1
 local HEADER_SIZE = 16
 local CRC_AT = 12                  -- offset of the crc32 field
 local MAX_DATAGRAM = 1472
-local MAX_INFO_RANGES = 6          -- ranges spelt out in the Info column
+local MAX_INFO_RANGES = 6          -- ranges (and peers) spelt out in the Info column
+local MAX_PEERS_LISTED = 32        -- a PEERS listing more is malformed
 
 -- Header (16 bytes): protocol.py HEADER
 local HEADER = "magic:s2 version:u8 type:u8 flags:u8 reserved:x1 session:u32 length:u16 crc:u32"
@@ -28,7 +30,7 @@ local HEADER = "magic:s2 version:u8 type:u8 flags:u8 reserved:x1 session:u32 len
 -- "padding:F" / "data:F" raw bytes to the end; "ranges:F" `count` RANGEs;
 -- "files:F" `count` FILEs; "paged:page text:F" a u16 page when FLAG_PAGE
 -- is set (else page 0, shown as generated), then UTF-8 to the end;
--- "hashes:F" 32-byte piece SHA-256s to the end.
+-- "hashes:F" 32-byte piece SHA-256s to the end; "peers:F" `count` PEERs.
 local BODIES = {
   [1]  = {"PING",          "ping",    "PING_BODY",     "nonce:u32", "padding:padding"},
   [2]  = {"PONG",          "pong",    "PONG_FIXED",    "nonce:u32 token:u32 files:u16 load:u16 order:u8 ordered_percent:u8", "text:name"},
@@ -44,9 +46,14 @@ local BODIES = {
   [12] = {"ERROR",         "error",   "ERROR_FIXED",   "code:u16", "text:text"},
   [13] = {"HASHES",        "hashes",  "HASHES_BODY",   "token:u32 file_id:id page:u16", ""},
   [14] = {"HASH_PAGE",     "hashpage", "HASH_PAGE_FIXED", "file_id:id page:u16 pages:u16", "hashes:hashes"},
+  [15] = {"HAVE",          "have",    "HAVE_FIXED",    "token:u32 file_id:id pieces:u32 count:u16", "ranges:range"},
+  [16] = {"GET_PEERS",     "getpeers", "GET_PEERS_BODY", "token:u32 file_id:id", ""},
+  [17] = {"PEERS",         "peers",   "PEERS_FIXED",   "file_id:id count:u16", "peers:peer"},
 }
--- Parts of tails: protocol.py RANGE and FILE_FIXED (+ name, name_len bytes)
+-- Parts of tails: protocol.py RANGE, FILE_FIXED (+ name, name_len bytes)
+-- and PEER_ENTRY.  HAVE's ranges count pieces, the others' chunks.
 local RANGE = "start:u32 end:u32"
+local PEER = "ip:ipv4 port:u16"
 local FILE = "file_id:id size:u64 chunks:u32 chunk_size:u16 duration_ms:u32 sha256:sha name_len:u16"
 
 local FLAGS = {[0x01] = "FLAG_LAST", [0x02] = "FLAG_RETRANSMIT", [0x04] = "FLAG_PAGE"}
@@ -55,7 +62,7 @@ local ERRORS = {[1] = "NOT_FOUND", [2] = "FILE_GONE", [3] = "BAD_REQUEST",
                 [4] = "BUSY", [5] = "UNKNOWN_SESSION"}
 local VALUES = {["pf.pong.order"] = ORDERS, ["pf.request.order"] = ORDERS,
                 ["pf.error.code"] = ERRORS}
-local SIZES = {u8 = 1, u16 = 2, u32 = 4, u64 = 8, id = 8, sha = 32, x1 = 1, s2 = 2}
+local SIZES = {u8 = 1, u16 = 2, u32 = 4, u64 = 8, id = 8, sha = 32, x1 = 1, s2 = 2, ipv4 = 4}
 
 ---------------------------------------------------------------- fields
 local pf = Proto("pf", "P2P FACOM")
@@ -78,6 +85,7 @@ local function make_field(abbrev, kind, label)
   elseif kind == "u32" then F[abbrev] = ProtoField.uint32(abbrev, label, base.DEC, values)
   elseif kind == "u64" then F[abbrev] = ProtoField.uint64(abbrev, label, base.DEC)
   elseif kind == "text" or kind == "s2" then F[abbrev] = ProtoField.string(abbrev, label, base.UNICODE)
+  elseif kind == "ipv4" then F[abbrev] = ProtoField.ipv4(abbrev, label)
   elseif kind ~= "x1" then F[abbrev] = ProtoField.bytes(abbrev, label) end
 end
 
@@ -105,8 +113,8 @@ for number, body in pairs(BODIES) do
   local prefix = "pf." .. body[2]
   BODY_FIELDS[number] = make_fields(prefix, body[4])
   local tail, name = body[5]:match("(%w+):([%w_]+)")
-  if tail == "ranges" then
-    TAIL_PARTS[number] = make_fields(prefix .. "." .. name, RANGE)
+  if tail == "ranges" or tail == "peers" then
+    TAIL_PARTS[number] = make_fields(prefix .. "." .. name, tail == "ranges" and RANGE or PEER)
   elseif tail == "files" then
     TAIL_PARTS[number] = make_fields(prefix, FILE)
     make_field(prefix .. ".name", "text", "name")
@@ -199,6 +207,7 @@ local function add_fixed(tree, tvb, offset, prefix, spec)
     local field = F[prefix .. "." .. f.name]
     if f.kind == "u64" then values[f.name] = range:uint64()
     elseif f.size <= 4 and f.kind:sub(1, 1) == "u" then values[f.name] = range:uint()
+    elseif f.kind == "ipv4" then values[f.name] = tostring(range:ipv4())
     end
     if field then items[f.name] = tree:add(field, range) end
     offset = offset + f.size
@@ -212,108 +221,159 @@ local function spec_size(spec)
   return n
 end
 
-local function add_ranges(tree, tvb, offset, count, prefix, spec, info)
-  local total, shown = 0, {}
-  for _ = 1, count do
-    local item = tree:add(pf, tvb(offset, 8), "Range")
-    local v = add_fixed(item, tvb, offset, prefix, spec)
-    local size = v["end"] - v.start
-    item:set_text(string.format("Range [%d, %d): %s", v.start, v["end"], plural(size, "chunk")))
-    if size <= 0 then item:add_proto_expert_info(E.malformed, "empty or reversed range") end
-    total = total + math.max(size, 0)
-    if #shown < MAX_INFO_RANGES then shown[#shown + 1] = string.format("[%d–%d)", v.start, v["end"]) end
-    offset = offset + 8
+-- Tails: each reads a body's variable part from `c.offset` (c: tree, tvb,
+-- offset, rest, prefix, name, spec, info, flags) and returns true, or nil
+-- and why the body is malformed (protocol.py's words).
+local TAILS = {}
+
+-- `count` parts of `c.spec`, each under an item `label`; `visit(item, v)`
+-- checks and labels one.
+local function each_part(c, label, visit)
+  local size, offset = spec_size(c.spec), c.offset
+  if c.rest ~= c.info.count * size then return nil, label:lower() .. " list length does not match its count" end
+  for _ = 1, c.info.count do
+    local item = c.tree:add(pf, c.tvb(offset, size), label)
+    local ok, err = visit(item, add_fixed(item, c.tvb, offset, c.prefix .. "." .. c.name, c.spec))
+    if not ok then return nil, err end
+    offset = offset + size
   end
-  if count > MAX_INFO_RANGES then shown[#shown + 1] = "…" end
-  info.chunks, info.ranges = total, table.concat(shown, " ")
+  return true
 end
 
-local function add_files(tree, tvb, offset, count, prefix, spec, info)
-  local fixed, names = spec_size(spec), {}
-  for _ = 1, count do
-    if tvb:reported_len() < offset + fixed then return false end
-    local item = tree:add(pf, tvb(offset, fixed), "File")
-    local v = add_fixed(item, tvb, offset, prefix, spec)
+-- Chunk ranges, or piece ranges when the fixed part has a piece count (HAVE).
+function TAILS.ranges(c)
+  local info, unit = c.info, c.info.pieces and "piece" or "chunk"
+  info.total, info.shown = 0, {}
+  return each_part(c, "Range", function(item, v)
+    local size = v["end"] - v.start
+    item:set_text(string.format("Range [%d, %d): %s", v.start, v["end"], plural(size, unit)))
+    if size <= 0 then return nil, "empty or reversed range" end
+    if info.pieces and v["end"] > info.pieces then return nil, "piece range past the piece count" end
+    info.total = info.total + size
+    if #info.shown < MAX_INFO_RANGES then info.shown[#info.shown + 1] = v end
+    return true
+  end)
+end
+
+-- PEERS' list: an IPv4 address and a port each.
+function TAILS.peers(c)
+  local shown = {}
+  if c.info.count > MAX_PEERS_LISTED then return nil, "more peers than a PEERS may list" end
+  local ok, err = each_part(c, "Peer", function(item, v)
+    local address = v.ip .. ":" .. v.port
+    item:set_text("Peer " .. address)
+    if v.port == 0 then return nil, "peer port 0" end
+    if #shown < MAX_INFO_RANGES then shown[#shown + 1] = address end
+    return true
+  end)
+  if c.info.count > #shown then shown[#shown + 1] = "…" end
+  c.info.peers = table.concat(shown, ", ")
+  return ok, err
+end
+
+function TAILS.files(c)
+  local tvb, offset, fixed, names = c.tvb, c.offset, spec_size(c.spec), {}
+  local err = "file list does not match its count"
+  for _ = 1, c.info.count do
+    if tvb:reported_len() < offset + fixed then return nil, err end
+    local item = c.tree:add(pf, tvb(offset, fixed), "File")
+    local v = add_fixed(item, tvb, offset, c.prefix, c.spec)
     offset = offset + fixed
-    if tvb:reported_len() < offset + v.name_len then return false end
+    if tvb:reported_len() < offset + v.name_len then return nil, err end
     local name = tvb(offset, v.name_len):string(ENC_UTF_8)
-    if v.name_len > 0 then item:add(F[prefix .. ".name"], tvb(offset, v.name_len), name) end
+    if v.name_len > 0 then item:add(F[c.prefix .. ".name"], tvb(offset, v.name_len), name) end
     item:set_len(fixed + v.name_len)
     item:set_text(string.format('File "%s": %s bytes, %d chunks', name, tostring(v.size), v.chunks))
     names[#names + 1] = name
     offset = offset + v.name_len
   end
-  info.names = table.concat(names, ", ")
-  return offset == tvb:reported_len()
+  c.info.names = table.concat(names, ", ")
+  if offset ~= tvb:reported_len() then return nil, err end
+  return true
 end
 
--- The body starts at HEADER_SIZE and ends with the datagram.
--- Returns `info` (values for the Info column) or nil, reason.
 -- SEARCH's page (when FLAG_PAGE) and query.
-local function add_paged(tree, tvb, offset, prefix, flags, info)
-  local page = 0
-  if bit32.btest(flags, 0x04) then
-    if tvb:reported_len() < offset + 2 then return nil end
+function TAILS.paged(c)
+  local tvb, offset, page = c.tvb, c.offset, 0
+  if bit32.btest(c.flags, 0x04) then
+    if c.rest < 2 then return nil, "body too short" end
     page = tvb(offset, 2):uint()
-    tree:add(F[prefix .. ".page"], tvb(offset, 2))
+    c.tree:add(F[c.prefix .. ".page"], tvb(offset, 2))
     offset = offset + 2
   else
-    tree:add(F[prefix .. ".page"], 0):set_generated()
+    c.tree:add(F[c.prefix .. ".page"], 0):set_generated()
   end
-  info.page = page
+  c.info.page = page
   if tvb:reported_len() > offset then
     local range = tvb(offset, tvb:reported_len() - offset)
-    info.query = range:string(ENC_UTF_8)
-    tree:add(F[prefix .. ".query"], range, info.query)
+    c.info.query = range:string(ENC_UTF_8)
+    c.tree:add(F[c.prefix .. ".query"], range, c.info.query)
   end
   return true
 end
 
 -- HASH_PAGE's hashes, 32 bytes each.
-local function add_hashes(tree, tvb, offset, rest, field, info)
-  if rest % 32 ~= 0 then return nil, "hash list is not a whole number of hashes" end
-  if info.page >= info.pages then return nil, "page number past the page count" end
-  for at = offset, offset + rest - 32, 32 do tree:add(F[field], tvb(at, 32)) end
-  info.hashes = rest / 32
+function TAILS.hashes(c)
+  if c.rest % 32 ~= 0 then return nil, "hash list is not a whole number of hashes" end
+  if c.info.page >= c.info.pages then return nil, "page number past the page count" end
+  for at = c.offset, c.offset + c.rest - 32, 32 do c.tree:add(F[c.prefix .. "." .. c.name], c.tvb(at, 32)) end
+  c.info.hashes = c.rest / 32
   return true
 end
 
+function TAILS.text(c)
+  if c.rest > 0 then
+    local range = c.tvb(c.offset, c.rest)
+    c.info[c.name] = range:string(ENC_UTF_8)
+    c.tree:add(F[c.prefix .. "." .. c.name], range, c.info[c.name])
+  end
+  return true
+end
+
+-- Raw bytes (CHUNK data, PING padding): a capture may keep only their start.
+function TAILS.data(c)
+  if c.rest == 0 then return true end
+  local kept = math.min(c.rest, c.tvb:len() - c.offset)
+  local item = c.tree:add(F[c.prefix .. "." .. c.name], c.tvb(c.offset, kept))
+  if kept < c.rest then item:append_text(string.format(" (%d of %d bytes captured)", kept, c.rest)) end
+  return true
+end
+TAILS.padding = TAILS.data
+
+-- The body starts at HEADER_SIZE and ends with the datagram.
+-- Returns `info` (values for the Info column) or nil, reason.
 local function add_body(tree, tvb, number, flags)
   local body = BODIES[number]
   local prefix, spec = "pf." .. body[2], BODY_FIELDS[number]
-  if tvb:reported_len() < HEADER_SIZE + spec_size(spec) then return nil, "body too short" end
-  local info, offset = add_fixed(tree, tvb, HEADER_SIZE, prefix, spec)
   local tail, name = body[5]:match("(%w+):([%w_]+)")
-  local rest = tvb:reported_len() - offset
+  local size_error = tail and "body too short" or string.format("body must be %d bytes", spec_size(spec))
+  if tvb:reported_len() < HEADER_SIZE + spec_size(spec) then return nil, size_error end
+  local info, offset = add_fixed(tree, tvb, HEADER_SIZE, prefix, spec)
+  info.rest = tvb:reported_len() - offset
   if not tail then
-    if rest ~= 0 then return nil, "bytes after a fixed-size body" end
-  elseif tail == "ranges" then
-    if rest ~= info.count * 8 then return nil, "range list length does not match its count" end
-    add_ranges(tree, tvb, offset, info.count, prefix .. "." .. name, TAIL_PARTS[number], info)
-  elseif tail == "files" then
-    if not add_files(tree, tvb, offset, info.count, prefix, TAIL_PARTS[number], info) then
-      return nil, "file list does not match its count"
-    end
-  elseif tail == "paged" then
-    if not add_paged(tree, tvb, offset, prefix, flags, info) then return nil, "body too short" end
-  elseif tail == "hashes" then
-    local ok, err = add_hashes(tree, tvb, offset, rest, prefix .. "." .. name, info)
-    if not ok then return nil, err end
-  elseif tail == "text" and rest > 0 then
-    local range = tvb(offset, rest)
-    info[name] = range:string(ENC_UTF_8)
-    tree:add(F[prefix .. "." .. name], range, info[name])
-  elseif rest > 0 then   -- raw bytes: a capture may keep only their start
-    local kept = math.min(rest, tvb:len() - offset)
-    local item = tree:add(F[prefix .. "." .. name], tvb(offset, kept))
-    if kept < rest then item:append_text(string.format(" (%d of %d bytes captured)", kept, rest)) end
+    if info.rest ~= 0 then return nil, size_error end
+    return info
   end
-  info.rest = rest
+  local ok, err = TAILS[tail]({tree = tree, tvb = tvb, offset = offset, rest = info.rest, prefix = prefix,
+                               name = name, spec = TAIL_PARTS[number], info = info, flags = flags})
+  if not ok then return nil, err end
   return info
 end
 
 ---------------------------------------------------------------- Info column
 local function order_text(v) return ORDERS[v] or ("order " .. v) end
+
+-- The first ranges: "[40–45) [90–96)" (chunks) or "0-3, 7" (pieces).
+local function ranges_text(v)
+  local out = {}
+  for _, r in ipairs(v.shown) do
+    if not v.pieces then out[#out + 1] = string.format("[%d–%d)", r.start, r["end"])
+    elseif r["end"] - r.start == 1 then out[#out + 1] = string.format("%d", r.start)
+    else out[#out + 1] = string.format("%d-%d", r.start, r["end"] - 1) end
+  end
+  if v.count > #out then out[#out + 1] = "…" end
+  return table.concat(out, v.pieces and ", " or " ")
+end
 
 local INFO = {
   PING = function(v) return string.format("PING nonce %d (%d bytes of padding)", v.nonce, v.rest) end,
@@ -326,7 +386,7 @@ local INFO = {
   CHUNK = function(v, flags) return string.format("CHUNK #%d%s seq %d", v.index,
       bit32.btest(flags, 0x02) and " (retransmission)" or "", v.tx_seq) end,
   ACK = function(v) return string.format("ACK: send up to seq %d", v.limit) end,
-  NACK = function(v) return string.format("NACK round %d: %s %s", v.round, plural(v.chunks, "chunk"), v.ranges) end,
+  NACK = function(v) return string.format("NACK round %d: %s %s", v.round, plural(v.total, "chunk"), ranges_text(v)) end,
   CANCEL = function() return "CANCEL" end,
   DONE = function(v) return string.format("DONE sent %d, resent %d, dropped %d, duplicated %d",
                                           v.sent, v.resent, v.dropped, v.duplicated) end,
@@ -334,6 +394,10 @@ local INFO = {
   ERROR = function(v) return string.format("ERROR %s: %s", ERRORS[v.code] or v.code, v.text or "") end,
   HASHES = function(v) return string.format("HASHES: page %d of the piece hash list, please", v.page) end,
   HASH_PAGE = function(v) return string.format("HASH_PAGE %d of %d: %s", v.page + 1, v.pages, plural(v.hashes, "piece hash")) end,
+  HAVE = function(v) return v.count == 0 and string.format("HAVE: no piece yet of %d (shares the song)", v.pieces)
+      or string.format("HAVE: %s %s of %d (shares them)", v.total == 1 and "piece" or "pieces", ranges_text(v), v.pieces) end,
+  GET_PEERS = function() return "GET_PEERS: who else shares this song?" end,
+  PEERS = function(v) return string.format("PEERS: %s%s", plural(v.count, "peer"), v.count > 0 and (": " .. v.peers) or "") end,
 }
 
 ---------------------------------------------------------------- dissector

@@ -1,0 +1,109 @@
+"""Who shares which song, as a seeder or a peer heard it (peer exchange).
+
+A ``SeederEngine`` records every address that sent it a HAVE with a
+valid token for a song it knows (``record``) and answers GET_PEERS with
+the most recent of them (``listing``).  Pure and bounded: no clock (the
+caller gives ``now``), no socket, and its memory is capped per song and
+in total whatever a flood of HAVEs from proven addresses does.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from collections import OrderedDict
+
+import protocol as p
+
+# Songs tracked at once: a seeder's whole catalog rarely swarms at once;
+# the least recently announced song is forgotten first.
+MAX_SONGS = 64
+# Peers remembered per song: a PEERS lists 32, so 4 answers' worth lets
+# different askers learn different peers.
+MAX_PEERS_PER_SONG = 128
+# All entries together (~100 bytes each): ~400 KB at most.
+MAX_ENTRIES = 4096
+# A peer re-registers every ``peer_engine.DIRECTORY_REFRESH_S`` (20 s):
+# three refreshes lost in a row, or a peer gone, and it is no longer listed.
+PEER_TTL_S = 60.0
+
+
+def listable(addr) -> bool:
+    """An address a PEERS can carry: IPv4, port 1-65535."""
+    try:
+        host, port = addr
+        ipaddress.IPv4Address(host)
+    except (TypeError, ValueError):
+        return False
+    return type(port) is int and 0 < port <= 0xFFFF
+
+
+class PeerDirectory:
+    """Recent sharers per song, most recent last in insertion order; one
+    entry per (song, address), refreshed (moved to the end) by each
+    HAVE.  Entries older than ``PEER_TTL_S`` are dropped as they are met."""
+
+    def __init__(self):
+        # (file_id, addr) -> when last heard, oldest first: expiry and
+        # the total bound take from the front.
+        self._recent: OrderedDict[tuple, float] = OrderedDict()
+        # file_id -> addresses in the order last heard (oldest first).
+        self._songs: dict[bytes, OrderedDict[tuple, None]] = {}
+
+    def __len__(self) -> int:
+        return len(self._recent)
+
+    def songs(self) -> int:
+        return len(self._songs)
+
+    def record(self, file_id: bytes, addr, now: float) -> None:
+        """``addr`` shares ``file_id`` as of ``now`` (its HAVE was
+        token-checked by the caller)."""
+        if not listable(addr):
+            return
+        addr = (addr[0], addr[1])
+        self._expire(now)
+        peers = self._songs.get(file_id)
+        if peers is None:
+            while len(self._songs) >= MAX_SONGS:
+                self._drop(next(iter(self._recent)))
+            peers = self._songs[file_id] = OrderedDict()
+        self._recent.pop((file_id, addr), None)
+        peers.pop(addr, None)
+        self._recent[(file_id, addr)] = now
+        peers[addr] = None
+        if len(peers) > MAX_PEERS_PER_SONG:
+            self._drop((file_id, next(iter(peers))))
+        if len(self._recent) > MAX_ENTRIES:
+            self._drop(next(iter(self._recent)))
+
+    def listing(self, file_id: bytes, asker, now: float,
+                most: int = p.MAX_PEERS_LISTED) -> tuple[tuple[str, int], ...]:
+        """Up to ``most`` sharers of ``file_id``, most recent first,
+        ``asker`` left out."""
+        self._expire(now)
+        peers = self._songs.get(file_id)
+        if not peers:
+            return ()
+        listed = []
+        for addr in reversed(peers):
+            if len(listed) >= most:
+                break
+            if addr != asker:
+                listed.append(addr)
+        return tuple(listed)
+
+    def _expire(self, now: float) -> None:
+        recent = self._recent
+        while recent:
+            key, heard = next(iter(recent.items()))
+            if now - heard <= PEER_TTL_S:
+                return
+            self._drop(key)
+
+    def _drop(self, key: tuple) -> None:
+        file_id, addr = key
+        del self._recent[key]
+        peers = self._songs[file_id]
+        del peers[addr]
+        if not peers:
+            del self._songs[file_id]

@@ -1,0 +1,566 @@
+"""Where a chunk is scheduled: which chunks the leecher asks of whom.
+
+Part of the download engine (``download_engine.py``), without I/O.
+
+* **Classic**, while no alive partial peer is known (or the song has no
+  piece list, ``pieces.legacy``): the wanted chunks are split among the
+  seeders in interleaved blocks, one REQUEST (a ``Transfer``) per share.
+* **Piece-wise**, once a partial peer (``Peer.holds`` set: the pieces it
+  has verified and shares) is known and alive: the open classic
+  transfers are cancelled and every idle peer gets a batch of pieces it
+  holds, chosen by the policy (``piece_picker``) among the missing pieces
+  nobody is fetching.  A peer is idle while it has no transfer whose
+  first pass is still coming (no DONE yet): one open transfer each.  A
+  seeder gets first the pieces no alive partial peer holds (seeders
+  last: they serve what only they have), then any.  The first batch of
+  a peer is one piece; later ones about ``BATCH_S`` worth at the rate
+  its last transfer delivered, at most ``MAX_BATCH_PIECES``.  Endgame:
+  when no alive peer holds an unclaimed missing piece, an idle peer may
+  also fetch a piece one other peer is fetching (once per piece); a
+  transfer whose chunks all came from elsewhere is cancelled, not
+  waited for.  Nothing at all
+  being fetched while pieces are missing (and no peer that holds some
+  backing off): the sources are PINGed (``Failover``), as when every
+  seeder is gone.
+
+A source that answers BUSY (a peer serves a few sessions at once) is
+not gone: what it was to send goes back to the others at once, and it
+gets no new work for a back-off (``Backoff``: 0.25 s, doubling per BUSY
+in a row up to 4 s, reset once it delivers; a timer of the engine).
+Classic, the share of a seeder that said BUSY moves to the other
+seeders or, with none ready, is asked of it again when its back-off
+ends.  Dead transfers beyond ``KEPT_RETIRED`` leave the table.
+"""
+
+from __future__ import annotations
+
+import itertools
+import random
+from array import array
+from dataclasses import dataclass
+
+import events as ev
+import piece_picker
+import pieces
+import protocol as p
+from recovery import GIVE_UP_SHARE, GRANULARITY, TransferRecovery
+
+MIN_PACED_WINDOW = 8  # smaller windows are paced by our ACKs, not the link
+ACKS_PER_WINDOW = 4  # an ACK every window / 4 chunks: the seeder never waits
+# The ACK and NACK limit is a u32 on the wire; it grows from the tx_seq a
+# peer sends, so a hostile 2^32 - 1 must not push it past what encodes.
+MAX_LIMIT = 0xFFFFFFFF
+# A batch lasts about this long at the peer's measured rate: long enough
+# that the round trip between two batches (one REQUEST each) costs a few
+# per cent, short enough that a slow or vanished peer holds few pieces.
+BATCH_S = 0.5
+# At most 32 pieces (2,048 chunks, 2.9 MB) in one batch: what a failover
+# or an endgame may have to fetch again, and one REQUEST of 32 ranges.
+MAX_BATCH_PIECES = 32
+# A peer that answers BUSY (too many sessions, too many session starts,
+# its session evicted) is asked again after this, twice as long after
+# each BUSY in a row, at most MAX_BUSY_BACKOFF_S: a peer serves a few
+# sessions at once (a partial peer ~4), so one frees up within a batch
+# or two (~0.5 s each); a peer that is BUSY for ever costs one REQUEST
+# every 4 s, its BUSY answer included.
+BUSY_BACKOFF_S = 0.25
+MAX_BUSY_BACKOFF_S = 4.0
+# Retired (dead) transfers kept in ``engine.transfers`` for the chunks
+# still on their way: a session is CANCELed when it retires, so they stop
+# within a round trip or a queue, long before 64 more retire.  A chunk of
+# a session pruned is counted as forged, as any unknown session's, and
+# dropped.  Bounds the table of a long piece-wise download: a transfer of
+# one piece holds ~2.9 KB (measured), and a 2 GB song fetched a piece per
+# batch makes 24,000 of them (~70 MB if all were kept).
+KEPT_RETIRED = 64
+
+
+def peer_name(addr) -> str:
+    return f"{addr[0]}:{addr[1]}"
+
+
+@dataclass(eq=False)  # compared (and hashed) by identity
+class Transfer:
+    """One REQUEST to one peer (a session) and what came back for it."""
+
+    sid: int
+    peer: object  # download_engine.Peer
+    ranges: p.RangeSet
+    order: int
+    percent: int
+    seed: int
+    window: int
+    first_pass: array  # chunk indices in the order the seeder sends them
+    recovery: TransferRecovery
+    clock_offset: float  # the seeder's send_ms 0, in timeline seconds
+    limit: int = 0
+    highest_place: int = -1
+    highest_seq: int = -1
+    highest_send_ms: int = 0  # the seeder's clock when it sent that one
+    unacked: int = 0
+    nack_round: int = 0
+    retries: int = 0
+    done: bool = False
+    dead: bool = False
+    finished: bool = False  # every chunk of it is here
+    seeder_counters: p.Done | None = None
+    ack_every: int = 1
+    slot: int = 0  # the peer's number in PieceBook.sender (0: none)
+    started_at: float = 0.0  # when its REQUEST left
+    received: int = 0  # chunks that came for it (its rate)
+    last_at: float = 0.0  # when the latest of them came
+
+    def request(self, file_id: bytes) -> p.Request:
+        return p.Request(file_id, p.Order(self.order), tuple(self.ranges),
+                         self.window, self.peer.token, self.percent,
+                         self.seed)
+
+    def grant(self) -> int:
+        """Credit for a window beyond the furthest chunk that arrived."""
+        self.unacked = 0
+        self.limit = min(MAX_LIMIT, max(self.limit,
+                                        self.highest_seq + 1 + self.window))
+        return self.limit
+
+    def pacing(self) -> tuple | None:
+        """``(tx_seq, send_ms)`` of the furthest chunk, when the seeder's
+        clock tells its link's pace: not while it may have waited for our
+        credit (a small window, or little credit left), which is no gap
+        of the link and would only stretch the timers."""
+        if self.window < MIN_PACED_WINDOW or \
+                self.limit - self.highest_seq <= self.window // 2:
+            return None
+        return self.highest_seq, self.highest_send_ms
+
+    def probe_credit(self) -> int:
+        """A silence with credit left means all in flight was lost: a
+        window more, so that a seeder stopped by its window sends again
+        (and one with nothing pending answers DONE)."""
+        self.unacked = 0
+        self.limit = min(MAX_LIMIT, max(self.limit, self.highest_seq + 1)
+                         + self.window)
+        return self.limit
+
+    def rate(self) -> float:
+        """Chunks a second that came for it since its REQUEST."""
+        return self.received / max(self.last_at - self.started_at,
+                                   GRANULARITY)
+
+
+class Backoff:
+    """Peers that answered BUSY: no new work for them until
+    ``until[addr]`` (a timer of the engine), ``BUSY_BACKOFF_S`` doubled
+    per BUSY in a row (``streak``), reset once one of their transfers
+    delivers.  What they hold stays known.  One entry per peer at most.
+    Classic, the chunks left when every other source was backing off
+    (``deferred``) are asked again when a back-off ends."""
+
+    def __init__(self):
+        self.until: dict[tuple, float] = {}
+        self.streak: dict[tuple, int] = {}
+        self.deferred = p.RangeSet()
+
+    def defer(self, chunks: p.RangeSet) -> None:
+        for start, end in chunks:
+            self.deferred.add(start, end)
+
+    def hit(self, addr, now: float) -> bool:
+        """``addr`` said BUSY: backing off (several BUSY to REQUESTs out
+        at once are one).  True when a streak begins (worth telling)."""
+        streak = self.streak.get(addr, 0)
+        if addr not in self.until:
+            self.until[addr] = now + min(
+                MAX_BUSY_BACKOFF_S, BUSY_BACKOFF_S * 2 ** min(streak, 16))
+            self.streak[addr] = streak + 1
+        return streak == 0
+
+    def waiting(self, addr) -> bool:
+        return addr in self.until
+
+    def delivered(self, addr) -> None:
+        self.streak.pop(addr, None)
+
+    def next_end(self) -> float | None:
+        return min(self.until.values(), default=None)
+
+    def expire(self, now: float) -> bool:
+        """The back-offs over by ``now`` end; were there any?"""
+        over = [addr for addr, end in self.until.items() if end <= now]
+        for addr in over:
+            del self.until[addr]
+        return bool(over)
+
+
+class Pruner:
+    """Dead transfers beyond ``KEPT_RETIRED`` out of the engine's table
+    (the oldest REQUESTs first: a dict keeps insertion order), once it
+    has grown by that many since the last look (each costs its size)."""
+
+    def __init__(self):
+        self.at = 2 * KEPT_RETIRED
+
+    def __call__(self, transfers: dict) -> None:
+        if len(transfers) < self.at:
+            return
+        dead = [key for key, transfer in transfers.items() if transfer.dead]
+        for key in dead[:max(0, len(dead) - KEPT_RETIRED)]:
+            del transfers[key]
+        self.at = len(transfers) + KEPT_RETIRED
+
+
+class Holdings:
+    """The pieces partial peers hold: each one's ``holds`` (a RangeSet
+    of pieces, at most half the song's pieces as ranges: memory bounded
+    by the song) and, per piece, how many alive ones hold it."""
+
+    def __init__(self, count: int):
+        self.pieces = count
+        self.count = array("I", [0]) * count
+        self.counted: set = set()  # peers whose pieces are in ``count``
+
+    def clip(self, ranges) -> p.RangeSet:
+        """What a peer said it holds, as it may be trusted: at most
+        ``MAX_HAVE_RANGES`` ranges, within the song's pieces."""
+        clipped = p.RangeSet()
+        for start, end in itertools.islice(ranges, p.MAX_HAVE_RANGES):
+            clipped.add(max(0, start), min(self.pieces, end))
+        return clipped
+
+    def add(self, peer, ranges) -> bool:
+        """``ranges`` (clipped) join what ``peer`` holds; anything new?"""
+        new = p.RangeSet()
+        for start, end in self.clip(ranges):
+            gaps = p.RangeSet(((start, end),))
+            for first, stop in peer.holds.intersection(gaps):
+                gaps.remove(first, stop)
+            for first, stop in gaps:
+                new.add(first, stop)
+        for start, end in new:
+            peer.holds.add(start, end)
+        if peer.addr in self.counted:
+            self._bump(new, 1)
+        return bool(new)
+
+    def sync(self, peer, alive: bool) -> None:
+        """Count ``peer``'s pieces while it is alive, not once gone."""
+        if alive == (peer.addr in self.counted):
+            return
+        if alive:
+            self.counted.add(peer.addr)
+        else:
+            self.counted.discard(peer.addr)
+        self._bump(peer.holds, 1 if alive else -1)
+
+    def _bump(self, ranges, step: int) -> None:
+        count = self.count
+        for start, end in ranges:
+            for piece in range(start, end):
+                count[piece] += step
+
+
+class Scheduler:
+    """Where a chunk is scheduled (see the module's docstring)."""
+
+    def __init__(self, engine):
+        self.engine = engine
+        info, seed = engine.info, engine.options.seed
+        self.holdings = None if pieces.legacy(info) else Holdings(
+            pieces.piece_count(info.chunks))
+        # The policy's own generator: its ties do not shift the sessions'
+        # seeds, and the same seed picks the same pieces.
+        self.rng = random.Random(None if seed is None else f"pick {seed}")
+        self.begun = self.piecewise = self.dirty = False
+        self.live: list[Transfer] = []  # piece-wise, not dead
+        self.batch: dict[tuple, int] = {}  # peer -> pieces in its next
+        self.doubled: set[int] = set()  # pieces fetched twice (endgame)
+        self.playhead: int | None = None  # the driver's play point
+        self.backoff = Backoff()  # peers that said BUSY
+        self.prune = Pruner()
+
+    # ------------------------------------------------------ the peers
+    def adopt(self, peer) -> bool:
+        """A partial peer's ``holds`` clipped; False when the song is
+        never fetched piece-wise (no piece list)."""
+        if self.holdings is None:
+            return False
+        told, peer.holds = peer.holds, p.RangeSet()
+        self.holdings.add(peer, told)
+        return True
+
+    def has(self, peer, ranges) -> bool:
+        return self.holdings.add(peer, ranges)
+
+    def usable(self, peer) -> bool:
+        return peer.alive and peer.addr not in self.engine.failover.gone
+
+    def ready(self, peer) -> bool:
+        """Usable and not backing off after a BUSY: may get work now."""
+        return self.usable(peer) and not self.backoff.waiting(peer.addr)
+
+    def waiting_for(self, chunks: p.RangeSet) -> bool:
+        """Does a usable peer backing off hold some of ``chunks``?  Its
+        back-off ends soon: no reason to call the sources gone."""
+        peers = self.engine.peers
+        return any(self.usable(peer) and self.can_serve(peer, chunks)
+                   for peer in map(peers.get, self.backoff.until)
+                   if peer is not None)
+
+    @staticmethod
+    def holds(peer, piece: int) -> bool:
+        return peer.holds is None or piece in peer.holds
+
+    @staticmethod
+    def can_serve(peer, chunks: p.RangeSet) -> bool:
+        """Does ``peer`` hold a piece of ``chunks``?"""
+        size = pieces.PIECE_CHUNKS
+        return peer.holds is None or any(
+            piece in peer.holds for start, end in chunks
+            for piece in range(start // size, (end - 1) // size + 1))
+
+    # ---------------------------------------------------- when to act
+    def start(self, alive: list, now: float) -> None:
+        self.begun = True
+        self.start_transfers(alive, self.engine.state.missing, now)
+
+    def start_transfers(self, peers: list, wanted: p.RangeSet,
+                        now: float) -> None:
+        """``wanted`` chunks to ``peers`` (classic), or, piece-wise,
+        whatever is missing to whoever is idle."""
+        self._maybe_switch()
+        if self.piecewise:
+            self.fill(now)
+        else:
+            self._split(peers, wanted, now)
+
+    def refresh(self, now: float) -> None:
+        """A peer joined, came back or gained pieces."""
+        if self.begun:
+            self._maybe_switch()
+            self.dirty = True
+            self.settle(now)
+
+    def settle(self, now: float) -> None:
+        if self.piecewise and self.dirty:
+            self.fill(now)
+
+    def on_timer(self, now: float) -> None:
+        """Back-offs over: those peers may get work again (piece-wise:
+        the next fill; classic: what was deferred)."""
+        if not self.backoff.expire(now):
+            return
+        self.dirty = True
+        backoff = self.backoff
+        wanted = self.engine.state.missing.intersection(backoff.deferred)
+        backoff.deferred = p.RangeSet()
+        if wanted and not self.piecewise:
+            self.engine.failover.give_up_on_chunks(wanted, now)
+        self.settle(now)
+
+    def finish(self, transfer: Transfer) -> None:
+        """All of ``transfer``'s chunks are here (some may have come from
+        elsewhere).  Piece-wise its session is closed: its peer is free."""
+        transfer.finished = True
+        if self.piecewise:
+            self._retire(transfer)
+
+    def on_done(self, transfer: Transfer, now: float) -> None:
+        """Its first pass is all sent: its peer may take the next batch."""
+        if self.piecewise:
+            self._learn(transfer)
+            self.dirty = True
+            self.settle(now)
+
+    def after_arrivals(self, transfers, now: float) -> None:
+        """Piece-wise: the transfers that got chunks, finished or not."""
+        have = self.engine.state.have
+        for transfer in transfers:
+            if not (transfer.dead or transfer.finished) and all(
+                    have.find(0, start, end) == -1
+                    for start, end in transfer.ranges):
+                self.finish(transfer)
+        self.settle(now)
+
+    def _maybe_switch(self) -> None:
+        """Piece-wise from the first alive partial peer on: the classic
+        shares are cancelled (what is in flight still counts)."""
+        if self.piecewise or not self.begun or self.holdings is None:
+            return
+        if any(peer.holds is not None and self.usable(peer)
+               for peer in self.engine.peers.values()):
+            self.piecewise = self.dirty = True
+            self.engine.cancel_all()
+
+    # -------------------------------------------------------- classic
+    def _split(self, peers: list, wanted: p.RangeSet, now: float) -> None:
+        """Split ``wanted`` chunks among ``peers``, REQUEST each share."""
+        wanted_list = list(wanted.values())
+        shares = p.split_among(len(wanted_list), len(peers))
+        for peer, share in zip(peers, shares):
+            chunks = [wanted_list[i] for start, end in share
+                      for i in range(start, end)]
+            if chunks:
+                self.start_transfer(peer, p.RangeSet(p.runs(chunks)), now)
+
+    def start_transfer(self, peer, ranges: p.RangeSet, now: float) -> None:
+        """REQUEST ``ranges`` of ``peer`` (several REQUESTs when they do
+        not fit one)."""
+        engine = self.engine
+        pairs = list(ranges)
+        if len(pairs) > p.MAX_REQUEST_RANGES:  # scattered: several requests
+            for start in range(0, len(pairs), p.MAX_REQUEST_RANGES):
+                self.start_transfer(peer, p.RangeSet(
+                    pairs[start:start + p.MAX_REQUEST_RANGES]), now)
+            return
+        if engine.options.order:
+            order, percent = p.ORDER_NAMES[engine.options.order], 50
+        else:
+            order, percent = p.Order(peer.order), peer.ordered_percent
+        seed = engine.rng.getrandbits(32)
+        first_pass = array("I", p.send_order(ranges, order, seed,
+                                             percent / 100))
+        for place, index in enumerate(first_pass):
+            engine.place[index] = place
+        sid = engine.rng.getrandbits(32) or 1
+        window = engine.options.window
+        transfer = Transfer(
+            sid, peer, ranges, order, percent, seed, window, first_pass,
+            TransferRecovery(first_pass, engine.state.have, peer.rtt, now,
+                             engine.options.timeout * GIVE_UP_SHARE),
+            clock_offset=engine.since_start(now) + (peer.rtt or 0) / 2,
+            limit=window, ack_every=max(1, window // ACKS_PER_WINDOW),
+            slot=engine.slots.get(peer.addr, 0), started_at=now)
+        engine.transfers[(peer.addr, sid)] = transfer
+        self.prune(engine.transfers)
+        if self.piecewise:
+            self.live.append(transfer)
+        engine.send(transfer.request(engine.info.file_id), peer.addr, sid)
+        engine.emit(ev.RequestSent(peer_name(peer.addr), len(first_pass),
+                                   p.order_name(p.Order(order)),
+                                   engine.since_start(now)))
+
+    # ----------------------------------------------------- piece-wise
+    def fill(self, now: float) -> None:
+        """Work for every idle peer; the sources PINGed when nothing at
+        all can be fetched."""
+        engine = self.engine
+        self.dirty = False
+        if engine.state.complete:
+            return
+        for peer in engine.peers.values():
+            if peer.holds is not None:
+                self.holdings.sync(peer, self.usable(peer))
+        claims = self._claims()
+        idle = self._idle({t.peer.addr for t in self.live if not t.done})
+        if not idle and self.live:
+            return  # everyone busy: nothing to look at
+        pool = self._pool()
+        free = [piece for piece in pool if piece not in claims]
+        alive = [peer for peer in engine.peers.values() if self.usable(peer)]
+        seeding = any(peer.holds is None for peer in alive)
+        for peer in idle:
+            endgame = not self._fetchable(free, seeding)
+            picked = self._pick_for(peer, free, claims, endgame, len(alive))
+            if picked:
+                for piece in picked:
+                    claims.setdefault(piece, []).append(peer.addr)
+                free = [piece for piece in free if piece not in claims]
+                wanted = p.RangeSet(pieces.chunk_range(
+                    piece, engine.info.chunks) for piece in picked)
+                self.start_transfer(
+                    peer, engine.state.missing.intersection(wanted), now)
+        if pool and not self.live and not self.waiting_for(
+                engine.state.missing):
+            engine.failover.orphan(engine.state.missing, now)
+
+    def _claims(self) -> dict[int, list]:
+        """piece -> the peers fetching it; transfers with nothing left
+        to come retired."""
+        claims: dict[int, list] = {}
+        have, size = self.engine.state.have, pieces.PIECE_CHUNKS
+        live = []
+        for transfer in self.live:
+            if transfer.dead:
+                continue
+            fetching = {piece for start, end in transfer.ranges
+                        for piece in range(start // size,
+                                           (end - 1) // size + 1)
+                        if have.find(0, max(start, piece * size),
+                                     min(end, (piece + 1) * size)) != -1}
+            if not fetching:
+                self.finish(transfer)
+                continue
+            live.append(transfer)
+            for piece in fetching:
+                claims.setdefault(piece, []).append(transfer.peer.addr)
+        self.live = live
+        return claims
+
+    def _pool(self) -> list[int]:
+        """The pieces with a chunk missing, ascending."""
+        pool: list[int] = []
+        size = pieces.PIECE_CHUNKS
+        for start, end in self.engine.state.missing:
+            first = start // size
+            if pool and pool[-1] >= first:
+                first = pool[-1] + 1
+            pool.extend(range(first, (end - 1) // size + 1))
+        return pool
+
+    def _idle(self, busy: set) -> list:
+        """Ready peers without an open transfer: partial peers first
+        (seeders last), then the nearest."""
+        idle = [peer for peer in self.engine.peers.values()
+                if peer.addr not in busy and self.ready(peer)]
+        return sorted(idle, key=lambda peer: (peer.holds is None,
+                                              peer.rtt or 0.0, peer.addr))
+
+    def _fetchable(self, free: list, seeding: bool) -> bool:
+        """Is an unclaimed piece left that an alive peer holds?"""
+        return bool(free) and (seeding or any(self.holdings.count[n]
+                                              for n in free))
+
+    def _pick_for(self, peer, free: list, claims: dict, endgame: bool,
+                  alive: int) -> list[int]:
+        """``peer``'s next batch: unclaimed pieces it holds or, in the
+        endgame, pieces one other peer is fetching (once each).  Near
+        the end no more than its share of what is left (the ``alive``
+        peers'), so that no peer is left with the tail alone."""
+        holds = peer.holds
+        if endgame:
+            mine = sorted(n for n, who in claims.items() if len(who) == 1
+                          and who[0] != peer.addr and n not in self.doubled
+                          and self.holds(peer, n))
+        elif holds is None:  # a seeder: first what no partial peer holds
+            mine = [n for n in free if not self.holdings.count[n]] or free
+        else:
+            mine = [n for n in free if n in holds]
+        left = len(mine) if endgame else len(free)
+        count = min(self.batch.get(peer.addr, 1), -(-left // max(alive, 1)))
+        picked = piece_picker.pick(self.engine.options.pick, mine, count,
+                                   self.holdings.count, self._play_piece(),
+                                   self.rng)
+        if endgame:
+            self.doubled.update(picked)
+        return picked
+
+    def _play_piece(self) -> int:
+        chunk = self.playhead if self.playhead is not None \
+            else self.engine.verified_prefix()
+        return chunk // pieces.PIECE_CHUNKS
+
+    def _retire(self, transfer: Transfer) -> None:
+        """A piece-wise transfer with nothing left to come: its rate
+        learnt, its session CANCELed (the peer's session table is
+        small), its peer free."""
+        self._learn(transfer)
+        self.dirty = True
+        if not transfer.dead:
+            transfer.dead = True
+            self.engine.send(p.Cancel(), transfer.peer.addr, transfer.sid)
+
+    def _learn(self, transfer: Transfer) -> None:
+        """The next batch: ``BATCH_S`` worth at the rate it delivered."""
+        if transfer.received:
+            worth = transfer.rate() * BATCH_S / pieces.PIECE_CHUNKS
+            self.batch[transfer.peer.addr] = max(1, min(
+                MAX_BATCH_PIECES, round(worth)))

@@ -876,7 +876,7 @@ class Download:
             self.part.hash_on_write = self.engine.pieces is None
             self.driven = self.sharer.drive(
                 self.engine, self.endpoint.sock.getsockname(),
-                self.part.verified_pieces, self.options.seed)
+                self.options.seed)
             self.driven.start(self.started)
             self._loop()
             self._feed_player()
@@ -1061,8 +1061,7 @@ class Download:
             self.info, [], now, present=range(self.info.chunks),
             verified=range(pieces.piece_count(self.info.chunks)))
         counted = (self.driven or engine).stats(now)
-        pick = getattr(self.options, "pick", share.DEFAULT_PICK)  # TODO B
-        sharing = share.stats(counted, pick, self.sharing_on)
+        sharing = share.stats(counted, self.options.pick, self.sharing_on)
         bad = self.endpoint.bad + (self.engine.counters.bad
                                    if self.engine else 0)
         return {
@@ -1525,7 +1524,7 @@ def cmd_get(args) -> int:
     check_file_to_write(args.json, "--json")
     check_file_to_write(args.audio_out, "--audio-out")
     options = Options(args.order, args.window, args.timeout, args.loss,
-                      args.rng_seed, args.force)
+                      args.rng_seed, args.force, pick=args.pick)
     audio = Audio(args) if (args.play or args.preview) else None
     with Keys.active(audio):
         return _get(args, options, audio)

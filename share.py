@@ -23,13 +23,11 @@ import time
 from dataclasses import dataclass
 
 import cli
+import piece_picker
 import pieces
+from download_engine import Options
 from i18n import N_, _, text as tr
 
-# Where pieces are picked from (piece_picker.POLICIES); rarest first
-# spreads the pieces across the swarm, as BitTorrent does.
-PICK_POLICIES = ("sequential", "rarest", "deadline")
-DEFAULT_PICK = "rarest"
 BITS_PER_BYTE = 8
 MAX_PORT = 65535
 
@@ -69,7 +67,8 @@ def add_arguments(get) -> None:
                      metavar="KBPS",
                      help=_("upload rate to other listeners, kbit/s "
                             "(default 0: unlimited)"))
-    get.add_argument("--pick", choices=PICK_POLICIES, default=DEFAULT_PICK,
+    get.add_argument("--pick", choices=piece_picker.POLICIES,
+                     default=Options.pick,  # rarest: as BitTorrent
                      help=_("which pieces first: sequential, rarest "
                             "(default) or deadline (near the play point)"))
 
@@ -223,17 +222,17 @@ class Sharer:
         self.peer = None  # the PeerEngine, when there is one
         self.not_self: NotFromSelf | None = None
 
-    def drive(self, engine, sock_name, verified, seed: int | None):
+    def drive(self, engine, sock_name, seed: int | None):
         """A ``PeerEngine`` around the download ``engine`` for a song with
-        a piece list (``verified``: the pieces a resumed run has), else
-        the download engine itself.  ``sock_name``: where we listen."""
-        if self.sharing is None or pieces.legacy(engine.info) or True:
-            return engine  # TODO remove "or True" once peer_engine lands
+        a piece list, else the download engine itself.  ``sock_name``:
+        where we listen."""
+        if self.sharing is None or pieces.legacy(engine.info):
+            return engine
         host, port = sock_name
         if host == "0.0.0.0":  # reached at every address of this machine
             self.not_self = NotFromSelf(port)
             host = LOOPBACK  # as the others on this machine see us
-        self.peer = peer_engine(engine, self.reader, self.sharing, verified,
+        self.peer = peer_engine(engine, self.reader, self.sharing,
                                 (host, port), seed)
         return self.peer
 
@@ -284,14 +283,13 @@ class Sharer:
 
 
 def peer_engine(download, reader: SongReader, sharing: Sharing,
-                verified, own_addr, seed: int | None):
+                own_addr, seed: int | None):
     """The ``PeerEngine`` a sharing leecher drives around its
-    ``download`` engine: it serves from ``reader``, starting with the
-    pieces a resumed run had ``verified``."""
+    ``download`` engine: it serves from ``reader`` (from the start the
+    pieces a resumed run had verified), never counting ``own_addr``."""
     import netem
     from peer_engine import PeerEngine, SharedSong
     song = SharedSong(reader.info, reader.read)
-    song.add_pieces(verified)
     if seed is None:
         seed = int.from_bytes(os.urandom(8), "big")
     return PeerEngine(download, song, os.urandom(SECRET_BYTES), seed,
@@ -306,12 +304,8 @@ def stats(counted: dict, pick: str, shared: bool) -> dict:
     ``counted`` stats: ``per_peer`` and ``sources`` (who sent chunks, as
     what), ``served_chunks``/``served_to`` (what this leecher uploaded),
     the ``pick`` policy and whether it ``shared``."""
-    per_peer = counted.pop("per_peer", None)
-    per_seeder = counted.pop("per_seeder", {})
-    per_peer = per_seeder if per_peer is None else per_peer
-    sources = counted.pop("sources", None) or {
-        peer: "seeder" for peer in per_peer}
-    served_to = counted.pop("served_to", {})
-    return {"per_peer": per_peer, "sources": sources,
+    return {"per_peer": counted.pop("per_peer"),
+            "sources": counted.pop("sources"),
             "served_chunks": counted.pop("served_chunks", 0),
-            "served_to": served_to, "pick": pick, "shared": shared}
+            "served_to": counted.pop("served_to", {}),
+            "pick": pick, "shared": shared}

@@ -287,3 +287,60 @@ def test_the_window_switch_is_applied_by_the_loop_once_per_change(tmp_path):
     endpoint.close()
     assert download.driven.switched == [False]  # the last state, once
     assert not download.sharing_on
+
+
+def swarm_song(tmp_path, data: bytes):
+    """A song with a piece list (shared), its .part open with every
+    chunk written, and its download engine."""
+    import pieces
+    from download_engine import DownloadEngine
+    sha, hashes = pieces.hash_bytes(data, 1000)
+    info = p.FileInfo(pieces.file_id_from(hashes), len(data),
+                      p.chunk_count(len(data), 1000), 1000, 0, sha, "s.mp3")
+    part = leecher.PartFile(info, str(tmp_path / "s.mp3"))
+    part.open()
+    part.write([(i, data[i * 1000:(i + 1) * 1000])
+                for i in range(info.chunks)], p.ReceiveState(info.chunks))
+    return info, part, DownloadEngine(info, [], 0.0)
+
+
+@pytest.mark.parametrize("bound, own", [
+    (("0.0.0.0", 4000), ("127.0.0.1", 4000)),  # as this machine sees us
+    (("127.0.0.21", 4000), ("127.0.0.21", 4000))])
+def test_a_song_with_a_piece_list_is_driven_by_a_peer_engine(
+        tmp_path, bound, own):
+    data = os.urandom(70_000)  # two pieces of 64 chunks
+    info, part, engine = swarm_song(tmp_path, data)
+    sharer = share.Sharer(share.Sharing(upload_kbps=800), part)
+    peer = sharer.drive(engine, bound, seed=1)
+    assert peer is sharer.peer and peer.download is engine
+    assert peer.own_addr == own
+    assert (sharer.not_self is not None) == (bound[0] == "0.0.0.0")
+    assert peer.seeder.link.spec.rate_Bps == 100_000
+    assert sharer.on and peer.sharing
+    peer.song.add_pieces([1])  # verified: served from the .part
+    assert peer.song.read(info.file_id, 64) == data[64_000:65_000]
+    with pytest.raises(OSError):  # piece 0 is not verified: not served
+        peer.song.read(info.file_id, 0)
+    part.close()
+
+
+def test_no_peer_engine_without_sharing_or_for_a_legacy_song(tmp_path):
+    info, part, engine = swarm_song(tmp_path, os.urandom(5000))
+    assert share.Sharer(None, part).drive(engine, ("0.0.0.0", 1), 1) \
+        is engine
+    legacy = song_info(os.urandom(5000))  # named by its SHA-256
+    from download_engine import DownloadEngine
+    plain = DownloadEngine(legacy, [], 0.0)
+    sharer = share.Sharer(share.Sharing(), part)
+    assert sharer.drive(plain, ("0.0.0.0", 1), 1) is plain
+    assert not sharer.on
+    part.close()
+
+
+def test_no_share_starts_a_peer_that_serves_nothing(tmp_path):
+    info, part, engine = swarm_song(tmp_path, os.urandom(5000))
+    sharer = share.Sharer(share.Sharing(share=False), part)
+    peer = sharer.drive(engine, ("127.0.0.21", 4000), seed=1)
+    assert peer is not engine and not peer.sharing and not sharer.on
+    part.close()

@@ -840,6 +840,7 @@ class Download:
         self.sharer = share.Sharer(sharing, self.part)
         self.player_attached_at = None
         self.fed_chunks = 0
+        self.played_to = 0  # bytes the player has played
         self.started = None
         self.finished = None
         self._stop = False
@@ -1004,6 +1005,8 @@ class Download:
     def _feed_player(self) -> None:
         if self.player is None:
             return
+        if self.played_to:  # --pick deadline: the play point's first
+            self.engine.set_playhead(self.played_to // self.info.chunk_size)
         # What arrived, verified or not: a piece is ~5.6 s of a 128 kbit/s
         # song, and waiting for whole pieces would delay start-up by that.
         # The file and its SHA-256 take verified pieces only.
@@ -1027,6 +1030,7 @@ class Download:
 
     def record_played(self, byte_end: int, when: float) -> None:
         """Player callback: every byte before ``byte_end`` has played."""
+        self.played_to = byte_end  # the loop's thread reads it
         if self.started is None:
             return
         self._emit(ev.Played(byte_end, when - self.started))

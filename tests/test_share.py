@@ -344,3 +344,22 @@ def test_no_share_starts_a_peer_that_serves_nothing(tmp_path):
     peer = sharer.drive(engine, ("127.0.0.21", 4000), seed=1)
     assert peer is not engine and not peer.sharing and not sharer.on
     part.close()
+
+
+def test_the_play_point_is_the_deadline_policys_once_playing(tmp_path):
+    from download_engine import DownloadEngine
+    info, part, _ = swarm_song(tmp_path, os.urandom(200_000))
+    part.close()
+    endpoint = leecher.Endpoint(bind=("127.0.0.1", 0))
+    download = leecher.Download(endpoint, leecher.Song(info, []), {},
+                                str(tmp_path))
+    endpoint.close()
+    download.engine = DownloadEngine(info, [], 0.0,
+                                     leecher.Options(pick="deadline"))
+    download.player = object()  # fed nothing: no chunk is here
+    download._feed_player()
+    assert download.engine.scheduler.playhead is None  # not playing yet
+    download.started = 0.0
+    download.record_played(130_500, 1.0)  # from the player's thread
+    download._feed_player()
+    assert download.engine.scheduler.playhead == 130

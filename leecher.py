@@ -9,6 +9,12 @@ rest of the module is the terminal leecher:
     python3 leecher.py search QUERY
     python3 leecher.py get NAME -o DIR [--order random] [--json STATS.json]
                        [--pcap CAPTURE.pcap] [--no-offload]
+                       [--bind IP[:PORT]] [--seed-for S] [--no-share]
+                       [--pick rarest] [--upload-rate KBPS]
+
+A song with a piece list is shared while it downloads (``share.py``:
+the options, the file served from, the seed-for loop; the engine is
+``peer_engine.PeerEngine`` around the ``DownloadEngine``).
 
 What is lost, and when it is asked for again, is decided in
 ``recovery.py`` (RACK, RFC 8985; RFC 9002).  Each piece (``pieces.py``) is

@@ -281,6 +281,13 @@ def test_two_sharing_leechers_trade_pieces_and_end_byte_exact(
             assert stats[got]["sources"][peer] == "peer"
         assert stats[gave]["served_chunks"] > 0
         assert from_ip(stats[gave]["served_to"], ips[got]), stats[gave]
+        said = dict(zip("ab", (out for out, _ in outputs)))
+        assert f"served          {stats[gave]['served_chunks']} chunks " \
+            "to 1 peer(s)" in said[gave]  # the report's last lines
+        assert re.search(r"  served \d+ chunks to 1 other listener",
+                         said[gave])  # told while it served
+        assert re.search(ips[gave].replace(".", r"\.") + r":\d+, another "
+                         "listener sharing this song, joined", said[got])
     assert seeder.proc.poll() is None  # it served both, and still does
 
 

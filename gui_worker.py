@@ -25,12 +25,8 @@ import gui_state
 import leecher
 import player as audio
 import protocol as p
+import share
 from i18n import N_
-
-try:
-    import share
-except ImportError:  # until the driver's share.py lands on main
-    share = None
 
 GIVE_WAY_MAX_S = 0.5    # the download waits for the Tk thread at most this
 RECHECK_TRIES = 2       # PINGs before a download: a dead seeder costs 0.6 s
@@ -349,8 +345,7 @@ class Worker(threading.Thread):
             except queue.Empty:
                 return
             self.sharing = on
-            if self.download is not None and hasattr(self.download,
-                                                     "set_sharing"):
+            if self.download is not None:
                 self.download.set_sharing(on)
 
     def _ping(self, addrs, tries: int = leecher.PING_TRIES) -> dict:
@@ -399,12 +394,10 @@ class Worker(threading.Thread):
             self.post(AlreadyHere(existing, song.info))
             return
         self.take_switches()
-        sharing = {"sharing": share.Sharing(share=self.sharing)} \
-            if share is not None else {}
-        download = leecher.Download(self._endpoint(), song, self.peers,
-                                    out_dir, leecher.Options(order=order,
-                                                             fresh=again),
-                                    events=self.inbox, **sharing)
+        download = leecher.Download(
+            self._endpoint(), song, self.peers, out_dir,
+            leecher.Options(order=order, fresh=again), events=self.inbox,
+            sharing=share.Sharing(share=self.sharing))
         self.download = download
         try:
             if self.closing or self.stop_requested:  # Stop came first
@@ -455,7 +448,7 @@ class Worker(threading.Thread):
                 player.stop()
             raise
         self.completed = download
-        if getattr(download, "sharing_on", False):
+        if download.sharing_on:
             self.seeding = download  # before the window may submit a job
         self.inbox.window_idle.wait(GIVE_WAY_MAX_S)  # see do_stats
         self.post(DownloadEnded(path, download.stats(timeline=False)))

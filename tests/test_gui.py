@@ -29,6 +29,7 @@ import gui_widgets  # noqa: E402
 import i18n  # noqa: E402
 import p2p_facom  # noqa: E402
 import player  # noqa: E402
+import share  # noqa: E402
 
 # Screenshots: $P2P_ARTIFACTS, else a temporary folder (issue 15: no test
 # writes into the repository).
@@ -996,6 +997,7 @@ class FakeDownload:
     worker's endpoint (as the real one does) until stopped."""
 
     made: list = []
+    sharing_on = False  # its run() never completes: nothing to serve on
 
     def __init__(self, endpoint, song, peers, out_dir, options=None,
                  events=None, player=None, sharing=None):
@@ -1053,14 +1055,10 @@ class SharingDownload(FakeDownload):
 @pytest.fixture
 def fake_downloads(monkeypatch):
     """The worker makes FakeDownloads, and checks no seeder first."""
-    from types import SimpleNamespace
     import gui_worker as gw
     FakeDownload.made = []
     monkeypatch.setattr(gw.leecher, "Download", FakeDownload)
     monkeypatch.setattr(gw.Worker, "_recheck", lambda self, song: None)
-    if gw.share is None:  # until the driver's share.py lands on main
-        monkeypatch.setattr(gw, "share", SimpleNamespace(
-            Sharing=lambda share: SimpleNamespace(share=share)))
     return FakeDownload.made
 
 
@@ -1090,6 +1088,7 @@ def test_the_share_switch_reaches_the_download(window, fake_downloads,
     pump(app, lambda: fake_downloads and fake_downloads[0].running,
          what="the download")
     first = fake_downloads[0]
+    assert isinstance(first.sharing, share.Sharing)
     assert first.sharing.share is True and first.calls == []
     switch.invoke()  # off
     assert app.status_text() == "Sharing off: nothing more is served to " \
@@ -1160,6 +1159,57 @@ def test_a_complete_song_is_shared_while_the_window_is_idle(
          what="the third song shared")
     app.close()  # while sharing: it ends, the worker too
     assert fake_downloads[2].stopped and not app.worker.is_alive()
+
+
+def test_the_window_takes_chunks_from_a_sharing_peer_coloured_apart(
+        window, seeders, song_dir, tmp_path):
+    """A real swarm: one seeder, and a terminal leecher that downloaded
+    the song and shares it from 127.0.0.22 (--seed-for).  The window
+    finds it (peer exchange), says so, takes chunks from it, draws them
+    in the peers' colours and names it a peer; byte-exact; and once
+    complete it shares the song on."""
+    song = "facom-sample.mp3"  # 4 pieces: room to fetch some from the peer
+    (seeder,) = seeders(("127.0.0.1", "-d", str(song_dir), "-q", "--rate",
+                         "400"))
+    giver = subprocess.Popen(
+        [PYTHON, os.path.join(ROOT, "leecher.py"), "get", song, "-o",
+         str(tmp_path / "peer"), "--seeders", seeder.address, "--bind",
+         "127.0.0.22", "--seed-for", "60"], stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 30
+        while not (tmp_path / "peer" / song).exists():
+            assert time.monotonic() < deadline and giver.poll() is None
+            time.sleep(0.1)
+        app = window([gui.cli.parse_address(seeder.address)], lang="en",
+                     output=str(tmp_path / "window"), song=song,
+                     preview=False)
+        pump(app, lambda: app.selected_song() is not None, what="the song")
+        app.start_download()
+        pump(app, lambda: bool(app.stats), timeout=40, what="the download")
+    finally:
+        giver.kill()
+        giver.wait(timeout=10)
+    assert sha256(tmp_path / "window" / song) == sha256(song_dir / song)
+    joined = [line for line in app.status_history
+              if line.endswith(", another listener sharing this song, "
+                               "joined.")]
+    assert joined and joined[0].startswith("127.0.0.22:"), \
+        list(app.status_history)
+    peers = {source: count for source, count in app.stats["per_peer"].items()
+             if app.stats["sources"][source] == "peer" and count}
+    assert [source.rpartition(":")[0] for source in peers] == ["127.0.0.22"]
+    assert app.stats["shared"] is True
+    (peer,) = peers
+    lines = app.view.plot.lines
+    assert lines[("received", peer)].get_color() in gui_plot.PEER_COLOURS
+    assert lines[("received", seeder.address)].get_color() in \
+        gui_plot.SOURCE_COLOURS
+    assert len(app.view.plot.data[("received", peer)][1]) == peers[peer]
+    per_source = app.view.stats_panel.values["per_peer"].cget("text")
+    assert f"peer {peer}: {peers[peer]}" in per_source.replace("\u00a0",
+                                                               " ")
+    assert app.worker.seeding is not None  # it shares the song on
 
 
 def test_served_and_joined_peers_are_shown(window):

@@ -60,7 +60,7 @@ RECEIVED_STYLE = dict(ls="none", marker="o", ms=3.4, zorder=3)
 # no seeder and no other series uses.  The peers past the palette are
 # one series, "other peers": the legend and the lines stay bounded
 # whatever the swarm's size.
-PEER_COLOURS = ("#08306b", "#005f73", "#6a3d9a", "#3f007d", "#9b2226",
+PEER_COLOURS = ("#08306b", "#6a3d9a", "#005f73", "#9b2226", "#3f007d",
                 "#525252")
 PEER_STYLE = dict(ls="none", marker="D", ms=3.6, zorder=3)
 OTHER_PEERS = "*"       # the series of the peers without a colour of their own

@@ -87,7 +87,8 @@ def parse_addresses(entry: str) -> list[tuple[str, int]]:
 class App:
     """The leecher's window.  Tests drive it through its methods
     (``refresh_seeders``, ``search``, ``select_song``, ``start_download``,
-    ``set_language``, ``save_*``, ``export_runs``, ``close``) while
+    ``toggle_sharing``, ``set_language``, ``save_*``, ``export_runs``,
+    ``close``) while
     pumping ``root.update()``.  ``loop_lag_ms`` holds, for every poll, how
     long after it was due it ended (for bench/gui_latency.py)."""
 

@@ -5,6 +5,11 @@ on one queue that the Tk thread drains with ``after``: the download's own
 typed events (events.py) and the worker's messages below.  None of them
 is a live object of the engine: the window gets copies (rows, songs,
 final statistics), so Tk never reads state another thread is changing.
+
+Sharing: a download serves the song's other listeners what it verified
+while the switch "Share with other listeners" is on (its changes come on
+a queue of their own, taken at every turn of the download's loop), and
+once complete it goes on serving while the window is idle (``_share``).
 """
 
 from __future__ import annotations

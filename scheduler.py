@@ -226,8 +226,8 @@ class Holdings:
             clipped.add(max(0, start), min(self.pieces, end))
         return clipped
 
-    def add(self, peer, ranges) -> bool:
-        """``ranges`` (clipped) join what ``peer`` holds; anything new?"""
+    def add(self, peer, ranges) -> p.RangeSet:
+        """``ranges`` (clipped) join what ``peer`` holds: the new ones."""
         new = p.RangeSet()
         for start, end in self.clip(ranges):
             gaps = p.RangeSet(((start, end),))
@@ -239,7 +239,7 @@ class Holdings:
             peer.holds.add(start, end)
         if peer.addr in self.counted:
             self._bump(new, 1)
-        return bool(new)
+        return new
 
     def sync(self, peer, alive: bool) -> None:
         """Count ``peer``'s pieces while it is alive, not once gone."""
@@ -288,7 +288,29 @@ class Scheduler:
         return True
 
     def has(self, peer, ranges) -> bool:
-        return self.holdings.add(peer, ranges)
+        """A HAVE: ``ranges`` join what ``peer`` holds.  Worth a
+        scheduling pass (every idle peer against every missing piece)
+        only when ``peer`` may take work now and gained a piece we miss:
+        a flood of HAVEs from a busy peer, or of pieces we have, costs
+        no pass per datagram.  A busy peer's new pieces are looked at
+        when its batch is done."""
+        new = self.holdings.add(peer, ranges)
+        return bool(new) and self.ready(peer) and not self.busy(peer) \
+            and self.misses_any(new)
+
+    def busy(self, peer) -> bool:
+        """Has ``peer`` a piece-wise transfer whose first pass is still
+        coming (one open transfer each)?"""
+        return any(transfer.peer is peer and not (transfer.done
+                                                  or transfer.dead)
+                   for transfer in self.live)
+
+    def misses_any(self, new: p.RangeSet) -> bool:
+        """Is a chunk of the pieces ``new`` missing?"""
+        have, chunks = self.engine.state.have, self.engine.info.chunks
+        return any(have.find(0, pieces.chunk_range(start, chunks)[0],
+                             pieces.chunk_range(end - 1, chunks)[1]) != -1
+                   for start, end in new)
 
     def usable(self, peer) -> bool:
         return peer.alive and peer.addr not in self.engine.failover.gone

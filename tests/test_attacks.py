@@ -9,6 +9,7 @@ succeed are in ``attacks/`` (scripts, not tests).
 from __future__ import annotations
 
 import hashlib
+import itertools
 import heapq
 import random
 
@@ -944,3 +945,182 @@ def test_a_tx_seq_of_2_to_the_32_minus_1_does_not_stop_a_download():
     world.run(until=world.now + 60.0)
     assert world.failed is None
     assert world.download.complete and world.file() == SONG
+
+
+# ================================================ swarm (issue 12's peers)
+# What the swarm is held to, written out (a test fails if loosened).
+SWARM_PER_HOST = 8  # directory entries and known peers one IP may hold
+SILENT_PINGS_PER_LISTER = 16  # PINGs to a lister's addresses unanswered
+BAD_PIECES_BEFORE_DROPPED = 2  # bad pieces a peer sends before it is dropped
+
+
+def _peer_harness():
+    """A PeerEngine over a recorded download (tests/test_peer_engine)."""
+    from test_peer_engine import Harness as PeerHarness
+    return PeerHarness()
+
+
+def _pings_to_others(got, *known) -> list:
+    return [addr for d, addr in got
+            if isinstance(d.message, p.Ping) and addr not in known]
+
+
+@pytest.mark.parametrize("bad", ["0.0.0.0", "0.1.2.3", "255.255.255.255",
+                                 "224.0.0.1", "239.255.255.250",
+                                 "240.0.0.1"])
+def test_swarm_unspecified_broadcast_multicast_are_never_listed_nor_pinged(
+        bad):
+    """A PEERS may name any IPv4: 0.0.0.0 reaches the sender's own host,
+    broadcast and multicast reach many.  None of them is PINGed, and a
+    directory never lists them."""
+    import peer_directory as pd
+    from test_peer_engine import INFO, SEEDER as PEER_SEEDER
+    h = _peer_harness()
+    h.engine.start(h.now)
+    sid = next(d.session for d, _ in h.out()
+               if isinstance(d.message, p.GetPeers))
+    h.send(p.Peers(INFO.file_id, ((bad, 4000), (bad, 9000))), PEER_SEEDER,
+           sid)
+    assert _pings_to_others(h.run(h.now + 3.0), PEER_SEEDER) == []
+    directory = pd.PeerDirectory()
+    directory.record(b"song0001", (bad, 4000), 1.0)
+    assert directory.listing(b"song0001", None, 1.0) == ()
+
+
+def test_swarm_peers_answers_aim_a_bounded_total_of_pings_at_third_parties():
+    """Reflection: a hostile seeder answers every GET_PEERS with 32 new
+    addresses that never answer (a victim's).  PINGs to them stay within
+    PINGS_PER_S (tested elsewhere) and, in total, within
+    ``SILENT_PINGS_PER_LISTER``: were 4 a second for the whole download
+    (480 in 120 s)."""
+    from test_peer_engine import INFO, SEEDER as PEER_SEEDER
+    h = _peer_harness()
+    h.started()
+    victims, pings = iter(range(10 ** 6)), []
+    end = h.now + 120.0
+    while h.now < end:
+        for d, addr in h.run(h.now + 0.25):
+            if isinstance(d.message, p.GetPeers) and addr == PEER_SEEDER:
+                listed = tuple((f"10.66.{n // 250}.{n % 250 + 1}", 80)
+                               for n in itertools.islice(victims, 32))
+                h.send(p.Peers(INFO.file_id, listed), PEER_SEEDER,
+                       d.session)
+            elif isinstance(d.message, p.Ping) and addr != PEER_SEEDER:
+                pings.append(addr)
+    assert 0 < len(pings) <= SILENT_PINGS_PER_LISTER
+
+
+def test_swarm_one_host_cannot_crowd_honest_peers_out_of_a_directory():
+    """Directory poisoning: one IP registers 300 ports (each with its own
+    valid token, as a host with many sockets can) after three honest
+    peers.  Every GET_PEERS still lists the honest ones, and at most
+    ``SWARM_PER_HOST`` of the attacker's."""
+    seeder = new_seeder()
+    fid, count = SONG_INFO.file_id, pieces_of_song()
+    honest = [(f"127.0.0.{20 + k}", 4000) for k in range(3)]
+    now = 100.0
+    for addr in honest:
+        send(seeder, p.Have(fid, count, (), seeder.token_for(addr, now)),
+             addr, 0, now)
+    for port in range(10_000, 10_300):
+        addr = (ATTACKER[0], port)
+        now += 0.01
+        send(seeder, p.Have(fid, count, (), seeder.token_for(addr, now)),
+             addr, 0, now)
+    asker = ("127.0.0.30", 4000)
+    send(seeder, p.GetPeers(fid, seeder.token_for(asker, now)), asker, 7,
+         now)
+    (answer,) = [p.decode(d).message for d, a in drain(seeder, now)
+                 if a == asker]
+    listed = answer.peers
+    assert set(honest) <= set(listed)
+    assert sum(1 for host, _ in listed if host == ATTACKER[0]) \
+        <= SWARM_PER_HOST
+
+
+def pieces_of_song(info=SONG_INFO) -> int:
+    import pieces
+    return pieces.piece_count(info.chunks)
+
+
+def test_swarm_one_host_cannot_fill_a_peers_table_of_known_peers():
+    """Eclipse: one IP (many ports, each with our token) HAVEs and
+    answers our PINGs until the leecher's known peers are full; an
+    honest peer that comes later is still taken, and the attacker holds
+    at most ``SWARM_PER_HOST`` of them."""
+    import peer_engine as pe
+    h = _peer_harness()
+    h.started()
+    for k in range(pe.MAX_KNOWN_PEERS + 8):
+        h.run(h.now + 1.0)
+        h.join((ATTACKER[0], 20_000 + k))
+    h.run(h.now + 1.0)
+    honest = ("127.0.0.77", 4000)
+    assert h.join(honest)
+    added = [peer.addr for peer in h.download.added]
+    assert honest in added
+    assert sum(1 for host, _ in added if host == ATTACKER[0]) \
+        <= SWARM_PER_HOST
+
+
+def test_swarm_a_have_flood_costs_no_scheduling_pass_per_datagram(
+        monkeypatch):
+    """A known peer that is already busy (or holds nothing we miss)
+    sends 300 HAVEs, each of one new piece: each one used to run a whole
+    scheduling pass (every idle peer against every missing piece: 23 ms
+    per HAVE on a 10,000-piece song with 32 peers, attacks/
+    have_flood_cpu.py).  Now a HAVE only schedules when its peer is idle
+    and gained a missing piece."""
+    import pieces
+    import scheduler
+    count = 400
+    hashes = bytes(32) * count
+    size = count * pieces.PIECE_CHUNKS * CHUNK - 100
+    info = p.FileInfo(pieces.file_id_from(hashes), size, p.chunk_count(size),
+                      CHUNK, 0, bytes(32), "big.mp3")
+    engine = de.DownloadEngine(info, [de.Peer(SEEDER, rtt=0.01)], 0.0,
+                               de.Options(seed=1))
+    engine.start(0.0)
+    for k in range(31):
+        engine.add_peer(de.Peer((f"127.0.1.{k}", 7), rtt=0.01,
+                                holds=p.RangeSet()), 0.0)
+    engine.add_peer(de.Peer(ATTACKER, rtt=0.01, holds=p.RangeSet()), 0.0)
+    engine.peer_has(ATTACKER, [(count - 1, count)], 0.0)  # work: busy now
+    engine.datagrams_to_send(0.0)
+    fills = []
+    real_fill = scheduler.Scheduler.fill
+    monkeypatch.setattr(scheduler.Scheduler, "fill", lambda self, now: (
+        fills.append(now), real_fill(self, now))[1])
+    for k in range(300):
+        engine.peer_has(ATTACKER, [(count - 2 - k, count - 1 - k)], 0.01)
+    assert len(fills) <= 3
+    assert engine.peers[ATTACKER].holds == p.RangeSet([(count - 301,
+                                                        count)])
+
+
+def test_swarm_a_liar_holding_everything_is_dropped_after_two_bad_pieces():
+    """A peer claims every piece, serves the first 8 right (its batches
+    grow) and the rest wrong, with valid CRCs, faster than the honest
+    seeder.  The download is byte-exact, the liar named and dropped: no
+    more than ``BAD_PIECES_BEFORE_DROPPED`` bad pieces are taken from it
+    (chunks of its sessions still on the way once it is dropped are
+    not), and each bad piece costs at most 2 pieces fetched again."""
+    from test_swarm_download import Swarm as PieceSwarm
+    count = 64
+    swarm = PieceSwarm(count, [set(range(count)), None],
+                       rates=[4_000_000, 400_000],
+                       corrupt={0: set(range(8, count))})
+    engine = swarm.start(de.Options(seed=1))
+    swarm.run(300)
+    swarm.assert_whole()
+    liar = de.peer_name(swarm.addrs[0])
+    assert liar in {name for e in engine.events()
+                    if isinstance(e, ev.BadPiece) for name in e.dropped}
+    bad = engine.pieces.book.bad_pieces
+    assert 0 < bad <= BAD_PIECES_BEFORE_DROPPED
+    assert engine.pieces.strikes == {liar: bad}
+    stored = sum(engine.counters.stored_from.values())
+    assert stored - engine.info.chunks <= 2 * bad * PIECE_CHUNKS_WRITTEN
+
+
+PIECE_CHUNKS_WRITTEN = 64  # chunks in a piece (pieces.PIECE_CHUNKS)

@@ -386,8 +386,14 @@ class Scheduler:
             self._retire(transfer)
 
     def on_done(self, transfer: Transfer, now: float) -> None:
-        """Its first pass is all sent: its peer may take the next batch."""
-        if self.piecewise:
+        """Its first pass is all sent: its peer may take the next batch.
+        A DONE before any chunk came is a refusal, as BUSY (a back-off,
+        its pieces to the others): a peer that answers every REQUEST so
+        would get a new batch per round trip for ever."""
+        if self.piecewise and not transfer.received:
+            self.backoff.hit(transfer.peer.addr, now)
+            self.engine.failover.busy(transfer, now)
+        elif self.piecewise:
             self._learn(transfer)
             self.dirty = True
             self.settle(now)

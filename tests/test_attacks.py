@@ -1124,3 +1124,52 @@ def test_swarm_a_liar_holding_everything_is_dropped_after_two_bad_pieces():
 
 
 PIECE_CHUNKS_WRITTEN = 64  # chunks in a piece (pieces.PIECE_CHUNKS)
+
+
+class DoneAtOnce:
+    """A peer that claims every piece, answers PING, and answers every
+    REQUEST, ACK and NACK with a DONE and no chunk."""
+
+    def __init__(self, engine):
+        self.engine, self.out, self.requests = engine, [], 0
+
+    def receive_datagram(self, data, addr, now):
+        datagram = p.decode(data)
+        if isinstance(datagram.message, (p.Request, p.Ack, p.Nack)):
+            self.requests += isinstance(datagram.message, p.Request)
+            self.out.append((p.encode(p.Done(0, 0, 0, 0, 0),
+                                      datagram.session), addr))
+        elif not isinstance(datagram.message, p.Cancel):
+            self.engine.receive_datagram(data, addr, now)
+
+    def datagrams_to_send(self, now):
+        out, self.out = self.out, []
+        return out + self.engine.datagrams_to_send(now)
+
+    def get_timer(self):
+        return self.engine.get_timer()
+
+    def handle_timer(self, now):
+        self.engine.handle_timer(now)
+
+
+def test_swarm_a_peer_that_answers_done_and_sends_nothing_backs_off():
+    """Claims starvation: a peer holding "everything" answers each
+    REQUEST at once with DONE, no chunk.  Its peer was free again at
+    once and got the next batch: 2,397 REQUESTs (and scheduling passes)
+    in the 7.3 s the honest seeder needed.  An empty DONE is a refusal
+    now: a back-off as after BUSY (0.25 s doubling up to 4 s).  The
+    download is byte-exact, as fast as from the seeder alone."""
+    from test_swarm_download import Swarm as PieceSwarm, at_most_requests
+    count = 32
+    swarm = PieceSwarm(count, [set(range(count)), None],
+                       rates=[4_000_000, 400_000])
+    host = swarm.net.hosts[swarm.addrs[0]]
+    host.engine = DoneAtOnce(host.engine)
+    swarm.start(de.Options(seed=1))
+    swarm.run(60)
+    swarm.assert_whole()
+    took = swarm.net.now - swarm.started_at
+    alone = count * PIECE_CHUNKS_WRITTEN * (CHUNK + 40) / 400_000
+    assert took < 1.2 * alone
+    assert host.engine.requests <= at_most_requests(took)

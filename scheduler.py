@@ -34,6 +34,7 @@ ends.  Dead transfers beyond ``KEPT_RETIRED`` leave the table.
 
 from __future__ import annotations
 
+import bisect
 import itertools
 import random
 from array import array
@@ -561,7 +562,7 @@ class Scheduler:
         elif holds is None:  # a seeder: first what no partial peer holds
             mine = [n for n in free if not self.holdings.count[n]] or free
         else:
-            mine = [n for n in free if n in holds]
+            mine = self.held_of(holds, free)
         left = len(mine) if endgame else len(free)
         count = min(self.batch.get(peer.addr, 1), -(-left // max(alive, 1)))
         picked = piece_picker.pick(self.engine.options.pick, mine, count,
@@ -570,6 +571,17 @@ class Scheduler:
         if endgame:
             self.doubled.update(picked)
         return picked
+
+    @staticmethod
+    def held_of(holds: p.RangeSet, free: list[int]) -> list[int]:
+        """The pieces of ``free`` (ascending) in ``holds``: a bisection
+        per range held, not a look per free piece (a pass over 32 idle
+        peers that hold nothing costs nothing on a 10,000-piece song)."""
+        mine: list[int] = []
+        for start, end in holds:
+            mine += free[bisect.bisect_left(free, start):
+                         bisect.bisect_left(free, end)]
+        return mine
 
     def _play_piece(self) -> int:
         chunk = self.playhead if self.playhead is not None \

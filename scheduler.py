@@ -274,6 +274,7 @@ class Scheduler:
         self.live: list[Transfer] = []  # piece-wise, not dead
         self.batch: dict[tuple, int] = {}  # peer -> pieces in its next
         self.doubled: set[int] = set()  # pieces fetched twice (endgame)
+        self.rescued: set[int] = set()  # ... and by a seeder (endgame)
         self.playhead: int | None = None  # the driver's play point
         self.backoff = Backoff()  # peers that said BUSY
         self.prune = Pruner()
@@ -556,9 +557,9 @@ class Scheduler:
         peers'), so that no peer is left with the tail alone."""
         holds = peer.holds
         if endgame:
-            mine = sorted(n for n, who in claims.items() if len(who) == 1
-                          and who[0] != peer.addr and n not in self.doubled
-                          and self.holds(peer, n))
+            mine = sorted(n for n, who in claims.items()
+                          if peer.addr not in who and self.holds(peer, n)
+                          and self._may_double(peer, n, who))
         elif holds is None:  # a seeder: first what no partial peer holds
             mine = [n for n in free if not self.holdings.count[n]] or free
         else:
@@ -569,8 +570,20 @@ class Scheduler:
                                    self.holdings.count, self._play_piece(),
                                    self.rng)
         if endgame:
-            self.doubled.update(picked)
+            (self.rescued if holds is None else self.doubled).update(picked)
         return picked
+
+    def _may_double(self, peer, piece: int, who: list) -> bool:
+        """Endgame: may ``peer`` also fetch ``piece`` (``who`` fetch
+        it)?  A partial peer, once per piece, the only fetcher's double;
+        a seeder once more, unless a seeder fetches it: slow partial
+        peers that took each other's pieces as their double cannot hold
+        the tail (8 at 2 KB/s held a 7 s song for 33 s)."""
+        if peer.holds is None:
+            peers = self.engine.peers
+            return piece not in self.rescued and all(
+                peers[addr].holds is not None for addr in who)
+        return len(who) == 1 and piece not in self.doubled
 
     @staticmethod
     def held_of(holds: p.RangeSet, free: list[int]) -> list[int]:

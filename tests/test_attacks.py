@@ -1200,3 +1200,24 @@ def test_swarm_a_scheduling_pass_costs_by_what_peers_hold_not_the_song(
         looks.append(value), real(self, value))[1])
     engine.scheduler.fill(0.01)
     assert len(looks) < count
+
+
+def test_swarm_slow_peers_claiming_everything_cannot_hold_the_tail():
+    """Eight peers (a Sybil's) claim every piece and serve at 2 KB/s.
+    Each takes a piece, and in the endgame they took each other's
+    pieces as the one allowed double, so the tail waited for them:
+    33.5 s for a song the seeder alone serves in 7.3 s.  A seeder may
+    now also double a piece in the endgame (once), whoever fetches it."""
+    from test_swarm_download import Swarm as PieceSwarm
+    count, sybils = 32, 8
+    swarm = PieceSwarm(count, [set(range(count))] * sybils + [None],
+                       rates=[2_000] * sybils + [400_000])
+    swarm.start(de.Options(seed=1))
+    swarm.run(120)
+    swarm.assert_whole()
+    alone = count * PIECE_CHUNKS_WRITTEN * (CHUNK + 40) / 400_000
+    assert swarm.net.now - swarm.started_at < 1.5 * alone
+    sessions = {(to, sid, piece) for _, to, sid, got in swarm.requests()
+                for piece in got}  # a REQUEST repeated is one session
+    asked = [piece for _, _, piece in sessions]
+    assert max(asked.count(piece) for piece in set(asked)) <= 3

@@ -66,6 +66,11 @@ MAX_BATCH_PIECES = 32
 # every 4 s, its BUSY answer included.
 BUSY_BACKOFF_S = 0.25
 MAX_BUSY_BACKOFF_S = 4.0
+# Endgame rescue: a peer this many times faster (its last batch's rate)
+# than every peer fetching a piece right now may fetch it too, once per
+# piece: slow peers that took each other's pieces as the endgame's one
+# double cannot hold the tail (8 at 2 KB/s held a 7 s song for 33 s).
+RESCUE_FACTOR = 4.0
 # Retired (dead) transfers kept in ``engine.transfers`` for the chunks
 # still on their way: a session is CANCELed when it retires, so they stop
 # within a round trip or a queue, long before 64 more retire.  A chunk of
@@ -274,7 +279,8 @@ class Scheduler:
         self.live: list[Transfer] = []  # piece-wise, not dead
         self.batch: dict[tuple, int] = {}  # peer -> pieces in its next
         self.doubled: set[int] = set()  # pieces fetched twice (endgame)
-        self.rescued: set[int] = set()  # ... and by a seeder (endgame)
+        self.rescued: set[int] = set()  # ... once more (a rescue)
+        self.rates: dict[tuple, float] = {}  # peer -> its last batch's
         self.playhead: int | None = None  # the driver's play point
         self.backoff = Backoff()  # peers that said BUSY
         self.prune = Pruner()
@@ -489,7 +495,8 @@ class Scheduler:
         seeding = any(peer.holds is None for peer in alive)
         for peer in idle:
             endgame = not self._fetchable(free, seeding)
-            picked = self._pick_for(peer, free, claims, endgame, len(alive))
+            picked = self._pick_for(peer, free, claims, endgame, len(alive),
+                                    now)
             if picked:
                 for piece in picked:
                     claims.setdefault(piece, []).append(peer.addr)
@@ -550,7 +557,7 @@ class Scheduler:
                                               for n in free))
 
     def _pick_for(self, peer, free: list, claims: dict, endgame: bool,
-                  alive: int) -> list[int]:
+                  alive: int, now: float) -> list[int]:
         """``peer``'s next batch: unclaimed pieces it holds or, in the
         endgame, pieces one other peer is fetching (once each).  Near
         the end no more than its share of what is left (the ``alive``
@@ -559,7 +566,7 @@ class Scheduler:
         if endgame:
             mine = sorted(n for n, who in claims.items()
                           if peer.addr not in who and self.holds(peer, n)
-                          and self._may_double(peer, n, who))
+                          and self._may_double(peer, n, who, now))
         elif holds is None:  # a seeder: first what no partial peer holds
             mine = [n for n in free if not self.holdings.count[n]] or free
         else:
@@ -569,21 +576,39 @@ class Scheduler:
         picked = piece_picker.pick(self.engine.options.pick, mine, count,
                                    self.holdings.count, self._play_piece(),
                                    self.rng)
-        if endgame:
-            (self.rescued if holds is None else self.doubled).update(picked)
+        for piece in picked if endgame else ():
+            (self.doubled if self._doubles(piece, claims[piece])
+             else self.rescued).add(piece)
         return picked
 
-    def _may_double(self, peer, piece: int, who: list) -> bool:
-        """Endgame: may ``peer`` also fetch ``piece`` (``who`` fetch
-        it)?  A partial peer, once per piece, the only fetcher's double;
-        a seeder once more, unless a seeder fetches it: slow partial
-        peers that took each other's pieces as their double cannot hold
-        the tail (8 at 2 KB/s held a 7 s song for 33 s)."""
-        if peer.holds is None:
-            peers = self.engine.peers
-            return piece not in self.rescued and all(
-                peers[addr].holds is not None for addr in who)
+    def _doubles(self, piece: int, who: list) -> bool:
+        """The endgame's double: the only fetcher's, once per piece."""
         return len(who) == 1 and piece not in self.doubled
+
+    def _may_double(self, peer, piece: int, who: list, now: float) -> bool:
+        """Endgame: may ``peer`` also fetch ``piece`` (``who`` fetch
+        it)?  As its double, or once more as a rescue
+        (``RESCUE_FACTOR``): a seeder unless a seeder fetches it, or a
+        peer much faster than every fetcher now."""
+        if self._doubles(piece, who):
+            return True
+        if piece in self.rescued:
+            return False
+        peers = self.engine.peers
+        if peer.holds is None:
+            return all(peers[addr].holds is not None for addr in who)
+        mine = self.rates.get(peer.addr, 0.0)
+        return mine > 0 and all(mine > RESCUE_FACTOR * self._pace(addr, now)
+                                for addr in who)
+
+    def _pace(self, addr, now: float) -> float:
+        """Chunks a second ``addr``'s open transfer delivers so far (a
+        stalled one slows down as time passes)."""
+        for transfer in self.live:
+            if transfer.peer.addr == addr and not transfer.dead:
+                return transfer.received / max(now - transfer.started_at,
+                                               GRANULARITY)
+        return 0.0
 
     @staticmethod
     def held_of(holds: p.RangeSet, free: list[int]) -> list[int]:
@@ -614,6 +639,7 @@ class Scheduler:
     def _learn(self, transfer: Transfer) -> None:
         """The next batch: ``BATCH_S`` worth at the rate it delivered."""
         if transfer.received:
+            self.rates[transfer.peer.addr] = transfer.rate()
             worth = transfer.rate() * BATCH_S / pieces.PIECE_CHUNKS
             self.batch[transfer.peer.addr] = max(1, min(
                 MAX_BATCH_PIECES, round(worth)))

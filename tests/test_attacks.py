@@ -1221,3 +1221,23 @@ def test_swarm_slow_peers_claiming_everything_cannot_hold_the_tail():
                 for piece in got}  # a REQUEST repeated is one session
     asked = [piece for _, _, piece in sessions]
     assert max(asked.count(piece) for piece in set(asked)) <= 3
+
+
+def test_swarm_slow_peers_cannot_hold_the_tail_without_a_seeder_either():
+    """The same eight slow Sybils, no seeder: one honest partial peer
+    holds the song (a leecher seeding after its download).  It waited
+    for them as well (33.5 s for 7.3 s); a peer much faster than every
+    peer fetching a piece may now also take it in the endgame, once."""
+    from test_swarm_download import Swarm as PieceSwarm
+    count, sybils = 32, 8
+    swarm = PieceSwarm(count, [set(range(count))] * (sybils + 1),
+                       rates=[2_000] * sybils + [400_000])
+    swarm.start(de.Options(seed=1))
+    swarm.run(120)
+    swarm.assert_whole()
+    alone = count * PIECE_CHUNKS_WRITTEN * (CHUNK + 40) / 400_000
+    assert swarm.net.now - swarm.started_at < 1.5 * alone
+    sessions = {(to, sid, piece) for _, to, sid, got in swarm.requests()
+                for piece in got}
+    asked = [piece for _, _, piece in sessions]
+    assert max(asked.count(piece) for piece in set(asked)) <= 3

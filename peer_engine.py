@@ -54,8 +54,10 @@ RETRY_CANDIDATE_S = 30.0  # an address that did not answer is left alone
 MAX_TRIED = 512  # addresses remembered as PINGed (oldest forgotten)
 # PINGs to the addresses one peer listed that got no PONG: past this its
 # PEERS answers are not taken.  A lister of addresses that never talked
-# to us (reflection) makes at most this many PINGs (1 KB) in all; a
-# PONG gives one back, so an honest lister's churn costs nothing.
+# to us (reflection) makes at most this many PINGs (1 KB) in all; each
+# PONG gives its PING back and room for one more silent one, so an
+# honest directory listing peers that left lately (up to PEER_TTL_S)
+# is still heard.
 SILENT_PINGS_PER_LISTER = 16
 # The registration HAVE (and the token it rests on, 30-60 s) is renewed
 # this often: three refreshes fit in a directory entry's life.
@@ -270,8 +272,8 @@ class Swarm:
         if sent is None or sent[0] != addr or now - sent[1] > PING_ANSWER_S:
             return
         lister = sent[2]
-        if self.owed.get(lister):
-            self.owed[lister] -= 1  # its address answered
+        if self.owed.get(lister):  # its address answered
+            self.owed[lister] = max(0, self.owed[lister] - 2)
         if self.known(addr):  # a refresh: the token renewed
             self.tokens[addr] = msg.token
             peer = self.partial.get(addr) or self.engine.download.peers[addr]

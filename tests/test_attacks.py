@@ -1241,3 +1241,29 @@ def test_swarm_slow_peers_cannot_hold_the_tail_without_a_seeder_either():
                 for piece in got}
     asked = [piece for _, _, piece in sessions]
     assert max(asked.count(piece) for piece in set(asked)) <= 3
+
+
+def test_swarm_a_lister_whose_addresses_mostly_answer_is_still_heard():
+    """The reflection bound spares an honest directory: half of what it
+    lists left the swarm lately (no PONG), half answers; its next
+    answers are still taken, and their addresses PINGed."""
+    from test_peer_engine import INFO, SEEDER as PEER_SEEDER
+    h = _peer_harness()
+    h.started()
+    listed = iter(range(10 ** 6))
+    pinged = []
+    for _ in range(3):
+        h.engine.swarm.ask_peers(h.download.peers[PEER_SEEDER], h.now)
+        ask = [d for d, a in h.out() if isinstance(d.message, p.GetPeers)
+               and a == PEER_SEEDER][-1]
+        batch = tuple((f"10.77.0.{n + 1}", 80)
+                      for n in itertools.islice(listed, 2 * 6))
+        h.send(p.Peers(INFO.file_id, batch), PEER_SEEDER, ask.session)
+        for _ in range(4):
+            for d, addr in h.out() + h.run(h.now + 1.0):
+                if isinstance(d.message, p.Ping) and addr != PEER_SEEDER:
+                    pinged.append(addr)
+                    if int(addr[0].rsplit(".", 1)[1]) % 2:  # half answer
+                        h.send(p.Pong(d.message.nonce, 5, 1, 0, 0, 50, "x"),
+                               addr, d.session)
+    assert len(set(pinged)) == 3 * 12

@@ -17,27 +17,19 @@ import sys
 import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "tests"))
 
 import download_engine as de  # noqa: E402
-import pieces  # noqa: E402
 import protocol as p  # noqa: E402
 import scheduler  # noqa: E402
+from test_attacks import engine_with_idle_peers  # noqa: E402
 
 ATTACKER = ("127.0.0.66", 5000)
 
 
 def engine_for(count: int) -> de.DownloadEngine:
-    hashes = bytes(32) * count
-    size = count * pieces.PIECE_CHUNKS * p.CHUNK_SIZE - 100
-    info = p.FileInfo(pieces.file_id_from(hashes), size, p.chunk_count(size),
-                      p.CHUNK_SIZE, 0, bytes(32), "big.mp3")
-    engine = de.DownloadEngine(info, [de.Peer(("127.0.0.1", 9000),
-                                              rtt=0.01)], 0.0,
-                               de.Options(seed=1))
-    engine.start(0.0)
-    for k in range(31):
-        engine.add_peer(de.Peer((f"127.0.1.{k}", 7), rtt=0.01,
-                                holds=p.RangeSet()), 0.0)
+    """32 peers known: 31 holding nothing, and the attacker."""
+    engine = engine_with_idle_peers(count, 31)
     engine.add_peer(de.Peer(ATTACKER, rtt=0.01, holds=p.RangeSet()), 0.0)
     engine.datagrams_to_send(0.0)
     return engine

@@ -21,6 +21,7 @@ import events as ev
 import leecher
 import protocol as p
 import seed_engine as se
+from test_swarm_download import Busy
 
 CHUNK = p.CHUNK_SIZE
 SEEDER = ("127.0.0.1", 9000)
@@ -1063,6 +1064,24 @@ def test_swarm_one_host_cannot_fill_a_peers_table_of_known_peers():
         <= SWARM_PER_HOST
 
 
+def engine_with_idle_peers(count: int, idle: int) -> de.DownloadEngine:
+    """A started download of a ``count``-piece song (a made-up piece
+    list: no data) from one seeder, with ``idle`` known partial peers
+    that hold nothing yet (also attacks/have_flood_cpu.py's)."""
+    import pieces
+    hashes = bytes(32) * count
+    size = count * pieces.PIECE_CHUNKS * CHUNK - 100
+    info = p.FileInfo(pieces.file_id_from(hashes), size, p.chunk_count(size),
+                      CHUNK, 0, bytes(32), "big.mp3")
+    engine = de.DownloadEngine(info, [de.Peer(SEEDER, rtt=0.01)], 0.0,
+                               de.Options(seed=1))
+    engine.start(0.0)
+    for k in range(idle):
+        engine.add_peer(de.Peer((f"127.0.1.{k}", 7), rtt=0.01,
+                                holds=p.RangeSet()), 0.0)
+    return engine
+
+
 def test_swarm_a_have_flood_costs_no_scheduling_pass_per_datagram(
         monkeypatch):
     """A known peer that is already busy (or holds nothing we miss)
@@ -1071,19 +1090,9 @@ def test_swarm_a_have_flood_costs_no_scheduling_pass_per_datagram(
     per HAVE on a 10,000-piece song with 32 peers, attacks/
     have_flood_cpu.py).  Now a HAVE only schedules when its peer is idle
     and gained a missing piece."""
-    import pieces
     import scheduler
     count = 400
-    hashes = bytes(32) * count
-    size = count * pieces.PIECE_CHUNKS * CHUNK - 100
-    info = p.FileInfo(pieces.file_id_from(hashes), size, p.chunk_count(size),
-                      CHUNK, 0, bytes(32), "big.mp3")
-    engine = de.DownloadEngine(info, [de.Peer(SEEDER, rtt=0.01)], 0.0,
-                               de.Options(seed=1))
-    engine.start(0.0)
-    for k in range(31):
-        engine.add_peer(de.Peer((f"127.0.1.{k}", 7), rtt=0.01,
-                                holds=p.RangeSet()), 0.0)
+    engine = engine_with_idle_peers(count, 31)
     engine.add_peer(de.Peer(ATTACKER, rtt=0.01, holds=p.RangeSet()), 0.0)
     engine.peer_has(ATTACKER, [(count - 1, count)], 0.0)  # work: busy now
     engine.datagrams_to_send(0.0)
@@ -1126,12 +1135,12 @@ def test_swarm_a_liar_holding_everything_is_dropped_after_two_bad_pieces():
 PIECE_CHUNKS_WRITTEN = 64  # chunks in a piece (pieces.PIECE_CHUNKS)
 
 
-class DoneAtOnce:
+class DoneAtOnce(Busy):
     """A peer that claims every piece, answers PING, and answers every
     REQUEST, ACK and NACK with a DONE and no chunk."""
 
     def __init__(self, engine):
-        self.engine, self.out, self.requests = engine, [], 0
+        super().__init__(engine, set(), "")
 
     def receive_datagram(self, data, addr, now):
         datagram = p.decode(data)
@@ -1141,16 +1150,6 @@ class DoneAtOnce:
                                       datagram.session), addr))
         elif not isinstance(datagram.message, p.Cancel):
             self.engine.receive_datagram(data, addr, now)
-
-    def datagrams_to_send(self, now):
-        out, self.out = self.out, []
-        return out + self.engine.datagrams_to_send(now)
-
-    def get_timer(self):
-        return self.engine.get_timer()
-
-    def handle_timer(self, now):
-        self.engine.handle_timer(now)
 
 
 def test_swarm_a_peer_that_answers_done_and_sends_nothing_backs_off():
@@ -1182,18 +1181,8 @@ def test_swarm_a_scheduling_pass_costs_by_what_peers_hold_not_the_song(
     starting) 145 ms per pass on a 10,000-piece song, which any HAVE of
     a piece others fetch could trigger.  Now a bisection per range held:
     here, 2,000 pieces and 32 empty peers, almost no look-up at all."""
-    import pieces
     count = 2000
-    hashes = bytes(32) * count
-    size = count * pieces.PIECE_CHUNKS * CHUNK - 100
-    info = p.FileInfo(pieces.file_id_from(hashes), size, p.chunk_count(size),
-                      CHUNK, 0, bytes(32), "big.mp3")
-    engine = de.DownloadEngine(info, [de.Peer(SEEDER, rtt=0.01)], 0.0,
-                               de.Options(seed=1))
-    engine.start(0.0)
-    for k in range(32):
-        engine.add_peer(de.Peer((f"127.0.1.{k}", 7), rtt=0.01,
-                                holds=p.RangeSet()), 0.0)
+    engine = engine_with_idle_peers(count, 32)
     looks = []
     real = p.RangeSet.__contains__
     monkeypatch.setattr(p.RangeSet, "__contains__", lambda self, value: (
@@ -1202,15 +1191,15 @@ def test_swarm_a_scheduling_pass_costs_by_what_peers_hold_not_the_song(
     assert len(looks) < count
 
 
-def test_swarm_slow_peers_claiming_everything_cannot_hold_the_tail():
-    """Eight peers (a Sybil's) claim every piece and serve at 2 KB/s.
-    Each takes a piece, and in the endgame they took each other's
-    pieces as the one allowed double, so the tail waited for them:
-    33.5 s for a song the seeder alone serves in 7.3 s.  A seeder may
-    now also double a piece in the endgame (once), whoever fetches it."""
+def _slow_sybils_hold_the_tail(last) -> None:
+    """Eight peers (a Sybil's) claim every piece and serve at 2 KB/s;
+    ``last`` (None: a seeder; a set: an honest partial peer holding it
+    all) at 400 KB/s.  Byte-exact, in under 1.5x what ``last`` alone
+    takes, no piece in more than 3 sessions (its own, the endgame's
+    double and a rescue)."""
     from test_swarm_download import Swarm as PieceSwarm
     count, sybils = 32, 8
-    swarm = PieceSwarm(count, [set(range(count))] * sybils + [None],
+    swarm = PieceSwarm(count, [set(range(count))] * sybils + [last],
                        rates=[2_000] * sybils + [400_000])
     swarm.start(de.Options(seed=1))
     swarm.run(120)
@@ -1223,24 +1212,21 @@ def test_swarm_slow_peers_claiming_everything_cannot_hold_the_tail():
     assert max(asked.count(piece) for piece in set(asked)) <= 3
 
 
+def test_swarm_slow_peers_claiming_everything_cannot_hold_the_tail():
+    """Each Sybil takes a piece, and in the endgame they took each
+    other's pieces as the one allowed double, so the tail waited for
+    them: 33.5 s for a song the seeder alone serves in 7.3 s.  A seeder
+    may now also double a piece in the endgame (once), whoever fetches
+    it."""
+    _slow_sybils_hold_the_tail(None)
+
+
 def test_swarm_slow_peers_cannot_hold_the_tail_without_a_seeder_either():
-    """The same eight slow Sybils, no seeder: one honest partial peer
-    holds the song (a leecher seeding after its download).  It waited
-    for them as well (33.5 s for 7.3 s); a peer much faster than every
-    peer fetching a piece may now also take it in the endgame, once."""
-    from test_swarm_download import Swarm as PieceSwarm
-    count, sybils = 32, 8
-    swarm = PieceSwarm(count, [set(range(count))] * (sybils + 1),
-                       rates=[2_000] * sybils + [400_000])
-    swarm.start(de.Options(seed=1))
-    swarm.run(120)
-    swarm.assert_whole()
-    alone = count * PIECE_CHUNKS_WRITTEN * (CHUNK + 40) / 400_000
-    assert swarm.net.now - swarm.started_at < 1.5 * alone
-    sessions = {(to, sid, piece) for _, to, sid, got in swarm.requests()
-                for piece in got}
-    asked = [piece for _, _, piece in sessions]
-    assert max(asked.count(piece) for piece in set(asked)) <= 3
+    """The same, no seeder: one honest partial peer holds the song (a
+    leecher seeding after its download).  It waited for them as well
+    (33.5 s for 7.3 s); a peer much faster than every peer fetching a
+    piece may now also take it in the endgame, once."""
+    _slow_sybils_hold_the_tail(set(range(32)))
 
 
 def test_swarm_a_lister_whose_addresses_mostly_answer_is_still_heard():

@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import bisect
 import itertools
+import math
 import random
 from array import array
 from dataclasses import dataclass
@@ -587,27 +588,32 @@ class Scheduler:
 
     def _may_double(self, peer, piece: int, who: list, now: float) -> bool:
         """Endgame: may ``peer`` also fetch ``piece`` (``who`` fetch
-        it)?  As its double, or once more as a rescue
-        (``RESCUE_FACTOR``): a seeder unless a seeder fetches it, or a
-        peer much faster than every fetcher now."""
+        it)?  As its double, or once more as a rescue: when ``peer`` is
+        ``RESCUE_FACTOR`` times faster (its last batch's rate; a seeder
+        not yet measured counts as fast) than every fetcher now."""
         if self._doubles(piece, who):
             return True
         if piece in self.rescued:
             return False
-        peers = self.engine.peers
-        if peer.holds is None:
-            return all(peers[addr].holds is not None for addr in who)
-        mine = self.rates.get(peer.addr, 0.0)
+        mine = self._rate(peer)
         return mine > 0 and all(mine > RESCUE_FACTOR * self._pace(addr, now)
                                 for addr in who)
 
+    def _rate(self, peer) -> float:
+        """Chunks a second ``peer``'s last batch came at (a seeder not
+        yet measured counts as fast, a partial peer as slow)."""
+        return self.rates.get(peer.addr,
+                              math.inf if peer.holds is None else 0.0)
+
     def _pace(self, addr, now: float) -> float:
         """Chunks a second ``addr``'s open transfer delivers so far (a
-        stalled one slows down as time passes)."""
+        stalled one slows down as time passes); before a batch's
+        ``BATCH_S``, too early to tell: its last batch's rate."""
         for transfer in self.live:
             if transfer.peer.addr == addr and not transfer.dead:
-                return transfer.received / max(now - transfer.started_at,
-                                               GRANULARITY)
+                elapsed = now - transfer.started_at
+                return transfer.received / elapsed \
+                    if elapsed >= BATCH_S else self._rate(transfer.peer)
         return 0.0
 
     @staticmethod

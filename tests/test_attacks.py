@@ -1253,3 +1253,44 @@ def test_swarm_a_lister_whose_addresses_mostly_answer_is_still_heard():
                         h.send(p.Pong(d.message.nonce, 5, 1, 0, 0, 50, "x"),
                                addr, d.session)
     assert len(set(pinged)) == 3 * 12
+
+
+def _swarm_minimal(kind: str, info) -> p.Message:
+    import pieces
+    third = (("10.99.0.1", 80),) * p.MAX_PEERS_LISTED
+    return {
+        "get-peers": p.GetPeers(info.file_id, 0),
+        "have": p.Have(info.file_id, pieces.piece_count(info.chunks),
+                       ((0, 1 << 30),), 0),
+        "peers": p.Peers(info.file_id, third),
+        "hashes": p.Hashes(info.file_id, 0, 0),
+    }.get(kind) or _minimal(kind)
+
+
+@pytest.mark.parametrize("kind", KINDS + ["get-peers", "have", "peers",
+                                          "hashes"])
+def test_swarm_a_sharing_leecher_gives_an_unvalidated_source_at_most_3x(
+        kind):
+    """A leecher that shares (a PeerEngine holding two pieces) and is
+    downloading: datagrams of every type from a spoofed address get at
+    most 3x their bytes back, no chunk, and nothing to anyone else
+    (no PING, HAVE or GET_PEERS aimed at a third party)."""
+    from test_peer_engine import INFO, SEEDER as PEER_SEEDER
+    from test_peer_engine import Harness as PeerHarness
+    h = PeerHarness(verified=[0, 1])
+    h.started()
+    h.run(h.now + 0.1)
+    spoofed = ("127.0.0.77", 7777)
+    sent = received = 0
+    for n in range(50):
+        data = p.encode(_swarm_minimal(kind, INFO), n + 1)
+        h.engine.receive_datagram(data, spoofed, h.now)
+        received += len(data)
+        for out, addr in h.engine.datagrams_to_send(h.now):
+            message = p.decode(out).message
+            assert addr in (spoofed, PEER_SEEDER), (addr, message)
+            if addr == spoofed:
+                sent += len(out)
+                assert not isinstance(message, p.Chunk)
+        h.now += 0.01
+    assert sent <= 3 * received

@@ -282,6 +282,7 @@ class Scheduler:
         self.doubled: set[int] = set()  # pieces fetched twice (endgame)
         self.rescued: set[int] = set()  # ... once more (a rescue)
         self.rates: dict[tuple, float] = {}  # peer -> its last batch's
+        self._pace_at: tuple = (None, {})  # (when, _paces then)
         self.playhead: int | None = None  # the driver's play point
         self.backoff = Backoff()  # peers that said BUSY
         self.prune = Pruner()
@@ -487,6 +488,7 @@ class Scheduler:
             if peer.holds is not None:
                 self.holdings.sync(peer, self.usable(peer))
         claims = self._claims()
+        self._pace_at = (None, {})  # transfers changed: paces anew
         idle = self._idle({t.peer.addr for t in self.live if not t.done})
         if not idle and self.live:
             return  # everyone busy: nothing to look at
@@ -596,8 +598,10 @@ class Scheduler:
         if piece in self.rescued:
             return False
         mine = self._rate(peer)
-        return mine > 0 and all(mine > RESCUE_FACTOR * self._pace(addr, now)
-                                for addr in who)
+        paces, peers = self._paces(now), self.engine.peers
+        return mine > 0 and all(  # a transfer of this pass: young
+            mine > RESCUE_FACTOR * paces.get(addr, self._rate(peers[addr]))
+            for addr in who)
 
     def _rate(self, peer) -> float:
         """Chunks a second ``peer``'s last batch came at (a seeder not
@@ -605,16 +609,20 @@ class Scheduler:
         return self.rates.get(peer.addr,
                               math.inf if peer.holds is None else 0.0)
 
-    def _pace(self, addr, now: float) -> float:
-        """Chunks a second ``addr``'s open transfer delivers so far (a
-        stalled one slows down as time passes); before a batch's
-        ``BATCH_S``, too early to tell: its last batch's rate."""
-        for transfer in self.live:
-            if transfer.peer.addr == addr and not transfer.dead:
-                elapsed = now - transfer.started_at
-                return transfer.received / elapsed \
-                    if elapsed >= BATCH_S else self._rate(transfer.peer)
-        return 0.0
+    def _paces(self, now: float) -> dict:
+        """Per peer, chunks a second its open transfer delivers so far
+        (a stalled one slows down as time passes); before a batch's
+        ``BATCH_S``, too early to tell: its last batch's rate.  Made once
+        per pass (``_pace_at``), not per piece looked at."""
+        if self._pace_at[0] != now:
+            paces = {}
+            for transfer in self.live:
+                if not transfer.dead:
+                    elapsed = now - transfer.started_at
+                    paces[transfer.peer.addr] = transfer.received / elapsed \
+                        if elapsed >= BATCH_S else self._rate(transfer.peer)
+            self._pace_at = (now, paces)
+        return self._pace_at[1]
 
     @staticmethod
     def held_of(holds: p.RangeSet, free: list[int]) -> list[int]:

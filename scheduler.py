@@ -248,6 +248,17 @@ class Holdings:
             self._bump(new, 1)
         return new
 
+    @staticmethod
+    def held_of(holds: p.RangeSet, free: list[int]) -> list[int]:
+        """The pieces of ``free`` (ascending) in ``holds``: a bisection
+        per range held, not a look per free piece (a pass over 32 idle
+        peers that hold nothing costs nothing on a 10,000-piece song)."""
+        mine: list[int] = []
+        for start, end in holds:
+            mine += free[bisect.bisect_left(free, start):
+                         bisect.bisect_left(free, end)]
+        return mine
+
     def sync(self, peer, alive: bool) -> None:
         """Count ``peer``'s pieces while it is alive, not once gone."""
         if alive == (peer.addr in self.counted):
@@ -265,6 +276,68 @@ class Holdings:
                 count[piece] += step
 
 
+class Endgame:
+    """Who else may fetch a piece someone is fetching, once nothing
+    unclaimed is left: the only fetcher's double, once per piece; and
+    once more a rescue, by a peer ``RESCUE_FACTOR`` times faster (its
+    last batch's rate; a seeder not yet measured counts as fast) than
+    every fetcher now.  Slow peers that took each other's pieces as
+    their double then cannot hold the tail."""
+
+    def __init__(self, scheduler: "Scheduler"):
+        self.scheduler = scheduler
+        self.doubled: set[int] = set()  # pieces fetched twice
+        self.rescued: set[int] = set()  # ... and once more
+        self.rates: dict[tuple, float] = {}  # peer -> its last batch's
+        self._paces_at: tuple = (None, {})  # (when, the paces then)
+
+    def new_pass(self) -> None:
+        """Transfers changed: paces are made anew when asked."""
+        self._paces_at = (None, {})
+
+    def doubles(self, piece: int, who: list) -> bool:
+        """The endgame's double: the only fetcher's, once per piece."""
+        return len(who) == 1 and piece not in self.doubled
+
+    def may_fetch(self, peer, piece: int, who: list, now: float) -> bool:
+        """May ``peer`` also fetch ``piece`` (``who`` fetch it)?"""
+        if self.doubles(piece, who):
+            return True
+        if piece in self.rescued:
+            return False
+        mine = self.rate(peer)
+        paces, peers = self.paces(now), self.scheduler.engine.peers
+        return mine > 0 and all(  # a transfer of this pass: young
+            mine > RESCUE_FACTOR * paces.get(addr, self.rate(peers[addr]))
+            for addr in who)
+
+    def taken(self, piece: int, who: list) -> None:
+        """``piece`` (``who`` fetch it) went to one more peer."""
+        (self.doubled if self.doubles(piece, who) else self.rescued).add(
+            piece)
+
+    def rate(self, peer) -> float:
+        """Chunks a second ``peer``'s last batch came at (a seeder not
+        yet measured counts as fast, a partial peer as slow)."""
+        return self.rates.get(peer.addr,
+                              math.inf if peer.holds is None else 0.0)
+
+    def paces(self, now: float) -> dict:
+        """Per peer, chunks a second its open transfer delivers so far
+        (a stalled one slows down as time passes); before a batch's
+        ``BATCH_S``, too early to tell: its last batch's rate.  Made once
+        per pass, not per piece looked at."""
+        if self._paces_at[0] != now:
+            paces = {}
+            for transfer in self.scheduler.live:
+                if not transfer.dead:
+                    elapsed = now - transfer.started_at
+                    paces[transfer.peer.addr] = transfer.received / elapsed \
+                        if elapsed >= BATCH_S else self.rate(transfer.peer)
+            self._paces_at = (now, paces)
+        return self._paces_at[1]
+
+
 class Scheduler:
     """Where a chunk is scheduled (see the module's docstring)."""
 
@@ -279,10 +352,7 @@ class Scheduler:
         self.begun = self.piecewise = self.dirty = False
         self.live: list[Transfer] = []  # piece-wise, not dead
         self.batch: dict[tuple, int] = {}  # peer -> pieces in its next
-        self.doubled: set[int] = set()  # pieces fetched twice (endgame)
-        self.rescued: set[int] = set()  # ... once more (a rescue)
-        self.rates: dict[tuple, float] = {}  # peer -> its last batch's
-        self._pace_at: tuple = (None, {})  # (when, _paces then)
+        self.endgame = Endgame(self)
         self.playhead: int | None = None  # the driver's play point
         self.backoff = Backoff()  # peers that said BUSY
         self.prune = Pruner()
@@ -488,7 +558,7 @@ class Scheduler:
             if peer.holds is not None:
                 self.holdings.sync(peer, self.usable(peer))
         claims = self._claims()
-        self._pace_at = (None, {})  # transfers changed: paces anew
+        self.endgame.new_pass()
         idle = self._idle({t.peer.addr for t in self.live if not t.done})
         if not idle and self.live:
             return  # everyone busy: nothing to look at
@@ -569,71 +639,19 @@ class Scheduler:
         if endgame:
             mine = sorted(n for n, who in claims.items()
                           if peer.addr not in who and self.holds(peer, n)
-                          and self._may_double(peer, n, who, now))
+                          and self.endgame.may_fetch(peer, n, who, now))
         elif holds is None:  # a seeder: first what no partial peer holds
             mine = [n for n in free if not self.holdings.count[n]] or free
         else:
-            mine = self.held_of(holds, free)
+            mine = Holdings.held_of(holds, free)
         left = len(mine) if endgame else len(free)
         count = min(self.batch.get(peer.addr, 1), -(-left // max(alive, 1)))
         picked = piece_picker.pick(self.engine.options.pick, mine, count,
                                    self.holdings.count, self._play_piece(),
                                    self.rng)
         for piece in picked if endgame else ():
-            (self.doubled if self._doubles(piece, claims[piece])
-             else self.rescued).add(piece)
+            self.endgame.taken(piece, claims[piece])
         return picked
-
-    def _doubles(self, piece: int, who: list) -> bool:
-        """The endgame's double: the only fetcher's, once per piece."""
-        return len(who) == 1 and piece not in self.doubled
-
-    def _may_double(self, peer, piece: int, who: list, now: float) -> bool:
-        """Endgame: may ``peer`` also fetch ``piece`` (``who`` fetch
-        it)?  As its double, or once more as a rescue: when ``peer`` is
-        ``RESCUE_FACTOR`` times faster (its last batch's rate; a seeder
-        not yet measured counts as fast) than every fetcher now."""
-        if self._doubles(piece, who):
-            return True
-        if piece in self.rescued:
-            return False
-        mine = self._rate(peer)
-        paces, peers = self._paces(now), self.engine.peers
-        return mine > 0 and all(  # a transfer of this pass: young
-            mine > RESCUE_FACTOR * paces.get(addr, self._rate(peers[addr]))
-            for addr in who)
-
-    def _rate(self, peer) -> float:
-        """Chunks a second ``peer``'s last batch came at (a seeder not
-        yet measured counts as fast, a partial peer as slow)."""
-        return self.rates.get(peer.addr,
-                              math.inf if peer.holds is None else 0.0)
-
-    def _paces(self, now: float) -> dict:
-        """Per peer, chunks a second its open transfer delivers so far
-        (a stalled one slows down as time passes); before a batch's
-        ``BATCH_S``, too early to tell: its last batch's rate.  Made once
-        per pass (``_pace_at``), not per piece looked at."""
-        if self._pace_at[0] != now:
-            paces = {}
-            for transfer in self.live:
-                if not transfer.dead:
-                    elapsed = now - transfer.started_at
-                    paces[transfer.peer.addr] = transfer.received / elapsed \
-                        if elapsed >= BATCH_S else self._rate(transfer.peer)
-            self._pace_at = (now, paces)
-        return self._pace_at[1]
-
-    @staticmethod
-    def held_of(holds: p.RangeSet, free: list[int]) -> list[int]:
-        """The pieces of ``free`` (ascending) in ``holds``: a bisection
-        per range held, not a look per free piece (a pass over 32 idle
-        peers that hold nothing costs nothing on a 10,000-piece song)."""
-        mine: list[int] = []
-        for start, end in holds:
-            mine += free[bisect.bisect_left(free, start):
-                         bisect.bisect_left(free, end)]
-        return mine
 
     def _play_piece(self) -> int:
         chunk = self.playhead if self.playhead is not None \
@@ -653,7 +671,7 @@ class Scheduler:
     def _learn(self, transfer: Transfer) -> None:
         """The next batch: ``BATCH_S`` worth at the rate it delivered."""
         if transfer.received:
-            self.rates[transfer.peer.addr] = transfer.rate()
+            self.endgame.rates[transfer.peer.addr] = transfer.rate()
             worth = transfer.rate() * BATCH_S / pieces.PIECE_CHUNKS
             self.batch[transfer.peer.addr] = max(1, min(
                 MAX_BATCH_PIECES, round(worth)))

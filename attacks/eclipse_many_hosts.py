@@ -21,10 +21,8 @@ import sys
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)),
                                 "..", "tests"))
-from common import verdict, p  # noqa: E402
-import pieces  # noqa: E402
-from test_attacks import (SONG_INFO, drain, new_seeder,  # noqa: E402
-                          send)
+from common import verdict  # noqa: E402
+from test_attacks import directory_answer  # noqa: E402
 from test_peer_engine import Harness  # noqa: E402
 
 HOSTS = 40
@@ -34,18 +32,7 @@ HONEST = [("127.0.0.21", 4000), ("127.0.0.22", 4000)]
 
 
 def directory_listing() -> tuple:
-    seeder, now = new_seeder(), 100.0
-    fid, count = SONG_INFO.file_id, pieces.piece_count(SONG_INFO.chunks)
-    for addr in HONEST + SYBILS:
-        now += 0.01
-        send(seeder, p.Have(fid, count, (), seeder.token_for(addr, now)),
-             addr, 0, now)
-    asker = ("127.0.0.30", 4000)
-    send(seeder, p.GetPeers(fid, seeder.token_for(asker, now)), asker, 7,
-         now)
-    (answer,) = [p.decode(d).message for d, a in drain(seeder, now)
-                 if a == asker]
-    return answer.peers
+    return directory_answer(HONEST + SYBILS)
 
 
 def honest_joins() -> bool:

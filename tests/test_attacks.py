@@ -1011,20 +1011,13 @@ def test_swarm_peers_answers_aim_a_bounded_total_of_pings_at_third_parties():
     assert 0 < len(pings) <= SILENT_PINGS_PER_LISTER
 
 
-def test_swarm_one_host_cannot_crowd_honest_peers_out_of_a_directory():
-    """Directory poisoning: one IP registers 300 ports (each with its own
-    valid token, as a host with many sockets can) after three honest
-    peers.  Every GET_PEERS still lists the honest ones, and at most
-    ``SWARM_PER_HOST`` of the attacker's."""
-    seeder = new_seeder()
+def directory_answer(registered) -> tuple:
+    """What a seeder's GET_PEERS answer lists once ``registered``
+    addresses sent it a HAVE, in turn, 10 ms apart, each with its own
+    valid token (also attacks/eclipse_many_hosts.py's)."""
+    seeder, now = new_seeder(), 100.0
     fid, count = SONG_INFO.file_id, pieces_of_song()
-    honest = [(f"127.0.0.{20 + k}", 4000) for k in range(3)]
-    now = 100.0
-    for addr in honest:
-        send(seeder, p.Have(fid, count, (), seeder.token_for(addr, now)),
-             addr, 0, now)
-    for port in range(10_000, 10_300):
-        addr = (ATTACKER[0], port)
+    for addr in registered:
         now += 0.01
         send(seeder, p.Have(fid, count, (), seeder.token_for(addr, now)),
              addr, 0, now)
@@ -1033,7 +1026,17 @@ def test_swarm_one_host_cannot_crowd_honest_peers_out_of_a_directory():
          now)
     (answer,) = [p.decode(d).message for d, a in drain(seeder, now)
                  if a == asker]
-    listed = answer.peers
+    return answer.peers
+
+
+def test_swarm_one_host_cannot_crowd_honest_peers_out_of_a_directory():
+    """Directory poisoning: one IP registers 300 ports (each with its own
+    valid token, as a host with many sockets can) after three honest
+    peers.  Every GET_PEERS still lists the honest ones, and at most
+    ``SWARM_PER_HOST`` of the attacker's."""
+    honest = [(f"127.0.0.{20 + k}", 4000) for k in range(3)]
+    listed = directory_answer(honest + [(ATTACKER[0], port)
+                                        for port in range(10_000, 10_300)])
     assert set(honest) <= set(listed)
     assert sum(1 for host, _ in listed if host == ATTACKER[0]) \
         <= SWARM_PER_HOST

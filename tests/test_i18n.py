@@ -23,7 +23,7 @@ MO = PO[:-3] + ".mo"
 SOURCES = sorted(glob.glob(os.path.join(ROOT, "gui*.py"))) + \
     [os.path.join(ROOT, name) for name in (
         "i18n.py", "leecher.py", "seeder.py", "cli.py", "p2p_facom.py",
-        "experiment.py")]
+        "experiment.py", "share.py")]
 
 
 def msgids_in_code() -> set[str]:

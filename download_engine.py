@@ -443,6 +443,7 @@ class DownloadEngine:
         full_size = data_at + full
         last_size = data_at + (info.size - last * full if total else 0)
         transfers, counters = self.transfers, self.counters
+        banned = self.failover.banned
         take_run, new = self.arrivals.take, 0
         run = None  # the open run: (transfer, addr, session, flags)
         run_addr = run_session = run_flags = None
@@ -469,8 +470,10 @@ class DownloadEngine:
                 self._on_message(data, addr, now)
                 continue
             transfer = transfers.get((addr, session))
-            if transfer is None:
-                counters.forged += 1  # not an address and session we asked
+            if transfer is None or addr in banned:
+                # Not an address and session we asked, or a peer that
+                # lied: what its sessions still send is not taken.
+                counters.forged += 1
                 continue
             if chunk_file != file_id or index >= total or len(data) != (
                     full_size if index != last else last_size):

@@ -9,6 +9,12 @@ rest of the module is the terminal leecher:
     python3 leecher.py search QUERY
     python3 leecher.py get NAME -o DIR [--order random] [--json STATS.json]
                        [--pcap CAPTURE.pcap] [--no-offload]
+                       [--bind IP[:PORT]] [--seed-for S] [--no-share]
+                       [--pick rarest] [--upload-rate KBPS]
+
+A song with a piece list is shared while it downloads (``share.py``:
+the options, the file served from, the seed-for loop; the engine is
+``peer_engine.PeerEngine`` around the ``DownloadEngine``).
 
 What is lost, and when it is asked for again, is decided in
 ``recovery.py`` (RACK, RFC 8985; RFC 9002).  Each piece (``pieces.py``) is
@@ -42,6 +48,7 @@ import events as ev
 import i18n
 import pieces
 import protocol as p
+import share
 from download_engine import (DEFAULT_TIMEOUT, DEFAULT_WINDOW, PING_PADDING,
                              DownloadEngine, Options, Peer, Timeline,
                              check_size)
@@ -103,7 +110,11 @@ class Endpoint:
                 self.sock.setsockopt(socket.SOL_SOCKET, option, SOCKET_BUFFER)
             except OSError:
                 pass
-        self.sock.bind(bind)
+        try:
+            self.sock.bind(bind)
+        except OSError:
+            self.sock.close()
+            raise
         self.sock.setblocking(False)
         self.receiver = make_receiver(self.sock, offload, RECEIVE_BATCH)
         self.loss = loss
@@ -810,11 +821,15 @@ class Download:
     ``queue.Queue``) receives the typed events of ``events.py`` and a
     ``Snapshot`` a few times a second; ``player`` (see player.py) is fed
     the contiguous prefix.
+
+    ``sharing`` (``share.Sharing``; None: no sharing) makes it a peer of
+    the swarm for a song with a piece list: it serves what it verified
+    while downloading, and ``seed()`` goes on serving after ``run()``.
     """
 
     def __init__(self, endpoint: Endpoint, song: Song, peers: dict,
                  out_dir: str, options: Options | None = None, events=None,
-                 player=None):
+                 player=None, sharing: share.Sharing | None = None):
         self.endpoint = endpoint
         self.song = song
         self.info = song.info
@@ -827,8 +842,11 @@ class Download:
         self.part = PartFile(self.info, self.final_path)
         self.part_path = self.part.part_path
         self.engine: DownloadEngine | None = None
+        self.driven = None  # what the loop drives: engine, or a PeerEngine
+        self.sharer = share.Sharer(sharing, self.part)
         self.player_attached_at = None
         self.fed_chunks = 0
+        self.played_to = 0  # bytes the player has played
         self.started = None
         self.finished = None
         self._stop = False
@@ -837,6 +855,11 @@ class Download:
     # ------------------------------------------------------------ control
     def stop(self) -> None:
         self._stop = True
+
+    def set_sharing(self, on: bool) -> None:
+        """The window's share switch (any thread): the loop applies it.
+        Without ``sharing`` (None) there is nothing to switch."""
+        self.sharer.switch.set(on)
 
     def _emit(self, event) -> None:
         if self.events is not None:
@@ -858,7 +881,10 @@ class Download:
                                               self.events is not None),
                 verified=self.part.verified_pieces)
             self.part.hash_on_write = self.engine.pieces is None
-            self.engine.start(self.started)
+            self.driven = self.sharer.drive(
+                self.engine, self.endpoint.sock.getsockname(),
+                self.options.seed)
+            self.driven.start(self.started)
             self._loop()
             self._feed_player()
             self.part.finish()
@@ -875,6 +901,17 @@ class Download:
                                 self.finished - self.started))
         return self.final_path
 
+    @property
+    def sharing_on(self) -> bool:
+        return self.sharer.on
+
+    def seed(self, seconds: float | None = None) -> None:
+        """After ``run()``: go on serving ``seconds`` (default: the
+        sharing's ``seed_for``) or until ``stop()``; Ctrl-C ends it as
+        well (the song is saved already)."""
+        self.sharer.serve(self._turn, self._pump_events, seconds,
+                          stopped=lambda: self._stop)
+
     def _sources(self) -> list[Peer]:
         return [self.peers.get(addr) or Peer(addr)
                 for addr in self.song.sources]
@@ -882,7 +919,8 @@ class Download:
     def _close(self) -> None:
         if self.engine is not None:
             self.engine.cancel_all()
-            self._send(self.engine.datagrams_to_send(time.monotonic()))
+            driven = self.driven or self.engine
+            self._send(driven.datagrams_to_send(time.monotonic()))
             self._pump_events(time.monotonic(), final=True)
         self.part.close()
 
@@ -899,28 +937,15 @@ class Download:
 
     # -------------------------------------------------------------- loop
     def _loop(self) -> None:
-        engine, endpoint = self.engine, self.endpoint
+        engine = self.driven
         last_save = last_snapshot = now = self.started
         while not engine.complete:
-            self._send(engine.datagrams_to_send(now))
             if self._stop:
                 raise ev.DownloadFailed(ev.Problem.STOPPED)
             if now - last_save > SAVE_EVERY_S:
                 self._save_progress()  # survives even a kill -9
                 last_save = now
-            timer = engine.get_timer()
-            wait = POLL_S if timer is None else min(POLL_S, timer - now)
-            batch = endpoint.receive_raw(wait)
-            now = time.monotonic()
-            if batch:
-                engine.receive_batch(batch, now)
-                # The chunks are views of the endpoint's buffers: written
-                # before the next receive reuses them.
-                self.part.write_runs(engine.take_runs(), engine.state)
-                self._check_pieces(now)
-            timer = engine.get_timer()
-            if timer is not None and now >= timer:
-                engine.handle_timer(now)
+            now = self._turn(now, self._write_runs)
             self._check_pieces(now)  # the hash list may have come
             self._feed_player()
             self.part.hash_prefix(engine.verified_prefix())
@@ -929,9 +954,37 @@ class Download:
                 self._pump_events(now)
         self._send(engine.datagrams_to_send(now))
 
+    def _turn(self, now: float, take_runs, until: float = math.inf
+              ) -> float:
+        """One turn of the select loop: send, wait (up to the engine's
+        timer, ``POLL_S`` and ``until``), hand over what came (then
+        ``take_runs(now)``), fire the timer; the new ``now``."""
+        engine = self.driven
+        self.sharer.apply(now)
+        self._send(engine.datagrams_to_send(now))
+        timer = engine.get_timer()
+        wait = min(POLL_S, until - now,
+                   math.inf if timer is None else timer - now)
+        batch = self.endpoint.receive_raw(wait)
+        batch = self.sharer.keep(batch)
+        now = time.monotonic()
+        if batch:
+            engine.receive_batch(batch, now)
+            # The chunks are views of the endpoint's buffers: written
+            # before the next receive reuses them.
+            take_runs(now)
+        timer = engine.get_timer()
+        if timer is not None and now >= timer:
+            engine.handle_timer(now)
+        return now
+
+    def _write_runs(self, now: float) -> None:
+        self.part.write_runs(self.driven.take_runs(), self.engine.state)
+        self._check_pieces(now)
+
     def _check_pieces(self, now: float) -> None:
         """Hash each piece that is complete, as the .part holds it."""
-        engine, size = self.engine, self.info.chunk_size
+        engine, size = self.driven, self.info.chunk_size
         for piece in engine.pieces_to_verify():
             start, end = pieces.chunk_range(piece, self.info.chunks)
             data = self.part.read(start * size, min(self.info.size,
@@ -943,19 +996,23 @@ class Download:
         for data, addr in datagrams:
             self.endpoint.send_raw(data, addr)
 
-    def _pump_events(self, now: float, final: bool = False) -> None:
+    def _pump_events(self, now: float, final: bool = False,
+                     snapshot: bool = True) -> None:
         """The engine's events (and a snapshot) to whoever listens."""
-        happened = self.engine.events()
+        happened = (self.driven or self.engine).events()
         if self.events is None:
             return
         for event in happened:
             self.events.put(event)
-        self.events.put(self.engine.snapshot(now))
+        if snapshot:
+            self.events.put(self.engine.snapshot(now))
 
     # -------------------------------------------------------------- player
     def _feed_player(self) -> None:
         if self.player is None:
             return
+        if self.played_to:  # --pick deadline: the play point's first
+            self.engine.set_playhead(self.played_to // self.info.chunk_size)
         # What arrived, verified or not: a piece is ~5.6 s of a 128 kbit/s
         # song, and waiting for whole pieces would delay start-up by that.
         # The file and its SHA-256 take verified pieces only.
@@ -979,6 +1036,7 @@ class Download:
 
     def record_played(self, byte_end: int, when: float) -> None:
         """Player callback: every byte before ``byte_end`` has played."""
+        self.played_to = byte_end  # the loop's thread reads it
         if self.started is None:
             return
         self._emit(ev.Played(byte_end, when - self.started))
@@ -1012,7 +1070,8 @@ class Download:
         engine = self.engine or DownloadEngine(
             self.info, [], now, present=range(self.info.chunks),
             verified=range(pieces.piece_count(self.info.chunks)))
-        counted = engine.stats(now)
+        counted = (self.driven or engine).stats(now)
+        sharing = share.stats(counted, self.options.pick, self.sharing_on)
         bad = self.endpoint.bad + (self.engine.counters.bad
                                    if self.engine else 0)
         return {
@@ -1020,6 +1079,7 @@ class Download:
             "size": self.info.size,
             "sha256": self.info.sha256.hex(),
             **counted,
+            **sharing,
             "datagrams_dropped_by_leecher": self.endpoint.dropped,
             # UDP GRO: datagrams per read above 1 when seeders send with GSO
             "receive_offload": self.endpoint.offload,
@@ -1210,7 +1270,7 @@ class TerminalView:
             ev.Snapshot: self._snapshot,
             ev.ChunkReceived: None, ev.NackSent: None, ev.Played: None,
             ev.Stalled: None, ev.Completed: None, ev.Failed: None,
-            ev.PeerJoined: None, ev.Served: None,
+            ev.PeerJoined: told, ev.Served: told,
         }
 
     def put(self, event) -> None:
@@ -1286,6 +1346,10 @@ PLAYER_STATES = {"playing": N_("playing"), "paused": N_("paused"),
                  "finished": N_("finished")}
 
 
+# What each source of chunks was (download_engine's "sources").
+ROLES = {"seeder": N_("a seeder"), "peer": N_("a listener")}
+
+
 def report(stats: dict) -> str:
     """The statistics of a download, one labelled line each (the
     labels padded to one column in every language)."""
@@ -1305,9 +1369,15 @@ def report(stats: dict) -> str:
         tr(N_("goodput         {rate}/s"),
            rate=i18n.size(stats["goodput_Bps"])),
     ]
-    for seeder, count in sorted(stats["per_seeder"].items()):
-        lines.append(tr(N_("  from {seeder} {n} chunks"),
-                        seeder=f"{seeder:<21}", n=count))
+    roles = stats.get("sources", {})
+    for peer, count in sorted(stats["per_peer"].items()):
+        lines.append(tr(N_("  from {peer} {n} chunks ({role})"),
+                        peer=f"{peer:<21}", n=count,
+                        role=_(ROLES.get(roles.get(peer), ROLES["seeder"]))))
+    if stats.get("shared") or stats.get("served_chunks"):
+        lines.append(tr(N_("served          {chunks} chunks to {peers} "
+                           "peer(s)"), chunks=stats["served_chunks"],
+                        peers=len(stats["served_to"])))
     if stats["seeders_gone"]:
         lines.append(tr(N_("seeders gone    {peers}"),
                         peers=", ".join(stats["seeders_gone"])))
@@ -1361,9 +1431,13 @@ def write_json(path: str, stats: dict, timeline=None) -> None:
 def _endpoint(args) -> Endpoint:
     """The command's socket (--loss, --rng-seed, --no-offload) and its
     capture (--pcap), opened right after binding."""
-    endpoint = Endpoint(getattr(args, "loss", 0.0),
-                        getattr(args, "rng_seed", None),
-                        offload=not args.no_offload)
+    try:
+        endpoint = Endpoint(getattr(args, "loss", 0.0),
+                            getattr(args, "rng_seed", None),
+                            share.bind_address(args.bind),
+                            offload=not args.no_offload)
+    except OSError as exc:  # not an address of this machine, in use...
+        raise share.cannot_bind(args.bind, exc) from None
     if args.pcap:
         import pcap
         try:
@@ -1460,7 +1534,7 @@ def cmd_get(args) -> int:
     check_file_to_write(args.json, "--json")
     check_file_to_write(args.audio_out, "--audio-out")
     options = Options(args.order, args.window, args.timeout, args.loss,
-                      args.rng_seed, args.force)
+                      args.rng_seed, args.force, pick=args.pick)
     audio = Audio(args) if (args.play or args.preview) else None
     with Keys.active(audio):
         return _get(args, options, audio)
@@ -1488,11 +1562,13 @@ def _get(args, options: Options, audio) -> int:
                             else None)
         view.audio = audio
         download = Download(endpoint, song, peers, args.output, options,
-                            events=view)
+                            events=view, sharing=share.from_args(args))
         path = existing or _download(download, audio, view)
+        print(tr(N_("saved {path}"), path=cli.printable(path)))
+        if not existing:
+            _seed(download)
     finally:
         _close(endpoint)
-    print(tr(N_("saved {path}"), path=cli.printable(path)))
     if audio:
         audio.play_to_the_end(download, path)
     stats = download.stats(timeline=False)
@@ -1524,6 +1600,20 @@ def _download(download: Download, audio, view: TerminalView) -> str:
         raise
     finally:
         view.draw(final=True)
+
+
+def _seed(download: Download) -> None:
+    """--seed-for: serve the saved song a while; Ctrl-C ends it, and the
+    run goes on to its report."""
+    seconds = download.sharer.seed_for
+    if not download.sharing_on or not seconds:
+        return
+    try:  # from the line on: a Ctrl-C right after it ends the sharing
+        print(tr(N_("sharing for {seconds} s (Ctrl-C stops)"),
+                 seconds=i18n.decimal(seconds, 1)), flush=True)
+        download.seed()
+    except KeyboardInterrupt:
+        print(_("sharing stopped"))
 
 
 KEYS_HELP = N_("keys: p or space = pause/resume, q = stop playing")
@@ -1664,6 +1754,7 @@ def build_parser() -> cli.Parser:
     common.add_argument("--pcap", metavar="FILE",
                         help=_("write every datagram sent and received to "
                                "this pcap file (Wireshark: see wireshark/)"))
+    share.add_bind_argument(common)
     cli.add_lang_option(common)
     sub.add_parser("ping", parents=[common],
                    help=_("which seeders are alive"))
@@ -1712,6 +1803,7 @@ def add_get_arguments(get) -> None:
                      help=_("write what is played to a WAV file"))
     get.add_argument("--fast", action="store_true",
                      help=_("with --audio-out: not in real time"))
+    share.add_arguments(get)
 
 
 def hex_prefix(text: str) -> str:

@@ -22,17 +22,25 @@ MAX_SONGS = 64
 MAX_PEERS_PER_SONG = 128
 # All entries together (~100 bytes each): ~400 KB at most.
 MAX_ENTRIES = 4096
+# Entries one host (IP) may hold per song: a class may run a few peers on
+# one IP, while one host with many sockets (every port validated by its
+# own token) must not crowd honest peers out of every PEERS answer.
+MAX_PER_HOST = 8
 # A peer re-registers every ``peer_engine.DIRECTORY_REFRESH_S`` (20 s):
 # three refreshes lost in a row, or a peer gone, and it is no longer listed.
 PEER_TTL_S = 60.0
 
 
 def listable(addr) -> bool:
-    """An address a PEERS can carry: IPv4, port 1-65535."""
+    """An address a PEERS can carry: IPv4 unicast, port 1-65535.  Never
+    0.0.0.0/8 (a PING there reaches the sender's own host), multicast
+    or 240/4 with the broadcast address (they reach many hosts)."""
     try:
         host, port = addr
-        ipaddress.IPv4Address(host)
+        ip = ipaddress.IPv4Address(host)
     except (TypeError, ValueError):
+        return False
+    if ip.packed[0] == 0 or ip.is_multicast or ip.is_reserved:
         return False
     return type(port) is int and 0 < port <= 0xFFFF
 
@@ -67,7 +75,8 @@ class PeerDirectory:
             while len(self._songs) >= MAX_SONGS:
                 self._drop(next(iter(self._recent)))
             peers = self._songs[file_id] = OrderedDict()
-        self._recent.pop((file_id, addr), None)
+        if self._recent.pop((file_id, addr), None) is None:
+            self._make_room_for(file_id, addr[0])
         peers.pop(addr, None)
         self._recent[(file_id, addr)] = now
         peers[addr] = None
@@ -91,6 +100,13 @@ class PeerDirectory:
             if addr != asker:
                 listed.append(addr)
         return tuple(listed)
+
+    def _make_room_for(self, file_id: bytes, host: str) -> None:
+        """A new entry of ``host``: its oldest for this song goes when it
+        holds ``MAX_PER_HOST`` already (one look at <= 128 entries)."""
+        mine = [addr for addr in self._songs[file_id] if addr[0] == host]
+        if len(mine) >= MAX_PER_HOST:
+            self._drop((file_id, mine[0]))
 
     def _expire(self, now: float) -> None:
         recent = self._recent

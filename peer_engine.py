@@ -22,6 +22,7 @@ downloads from seeders only.
 
 from __future__ import annotations
 
+import itertools
 import random
 from collections import OrderedDict, deque
 from typing import Callable, Iterable
@@ -31,7 +32,7 @@ import netem
 import pieces
 import protocol as p
 from download_engine import PING_PADDING, Peer, peer_name
-from peer_directory import PEER_TTL_S, listable
+from peer_directory import MAX_PER_HOST, PEER_TTL_S, listable
 from seed_engine import SearchIndex, SeederEngine
 
 # A leecher's upload is shared by few: each session gets at least an
@@ -51,6 +52,13 @@ MAX_CANDIDATES = 64  # addresses waiting for their PING
 PING_ANSWER_S = 2.0  # a PONG later than this is not taken
 RETRY_CANDIDATE_S = 30.0  # an address that did not answer is left alone
 MAX_TRIED = 512  # addresses remembered as PINGed (oldest forgotten)
+# PINGs to the addresses one peer listed that got no PONG: past this its
+# PEERS answers are not taken.  A lister of addresses that never talked
+# to us (reflection) makes at most this many PINGs (1 KB) in all; each
+# PONG gives its PING back and room for one more silent one, so an
+# honest directory listing peers that left lately (up to PEER_TTL_S)
+# is still heard.
+SILENT_PINGS_PER_LISTER = 16
 # The registration HAVE (and the token it rests on, 30-60 s) is renewed
 # this often: three refreshes fit in a directory entry's life.
 DIRECTORY_REFRESH_S = PEER_TTL_S / 3
@@ -139,11 +147,15 @@ class Swarm:
         self.tokens: dict[tuple, int] = {}  # the token each one gave us
         self.asked: dict[tuple, list] = {}  # GET_PEERS: addr -> [at, retried]
         self.awaiting: set[tuple] = set()  # start()'s asks not answered
-        self.candidates: OrderedDict[tuple, None] = OrderedDict()  # to PING
+        # Addresses to PING -> who listed them (None: they HAVEd us
+        # with our token, so they proved their address).
+        self.candidates: OrderedDict[tuple, tuple | None] = OrderedDict()
+        self.owed: dict[tuple, int] = {}  # lister -> its PINGs unanswered
         # What a not yet known peer's HAVE said it holds: given to the
         # download when it joins (it tells only new pieces after that).
         self.holds: OrderedDict[tuple, p.RangeSet] = OrderedDict()
-        self.pinging: dict[int, tuple] = {}  # nonce -> (addr, sent at)
+        # nonce -> (addr, sent at, who listed it)
+        self.pinging: dict[int, tuple] = {}
         self.tried: OrderedDict[tuple, float] = OrderedDict()
         self.recent_pings: deque[float] = deque()  # candidates, last second
         self.fresh = p.RangeSet()  # pieces verified, not yet announced
@@ -240,8 +252,10 @@ class Swarm:
                 or msg.file_id != self.info.file_id:
             return
         self.awaiting.discard(addr)
+        if self.owed.get(addr, 0) >= SILENT_PINGS_PER_LISTER:
+            return  # it lists addresses that do not answer
         for listed in msg.peers:
-            self.candidate(listed, now)
+            self.candidate(listed, now, addr)
         self.ping_candidates(now)
 
     def on_retry(self, msg: p.Retry, addr) -> None:
@@ -257,6 +271,9 @@ class Swarm:
         sent = self.pinging.pop(msg.nonce, None)
         if sent is None or sent[0] != addr or now - sent[1] > PING_ANSWER_S:
             return
+        lister = sent[2]
+        if self.owed.get(lister):  # its address answered
+            self.owed[lister] = max(0, self.owed[lister] - 2)
         if self.known(addr):  # a refresh: the token renewed
             self.tokens[addr] = msg.token
             peer = self.partial.get(addr) or self.engine.download.peers[addr]
@@ -282,19 +299,28 @@ class Swarm:
         self.announce(peer, self.engine.song.pieces)
 
     # ----------------------------------------------------- candidates
-    def candidate(self, addr, now: float) -> None:
-        """``addr`` to PING, unless it is us, known, waiting already,
-        tried lately, or the tables are full."""
+    def candidate(self, addr, now: float, lister=None) -> None:
+        """``addr`` (listed by ``lister``) to PING, unless it is us,
+        known, waiting already, tried lately, its host holds
+        ``MAX_PER_HOST`` places already, or the tables are full."""
         full = len(self.candidates) >= MAX_CANDIDATES or len(
             self.partial) + len(self.candidates) >= MAX_KNOWN_PEERS
-        if full or not self.active or not listable(addr):
+        if full or not self.active or not listable(addr) \
+                or self.host_full(addr[0]):
             return
         tried = self.tried.get(addr)
         if addr == self.engine.own_addr or self.known(addr) \
                 or addr in self.candidates \
                 or (tried is not None and now - tried < RETRY_CANDIDATE_S):
             return
-        self.candidates[addr] = None
+        self.candidates[addr] = lister
+
+    def host_full(self, host: str) -> bool:
+        """Does ``host`` hold ``MAX_PER_HOST`` of our peers and
+        candidates?  One IP with many ports cannot fill our table."""
+        return sum(1 for known in itertools.chain(self.partial,
+                                                  self.candidates)
+                   if known[0] == host) >= MAX_PER_HOST
 
     def _hold(self, addr, ranges) -> None:
         """Remember what a HAVE of a peer not yet known said, at most
@@ -317,20 +343,25 @@ class Swarm:
 
     def ping_candidates(self, now: float) -> None:
         while self.candidates and self.ping_slot(now) <= now:
-            addr, _ = self.candidates.popitem(last=False)
+            addr, lister = self.candidates.popitem(last=False)
+            if lister is not None:
+                owed = self.owed.get(lister, 0)
+                if owed >= SILENT_PINGS_PER_LISTER:
+                    continue  # its addresses did not answer
+                self.owed[lister] = owed + 1
             self.recent_pings.append(now)
             self.tried.pop(addr, None)
             self.tried[addr] = now
             if len(self.tried) > MAX_TRIED:
                 self.tried.popitem(last=False)
-            self.ping(addr, now)
+            self.ping(addr, now, lister)
 
-    def ping(self, addr, now: float) -> None:
-        for nonce, (_, at) in list(self.pinging.items()):
+    def ping(self, addr, now: float, lister=None) -> None:
+        for nonce, (_, at, _) in list(self.pinging.items()):
             if now - at > PING_ANSWER_S:
                 del self.pinging[nonce]
         nonce = self.rng.getrandbits(32)
-        self.pinging[nonce] = (addr, now)
+        self.pinging[nonce] = (addr, now, lister)
         self.send(p.Ping(nonce, PING_PADDING), addr, self.sid)
 
     # ---------------------------------------------------------- timers

@@ -34,7 +34,9 @@ ends.  Dead transfers beyond ``KEPT_RETIRED`` leave the table.
 
 from __future__ import annotations
 
+import bisect
 import itertools
+import math
 import random
 from array import array
 from dataclasses import dataclass
@@ -65,6 +67,11 @@ MAX_BATCH_PIECES = 32
 # every 4 s, its BUSY answer included.
 BUSY_BACKOFF_S = 0.25
 MAX_BUSY_BACKOFF_S = 4.0
+# Endgame rescue: a peer this many times faster (its last batch's rate)
+# than every peer fetching a piece right now may fetch it too, once per
+# piece: slow peers that took each other's pieces as the endgame's one
+# double cannot hold the tail (8 at 2 KB/s held a 7 s song for 33 s).
+RESCUE_FACTOR = 4.0
 # Retired (dead) transfers kept in ``engine.transfers`` for the chunks
 # still on their way: a session is CANCELed when it retires, so they stop
 # within a round trip or a queue, long before 64 more retire.  A chunk of
@@ -226,8 +233,8 @@ class Holdings:
             clipped.add(max(0, start), min(self.pieces, end))
         return clipped
 
-    def add(self, peer, ranges) -> bool:
-        """``ranges`` (clipped) join what ``peer`` holds; anything new?"""
+    def add(self, peer, ranges) -> p.RangeSet:
+        """``ranges`` (clipped) join what ``peer`` holds: the new ones."""
         new = p.RangeSet()
         for start, end in self.clip(ranges):
             gaps = p.RangeSet(((start, end),))
@@ -239,7 +246,18 @@ class Holdings:
             peer.holds.add(start, end)
         if peer.addr in self.counted:
             self._bump(new, 1)
-        return bool(new)
+        return new
+
+    @staticmethod
+    def held_of(holds: p.RangeSet, free: list[int]) -> list[int]:
+        """The pieces of ``free`` (ascending) in ``holds``: a bisection
+        per range held, not a look per free piece (a pass over 32 idle
+        peers that hold nothing costs nothing on a 10,000-piece song)."""
+        mine: list[int] = []
+        for start, end in holds:
+            mine += free[bisect.bisect_left(free, start):
+                         bisect.bisect_left(free, end)]
+        return mine
 
     def sync(self, peer, alive: bool) -> None:
         """Count ``peer``'s pieces while it is alive, not once gone."""
@@ -258,6 +276,68 @@ class Holdings:
                 count[piece] += step
 
 
+class Endgame:
+    """Who else may fetch a piece someone is fetching, once nothing
+    unclaimed is left: the only fetcher's double, once per piece; and
+    once more a rescue, by a peer ``RESCUE_FACTOR`` times faster (its
+    last batch's rate; a seeder not yet measured counts as fast) than
+    every fetcher now.  Slow peers that took each other's pieces as
+    their double then cannot hold the tail."""
+
+    def __init__(self, scheduler: "Scheduler"):
+        self.scheduler = scheduler
+        self.doubled: set[int] = set()  # pieces fetched twice
+        self.rescued: set[int] = set()  # ... and once more
+        self.rates: dict[tuple, float] = {}  # peer -> its last batch's
+        self._paces_at: tuple = (None, {})  # (when, the paces then)
+
+    def new_pass(self) -> None:
+        """Transfers changed: paces are made anew when asked."""
+        self._paces_at = (None, {})
+
+    def doubles(self, piece: int, who: list) -> bool:
+        """The endgame's double: the only fetcher's, once per piece."""
+        return len(who) == 1 and piece not in self.doubled
+
+    def may_fetch(self, peer, piece: int, who: list, now: float) -> bool:
+        """May ``peer`` also fetch ``piece`` (``who`` fetch it)?"""
+        if self.doubles(piece, who):
+            return True
+        if piece in self.rescued:
+            return False
+        mine = self.rate(peer)
+        paces, peers = self.paces(now), self.scheduler.engine.peers
+        return mine > 0 and all(  # a transfer of this pass: young
+            mine > RESCUE_FACTOR * paces.get(addr, self.rate(peers[addr]))
+            for addr in who)
+
+    def taken(self, piece: int, who: list) -> None:
+        """``piece`` (``who`` fetch it) went to one more peer."""
+        (self.doubled if self.doubles(piece, who) else self.rescued).add(
+            piece)
+
+    def rate(self, peer) -> float:
+        """Chunks a second ``peer``'s last batch came at (a seeder not
+        yet measured counts as fast, a partial peer as slow)."""
+        return self.rates.get(peer.addr,
+                              math.inf if peer.holds is None else 0.0)
+
+    def paces(self, now: float) -> dict:
+        """Per peer, chunks a second its open transfer delivers so far
+        (a stalled one slows down as time passes); before a batch's
+        ``BATCH_S``, too early to tell: its last batch's rate.  Made once
+        per pass, not per piece looked at."""
+        if self._paces_at[0] != now:
+            paces = {}
+            for transfer in self.scheduler.live:
+                if not transfer.dead:
+                    elapsed = now - transfer.started_at
+                    paces[transfer.peer.addr] = transfer.received / elapsed \
+                        if elapsed >= BATCH_S else self.rate(transfer.peer)
+            self._paces_at = (now, paces)
+        return self._paces_at[1]
+
+
 class Scheduler:
     """Where a chunk is scheduled (see the module's docstring)."""
 
@@ -272,7 +352,7 @@ class Scheduler:
         self.begun = self.piecewise = self.dirty = False
         self.live: list[Transfer] = []  # piece-wise, not dead
         self.batch: dict[tuple, int] = {}  # peer -> pieces in its next
-        self.doubled: set[int] = set()  # pieces fetched twice (endgame)
+        self.endgame = Endgame(self)
         self.playhead: int | None = None  # the driver's play point
         self.backoff = Backoff()  # peers that said BUSY
         self.prune = Pruner()
@@ -288,7 +368,29 @@ class Scheduler:
         return True
 
     def has(self, peer, ranges) -> bool:
-        return self.holdings.add(peer, ranges)
+        """A HAVE: ``ranges`` join what ``peer`` holds.  Worth a
+        scheduling pass (every idle peer against every missing piece)
+        only when ``peer`` may take work now and gained a piece we miss:
+        a flood of HAVEs from a busy peer, or of pieces we have, costs
+        no pass per datagram.  A busy peer's new pieces are looked at
+        when its batch is done."""
+        new = self.holdings.add(peer, ranges)
+        return bool(new) and self.ready(peer) and not self.busy(peer) \
+            and self.misses_any(new)
+
+    def busy(self, peer) -> bool:
+        """Has ``peer`` a piece-wise transfer whose first pass is still
+        coming (one open transfer each)?"""
+        return any(transfer.peer is peer and not (transfer.done
+                                                  or transfer.dead)
+                   for transfer in self.live)
+
+    def misses_any(self, new: p.RangeSet) -> bool:
+        """Is a chunk of the pieces ``new`` missing?"""
+        have, chunks = self.engine.state.have, self.engine.info.chunks
+        return any(have.find(0, pieces.chunk_range(start, chunks)[0],
+                             pieces.chunk_range(end - 1, chunks)[1]) != -1
+                   for start, end in new)
 
     def usable(self, peer) -> bool:
         return peer.alive and peer.addr not in self.engine.failover.gone
@@ -364,8 +466,14 @@ class Scheduler:
             self._retire(transfer)
 
     def on_done(self, transfer: Transfer, now: float) -> None:
-        """Its first pass is all sent: its peer may take the next batch."""
-        if self.piecewise:
+        """Its first pass is all sent: its peer may take the next batch.
+        A DONE before any chunk came is a refusal, as BUSY (a back-off,
+        its pieces to the others): a peer that answers every REQUEST so
+        would get a new batch per round trip for ever."""
+        if self.piecewise and not transfer.received:
+            self.backoff.hit(transfer.peer.addr, now)
+            self.engine.failover.busy(transfer, now)
+        elif self.piecewise:
             self._learn(transfer)
             self.dirty = True
             self.settle(now)
@@ -450,6 +558,7 @@ class Scheduler:
             if peer.holds is not None:
                 self.holdings.sync(peer, self.usable(peer))
         claims = self._claims()
+        self.endgame.new_pass()
         idle = self._idle({t.peer.addr for t in self.live if not t.done})
         if not idle and self.live:
             return  # everyone busy: nothing to look at
@@ -459,7 +568,8 @@ class Scheduler:
         seeding = any(peer.holds is None for peer in alive)
         for peer in idle:
             endgame = not self._fetchable(free, seeding)
-            picked = self._pick_for(peer, free, claims, endgame, len(alive))
+            picked = self._pick_for(peer, free, claims, endgame, len(alive),
+                                    now)
             if picked:
                 for piece in picked:
                     claims.setdefault(piece, []).append(peer.addr)
@@ -520,27 +630,27 @@ class Scheduler:
                                               for n in free))
 
     def _pick_for(self, peer, free: list, claims: dict, endgame: bool,
-                  alive: int) -> list[int]:
+                  alive: int, now: float) -> list[int]:
         """``peer``'s next batch: unclaimed pieces it holds or, in the
         endgame, pieces one other peer is fetching (once each).  Near
         the end no more than its share of what is left (the ``alive``
         peers'), so that no peer is left with the tail alone."""
         holds = peer.holds
         if endgame:
-            mine = sorted(n for n, who in claims.items() if len(who) == 1
-                          and who[0] != peer.addr and n not in self.doubled
-                          and self.holds(peer, n))
+            mine = sorted(n for n, who in claims.items()
+                          if peer.addr not in who and self.holds(peer, n)
+                          and self.endgame.may_fetch(peer, n, who, now))
         elif holds is None:  # a seeder: first what no partial peer holds
             mine = [n for n in free if not self.holdings.count[n]] or free
         else:
-            mine = [n for n in free if n in holds]
+            mine = Holdings.held_of(holds, free)
         left = len(mine) if endgame else len(free)
         count = min(self.batch.get(peer.addr, 1), -(-left // max(alive, 1)))
         picked = piece_picker.pick(self.engine.options.pick, mine, count,
                                    self.holdings.count, self._play_piece(),
                                    self.rng)
-        if endgame:
-            self.doubled.update(picked)
+        for piece in picked if endgame else ():
+            self.endgame.taken(piece, claims[piece])
         return picked
 
     def _play_piece(self) -> int:
@@ -561,6 +671,7 @@ class Scheduler:
     def _learn(self, transfer: Transfer) -> None:
         """The next batch: ``BATCH_S`` worth at the rate it delivered."""
         if transfer.received:
+            self.endgame.rates[transfer.peer.addr] = transfer.rate()
             worth = transfer.rate() * BATCH_S / pieces.PIECE_CHUNKS
             self.batch[transfer.peer.addr] = max(1, min(
                 MAX_BATCH_PIECES, round(worth)))

@@ -9,6 +9,7 @@ succeed are in ``attacks/`` (scripts, not tests).
 from __future__ import annotations
 
 import hashlib
+import itertools
 import heapq
 import random
 
@@ -20,6 +21,7 @@ import events as ev
 import leecher
 import protocol as p
 import seed_engine as se
+from test_swarm_download import Busy
 
 CHUNK = p.CHUNK_SIZE
 SEEDER = ("127.0.0.1", 9000)
@@ -944,3 +946,354 @@ def test_a_tx_seq_of_2_to_the_32_minus_1_does_not_stop_a_download():
     world.run(until=world.now + 60.0)
     assert world.failed is None
     assert world.download.complete and world.file() == SONG
+
+
+# ================================================ swarm (issue 12's peers)
+# What the swarm is held to, written out (a test fails if loosened).
+SWARM_PER_HOST = 8  # directory entries and known peers one IP may hold
+SILENT_PINGS_PER_LISTER = 16  # PINGs to a lister's addresses unanswered
+BAD_PIECES_BEFORE_DROPPED = 2  # bad pieces a peer sends before it is dropped
+
+
+def _peer_harness():
+    """A PeerEngine over a recorded download (tests/test_peer_engine)."""
+    from test_peer_engine import Harness as PeerHarness
+    return PeerHarness()
+
+
+def _pings_to_others(got, *known) -> list:
+    return [addr for d, addr in got
+            if isinstance(d.message, p.Ping) and addr not in known]
+
+
+@pytest.mark.parametrize("bad", ["0.0.0.0", "0.1.2.3", "255.255.255.255",
+                                 "224.0.0.1", "239.255.255.250",
+                                 "240.0.0.1"])
+def test_swarm_unspecified_broadcast_multicast_are_never_listed_nor_pinged(
+        bad):
+    """A PEERS may name any IPv4: 0.0.0.0 reaches the sender's own host,
+    broadcast and multicast reach many.  None of them is PINGed, and a
+    directory never lists them."""
+    import peer_directory as pd
+    from test_peer_engine import INFO, SEEDER as PEER_SEEDER
+    h = _peer_harness()
+    h.engine.start(h.now)
+    sid = next(d.session for d, _ in h.out()
+               if isinstance(d.message, p.GetPeers))
+    h.send(p.Peers(INFO.file_id, ((bad, 4000), (bad, 9000))), PEER_SEEDER,
+           sid)
+    assert _pings_to_others(h.run(h.now + 3.0), PEER_SEEDER) == []
+    directory = pd.PeerDirectory()
+    directory.record(b"song0001", (bad, 4000), 1.0)
+    assert directory.listing(b"song0001", None, 1.0) == ()
+
+
+def test_swarm_peers_answers_aim_a_bounded_total_of_pings_at_third_parties():
+    """Reflection: a hostile seeder answers every GET_PEERS with 32 new
+    addresses that never answer (a victim's).  PINGs to them stay within
+    PINGS_PER_S (tested elsewhere) and, in total, within
+    ``SILENT_PINGS_PER_LISTER``: were 4 a second for the whole download
+    (480 in 120 s)."""
+    from test_peer_engine import INFO, SEEDER as PEER_SEEDER
+    h = _peer_harness()
+    h.started()
+    victims, pings = iter(range(10 ** 6)), []
+    end = h.now + 120.0
+    while h.now < end:
+        for d, addr in h.run(h.now + 0.25):
+            if isinstance(d.message, p.GetPeers) and addr == PEER_SEEDER:
+                listed = tuple((f"10.66.{n // 250}.{n % 250 + 1}", 80)
+                               for n in itertools.islice(victims, 32))
+                h.send(p.Peers(INFO.file_id, listed), PEER_SEEDER,
+                       d.session)
+            elif isinstance(d.message, p.Ping) and addr != PEER_SEEDER:
+                pings.append(addr)
+    assert 0 < len(pings) <= SILENT_PINGS_PER_LISTER
+
+
+def directory_answer(registered) -> tuple:
+    """What a seeder's GET_PEERS answer lists once ``registered``
+    addresses sent it a HAVE, in turn, 10 ms apart, each with its own
+    valid token (also attacks/eclipse_many_hosts.py's)."""
+    seeder, now = new_seeder(), 100.0
+    fid, count = SONG_INFO.file_id, pieces_of_song()
+    for addr in registered:
+        now += 0.01
+        send(seeder, p.Have(fid, count, (), seeder.token_for(addr, now)),
+             addr, 0, now)
+    asker = ("127.0.0.30", 4000)
+    send(seeder, p.GetPeers(fid, seeder.token_for(asker, now)), asker, 7,
+         now)
+    (answer,) = [p.decode(d).message for d, a in drain(seeder, now)
+                 if a == asker]
+    return answer.peers
+
+
+def test_swarm_one_host_cannot_crowd_honest_peers_out_of_a_directory():
+    """Directory poisoning: one IP registers 300 ports (each with its own
+    valid token, as a host with many sockets can) after three honest
+    peers.  Every GET_PEERS still lists the honest ones, and at most
+    ``SWARM_PER_HOST`` of the attacker's."""
+    honest = [(f"127.0.0.{20 + k}", 4000) for k in range(3)]
+    listed = directory_answer(honest + [(ATTACKER[0], port)
+                                        for port in range(10_000, 10_300)])
+    assert set(honest) <= set(listed)
+    assert sum(1 for host, _ in listed if host == ATTACKER[0]) \
+        <= SWARM_PER_HOST
+
+
+def pieces_of_song(info=SONG_INFO) -> int:
+    import pieces
+    return pieces.piece_count(info.chunks)
+
+
+def test_swarm_one_host_cannot_fill_a_peers_table_of_known_peers():
+    """Eclipse: one IP (many ports, each with our token) HAVEs and
+    answers our PINGs until the leecher's known peers are full; an
+    honest peer that comes later is still taken, and the attacker holds
+    at most ``SWARM_PER_HOST`` of them."""
+    import peer_engine as pe
+    h = _peer_harness()
+    h.started()
+    for k in range(pe.MAX_KNOWN_PEERS + 8):
+        h.run(h.now + 1.0)
+        h.join((ATTACKER[0], 20_000 + k))
+    h.run(h.now + 1.0)
+    honest = ("127.0.0.77", 4000)
+    assert h.join(honest)
+    added = [peer.addr for peer in h.download.added]
+    assert honest in added
+    assert sum(1 for host, _ in added if host == ATTACKER[0]) \
+        <= SWARM_PER_HOST
+
+
+def engine_with_idle_peers(count: int, idle: int) -> de.DownloadEngine:
+    """A started download of a ``count``-piece song (a made-up piece
+    list: no data) from one seeder, with ``idle`` known partial peers
+    that hold nothing yet (also attacks/have_flood_cpu.py's)."""
+    import pieces
+    hashes = bytes(32) * count
+    size = count * pieces.PIECE_CHUNKS * CHUNK - 100
+    info = p.FileInfo(pieces.file_id_from(hashes), size, p.chunk_count(size),
+                      CHUNK, 0, bytes(32), "big.mp3")
+    engine = de.DownloadEngine(info, [de.Peer(SEEDER, rtt=0.01)], 0.0,
+                               de.Options(seed=1))
+    engine.start(0.0)
+    for k in range(idle):
+        engine.add_peer(de.Peer((f"127.0.1.{k}", 7), rtt=0.01,
+                                holds=p.RangeSet()), 0.0)
+    return engine
+
+
+def test_swarm_a_have_flood_costs_no_scheduling_pass_per_datagram(
+        monkeypatch):
+    """A known peer that is already busy (or holds nothing we miss)
+    sends 300 HAVEs, each of one new piece: each one used to run a whole
+    scheduling pass (every idle peer against every missing piece: 23 ms
+    per HAVE on a 10,000-piece song with 32 peers, attacks/
+    have_flood_cpu.py).  Now a HAVE only schedules when its peer is idle
+    and gained a missing piece."""
+    import scheduler
+    count = 400
+    engine = engine_with_idle_peers(count, 31)
+    engine.add_peer(de.Peer(ATTACKER, rtt=0.01, holds=p.RangeSet()), 0.0)
+    engine.peer_has(ATTACKER, [(count - 1, count)], 0.0)  # work: busy now
+    engine.datagrams_to_send(0.0)
+    fills = []
+    real_fill = scheduler.Scheduler.fill
+    monkeypatch.setattr(scheduler.Scheduler, "fill", lambda self, now: (
+        fills.append(now), real_fill(self, now))[1])
+    for k in range(300):
+        engine.peer_has(ATTACKER, [(count - 2 - k, count - 1 - k)], 0.01)
+    assert len(fills) <= 3
+    assert engine.peers[ATTACKER].holds == p.RangeSet([(count - 301,
+                                                        count)])
+
+
+def test_swarm_a_liar_holding_everything_is_dropped_after_two_bad_pieces():
+    """A peer claims every piece, serves the first 8 right (its batches
+    grow) and the rest wrong, with valid CRCs, faster than the honest
+    seeder.  The download is byte-exact, the liar named and dropped: no
+    more than ``BAD_PIECES_BEFORE_DROPPED`` bad pieces are taken from it
+    (chunks of its sessions still on the way once it is dropped are
+    not), and each bad piece costs at most 2 pieces fetched again."""
+    from test_swarm_download import Swarm as PieceSwarm
+    count = 64
+    swarm = PieceSwarm(count, [set(range(count)), None],
+                       rates=[4_000_000, 400_000],
+                       corrupt={0: set(range(8, count))})
+    engine = swarm.start(de.Options(seed=1))
+    swarm.run(300)
+    swarm.assert_whole()
+    liar = de.peer_name(swarm.addrs[0])
+    assert liar in {name for e in engine.events()
+                    if isinstance(e, ev.BadPiece) for name in e.dropped}
+    bad = engine.pieces.book.bad_pieces
+    assert 0 < bad <= BAD_PIECES_BEFORE_DROPPED
+    assert engine.pieces.strikes == {liar: bad}
+    stored = sum(engine.counters.stored_from.values())
+    assert stored - engine.info.chunks <= 2 * bad * PIECE_CHUNKS_WRITTEN
+
+
+PIECE_CHUNKS_WRITTEN = 64  # chunks in a piece (pieces.PIECE_CHUNKS)
+
+
+class DoneAtOnce(Busy):
+    """A peer that claims every piece, answers PING, and answers every
+    REQUEST, ACK and NACK with a DONE and no chunk."""
+
+    def __init__(self, engine):
+        super().__init__(engine, set(), "")
+
+    def receive_datagram(self, data, addr, now):
+        datagram = p.decode(data)
+        if isinstance(datagram.message, (p.Request, p.Ack, p.Nack)):
+            self.requests += isinstance(datagram.message, p.Request)
+            self.out.append((p.encode(p.Done(0, 0, 0, 0, 0),
+                                      datagram.session), addr))
+        elif not isinstance(datagram.message, p.Cancel):
+            self.engine.receive_datagram(data, addr, now)
+
+
+def test_swarm_a_peer_that_answers_done_and_sends_nothing_backs_off():
+    """Claims starvation: a peer holding "everything" answers each
+    REQUEST at once with DONE, no chunk.  Its peer was free again at
+    once and got the next batch: 2,397 REQUESTs (and scheduling passes)
+    in the 7.3 s the honest seeder needed.  An empty DONE is a refusal
+    now: a back-off as after BUSY (0.25 s doubling up to 4 s).  The
+    download is byte-exact, as fast as from the seeder alone."""
+    from test_swarm_download import Swarm as PieceSwarm, at_most_requests
+    count = 32
+    swarm = PieceSwarm(count, [set(range(count)), None],
+                       rates=[4_000_000, 400_000])
+    host = swarm.net.hosts[swarm.addrs[0]]
+    host.engine = DoneAtOnce(host.engine)
+    swarm.start(de.Options(seed=1))
+    swarm.run(60)
+    swarm.assert_whole()
+    took = swarm.net.now - swarm.started_at
+    alone = count * PIECE_CHUNKS_WRITTEN * (CHUNK + 40) / 400_000
+    assert took < 1.2 * alone
+    assert host.engine.requests <= at_most_requests(took)
+
+
+def test_swarm_a_scheduling_pass_costs_by_what_peers_hold_not_the_song(
+        monkeypatch):
+    """A pass looked up every missing piece in every idle peer's
+    holdings: with 32 peers that hold nothing (a Sybil's, or a swarm
+    starting) 145 ms per pass on a 10,000-piece song, which any HAVE of
+    a piece others fetch could trigger.  Now a bisection per range held:
+    here, 2,000 pieces and 32 empty peers, almost no look-up at all."""
+    count = 2000
+    engine = engine_with_idle_peers(count, 32)
+    looks = []
+    real = p.RangeSet.__contains__
+    monkeypatch.setattr(p.RangeSet, "__contains__", lambda self, value: (
+        looks.append(value), real(self, value))[1])
+    engine.scheduler.fill(0.01)
+    assert len(looks) < count
+
+
+def _slow_sybils_hold_the_tail(last) -> None:
+    """Eight peers (a Sybil's) claim every piece and serve at 2 KB/s;
+    ``last`` (None: a seeder; a set: an honest partial peer holding it
+    all) at 400 KB/s.  Byte-exact, in under 1.5x what ``last`` alone
+    takes, no piece in more than 3 sessions (its own, the endgame's
+    double and a rescue)."""
+    from test_swarm_download import Swarm as PieceSwarm
+    count, sybils = 32, 8
+    swarm = PieceSwarm(count, [set(range(count))] * sybils + [last],
+                       rates=[2_000] * sybils + [400_000])
+    swarm.start(de.Options(seed=1))
+    swarm.run(120)
+    swarm.assert_whole()
+    alone = count * PIECE_CHUNKS_WRITTEN * (CHUNK + 40) / 400_000
+    assert swarm.net.now - swarm.started_at < 1.5 * alone
+    sessions = {(to, sid, piece) for _, to, sid, got in swarm.requests()
+                for piece in got}  # a REQUEST repeated is one session
+    asked = [piece for _, _, piece in sessions]
+    assert max(asked.count(piece) for piece in set(asked)) <= 3
+
+
+def test_swarm_slow_peers_claiming_everything_cannot_hold_the_tail():
+    """Each Sybil takes a piece, and in the endgame they took each
+    other's pieces as the one allowed double, so the tail waited for
+    them: 33.5 s for a song the seeder alone serves in 7.3 s.  A seeder
+    may now also double a piece in the endgame (once), whoever fetches
+    it."""
+    _slow_sybils_hold_the_tail(None)
+
+
+def test_swarm_slow_peers_cannot_hold_the_tail_without_a_seeder_either():
+    """The same, no seeder: one honest partial peer holds the song (a
+    leecher seeding after its download).  It waited for them as well
+    (33.5 s for 7.3 s); a peer much faster than every peer fetching a
+    piece may now also take it in the endgame, once."""
+    _slow_sybils_hold_the_tail(set(range(32)))
+
+
+def test_swarm_a_lister_whose_addresses_mostly_answer_is_still_heard():
+    """The reflection bound spares an honest directory: half of what it
+    lists left the swarm lately (no PONG), half answers; its next
+    answers are still taken, and their addresses PINGed."""
+    from test_peer_engine import INFO, SEEDER as PEER_SEEDER
+    h = _peer_harness()
+    h.started()
+    listed = iter(range(10 ** 6))
+    pinged = []
+    for _ in range(3):
+        h.engine.swarm.ask_peers(h.download.peers[PEER_SEEDER], h.now)
+        ask = [d for d, a in h.out() if isinstance(d.message, p.GetPeers)
+               and a == PEER_SEEDER][-1]
+        batch = tuple((f"10.77.0.{n + 1}", 80)
+                      for n in itertools.islice(listed, 2 * 6))
+        h.send(p.Peers(INFO.file_id, batch), PEER_SEEDER, ask.session)
+        for _ in range(4):
+            for d, addr in h.out() + h.run(h.now + 1.0):
+                if isinstance(d.message, p.Ping) and addr != PEER_SEEDER:
+                    pinged.append(addr)
+                    if int(addr[0].rsplit(".", 1)[1]) % 2:  # half answer
+                        h.send(p.Pong(d.message.nonce, 5, 1, 0, 0, 50, "x"),
+                               addr, d.session)
+    assert len(set(pinged)) == 3 * 12
+
+
+def _swarm_minimal(kind: str, info) -> p.Message:
+    import pieces
+    third = (("10.99.0.1", 80),) * p.MAX_PEERS_LISTED
+    return {
+        "get-peers": p.GetPeers(info.file_id, 0),
+        "have": p.Have(info.file_id, pieces.piece_count(info.chunks),
+                       ((0, 1 << 30),), 0),
+        "peers": p.Peers(info.file_id, third),
+        "hashes": p.Hashes(info.file_id, 0, 0),
+    }.get(kind) or _minimal(kind)
+
+
+@pytest.mark.parametrize("kind", KINDS + ["get-peers", "have", "peers",
+                                          "hashes"])
+def test_swarm_a_sharing_leecher_gives_an_unvalidated_source_at_most_3x(
+        kind):
+    """A leecher that shares (a PeerEngine holding two pieces) and is
+    downloading: datagrams of every type from a spoofed address get at
+    most 3x their bytes back, no chunk, and nothing to anyone else
+    (no PING, HAVE or GET_PEERS aimed at a third party)."""
+    from test_peer_engine import INFO, SEEDER as PEER_SEEDER
+    from test_peer_engine import Harness as PeerHarness
+    h = PeerHarness(verified=[0, 1])
+    h.started()
+    h.run(h.now + 0.1)
+    spoofed = ("127.0.0.77", 7777)
+    sent = received = 0
+    for n in range(50):
+        data = p.encode(_swarm_minimal(kind, INFO), n + 1)
+        h.engine.receive_datagram(data, spoofed, h.now)
+        received += len(data)
+        for out, addr in h.engine.datagrams_to_send(h.now):
+            message = p.decode(out).message
+            assert addr in (spoofed, PEER_SEEDER), (addr, message)
+            if addr == spoofed:
+                sent += len(out)
+                assert not isinstance(message, p.Chunk)
+        h.now += 0.01
+    assert sent <= 3 * received

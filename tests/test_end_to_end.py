@@ -40,11 +40,11 @@ def test_three_seeders_lossy_network_byte_exact(seeders, song_dir, tmp_path,
     stats = json.loads(stats_path.read_text())
     for key in ("file", "size", "sha256", "chunks", "chunks_received",
                 "duplicates", "nacks_sent", "chunks_retransmitted",
-                "elapsed_s", "goodput_Bps", "per_seeder", "timeline"):
+                "elapsed_s", "goodput_Bps", "per_peer", "timeline"):
         assert key in stats
     assert stats["chunks_received"] == stats["chunks"] == 230
-    assert len(stats["per_seeder"]) == 3  # every seeder contributed
-    assert sum(stats["per_seeder"].values()) == 230
+    assert len(stats["per_peer"]) == 3  # every seeder contributed
+    assert sum(stats["per_peer"].values()) == 230
     assert len(stats["timeline"]) == 230
     assert all(row["received"] is not None for row in stats["timeline"])
     assert stats["chunks_resumed"] == 0
@@ -194,3 +194,122 @@ def test_slow_seeder_is_not_flooded_with_nacks(seeders, song_dir, tmp_path,
     dropped = int(re.search(r"(\d+) dropped", group[0].stop())[1])
     assert dropped == 0 if loss == "0" else dropped > 0
     assert stats["nacks_sent"] <= 3 * dropped + 2, stats["nacks_sent"]
+
+
+# ------------------------------------------------------------ the swarm
+def start_sharing_get(out, seeder, ip, seed_for="3"):
+    """A sharing `get` bound to ``ip``, serving ``seed_for`` s after its
+    download, writing its statistics to ``out/stats.json``."""
+    import subprocess
+    from conftest import PYTHON, ROOT
+    os.makedirs(out, exist_ok=True)
+    return subprocess.Popen(
+        [PYTHON, os.path.join(ROOT, "leecher.py"), "get", "facom-sample",
+         "-o", str(out), "--seeders", seeder.address, "--bind", ip,
+         "--seed-for", seed_for, "--json", str(out / "stats.json")],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def wait_for_line(proc, wanted, timeout: float = 20.0) -> str:
+    """Read the leecher's output until a line is ``wanted(line)``.  Raw
+    reads of the pipe: a buffered readline would pull later lines into
+    a buffer that ``select`` does not see (and ``communicate`` loses)."""
+    import select
+    import time
+    deadline, seen = time.monotonic() + timeout, b""
+    while time.monotonic() < deadline:
+        if not select.select([proc.stdout], [], [], 0.2)[0]:
+            continue
+        more = os.read(proc.stdout.fileno(), 65536)
+        seen += more
+        for line in seen.decode(errors="replace").splitlines():
+            if wanted(line):
+                return line
+        if not more:
+            break  # it ended
+    raise AssertionError(f"not seen in {timeout} s: {seen[-500:]!r}")
+
+
+def at_least(percent: int):
+    """A progress line (one a second in a pipe) of ``percent`` or more."""
+    def wanted(line: str) -> bool:
+        found = re.match(r"\s*(\d+)% ", line)
+        return bool(found) and int(found.group(1)) >= percent
+    return wanted
+
+
+def test_two_sharing_leechers_trade_pieces_and_end_byte_exact(
+        seeders, song_dir, tmp_path):
+    """One slow seeder (50 KB/s, in order) and two leechers on their own
+    addresses: the second starts once the first has a piece verified;
+    each ends byte-exact, and chunks went from one leecher to the other
+    (its ``per_peer``), counted as served by the sender."""
+    (seeder,) = seeders(("127.0.0.1", "-m", "sequential", "-d",
+                         str(song_dir), "-q", "--rate", "400"))
+    first = start_sharing_get(tmp_path / "a", seeder, "127.0.0.21")
+    second = None
+    try:
+        wait_for_line(first, at_least(35))  # more than a piece (64 of 230)
+        second = start_sharing_get(tmp_path / "b", seeder, "127.0.0.22")
+        outputs = [proc.communicate(timeout=60) for proc in (first, second)]
+    finally:
+        for proc in (first, second):
+            if proc is not None and proc.poll() is None:
+                proc.kill()
+                proc.wait()
+    for proc, (out, err) in zip((first, second), outputs):
+        assert proc.returncode == 0, out + err
+        assert "sharing for 3.0 s" in out
+    stats = {}
+    for name in ("a", "b"):
+        assert sha256(tmp_path / name / "facom-sample.mp3") == \
+            sha256(song_dir / "facom-sample.mp3")
+        stats[name] = json.loads((tmp_path / name / "stats.json").read_text())
+        assert "per_seeder" not in stats[name]
+        assert stats[name]["shared"] is True
+        assert stats[name]["pick"] == "rarest"
+    ips = {"a": "127.0.0.21", "b": "127.0.0.22"}
+
+    def from_ip(counts: dict, ip: str) -> dict:
+        return {peer: n for peer, n in counts.items()
+                if peer.rpartition(":")[0] == ip and n > 0}
+    traded = [(got, gave) for got, gave in (("a", "b"), ("b", "a"))
+              if from_ip(stats[got]["per_peer"], ips[gave])]
+    assert traded, (stats["a"]["per_peer"], stats["b"]["per_peer"])
+    for got, gave in traded:
+        for peer in from_ip(stats[got]["per_peer"], ips[gave]):
+            assert stats[got]["sources"][peer] == "peer"
+        assert stats[gave]["served_chunks"] > 0
+        assert from_ip(stats[gave]["served_to"], ips[got]), stats[gave]
+        said = dict(zip("ab", (out for out, _ in outputs)))
+        assert f"served          {stats[gave]['served_chunks']} chunks " \
+            "to 1 peer(s)" in said[gave]  # the report's last lines
+        assert re.search(r"  served \d+ chunks to 1 other listener",
+                         said[gave])  # told while it served
+        assert re.search(ips[gave].replace(".", r"\.") + r":\d+, another "
+                         "listener sharing this song, joined", said[got])
+    assert seeder.proc.poll() is None  # it served both, and still does
+
+
+def test_ctrl_c_ends_the_sharing_and_the_run_reports(seeders, song_dir,
+                                                     tmp_path):
+    import signal
+    (seeder,) = seeders(("127.0.0.1", "-d", str(song_dir), "-q"))
+    proc = start_sharing_get(tmp_path, seeder, "127.0.0.23", seed_for="60")
+    try:
+        wait_for_line(proc, lambda line: line.startswith("sharing for 60"))
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=10)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 0, out + err
+    assert "sharing stopped" in out and "Traceback" not in err
+    assert "served          0 chunks to 0 peer(s)" in out
+    assert sha256(tmp_path / "facom-sample.mp3") == \
+        sha256(song_dir / "facom-sample.mp3")
+    # saved, and no .part or resume data left behind
+    assert sorted(os.listdir(tmp_path)) == ["facom-sample.mp3", "stats.json"]
+    stats = json.loads((tmp_path / "stats.json").read_text())
+    assert stats["shared"] is True and stats["served_chunks"] == 0

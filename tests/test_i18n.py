@@ -23,7 +23,8 @@ MO = PO[:-3] + ".mo"
 SOURCES = sorted(glob.glob(os.path.join(ROOT, "gui*.py"))) + \
     [os.path.join(ROOT, name) for name in (
         "i18n.py", "leecher.py", "seeder.py", "cli.py", "p2p_facom.py",
-        "experiment.py", "swarm.py", "swarm_sim.py", "swarm_plot.py")]
+        "experiment.py", "share.py", "swarm.py", "swarm_sim.py",
+        "swarm_plot.py")]
 
 
 def msgids_in_code() -> set[str]:
@@ -61,7 +62,7 @@ def test_every_msgid_of_the_code_has_a_portuguese_translation():
 SAME_IN_BOTH = {"NACKs", "NACK", "RTT", "Retransm.", "Seeders",
                 "P2P FACOM — leecher", "Download", "Player",
                 "{pos} / {total}  ·  {state}", "seeders", "seeders:",
-                "leecher", "leechers"}
+                "seeder {address}", "leecher", "leechers"}
 
 
 def test_translations_keep_the_fields_of_their_msgid():

@@ -185,8 +185,8 @@ def test_mixed_gso_and_plain_seeders(tmp_path, seeders, song_dir):
         path, stats = download(tmp_path, [relay.address,
                                           plain_seeder.address])
     assert sha256(str(path)) == sha256(str(song_dir / f"{SONG}.mp3"))
-    assert set(stats["per_seeder"]) == {relay.address, plain_seeder.address}
-    assert all(count > 0 for count in stats["per_seeder"].values())
+    assert set(stats["per_peer"]) == {relay.address, plain_seeder.address}
+    assert all(count > 0 for count in stats["per_peer"].values())
     if gso_works():
         assert stats["receive_reads"] < stats["datagrams_read"]
 

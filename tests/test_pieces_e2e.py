@@ -93,5 +93,5 @@ def test_a_chunk_rewritten_with_a_valid_crc_is_caught_and_its_peer_named(
              if "failed its SHA-256" in line]
     assert named and all(culprit in line for line in named), result.stdout
     # At most two extra pieces fetched per bad piece.
-    extra = sum(stats["per_seeder"].values()) - stats["chunks"]
+    extra = sum(stats["per_peer"].values()) - stats["chunks"]
     assert extra <= 2 * 64 * stats["bad_pieces"]

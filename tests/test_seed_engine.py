@@ -1077,7 +1077,7 @@ def test_get_peers_needs_the_token_then_lists_recent_have_senders():
 def test_get_peers_answers_at_most_a_bounded_datagram():
     h = Harness()
     for n in range(100):
-        peer = ("127.0.4.1", 1000 + n)
+        peer = (f"127.0.4.{n + 1}", 1000)  # one each: a host holds few
         have(h, h.token(peer), addr=peer)
     h.send(p.GetPeers(SONG_ID, h.token()))
     ((data, _),) = h.engine.datagrams_to_send(h.now)

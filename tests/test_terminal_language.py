@@ -186,7 +186,7 @@ def test_the_terminal_view_tells_events_in_the_language_in_use():
 STATS = {"file": "a.mp3", "size": 1_500_000, "chunks": 69,
          "chunks_received": 69, "chunks_resumed": 0, "duplicates": 2,
          "nacks_sent": 3, "chunks_retransmitted": 4, "elapsed_s": 1.5,
-         "goodput_Bps": 1_000_000, "per_seeder": {"127.0.0.1:9000": 69},
+         "goodput_Bps": 1_000_000, "per_peer": {"127.0.0.1:9000": 69},
          "seeders_gone": [], "stalls": 1, "startup_s": 0.25,
          "stall_s": 0.5, "continuity": 0.975, "played_s": 9.0}
 

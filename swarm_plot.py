@@ -18,6 +18,7 @@ from i18n import N_, _, text as tr
 
 SHARE_COLOR, ALONE_COLOR = "#1b9e77", "#d95f02"
 SEEDER_COLOR, PEERS_COLOR = "#d95f02", "#1b9e77"
+BAR_WIDTH = 0.6
 POLICY_COLORS = {"sequential": "#1b9e77", "rarest": "#d95f02",
                  "deadline": "#7570b3"}
 
@@ -84,9 +85,11 @@ def draw_sources(ax, runs) -> None:
     peers = [sum(r.from_peers for r in run.rows) / run.song_chunks
              for run in shown]
     x = range(len(shown))
-    ax.bar(x, seeder, color=SEEDER_COLOR, label=_("from the seeder"))
-    ax.bar(x, peers, bottom=seeder, color=PEERS_COLOR,
+    ax.bar(x, seeder, BAR_WIDTH, color=SEEDER_COLOR,
+           label=_("from the seeder"))
+    ax.bar(x, peers, BAR_WIDTH, bottom=seeder, color=PEERS_COLOR,
            label=_("from other leechers"))
+    ax.set_xlim(-1, max(len(shown), 2))  # one swarm: a bar, not a wall
     ax.set_xticks(list(x))
     ax.set_xticklabels(labels, fontsize=10, rotation=35, ha="right")
     ax.set_yscale("log" if max(seeder + peers, default=0) > 100 and

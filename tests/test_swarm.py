@@ -143,6 +143,17 @@ def test_scale_and_policies_draw_every_panel(tmp_path):
         assert len(list(csv.DictReader(handle))) == 7
 
 
+def test_the_runner_names_the_swarm_command():
+    result = subprocess.run([sys.executable, RUNNER, "-h"],
+                            capture_output=True, text=True, timeout=60)
+    assert "p2p_facom.py swarm -h" in result.stdout
+    result = run_swarm("-h", timeout=60)
+    assert result.returncode == 0
+    for option in ("--peers", "--simulate", "--scale", "--policies",
+                   "--seed-for", "--pick", "--csv", "--png"):
+        assert option in result.stdout
+
+
 @pytest.mark.parametrize("args", [
     ("--peers", "0"), ("--peers", "61"), ("--simulate", "--peers", "5001"),
     ("--scale", "10,30"), ("--simulate", "--scale", "10,x"),

@@ -2,7 +2,7 @@
 
     python3 gui.py [--seeders ADDR,ADDR] [--lang pt|en] [-o DIR]
                    [--song NAME] [--order ORDER] [--prebuffer S]
-                   [--loss P [--rng-seed N]] [--autostart]
+                   [--loss P [--rng-seed N]] [--no-share] [--autostart]
     python3 p2p_facom.py -t leecher            # the same window
 
 Threads: the Tk thread owns every widget.  One worker thread
@@ -65,6 +65,7 @@ class Settings:
     rng_seed: int | None = None  # makes that loss repeatable
     sink: object = None          # a player.Sink; None: player.choose_sink
     autostart: bool = False      # download ``song`` at once (the demo)
+    share: bool = True           # serve other listeners (the switch)
 
 
 def parse_addresses(entry: str) -> list[tuple[str, int]]:
@@ -86,7 +87,8 @@ def parse_addresses(entry: str) -> list[tuple[str, int]]:
 class App:
     """The leecher's window.  Tests drive it through its methods
     (``refresh_seeders``, ``search``, ``select_song``, ``start_download``,
-    ``set_language``, ``save_*``, ``export_runs``, ``close``) while
+    ``toggle_sharing``, ``set_language``, ``save_*``, ``export_runs``,
+    ``close``) while
     pumping ``root.update()``.  ``loop_lag_ms`` holds, for every poll, how
     long after it was due it ended (for bench/gui_latency.py)."""
 
@@ -222,8 +224,19 @@ class App:
                              name=song.info.name)
         self.worker.submit("download", song, view.order(),
                            view.preview_var.get(), prebuffer,
-                           self.settings.output, again)
+                           self.settings.output, again,
+                           view.share_var.get())
         self.view.update_buttons()
+
+    def toggle_sharing(self) -> None:
+        """The switch "Share with other listeners": the next download
+        shares or not, and a running one starts or stops serving now."""
+        on = self.view.download.share_var.get()
+        self.worker.set_sharing(on)
+        self.view.set_status(
+            N_("Sharing on: the song's other listeners may fetch the "
+               "pieces verified here.") if on else
+            N_("Sharing off: nothing more is served to other listeners."))
 
     def download_again(self) -> None:
         self.start_download(again=True)
@@ -416,6 +429,9 @@ def build_parser() -> cli.Parser:
                         help="drop received datagrams on purpose")
     parser.add_argument("--rng-seed", type=int, metavar="N",
                         help="repeatable --loss")
+    parser.add_argument("--no-share", dest="share", action="store_false",
+                        help="serve nothing to the song's other listeners "
+                             "(the window's switch starts off)")
     parser.add_argument("--autostart", action="store_true",
                         help="download --song by itself as soon as the "
                              "seeders list it, preview on, with a note "
@@ -472,7 +488,8 @@ def run(args) -> int:
                                  args.song, args.order,
                                  prebuffer=args.prebuffer, loss=args.loss,
                                  rng_seed=args.rng_seed,
-                                 autostart=args.autostart))
+                                 autostart=args.autostart,
+                                 share=args.share))
     except ImportError as exc:  # matplotlib: set-up not (fully) run
         root.destroy()
         raise cli.UsageError(f"{exc.name or exc} is missing: run "

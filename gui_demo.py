@@ -14,7 +14,7 @@ import cli
 import i18n
 from i18n import N_
 
-NOTE_PAD = (10, 6)        # px around the note's text
+NOTE_PAD = (10, 3)        # px around the text: short, for 1024x768
 NOTE_BACKGROUND = "#fff4c2"  # a pale yellow: a note, not an error
 NOTE_BORDER = "#d9b300"
 

@@ -190,13 +190,13 @@ class DownloadPanel:
         self.order_buttons = {}
         for n, order in enumerate(ORDERS):
             button = labels.bind(ttk.Radiobutton(
-                self.frame, variable=self.order_var, value=order or "own"),
-                i18n.ORDER_NAMES[order])
+                self.frame, variable=self.order_var, value=order or "own",
+                style="Compact.TRadiobutton"), i18n.ORDER_NAMES[order])
             button.grid(row=n // 2, column=1 + n % 2, sticky="w",
                         padx=(0, 6))
             self.order_buttons[order] = button
         row = ttk.Frame(self.frame)
-        row.grid(row=3, column=0, columnspan=3, sticky="ew", pady=1)
+        row.grid(row=3, column=0, columnspan=3, sticky="ew", pady=0)
         self.preview_var = tk.BooleanVar(value=settings.preview)
         labels.bind(ttk.Checkbutton(row, variable=self.preview_var),
                     N_("Preview while downloading")).pack(side="left")
@@ -205,26 +205,52 @@ class DownloadPanel:
                     textvariable=self.prebuffer_var).pack(side="right")
         labels.bind(ttk.Label(row), N_("Prebuffer (s):")).pack(
             side="right", padx=(6, 4))
+        self._build_share_row(labels, settings, actions["share"])
         buttons = ttk.Frame(self.frame)
-        buttons.grid(row=4, column=0, columnspan=3, sticky="ew", pady=(1, 1))
+        buttons.grid(row=5, column=0, columnspan=3, sticky="ew", pady=(1, 1))
         self.buttons = {}
         for key, message, style in (
                 ("download", N_("Download"), "Accent.TButton"),
-                ("download_again", N_("Download again"), "TButton"),
-                ("stop_download", N_("Stop"), "TButton")):
+                ("download_again", N_("Download again"), "Compact.TButton"),
+                ("stop_download", N_("Stop"), "Compact.TButton")):
             button = labels.bind(ttk.Button(buttons, command=actions[key],
                                             style=style), message)
             button.pack(side="left", fill="x", expand=key == "download",
                         padx=(0, 4))
             self.buttons[key] = button
         self.progress_bar = ttk.Progressbar(self.frame, maximum=100)
-        self.progress_bar.grid(row=5, column=0, columnspan=3, sticky="ew",
+        self.progress_bar.grid(row=6, column=0, columnspan=3, sticky="ew",
                                pady=(1, 0))
         self.progress_label = ttk.Label(self.frame, style="Small.TLabel")
         self.progress_line = OneLine(self.progress_label,
                                      parent.winfo_toplevel().p2p_fonts[0])
-        self.progress_label.grid(row=6, column=0, columnspan=3, sticky="ew")
+        self.progress_label.grid(row=7, column=0, columnspan=3, sticky="ew")
         self.frame.columnconfigure(2, weight=1)
+
+    def _build_share_row(self, labels: Labels, settings, toggled) -> None:
+        """The switch "Share with other listeners" (a download serves the
+        pieces it verified to the song's other listeners) and, next to
+        it, the chunks it served ("↑ 57 chunks": room is short, in
+        Portuguese above all); the whole sentence in its tooltip."""
+        row = ttk.Frame(self.frame)
+        row.grid(row=4, column=0, columnspan=3, sticky="ew", pady=0)
+        self.share_var = tk.BooleanVar(value=settings.share)
+        self.share_button = labels.bind(
+            ttk.Checkbutton(row, variable=self.share_var, command=toggled),
+            N_("Share with other listeners"))
+        self.share_button.pack(side="left")
+        served = ttk.Label(row, style="Small.TLabel")
+        served.pack(side="left", fill="x", expand=True, padx=(8, 0))
+        self.served_tip = ""  # "Served to others: 57 chunks to 2 ..."
+        self.served_line = OneLine(served, self.frame.winfo_toplevel()
+                                   .p2p_fonts[0], lambda: self.served_tip)
+
+    def show_served(self, chunks: int | None, sentence: str) -> None:
+        """``chunks`` served (None: no download yet) and the sentence
+        that tells it all."""
+        self.served_tip = sentence
+        self.served_line.show("" if chunks is None else i18n.text(
+            N_("↑ {chunks} chunks"), chunks=chunks))
 
     def order(self) -> str | None:
         value = self.order_var.get()

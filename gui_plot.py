@@ -1,8 +1,10 @@
 """The window's plots: the live chunk plot and the runs' comparison.
 
 The live plot shows, per chunk (y) and time since the request (x), when it
-was sent (the seeder's clock), received (a colour per seeder), played, and
-the NACKs and retransmissions; a dashed line marks the chunk playing now.
+was sent (the seeder's clock), received (a colour per source: seeders in
+one palette of round dots, peers in a family of dark diamonds), played,
+and the NACKs and retransmissions; a dashed line marks the chunk playing
+now.
 Its data lines are blitted on a cached background (axes, ticks, legend)
 that a thread of its own paints (``BackgroundPainter``), at most every
 ``PLOT_EVERY_S``.
@@ -34,7 +36,6 @@ X_START_S = 2.0         # the x axis's first limit; it doubles as needed
 SETTLE_S = 1.0          # no new data this long: x fits the data again
 PLOT_SIZE = (6.0, 3.4)  # inches, until the window gives it its size
 PLOT_DPI = 100
-MAX_SOURCES = 6         # seeders with a colour of their own; more share
 
 SERIES = (  # name, label, matplotlib style
     ("sent", N_("sent"),
@@ -50,9 +51,19 @@ SERIES = (  # name, label, matplotlib style
           zorder=4)),
 )
 PLAYHEAD_STYLE = dict(ls="--", lw=1.4, color="#ff7f0e", zorder=1)
+# Received chunks, a colour per source.  Seeders: round dots in these;
+# past the palette they share its last colour.
 SOURCE_COLOURS = ("#2ca02c", "#17becf", "#8c564b", "#e377c2", "#bcbd22",
                   "#7f7f7f")
 RECEIVED_STYLE = dict(ls="none", marker="o", ms=3.4, zorder=3)
+# Peers (other listeners): diamonds in dark blues and purples, a family
+# no seeder and no other series uses.  The peers past the palette are
+# one series, "other peers": the legend and the lines stay bounded
+# whatever the swarm's size.
+PEER_COLOURS = ("#08306b", "#6a3d9a", "#005f73", "#9b2226", "#3f007d",
+                "#525252")
+PEER_STYLE = dict(ls="none", marker="D", ms=3.6, zorder=3)
+OTHER_PEERS = "*"       # the series of the peers without a colour of their own
 RUN_COLOURS = ("#1b9e77", "#d95f02", "#7570b3", "#e7298a", "#66a61e",
                "#e6ab02")
 
@@ -63,15 +74,64 @@ def thinned(values: list, most: int) -> list:
     return values if step <= 1 else values[::step]
 
 
-def source_style(number: int) -> dict:
-    return dict(RECEIVED_STYLE,
-                color=SOURCE_COLOURS[min(number, MAX_SOURCES - 1)])
+def source_styles(sources: tuple) -> list[dict]:
+    """The style of each (address, kind) of ``sources``: numbered within
+    its kind, seeders in SOURCE_COLOURS, peers in PEER_COLOURS."""
+    styles, counts = [], {}
+    for _, kind in sources:
+        number = counts.get(kind, 0)
+        counts[kind] = number + 1
+        style, colours = (RECEIVED_STYLE, SOURCE_COLOURS) \
+            if kind == gui_state.SEEDER else (PEER_STYLE, PEER_COLOURS)
+        styles.append(dict(style,
+                           color=colours[min(number, len(colours) - 1)]))
+    return styles
 
 
-def short_source(source: str, sources: tuple) -> str:
-    """A seeder's address, without the port when all share one."""
-    ports = {s.rpartition(":")[2] for s in sources}
-    return source.rpartition(":")[0] if len(ports) == 1 else source
+def source_legend(sources: tuple) -> tuple:
+    """The legend's label of each (address, kind) of ``sources``, in the
+    language in use: "seeder 127.0.0.1", "peer 127.0.0.22:40001"."""
+    named = gui_state.source_labels({address: kind for address, kind
+                                     in sources if address != OTHER_PEERS})
+    return tuple(named.get(address) or i18n._("other peers")
+                 for address, _ in sources)
+
+
+# The legend: two rows while its columns fit the figure's width, else
+# as many columns as fit (a swarm's addresses are long).  Its width is
+# estimated, not measured: measuring text needs a renderer, and this
+# runs before the figure is drawn.
+LEGEND_PT = 8.5
+# Measured on the legends drawn (DejaVu Sans, addresses and words):
+# ~0.60 em a character and ~1.8 em a column besides; a small margin.
+LEGEND_CHAR_EM = 0.62
+LEGEND_ENTRY_EM = 2.0
+
+
+def legend_columns(labels, width_px: float, dpi: float) -> int:
+    """How many columns the legend of ``labels`` gets in ``width_px``:
+    half as many as labels (two rows) when they fit, else fewer."""
+    em = LEGEND_PT * dpi / 72
+    most = max(1, -(-len(labels) // 2))
+    for columns in range(most, 1, -1):
+        if legend_width_em(labels, columns) * em <= width_px:
+            return columns
+    return 1
+
+
+def legend_width_em(labels, columns: int) -> float:
+    """The legend's estimated width with ``columns`` columns, filled as
+    matplotlib fills them (down each column; the first ones one longer
+    when the labels do not divide evenly)."""
+    rows, long_columns = divmod(len(labels), columns)
+    width, start = 0.0, 0
+    for column in range(columns):
+        count = rows + (column < long_columns)
+        chunk = labels[start:start + count]
+        start += count
+        width += max(map(len, chunk), default=0) * LEGEND_CHAR_EM + \
+            LEGEND_ENTRY_EM
+    return width
 
 
 @dataclass(frozen=True)
@@ -83,7 +143,8 @@ class Look:
     x_limit: float
     y_limits: tuple
     labels: tuple        # x label, y label, then one per SERIES
-    sources: tuple = ()  # seeders, in order of first chunk
+    sources: tuple = ()  # (address, kind) of each source, first seen first
+    source_labels: tuple = ()  # the legend's, one per source
 
 
 def decorated_figure(look: Look, background: str):
@@ -94,20 +155,21 @@ def decorated_figure(look: Look, background: str):
     axes = figure.add_subplot()
     lines = {name: axes.plot([], [], label=label, **style)[0]
              for (name, _, style), label in zip(SERIES, look.labels[2:])}
-    for number, source in enumerate(look.sources):
-        lines[("received", source)] = axes.plot(
-            [], [], label=short_source(source, look.sources),
-            **source_style(number))[0]
+    for (source, _), style, label in zip(look.sources,
+                                         source_styles(look.sources),
+                                         look.source_labels):
+        lines[("received", source)] = axes.plot([], [], label=label,
+                                                **style)[0]
     lines["playhead"] = axes.plot([], [], **PLAYHEAD_STYLE)[0]
     axes.grid(True, alpha=0.3)
     axes.tick_params(labelsize=10)
     axes.set_xlabel(look.labels[0], fontsize=11)
     axes.set_ylabel(look.labels[1], fontsize=11)
-    entries = len(SERIES) + len(look.sources)
     axes.legend(loc="lower center", bbox_to_anchor=(0.5, 1.0),
-                ncols=-(-entries // 2), frameon=False, fontsize=8.5,
-                handlelength=1.2, handletextpad=0.3,
-                columnspacing=0.9, borderaxespad=0.2)
+                ncols=legend_columns(look.labels[2:] + look.source_labels,
+                                     look.inches[0] * look.dpi, look.dpi),
+                frameon=False, fontsize=LEGEND_PT, handlelength=1.2,
+                handletextpad=0.3, columnspacing=0.9, borderaxespad=0.2)
     axes.set_xlim(0, look.x_limit)
     axes.set_ylim(*look.y_limits)
     return figure, axes, lines
@@ -163,11 +225,12 @@ class BackgroundPainter(threading.Thread):
         import numpy as np
         from matplotlib.backends.backend_agg import FigureCanvasAgg
         from matplotlib.layout_engine import ConstrainedLayoutEngine
-        if (look.labels, look.sources) != self.legend_key:
+        legend_key = (look.labels, look.sources, look.source_labels)
+        if legend_key != self.legend_key:
             self.figure, self.axes, _ = decorated_figure(look,
                                                          self.background)
             self.canvas = FigureCanvasAgg(self.figure)
-            self.legend_key = (look.labels, look.sources)
+            self.legend_key = legend_key
             self.layout = ConstrainedLayoutEngine()
             self.laid_out_for = None
         self.figure.set_dpi(look.dpi)
@@ -197,7 +260,7 @@ class ChunkPlot:
     redraw puts the background back and draws the lines on it (blitting,
     a few ms).  The background comes from a BackgroundPainter, asked for
     a new one when the axes change: a new download, an x limit that
-    doubles, a new seeder in the legend, a language switch, a resize.
+    doubles, a new source in the legend, a language switch, a resize.
     """
 
     def __init__(self, master, background: str = "white"):
@@ -220,6 +283,7 @@ class ChunkPlot:
         self.playing = None  # the chunk playing now
         self.title = ""
         self.x_max = 0.0
+        self.seeders: frozenset = frozenset()  # the song's: others are peers
         self.look = Look(self._inches(), self.figure.dpi, X_START_S,
                          (0, 1), self._labels())
         self.shown: Painting | None = None  # the background on screen
@@ -254,10 +318,12 @@ class ChunkPlot:
     def points(self) -> int:
         return sum(len(xs) for xs, _ in self.data.values())
 
-    def reset(self, chunks: int, title: str, sources: tuple = ()) -> None:
+    def reset(self, chunks: int, title: str, sources: tuple = (),
+              seeders=None) -> None:
         """A new download: no data; ``sources``, the seeders expected,
         get their colours now (one new background, not one per seeder
-        as their first chunks come)."""
+        as their first chunks come).  ``seeders``: all the song's
+        seeders (default: ``sources``); any other source is a peer."""
         for line in [k for k in self.lines if isinstance(k, tuple)]:
             del self.lines[line]
         self.data = {name: ([], []) for name, _, _ in SERIES}
@@ -266,17 +332,20 @@ class ChunkPlot:
         self.title = title
         self.x_max = 0.0
         self.dirty = True
-        for number, source in enumerate(sources):
+        self.seeders = frozenset(sources if seeders is None else seeders)
+        kinds = tuple((source, gui_state.source_kind(source, self.seeders))
+                      for source in sources)
+        for (source, _), style in zip(kinds, source_styles(kinds)):
             self.data[("received", source)] = ([], [])
-            self.lines[("received", source)] = self._line(
-                source_style(number))
+            self.lines[("received", source)] = self._line(style)
         self._want(x_limit=X_START_S, y_limits=(-0.5, self.chunks - 0.5),
-                   sources=tuple(sources))
+                   sources=kinds, source_labels=source_legend(kinds))
 
     def add(self, series, x: float, y: int) -> None:
-        """A point of ``series``: a SERIES name, or ("received", source)."""
+        """A point of ``series``: a SERIES name, or ("received", source)
+        (a source seen for the first time gets its colour)."""
         if series not in self.data:
-            self._new_source(series)
+            series = self._new_source(series[1])
         xs, ys = self.data[series]
         xs.append(x)
         ys.append(y)
@@ -286,14 +355,26 @@ class ChunkPlot:
             self.playing = y
         self.dirty = True
 
-    def _new_source(self, series: tuple) -> None:
-        number = len(self.look.sources)
-        self.data[series] = ([], [])
-        self.lines[series] = self._line(source_style(number))
-        self._want(sources=self.look.sources + (series[1],))
+    def _new_source(self, source: str) -> tuple:
+        """The series of a new source: its own, or for a peer past the
+        peers' palette the "other peers" one (made the first time)."""
+        kind = gui_state.source_kind(source, self.seeders)
+        coloured = sum(k == gui_state.PEER for a, k in self.look.sources
+                       if a != OTHER_PEERS)
+        if kind == gui_state.PEER and coloured >= len(PEER_COLOURS) - 1:
+            source = OTHER_PEERS
+            if ("received", source) in self.data:
+                return ("received", source)
+        kinds = self.look.sources + ((source, kind),)
+        self.data[("received", source)] = ([], [])
+        self.lines[("received", source)] = self._line(
+            source_styles(kinds)[-1])
+        self._want(sources=kinds, source_labels=source_legend(kinds))
+        return ("received", source)
 
     def relabel(self) -> None:
-        self._want(labels=self._labels())
+        self._want(labels=self._labels(),
+                   source_labels=source_legend(self.look.sources))
 
     def up_to_date(self) -> bool:
         """The screen shows the background of the latest look."""

@@ -187,7 +187,8 @@ def run_cells(run: Run) -> tuple:
 CSV_FIELDS = ("run", "song", "orders", "seeders", "emulation", "started",
               "startup_s", "continuity", "stalls", "stall_s",
               "completion_s", "nacks_sent", "nacked_chunks",
-              "chunks_retransmitted", "chunks", "simulated")
+              "chunks_retransmitted", "chunks", "per_peer",
+              "served_chunks", "simulated")
 
 
 def run_record(run: Run) -> dict:
@@ -208,8 +209,17 @@ def run_record(run: Run) -> dict:
         "nacked_chunks": stats.get("nacked_chunks"),
         "chunks_retransmitted": stats.get("chunks_retransmitted"),
         "chunks": stats.get("chunks"),
+        "per_peer": " ".join(f"{address}={count}" for address, count
+                             in sorted(per_peer(stats).items())),
+        "served_chunks": stats.get("served_chunks"),
         "simulated": int(run.simulated),
     }
+
+
+def per_peer(stats: dict) -> dict:
+    """Chunks received per source ("ip:port" -> chunks), seeders and
+    peers, as the leecher's JSON has them."""
+    return dict(stats.get("per_peer") or {})
 
 
 def write_runs_csv(path: str, runs: list[Run]) -> None:
@@ -223,8 +233,10 @@ def write_runs_csv(path: str, runs: list[Run]) -> None:
 
 def write_runs_json(path: str, runs: list[Run]) -> None:
     """Every run with its per-chunk received and played times."""
-    document = [{**run_record(run), "received_s": run.received,
-                 "played_s": run.played} for run in runs]
+    document = [{**run_record(run), "per_peer": per_peer(run.stats),
+                 "sources": run.stats.get("sources", {}),
+                 "received_s": run.received, "played_s": run.played}
+                for run in runs]
     with open(path, "w", encoding="utf-8") as handle:
         json.dump({"runs": document}, handle, indent=1)
 
@@ -423,6 +435,28 @@ def default_name(song: str, orders, kind: str | None,
     return f"{file_stem(song, orders)}{tail}{extension}"
 
 
+# ------------------------------------------------------------- sources
+SEEDER, PEER = "seeder", "peer"  # the leecher JSON's "sources" values
+SOURCE_NAMES = {SEEDER: N_("seeder {address}"), PEER: N_("peer {address}")}
+
+
+def source_kind(address: str, seeders) -> str:
+    """A source that is not one of the song's seeders is a peer: another
+    listener sharing what it has verified."""
+    return SEEDER if address in seeders else PEER
+
+
+def source_labels(kinds: dict) -> dict:
+    """{address: "seeder 127.0.0.1" or "peer 127.0.0.22:40001"} for
+    ``kinds`` ({address: SEEDER or PEER}), in the language in use; the
+    port left out when every source has the same one."""
+    ports = {address.rpartition(":")[2] for address in kinds}
+    return {address: i18n.text(
+        SOURCE_NAMES.get(kind, SOURCE_NAMES[PEER]),
+        address=address.rpartition(":")[0] if len(ports) == 1 else address)
+        for address, kind in kinds.items()}
+
+
 # ------------------------------------------------- live counters
 @dataclass
 class Live:
@@ -436,6 +470,8 @@ class Live:
     stalls: int = 0
     gone: set = field(default_factory=set)
     sources: dict = field(default_factory=dict)  # address -> chunks
+    served_chunks: int = 0  # sent to other listeners (ev.Served)
+    served_peers: int = 0   # how many listeners got them
 
     def take(self, event) -> None:
         """Count ``event`` (events.py); other events change nothing."""
@@ -449,6 +485,8 @@ class Live:
             self.nack_entries += len(event.chunks)
         elif isinstance(event, ev.Stalled):
             self.stalls += 1
+        elif isinstance(event, ev.Served):
+            self.served_chunks, self.served_peers = event.chunks, event.peers
         elif isinstance(event, ev.SeederGone):
             self.gone.add(event.peer)
         elif isinstance(event, ev.SeedersBack):

@@ -17,7 +17,7 @@ import i18n
 from gui_panels import (DownloadPanel, Labels, PlayerBar, RunsPanel,
                         SeedersPanel, SongsPanel, build_menu)
 from gui_widgets import (Shown, StatsPanel, enable, set_font_size,
-                         setup_style)
+                         STAT_NAMES, setup_style, stat_text)
 from i18n import N_
 
 try:
@@ -53,6 +53,7 @@ class Session:
     final_stats_asked: bool = False
     player_error_shown: object = None
     stats: dict = field(default_factory=dict)  # the last download's
+    seeders: frozenset = frozenset()  # the song's: other sources are peers
     simulating: bool = False       # the worker makes a simulated run
 
     @property
@@ -106,7 +107,8 @@ class View:
         self.download = DownloadPanel(left, self.labels, settings, {
             "download": app.start_download,
             "download_again": app.download_again,
-            "stop_download": app.stop_download})
+            "stop_download": app.stop_download,
+            "share": app.toggle_sharing})
         for row, panel in enumerate((self.seeders, self.songs,
                                      self.download)):
             panel.frame.grid(row=row, column=0, sticky="nsew",
@@ -178,7 +180,7 @@ class View:
         self.seeders.fill(state.peer_rows, state.gone)
         self.songs.fill(self.songs.songs, keep_selection=True)
         self.stats_panel.relabel()
-        self.stats_panel.show(self._shown_stats())
+        self.show_stats()
         self.plot.relabel()
         self.plot.redraw_if_due(time.monotonic(), force=True)
         self.show_runs()
@@ -227,9 +229,21 @@ class View:
         if self.app.state.downloading and \
                 now - self._live_shown_at >= LIVE_STATS_EVERY_S:
             self._live_shown_at = now
-            self.stats_panel.show(self._shown_stats())
+            self.show_stats()
         self._watch_playback()
         self.update_buttons()
+
+    def show_stats(self) -> None:
+        """The statistics panel, and what was served next to the switch
+        (nothing before the first download)."""
+        stats = self._shown_stats()
+        self.stats_panel.show(stats)
+        served = stats.get("served_chunks")
+        if not served and stats.get("shared") is False:
+            served = None  # not sharing: no "↑ 0 chunks" by the switch
+        self.download.show_served(
+            served,
+            f"{i18n._(STAT_NAMES['served'])}: {stat_text('served', stats)}")
 
     def _shown_stats(self) -> dict:
         """The final statistics, or during a download the live ones."""
@@ -248,7 +262,13 @@ class View:
                 "played_s": audio.get("played_s"),
                 "seeders_gone": sorted(live.gone),
                 "elapsed_s": time.monotonic() - state.started_at,
-                "per_seeder": dict(live.sources)}
+                "per_peer": dict(live.sources),
+                "sources": {address: gui_state.source_kind(address,
+                                                           state.seeders)
+                            for address in live.sources},
+                "served_chunks": live.served_chunks,
+                "served_peers": live.served_peers,
+                "shared": self.download.share_var.get()}
 
     def _show_progress(self) -> None:
         state = self.app.state
@@ -401,7 +421,7 @@ class Handlers:
             ev.SongChanged: self.status, ev.Played: self.played,
             ev.Stalled: self.stalled, ev.Snapshot: self.snapshot,
             ev.Completed: None, ev.Failed: None,
-            ev.PeerJoined: None, ev.Served: None,
+            ev.PeerJoined: self.peer_joined, ev.Served: self.served,
         }
         for message in gw.MESSAGE_TYPES:
             table[message] = getattr(self, "on_" + message.__name__)
@@ -457,6 +477,26 @@ class Handlers:
     def resumed(self, event: ev.Resumed) -> None:
         self.state.live.take(event)
         self.view.set_status(event)
+
+    def peer_joined(self, event: ev.PeerJoined) -> None:
+        """Another listener shares this song: chunks may come from it
+        (its colour comes with its first chunk)."""
+        self.view.set_status(event)
+
+    def served(self, event: ev.Served) -> None:
+        """What this window uploaded so far: during the download, the
+        panel shows it at its next refresh (Served comes once a second at
+        most); once the song is complete and still shared, the run's
+        figures take it at once."""
+        state = self.state
+        state.live.take(event)
+        if state.downloading or not state.stats or state.run is None:
+            return
+        figures = {"served_chunks": event.chunks,
+                   "served_peers": event.peers}
+        state.stats.update(figures)
+        state.run.stats.update(figures)
+        self.view.show_stats()
 
     def snapshot(self, event: ev.Snapshot) -> None:
         self.state.live.take(event)
@@ -549,7 +589,7 @@ class Handlers:
         run.stats.update(gui_state.audio_figures(player.stats))
         if run is self.state.run:
             self.state.stats = dict(run.stats)
-            self.view.stats_panel.show(self.state.stats)
+            self.view.show_stats()
         self.view.show_runs()
 
     def on_DownloadStarted(self, message: gw.DownloadStarted) -> None:
@@ -569,9 +609,12 @@ class Handlers:
             len(state.runs) + 1, message.name, message.order,
             message.seeder_orders, self._emulation(), time.time(),
             message.info.chunks)
+        state.seeders = frozenset(message.seeders or (
+            a for a, _ in message.seeder_orders))
         self.view.plot.reset(message.info.chunks, state.run.label(),
-                             tuple(a for a, _ in message.seeder_orders))
-        self.view.stats_panel.show(self.view._shown_stats())
+                             tuple(a for a, _ in message.seeder_orders),
+                             state.seeders)
+        self.view.show_stats()
         self.view.set_status(N_("Downloading {name} ({order})…"),
                              name=message.name,
                              order=state.run.order_text())
@@ -611,7 +654,7 @@ class Handlers:
         state.stats = dict(run.stats)
         if run not in state.runs:
             state.runs.append(run)
-        self.view.stats_panel.show(state.stats)
+        self.view.show_stats()
         self.view.show_runs()
 
     def on_StatsUpdated(self, message: gw.StatsUpdated) -> None:

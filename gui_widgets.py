@@ -7,6 +7,7 @@ import tkinter as tk
 import tkinter.font as tkfont
 from tkinter import ttk
 
+import gui_state
 import i18n
 from i18n import N_
 
@@ -14,6 +15,8 @@ FONT_SIZE = 11          # readable on a projector at 1024x768
 FONT_SIZES = (8, 20)    # the zoom's limits
 HEADING_PAD_PX = 14     # a Treeview heading's padding and borders, + a margin
 TOOLTIP_DELAY_MS = 500
+COMPACT_BUTTON_PAD = (5, 3)  # px, x and y (the theme's: 5 and 5)
+COMPACT_CHOICE_PAD = (2, 1)  # px (the theme's: 2 and 2)
 NAMED_FONTS = ("TkDefaultFont", "TkTextFont", "TkMenuFont",
                "TkHeadingFont")
 
@@ -78,16 +81,17 @@ class OneLine:
     wider than the label, the whole text in a tooltip.  The label asks
     for no width of its own: its text changes many times a second during
     a download, and if that widened the left column, the plot's canvas
-    would shrink and be fully redrawn each time."""
+    would shrink and be fully redrawn each time.  ``tip``: what the
+    tooltip says instead (a longer sentence than the text)."""
 
-    def __init__(self, label, font):
+    def __init__(self, label, font, tip=None):
         self.label = label
         self.font = font
         self.text = ""
         self.width = 0  # pixels for the text, once the label is laid out
         label.configure(width=1, anchor="w")
         label.bind("<Configure>", self._on_configure)
-        Tooltip(label, lambda: self.text if self.cut() else "")
+        Tooltip(label, tip or (lambda: self.text if self.cut() else ""))
 
     def show(self, text: str) -> None:
         if text != self.text:
@@ -153,7 +157,8 @@ STAT_NAMES = {
     "duplicates": N_("Duplicates"),
     "datagrams_dropped_by_leecher": N_("Dropped on purpose"),
     "seeders_gone": N_("Seeders gone"),
-    "per_seeder": N_("Chunks per seeder"),
+    "per_peer": N_("Chunks per source"),
+    "served": N_("Served to others"),
 }
 STAT_ROWS = (  # left, right: continuity next to start-up
     ("startup_s", "continuity"), ("stalls", "played_s"),
@@ -161,6 +166,10 @@ STAT_ROWS = (  # left, right: continuity next to start-up
     ("elapsed_s", "goodput_Bps"), ("size", "duplicates"),
     ("datagrams_dropped_by_leecher", "seeders_gone"),
 )
+NO_BREAK = "\u00a0"  # a space where a wrapped line may not break
+WIDE_STATS = ("served", "per_peer")  # a row each, across the panel
+WIDE_MARGIN_PX = 12     # right of a wide row's text: the scrollbar's side
+WIDE_MIN_PX = 120       # a wide row wraps no narrower, whatever the panel
 CONTINUITY_HINT = N_(
     "Continuity: share of chunks that arrived before their turn to play "
     "(counted from the first sound; read it with the start-up delay).")
@@ -169,8 +178,11 @@ CONTINUITY_HINT = N_(
 def stat_text(key: str, stats: dict) -> str:
     """One statistic as the panel shows it ("—" when unknown)."""
     value = stats.get(key)
-    if key == "per_seeder":
-        return per_seeder_text(value or {})
+    if key == "per_peer":
+        return per_peer_text(gui_state.per_peer(stats),
+                             stats.get("sources") or {})
+    if key == "served":
+        return served_text(stats)
     if key == "seeders_gone":
         return ", ".join(value) if value else "—"
     if value is None:
@@ -188,12 +200,31 @@ def stat_text(key: str, stats: dict) -> str:
     return str(value)
 
 
-def per_seeder_text(counts: dict) -> str:
-    """'127.0.0.1: 24  ·  127.0.0.2: 23' (ports only when they differ)."""
-    ports = {addr.rpartition(":")[2] for addr in counts}
-    return "  ·  ".join(
-        f"{addr.rpartition(':')[0] if len(ports) == 1 else addr}: {count}"
-        for addr, count in sorted(counts.items())) or "—"
+def per_peer_text(counts: dict, kinds: dict) -> str:
+    """'seeder 127.0.0.1: 24  ·  peer 127.0.0.22: 23' (ports only when
+    they differ), seeders first; ``kinds``: {address: "seeder" or
+    "peer"}, a source missing from it is a seeder."""
+    labels = gui_state.source_labels({
+        address: kinds.get(address, gui_state.SEEDER) for address in counts})
+    return "  ·  ".join(  # a wrapped line breaks between sources only
+        f"{labels[address]}: {count}".replace(" ", NO_BREAK)
+        for address, count in sorted(
+            counts.items(), key=lambda item: (
+                kinds.get(item[0], gui_state.SEEDER) != gui_state.SEEDER,
+                item[0]))) or "—"
+
+
+def served_text(stats: dict) -> str:
+    """'120 chunks to 3 listener(s)', from the live counters or the
+    final statistics (``served_to``: who got how many)."""
+    chunks = stats.get("served_chunks")
+    if chunks is None:
+        return "—"
+    if not chunks and stats.get("shared") is False:
+        return i18n._("not sharing")
+    peers = stats.get("served_peers", len(stats.get("served_to") or {}))
+    return i18n.text(N_("{chunks} chunks to {peers} listener(s)"),
+                     chunks=chunks, peers=peers)
 
 
 class StatsPanel:
@@ -210,7 +241,9 @@ class StatsPanel:
         for row, keys in enumerate(STAT_ROWS):
             for column, key in enumerate(keys):  # the hint goes in row 1
                 self._add(body, key, row + (row > 0), 2 * column)
-        self._add(body, "per_seeder", len(STAT_ROWS) + 1, 0, span=3)
+        for row, key in enumerate(WIDE_STATS, start=len(STAT_ROWS) + 1):
+            self._add(body, key, row, 0, span=3)
+        body.bind("<Configure>", self._wrap_wide, add="+")
         self.hint = ttk.Label(body, style="Small.TLabel")
         self.hint_line = OneLine(self.hint, master.winfo_toplevel()
                                  .p2p_fonts[0])
@@ -231,6 +264,14 @@ class StatsPanel:
                    sticky="w", padx=(0, 8))
         self.names[key] = name
         self.values[key] = value
+
+    def _wrap_wide(self, event) -> None:
+        """The rows that span the panel wrap at its width (a swarm may
+        have many sources)."""
+        for key in WIDE_STATS:
+            value = self.values[key]
+            room = event.width - value.winfo_x() - WIDE_MARGIN_PX
+            self.shown.show(value, wraplength=max(room, WIDE_MIN_PX))
 
     def show(self, stats: dict) -> None:
         """``stats``: the download's (final) or the live counters."""
@@ -300,7 +341,12 @@ def setup_style(root, size: int = FONT_SIZE) -> None:
     style.configure("Small.TLabel", font=small)
     style.configure("StatName.TLabel", foreground="#444444")
     style.configure("StatValue.TLabel", font=bold)
-    style.configure("Accent.TButton", font=bold)
+    # The download panel's rows, a few px shorter than the theme's (5 px
+    # and 2 px of padding): at 1024x768 the songs table above them keeps
+    # five rows with the share switch and the demo's note.
+    style.configure("Accent.TButton", font=bold, padding=COMPACT_BUTTON_PAD)
+    style.configure("Compact.TButton", padding=COMPACT_BUTTON_PAD)
+    style.configure("Compact.TRadiobutton", padding=COMPACT_CHOICE_PAD)
     style.configure("Horizontal.TProgressbar", background="#2ca02c")
     style.configure("Thin.Horizontal.TProgressbar", thickness=8,
                     background="#ff7f0e")  # the colour of "played"

@@ -5,11 +5,17 @@ on one queue that the Tk thread drains with ``after``: the download's own
 typed events (events.py) and the worker's messages below.  None of them
 is a live object of the engine: the window gets copies (rows, songs,
 final statistics), so Tk never reads state another thread is changing.
+
+Sharing: a download serves the song's other listeners what it verified
+while the switch "Share with other listeners" is on (its changes come on
+a queue of their own, taken at every turn of the download's loop), and
+once complete it goes on serving while the window is idle (``_share``).
 """
 
 from __future__ import annotations
 
 import contextlib
+import math
 import os
 import queue
 import tempfile
@@ -24,10 +30,14 @@ import gui_state
 import leecher
 import player as audio
 import protocol as p
+import share
 from i18n import N_
 
 GIVE_WAY_MAX_S = 0.5    # the download waits for the Tk thread at most this
 RECHECK_TRIES = 2       # PINGs before a download: a dead seeder costs 0.6 s
+# Jobs that need no socket: they run while a complete song is shared
+# (between two turns of its loop).  Any other job ends the sharing first.
+LIGHT_JOBS = ("stats", "play", "simulate")
 
 
 # ------------------------------------------------------------- messages
@@ -92,6 +102,7 @@ class DownloadStarted:
     order: str | None
     seeder_orders: tuple   # (address, order) of the seeders with the song
     player: object         # player.Player fed by the download, or None
+    seeders: tuple = ()    # every seeder of the song: other sources are peers
 
 
 @dataclass(frozen=True)
@@ -178,12 +189,15 @@ class WindowEndpoint(leecher.Endpoint):
     ``Inbox``): the driver puts its events in bursts a few times a second,
     and in between it would share the GIL with every poll."""
 
-    def __init__(self, inbox: Inbox, loss: float, seed: int | None):
+    def __init__(self, inbox: Inbox, loss: float, seed: int | None,
+                 each_turn=lambda: None):
         super().__init__(loss, seed)
         self.inbox = inbox
+        self.each_turn = each_turn  # the worker's, on its own thread
 
     def receive_raw(self, timeout: float):
         self.inbox.window_idle.wait(GIVE_WAY_MAX_S)
+        self.each_turn()
         return super().receive_raw(timeout)
 
 
@@ -219,6 +233,14 @@ class Worker(threading.Thread):
         self.player = None
         self.closing = False
         self.stop_requested = False
+        # The switch "Share with other listeners": the Tk thread puts each
+        # change in ``switches``; this thread takes them at every turn of
+        # the download's loop (``take_switches``).
+        self.switches: queue.Queue = queue.Queue()
+        self.sharing = True  # as this thread last heard it
+        # The complete download that still serves the song (``_share``);
+        # set and cleared by this thread, stopped by any.
+        self.seeding = None
         # The last download's complete pcap (a temporary file, see
         # _captured): "Save capture" copies it.  Set by this thread only.
         self.capture_path: str | None = None
@@ -226,6 +248,19 @@ class Worker(threading.Thread):
     # -------------------------------------------------- Tk thread side
     def submit(self, job: str, *args) -> None:
         self.jobs.put((job, args))
+        if job not in LIGHT_JOBS:
+            self.end_sharing()  # the job needs the socket
+
+    def end_sharing(self) -> None:
+        """A complete song stops being served (the socket is wanted)."""
+        seeding = self.seeding
+        if seeding is not None:
+            seeding.stop()
+
+    def set_sharing(self, on: bool) -> None:
+        """The switch changed: the running download, if any, shares or
+        stops sharing at its next turn; the next download starts so."""
+        self.switches.put(on)
 
     def stop_download(self) -> None:
         self.stop_requested = True
@@ -285,8 +320,38 @@ class Worker(threading.Thread):
     def _endpoint(self) -> leecher.Endpoint:
         if self.endpoint is None:
             self.endpoint = WindowEndpoint(self.inbox, self.settings.loss,
-                                           self.settings.rng_seed)
+                                           self.settings.rng_seed,
+                                           self._each_turn)
         return self.endpoint
+
+    def _each_turn(self) -> None:
+        """At every turn of a download's loop, or of a shared song's."""
+        self.take_switches()
+        if self.seeding is not None:
+            self._run_light_jobs()
+
+    def _run_light_jobs(self) -> None:
+        """While a complete song is shared, the jobs that need no socket
+        run between two turns; the first other job waits (it ended the
+        sharing: ``submit``), and so do all after it, in order."""
+        while True:
+            with self.jobs.mutex:
+                head = self.jobs.queue[0] if self.jobs.queue else None
+            if head is None or head[0] not in LIGHT_JOBS:
+                return
+            self._run_job(*self.jobs.get_nowait())
+
+    def take_switches(self) -> None:
+        """The switch's changes since the last turn, to the download that
+        runs (``Download.set_sharing``); on this thread only."""
+        while True:
+            try:
+                on = self.switches.get_nowait()
+            except queue.Empty:
+                return
+            self.sharing = on
+            if self.download is not None:
+                self.download.set_sharing(on)
 
     def _ping(self, addrs, tries: int = leecher.PING_TRIES) -> dict:
         def answered(peer):
@@ -325,28 +390,34 @@ class Worker(threading.Thread):
         return {"ip": first[0], "port": first[1]}
 
     def do_download(self, song, order, preview, prebuffer, out_dir,
-                    again=False):
+                    again=False, share_on=True):
+        self.sharing = share_on  # later switches come after it
         self._recheck(song)
         os.makedirs(out_dir, exist_ok=True)
         existing = None if again else self._verified_copy(out_dir, song)
         if existing:
             self.post(AlreadyHere(existing, song.info))
             return
-        download = leecher.Download(self._endpoint(), song, self.peers,
-                                    out_dir, leecher.Options(order=order,
-                                                             fresh=again),
-                                    events=self.inbox)
+        self.take_switches()
+        download = leecher.Download(
+            self._endpoint(), song, self.peers, out_dir,
+            leecher.Options(order=order, fresh=again), events=self.inbox,
+            sharing=share.Sharing(share=self.sharing))
         self.download = download
-        if self.closing or self.stop_requested:  # Stop came first
-            self.post(DownloadEnded(None, {}, ev.Problem.STOPPED))
-            return
-        player = self._preview(download, prebuffer) if preview else None
-        self.post(DownloadStarted(
-            download.name, song.info, download.part_path, order,
-            tuple((cli.format_address(a), peer_row(self.peers[a]).order)
-                  for a in song.sources if a in self.peers
-                  and self.peers[a].alive), player))
-        self._run(download, player)
+        try:
+            if self.closing or self.stop_requested:  # Stop came first
+                self.post(DownloadEnded(None, {}, ev.Problem.STOPPED))
+                return
+            player = self._preview(download, prebuffer) if preview else None
+            self.post(DownloadStarted(
+                download.name, song.info, download.part_path, order,
+                tuple((cli.format_address(a), peer_row(self.peers[a]).order)
+                      for a in song.sources if a in self.peers
+                      and self.peers[a].alive), player,
+                tuple(cli.format_address(a) for a in song.sources)))
+            self._run(download, player)
+        finally:
+            self.download = None  # the switch goes to the next one
 
     def _recheck(self, song) -> None:
         """PING the song's seeders again: a seeder that died since the
@@ -382,8 +453,22 @@ class Worker(threading.Thread):
                 player.stop()
             raise
         self.completed = download
+        if download.sharing_on:
+            self.seeding = download  # before the window may submit a job
         self.inbox.window_idle.wait(GIVE_WAY_MAX_S)  # see do_stats
         self.post(DownloadEnded(path, download.stats(timeline=False)))
+        self._share(download)
+
+    def _share(self, download) -> None:
+        """The window shares while it is open: the complete song is served
+        to the other listeners until the switch goes off, a job needs the
+        socket, or the window closes (all of them stop ``download``)."""
+        if self.seeding is not download:
+            return
+        try:
+            download.seed(math.inf)
+        finally:
+            self.seeding = None
 
     def _captured(self, run):
         """``run()`` with every datagram in a fresh temporary capture,

@@ -29,6 +29,7 @@ import gui_widgets  # noqa: E402
 import i18n  # noqa: E402
 import p2p_facom  # noqa: E402
 import player  # noqa: E402
+import share  # noqa: E402
 
 # Screenshots: $P2P_ARTIFACTS, else a temporary folder (issue 15: no test
 # writes into the repository).
@@ -207,9 +208,11 @@ def check_saved_statistics(app, tmp_path) -> None:
     assert values["stalls"] == f"{saved['stalls']} ({saved['stall_s']:.2f} s)"
     assert values["continuity"] == f"{100 * saved['continuity']:.1f} %"
     assert values["goodput_Bps"].endswith("KB/s")
-    for seeder, count in saved["per_seeder"].items():
+    per_source = values["per_peer"].replace("\u00a0", " ")  # no-break
+    for seeder, count in gui_state.per_peer(saved).items():
         ip = seeder.rpartition(":")[0]  # one port for all: shown once
-        assert f"{ip}: {count}" in values["per_seeder"]
+        assert f"seeder {ip}: {count}" in per_source
+    assert "peer" not in per_source  # a lone leecher: seeders only
     assert saved["chunks_received"] == saved["chunks"]
     with open(paths["csv"], encoding="utf-8") as handle:
         csv_text = handle.read()
@@ -985,6 +988,352 @@ def test_search_ignores_case_and_accents_in_the_window(window, seeders,
     app.view.songs.var.set("nova can")
     assert [s.info.name for s in app.filter_songs()] == ["Canção Nova.mp3"]
     assert song_names(app) == ["Canção Nova.mp3"]
+
+
+# ------------------------------------------------------------ the swarm
+class FakeDownload:
+    """Stands for leecher.Download in the worker: records the sharing it
+    was made with and every set_sharing call, and turns its loop on the
+    worker's endpoint (as the real one does) until stopped."""
+
+    made: list = []
+    sharing_on = False  # its run() never completes: nothing to serve on
+
+    def __init__(self, endpoint, song, peers, out_dir, options=None,
+                 events=None, player=None, sharing=None):
+        self.endpoint = endpoint
+        self.sharing = sharing
+        self.calls: list = []
+        self.running = False
+        self.stopped = False
+        self.name = song.info.name
+        self.final_path = os.path.join(out_dir, self.name)
+        self.part_path = self.final_path + ".part"
+        self.seeding = False
+        FakeDownload.made.append(self)
+
+    def set_sharing(self, on: bool) -> None:
+        self.calls.append(on)
+
+    def stop(self) -> None:
+        self.stopped = True
+
+    def run(self) -> str:
+        import events as ev
+        self.running = True
+        deadline = time.monotonic() + 20  # bounded, whatever happens
+        while not self.stopped and time.monotonic() < deadline:
+            self.endpoint.receive_raw(0.01)
+        self.running = False
+        raise ev.DownloadFailed(ev.Problem.STOPPED)
+
+
+class SharingDownload(FakeDownload):
+    """Completes at once, then serves the song (``seed``) as the real
+    one does: until stopped or the switch goes off."""
+
+    def run(self) -> str:
+        return self.final_path
+
+    @property
+    def sharing_on(self) -> bool:
+        return self.calls[-1] if self.calls else self.sharing.share
+
+    def seed(self, seconds: float) -> None:
+        self.seeding = True
+        deadline = time.monotonic() + min(seconds, 20)  # bounded
+        while self.sharing_on and not self.stopped and \
+                time.monotonic() < deadline:
+            self.endpoint.receive_raw(0.01)
+        self.seeding = False
+
+    def stats(self, timeline: bool = True) -> dict:
+        return {"file": self.name, "chunks": 10, "served_chunks": 20,
+                "served_to": {"127.0.0.22:40001": 20}, "shared": True}
+
+
+@pytest.fixture
+def fake_downloads(monkeypatch):
+    """The worker makes FakeDownloads, and checks no seeder first."""
+    import gui_worker as gw
+    FakeDownload.made = []
+    monkeypatch.setattr(gw.leecher, "Download", FakeDownload)
+    monkeypatch.setattr(gw.Worker, "_recheck", lambda self, song: None)
+    return FakeDownload.made
+
+
+def one_fake_song(app, port: int):
+    from types import SimpleNamespace
+    info = SimpleNamespace(name="a.mp3", size=14000, chunks=10,
+                           chunk_size=1400, duration_ms=5000,
+                           file_id=bytes(16))
+    app.view.songs.fill([SimpleNamespace(info=info,
+                                         sources=[("127.0.0.1", port)])])
+    app.view.songs.select_index(0)
+
+
+def test_the_share_switch_reaches_the_download(window, fake_downloads,
+                                               tmp_path):
+    """On by default, the switch makes the Download share; toggled during
+    the download, each change reaches it through the worker's queue, in
+    order; toggled between downloads, the next one starts so."""
+    port = free_port()
+    app = window([("127.0.0.1", port)], lang="en", output=str(tmp_path),
+                 preview=False)
+    one_fake_song(app, port)
+    switch = app.view.download.share_button
+    assert app.view.download.share_var.get() is True
+    pump(app, switch.winfo_ismapped, what="the switch shown")
+    app.download_again()
+    pump(app, lambda: fake_downloads and fake_downloads[0].running,
+         what="the download")
+    first = fake_downloads[0]
+    assert isinstance(first.sharing, share.Sharing)
+    assert first.sharing.share is True and first.calls == []
+    switch.invoke()  # off
+    assert app.status_text() == "Sharing off: nothing more is served to " \
+                                "other listeners."
+    pump(app, lambda: first.calls == [False], what="the switch off")
+    switch.invoke()  # on again
+    switch.invoke()  # and off
+    pump(app, lambda: len(first.calls) == 3, what="the switches")
+    assert first.calls == [False, True, False]
+    app.stop_download()
+    pump(app, lambda: not app.state.downloading, what="the stop")
+
+    switch.invoke()  # on, between downloads: nothing to call
+    switch.invoke()  # off
+    app.download_again()
+    pump(app, lambda: len(fake_downloads) == 2 and fake_downloads[1].running,
+         what="the second download")
+    assert fake_downloads[1].sharing.share is False
+    assert fake_downloads[1].calls == [] and first.calls == [False, True,
+                                                             False]
+    app.stop_download()
+    pump(app, lambda: not app.state.downloading, what="the second stop")
+
+
+def test_a_complete_song_is_shared_while_the_window_is_idle(
+        window, fake_downloads, monkeypatch, tmp_path):
+    """Once complete, the song is served on: light jobs (statistics, play,
+    simulate) run meanwhile; a job that needs the socket, the switch or
+    closing the window ends it."""
+    import events as ev
+    import gui_worker as gw
+    monkeypatch.setattr(gw.leecher, "Download", SharingDownload)
+    port = free_port()
+    app = window([("127.0.0.1", port)], lang="en", output=str(tmp_path),
+                 preview=False)
+    one_fake_song(app, port)
+    app.download_again()
+    pump(app, lambda: fake_downloads and fake_downloads[0].seeding
+         and not app.state.downloading, what="the song shared")
+    first = fake_downloads[0]
+    assert app.status_text().startswith("Done: ")
+    app.inbox.put(ev.Served(12, 1, 3.0))  # as the shared song's loop tells
+    pump(app, lambda: app.stats.get("served_chunks") == 12, what="Served")
+    values = app.view.stats_panel.values
+    assert values["served"].cget("text") == "12 chunks to 1 listener(s)"
+    assert app.state.runs[0].stats["served_chunks"] == 12
+    assert app.view.download.served_line.text == "↑ 12 chunks"
+    app.worker.submit("stats")  # a light job: done while sharing
+    pump(app, lambda: app.stats.get("served_chunks") == 20,
+         what="the statistics")
+    assert first.seeding and not first.stopped
+    app.refresh_seeders()  # needs the socket: the sharing ends first
+    pump(app, lambda: not first.seeding and app.status_text().startswith(
+        "No seeder is alive"), what="the refresh")
+    assert first.stopped
+
+    one_fake_song(app, port)  # the refresh found no seeder alive
+    app.download_again()
+    pump(app, lambda: len(fake_downloads) == 2 and fake_downloads[1].seeding
+         and not app.state.downloading, what="the second song shared")
+    second = fake_downloads[1]
+    app.view.download.share_button.invoke()  # off: the sharing ends
+    pump(app, lambda: not second.seeding, what="the switch off")
+    assert second.calls == [False] and not second.stopped
+    app.view.download.share_button.invoke()  # on: for the next download
+    app.download_again()
+    pump(app, lambda: len(fake_downloads) == 3 and fake_downloads[2].seeding,
+         what="the third song shared")
+    app.close()  # while sharing: it ends, the worker too
+    assert fake_downloads[2].stopped and not app.worker.is_alive()
+
+
+def test_the_window_takes_chunks_from_a_sharing_peer_coloured_apart(
+        window, seeders, song_dir, tmp_path):
+    """A real swarm: one seeder, and a terminal leecher that downloaded
+    the song and shares it from 127.0.0.22 (--seed-for).  The window
+    finds it (peer exchange), says so, takes chunks from it, draws them
+    in the peers' colours and names it a peer; byte-exact; and once
+    complete it shares the song on."""
+    song = "facom-sample.mp3"  # 4 pieces: room to fetch some from the peer
+    (seeder,) = seeders(("127.0.0.1", "-d", str(song_dir), "-q", "--rate",
+                         "400"))
+    giver = subprocess.Popen(
+        [PYTHON, os.path.join(ROOT, "leecher.py"), "get", song, "-o",
+         str(tmp_path / "peer"), "--seeders", seeder.address, "--bind",
+         "127.0.0.22", "--seed-for", "60"], stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 30
+        while not (tmp_path / "peer" / song).exists():
+            assert time.monotonic() < deadline and giver.poll() is None
+            time.sleep(0.1)
+        app = window([gui.cli.parse_address(seeder.address)], lang="en",
+                     output=str(tmp_path / "window"), song=song,
+                     preview=False)
+        pump(app, lambda: app.selected_song() is not None, what="the song")
+        app.start_download()
+        pump(app, lambda: bool(app.stats), timeout=40, what="the download")
+    finally:
+        giver.kill()
+        giver.wait(timeout=10)
+    assert sha256(tmp_path / "window" / song) == sha256(song_dir / song)
+    joined = [line for line in app.status_history
+              if line.endswith(", another listener sharing this song, "
+                               "joined.")]
+    assert joined and joined[0].startswith("127.0.0.22:"), \
+        list(app.status_history)
+    peers = {source: count for source, count in app.stats["per_peer"].items()
+             if app.stats["sources"][source] == "peer" and count}
+    assert [source.rpartition(":")[0] for source in peers] == ["127.0.0.22"]
+    assert app.stats["shared"] is True
+    (peer,) = peers
+    lines = app.view.plot.lines
+    assert lines[("received", peer)].get_color() in gui_plot.PEER_COLOURS
+    assert lines[("received", seeder.address)].get_color() in \
+        gui_plot.SOURCE_COLOURS
+    assert len(app.view.plot.data[("received", peer)][1]) == peers[peer]
+    per_source = app.view.stats_panel.values["per_peer"].cget("text")
+    assert f"peer {peer}: {peers[peer]}" in per_source.replace("\u00a0",
+                                                               " ")
+    assert app.worker.seeding is not None  # it shares the song on
+
+
+def test_served_and_joined_peers_are_shown(window):
+    """PeerJoined in the status line; Served next to the switch and in
+    the statistics, live, then the final figures; both languages."""
+    import events as ev
+    import gui_worker as gw
+    app = window([("127.0.0.1", free_port())], lang="en")
+    fake_download(app)
+    app.inbox.put(ev.PeerJoined("127.0.0.22:40001", 0.5))
+    pump(app, lambda: app.inbox.empty(), what="PeerJoined")
+    assert app.status_text() == "127.0.0.22:40001, another listener " \
+                                "sharing this song, joined."
+    app.inbox.put(ev.Served(57, 2, 1.0))
+    pump(app, lambda: app.state.live.served_chunks == 57, what="Served")
+    app.view._live_shown_at = 0.0
+    app.view.tick(time.monotonic())
+    panel = app.view.stats_panel
+    assert panel.values["served"].cget("text") == "57 chunks to 2 " \
+                                                  "listener(s)"
+    assert panel.names["served"].cget("text") == "Served to others:"
+    download = app.view.download
+    assert download.served_line.text == "↑ 57 chunks"
+    assert download.served_tip == "Served to others: 57 chunks to 2 " \
+                                  "listener(s)"
+    app.set_language("pt")
+    assert panel.values["served"].cget("text") == "57 pedaços para 2 " \
+                                                  "ouvinte(s)"
+    assert download.served_line.text == "↑ 57 pedaços"
+    assert app.status_text().startswith("127.0.0.22:40001, outro ouvinte")
+    app.set_language("en")
+
+    app.inbox.put(gw.DownloadEnded("/x/a.mp3", {
+        "file": "a.mp3", "chunks": 10, "served_chunks": 80, "shared": True,
+        "served_to": {"127.0.0.22:40001": 50, "127.0.0.23:40002": 30}}))
+    pump(app, lambda: not app.state.downloading, what="the end")
+    assert panel.values["served"].cget("text") == "80 chunks to 2 " \
+                                                  "listener(s)"
+    assert download.served_line.text == "↑ 80 chunks"
+    app.state.stats = {"served_chunks": 0, "served_to": {}, "shared": False}
+    app.view.show_stats()
+    assert panel.values["served"].cget("text") == "not sharing"
+    assert download.served_line.text == ""  # no "↑ 0 chunks" by the switch
+
+
+PEERS = tuple(f"127.0.0.{22 + n}:{40001 + n}" for n in range(7))
+
+
+def test_peers_and_seeders_get_colours_of_their_own_family(window):
+    """Seeders keep the seeders' palette (dots), peers get the peers'
+    (diamonds); past that palette, peers share one "other peers" series;
+    the legend and the statistics say seeder or peer."""
+    import events as ev
+    app = window([("127.0.0.1", free_port())], lang="en")
+    fake_download(app)  # seeders 127.0.0.1:9000 and 127.0.0.2:9000
+    sources = ("127.0.0.1:9000", "127.0.0.2:9000") + PEERS
+    for index in range(10 * len(sources)):
+        app.inbox.put(ev.ChunkReceived(index % 10, None, 0.01 * index,
+                                       False, sources[index % len(sources)]))
+    pump(app, lambda: app.state.live.received == 10 * len(sources),
+         what="the chunks")
+    plot = app.view.plot
+    lines = plot.lines
+
+    def colour(source):
+        return lines[("received", source)].get_color()
+    seeder_colours = {colour(s) for s in sources[:2]}
+    peer_colours = [colour(p) for p in PEERS[:5]]
+    assert seeder_colours <= set(gui_plot.SOURCE_COLOURS)
+    assert len(seeder_colours) == 2
+    assert set(peer_colours) <= set(gui_plot.PEER_COLOURS)
+    assert len(set(peer_colours)) == 5  # a colour each
+    assert not seeder_colours & set(gui_plot.PEER_COLOURS)
+    assert lines[("received", PEERS[0])].get_marker() != \
+        lines[("received", sources[0])].get_marker()
+    others = ("received", gui_plot.OTHER_PEERS)
+    assert ("received", PEERS[5]) not in plot.data  # past the palette
+    assert len(plot.data[others][0]) == 20  # PEERS[5] and PEERS[6]
+    assert colour(gui_plot.OTHER_PEERS) not in peer_colours
+
+    legend = dict(zip((s for s, _ in plot.look.sources),
+                      plot.look.source_labels))
+    assert legend["127.0.0.1:9000"] == "seeder 127.0.0.1:9000"
+    assert legend[PEERS[0]] == "peer 127.0.0.22:40001"
+    assert legend[gui_plot.OTHER_PEERS] == "other peers"
+    pump(app, plot.up_to_date, what="the plot's background")
+    painted = [text.get_text() for text in
+               plot.painter.figure.axes[0].get_legend().get_texts()]
+    assert "peer 127.0.0.22:40001" in painted and \
+        "seeder 127.0.0.2:9000" in painted
+    app.view._live_shown_at = 0.0
+    app.view.tick(time.monotonic())
+    per_source = app.view.stats_panel.values["per_peer"].cget("text")
+    assert "peer\u00a0127.0.0.22:40001:\u00a010  ·  " in per_source  # one
+    per_source = per_source.replace("\u00a0", " ")  # piece when wrapped
+    assert per_source.startswith("seeder 127.0.0.1:9000: 10  ·  seeder "
+                                 "127.0.0.2:9000: 10  ·  peer ")
+    assert "peer 127.0.0.28:40007: 10" in per_source
+    assert app.view.stats_panel.names["per_peer"].cget("text") == \
+        "Chunks per source:"
+    app.set_language("pt")
+    assert "par 127.0.0.22:40001" in plot.look.source_labels
+
+
+def test_a_swarm_legend_gets_more_rows_not_wider_than_the_plot():
+    """Two rows while they fit; a swarm's long addresses get fewer
+    columns, and the legend drawn stays inside the figure."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    labels = ("sent", "played", "retransmitted", "NACK")
+    assert gui_plot.legend_columns(labels + ("seeder 127.0.0.1",) * 3,
+                                   600, 100) == 4
+    seeders = (("127.0.0.1:9000", "seeder"), ("127.0.0.2:9000", "seeder"))
+    swarm = seeders + tuple((peer, "peer") for peer in PEERS[:5]) + (
+        (gui_plot.OTHER_PEERS, "peer"),)
+    for sources, inches in ((seeders, (5.6, 4.0)), (swarm, (5.6, 4.0)),
+                            (swarm, (10.0, 6.0))):
+        look = gui_plot.Look(inches, 100, 2.0, (0, 9), ("x", "y") + labels,
+                             sources, gui_plot.source_legend(sources))
+        figure, axes, _ = gui_plot.decorated_figure(look, "white")
+        FigureCanvasAgg(figure).draw()
+        legend = axes.get_legend()
+        assert legend.get_window_extent().width <= inches[0] * 100
+        rows = -(-(len(labels) + len(sources)) // legend._ncols)
+        assert rows == 2 or (sources is swarm and inches[0] < 6)
 
 
 def test_the_window_handles_every_event_type(window):

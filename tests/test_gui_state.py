@@ -361,3 +361,59 @@ def test_each_download_gets_a_capture_that_replaces_the_last(tmp_path):
     finally:
         worker._clean_up()
     assert worker.capture_path is None and not os.path.exists(second)
+
+
+# ------------------------------------------------------- the swarm's sources
+SWARM_STATS = {"chunks": 3, "per_peer": {"127.0.0.1:9000": 2,
+                                         "127.0.0.22:40001": 1},
+               "sources": {"127.0.0.1:9000": "seeder",
+                           "127.0.0.22:40001": "peer"},
+               "served_chunks": 7, "served_to": {"127.0.0.23:40002": 7}}
+
+
+def test_exports_count_the_chunks_of_every_source(tmp_path):
+    """per_peer (seeders and peers, the leecher JSON's key) reaches the
+    runs' CSV and JSON and the statistics' CSV."""
+    swarm = run()
+    swarm.finish(SWARM_STATS)
+    gs.write_runs_csv(tmp_path / "runs.csv", [swarm, run(2)])
+    with open(tmp_path / "runs.csv", encoding="utf-8") as handle:
+        rows = list(csv.DictReader(handle))
+    assert rows[0]["per_peer"] == "127.0.0.1:9000=2 127.0.0.22:40001=1"
+    assert rows[0]["served_chunks"] == "7"
+    assert rows[1]["per_peer"] == rows[1]["served_chunks"] == ""
+    gs.write_runs_json(tmp_path / "runs.json", [swarm])
+    saved = json.loads((tmp_path / "runs.json").read_text())["runs"][0]
+    assert saved["per_peer"] == SWARM_STATS["per_peer"]
+    assert saved["sources"]["127.0.0.22:40001"] == "peer"
+    gs.write_stats_csv(tmp_path / "stats.csv", swarm.stats, [])
+    text = (tmp_path / "stats.csv").read_text()
+    assert "per_peer.127.0.0.22:40001,1\n" in text
+    assert "sources.127.0.0.1:9000,seeder\n" in text
+
+
+def test_a_source_not_among_the_seeders_is_a_peer_and_named_so():
+    seeders = {"127.0.0.1:9000", "127.0.0.2:9000"}
+    assert gs.source_kind("127.0.0.2:9000", seeders) == gs.SEEDER
+    assert gs.source_kind("127.0.0.22:9000", seeders) == gs.PEER
+    same_port = {"127.0.0.1:9000": gs.SEEDER, "127.0.0.22:9000": gs.PEER}
+    assert gs.source_labels(same_port) == {
+        "127.0.0.1:9000": "seeder 127.0.0.1",
+        "127.0.0.22:9000": "peer 127.0.0.22"}
+    mixed = {"127.0.0.1:9000": gs.SEEDER, "127.0.0.22:40001": gs.PEER}
+    assert gs.source_labels(mixed)["127.0.0.22:40001"] == \
+        "peer 127.0.0.22:40001"
+    i18n.use("pt")
+    assert gs.source_labels(mixed)["127.0.0.22:40001"] == \
+        "par 127.0.0.22:40001"
+
+
+def test_live_counters_keep_the_last_served_figures():
+    live = gs.Live()
+    assert (live.served_chunks, live.served_peers) == (0, 0)
+    live.take(ev.Served(120, 3, 5.0))
+    live.take(ev.PeerJoined("127.0.0.22:40001", 5.5))  # counts nothing
+    assert (live.served_chunks, live.served_peers) == (120, 3)
+    live.take(ev.Served(150, 4, 6.0))  # totals, not increments
+    assert (live.served_chunks, live.served_peers) == (150, 4)
+    assert live.received == 0 and live.sources == {}

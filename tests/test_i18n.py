@@ -60,7 +60,8 @@ def test_every_msgid_of_the_code_has_a_portuguese_translation():
 # Words that are the same in Portuguese (names, abbreviations).
 SAME_IN_BOTH = {"NACKs", "NACK", "RTT", "Retransm.", "Seeders",
                 "P2P FACOM — leecher", "Download", "Player",
-                "{pos} / {total}  ·  {state}", "seeders", "seeders:"}
+                "{pos} / {total}  ·  {state}", "seeders", "seeders:",
+                "seeder {address}"}
 
 
 def test_translations_keep_the_fields_of_their_msgid():

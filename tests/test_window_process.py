@@ -125,9 +125,9 @@ def test_window_downloads_on_double_click_and_closes_with_ctrl_q(
 
 # Where the buttons are on a 1280x800 screen (no window manager: the
 # window at 0,0; screen coordinates, measured from the laid-out window).
-CLICKS = {"sequential": (286, 538), "random": (108, 563),
-          "semi-random": (297, 563), "download": (104, 621),
-          "again": (269, 621), "runs_tab": (645, 53), "export": (647, 233)}
+CLICKS = {"sequential": (279, 528), "random": (105, 550),
+          "semi-random": (289, 550), "download": (88, 625),
+          "again": (235, 625), "runs_tab": (645, 53), "export": (647, 233)}
 FIRST_SONG_ROW_SCREEN = (90, 317)
 
 

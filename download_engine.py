@@ -17,6 +17,9 @@ piece the engine hands it (``pieces_to_verify``) and gives it back
 It never reads a clock, never touches a socket or a file, and never raises
 for what a peer sends: hostile bytes are counted and dropped.  Its own
 failures raise ``events.DownloadFailed``.
+
+What comes in is read by ``download_receive.py`` (``Receiver``,
+``Arrivals``); the statistics are ``Report``'s.
 """
 
 from __future__ import annotations
@@ -30,6 +33,8 @@ import events as ev
 import piece_picker
 import pieces
 import protocol as p
+from download_receive import Receiver
+from download_receive import MAX_RETRIES  # noqa: F401  (re-exported)
 from recovery import INITIAL_RTT
 from scheduler import Scheduler, Transfer, peer_name
 from scheduler import MAX_LIMIT  # noqa: F401  (re-exported: the ACK's cap)
@@ -37,7 +42,6 @@ from scheduler import MAX_LIMIT  # noqa: F401  (re-exported: the ACK's cap)
 DEFAULT_WINDOW = 256  # chunks a seeder may have in flight to us
 DEFAULT_TIMEOUT = 30.0  # give up after this long without any new chunk
 ORPHAN_PING_S = 1.0  # with no live seeder: PING the sources this often
-MAX_RETRIES = 3  # RETRYs followed per transfer: a peer cannot loop us
 # The largest song this leecher takes: its bookkeeping costs about 40
 # bytes per chunk (timeline, flags, places, CRCs), 60 MB at this size.
 MAX_SONG_BYTES = 2 * 1024 ** 3
@@ -144,118 +148,6 @@ class Counters:
     stored_from: dict = field(default_factory=dict)  # addr -> new chunks
 
 
-class Arrivals:
-    """What a run of consecutive chunks that came together from one
-    transfer changes: ACK credit, the furthest first-pass place, which
-    chunks are here (one update), the timeline (by slices), the counters,
-    and the data for the driver (one run).  ``DownloadEngine.receive_batch``
-    forms the runs."""
-
-    def __init__(self, engine: "DownloadEngine"):
-        self.engine = engine
-
-    def take(self, run: tuple, start: int, payloads: list, sends: list,
-             last_tx: int, heard: dict, now: float) -> int:
-        """Chunks ``start``, ``start + 1``... (``payloads``, sent at
-        ``sends`` by the seeder's clock, the last one as ``last_tx``) of
-        ``run`` (transfer, address, session, flags); ``heard`` gathers
-        what loss detection learns per transfer.  How many were new.
-        Chunks outside what the transfer asked for are counted and
-        dropped: a seeder may not fill another's share (one look at the
-        transfer's ranges per run, not per chunk)."""
-        transfer = run[0]
-        end = start + len(payloads)
-        inside = list(transfer.ranges.intersection(
-            p.RangeSet(((start, end),))))
-        if inside == [(start, end)]:
-            return self._take_inside(run, start, payloads, sends, last_tx,
-                                     heard, now)
-        self.engine.counters.out_of_share += len(payloads) - sum(
-            stop - first for first, stop in inside)
-        new = 0
-        for first, stop in inside:
-            cut = slice(first - start, stop - start)
-            new += self._take_inside(run, first, payloads[cut], sends[cut],
-                                     last_tx - (end - stop), heard, now)
-        return new
-
-    def _take_inside(self, run: tuple, start: int, payloads: list,
-                     sends: list, last_tx: int, heard: dict,
-                     now: float) -> int:
-        """``take`` for chunks all in the transfer's share."""
-        transfer, addr, session, flags = run
-        engine, count = self.engine, len(payloads)
-        seen = heard.get(transfer)
-        if seen is None:
-            seen = heard[transfer] = [0, [], []]
-        seen[0] += count
-        transfer.received += count  # its rate: the next batch's size
-        transfer.last_at = now
-        if last_tx > transfer.highest_seq:
-            transfer.highest_seq = last_tx
-            transfer.highest_send_ms = sends[-1]
-        transfer.unacked += count
-        if transfer.unacked >= transfer.ack_every and not transfer.dead:
-            engine.send(p.Ack(transfer.grant()), addr, session)
-        retransmit = flags & p.FLAG_RETRANSMIT
-        if not retransmit:
-            self._advance_place(transfer, start, start + count)
-        new = 0
-        for first, stop in engine.state.add_run(start, start + count):
-            new += stop - first
-            self._store_run(transfer, addr, retransmit, first,
-                            payloads[first - start:stop - start],
-                            sends[first - start:stop - start], seen, now)
-        return new
-
-    def _advance_place(self, transfer: Transfer, start: int, end: int):
-        """The furthest first-pass place of ``transfer`` that arrived.
-        A run of first sends with consecutive ``tx_seq`` holds consecutive
-        places: its last chunk is the furthest; when that one is not this
-        transfer's (moved here from another), each is looked at."""
-        places, first_pass = self.engine.place, transfer.first_pass
-        place = places[end - 1]
-        if 0 <= place < len(first_pass) and first_pass[place] == end - 1:
-            if place > transfer.highest_place:
-                transfer.highest_place = place
-            return
-        for index in range(start, end - 1):
-            place = places[index]
-            if transfer.highest_place < place < len(first_pass) \
-                    and first_pass[place] == index:
-                transfer.highest_place = place
-
-    def _store_run(self, transfer: Transfer, addr, retransmit: int,
-                   start: int, payloads: list, sends: list, seen: list,
-                   now: float) -> None:
-        """New chunks ``start``... : their times, counters and data."""
-        engine = self.engine
-        count, since = len(payloads), now - engine.started
-        end = start + count
-        engine.fresh_runs.append((start, payloads))
-        engine.sender[start:end] = bytes((transfer.slot,)) * count  # blame,
-        # if its piece turns out bad
-        timeline, counters = engine.timeline, engine.counters
-        timeline.received[start:end] = array("d", [since]) * count
-        offset = transfer.clock_offset
-        timeline.sent[start:end] = array("d", [offset + ms / 1000
-                                               for ms in sends])
-        stored = counters.stored_from
-        stored[addr] = stored.get(addr, 0) + count
-        outstanding = transfer.recovery.outstanding
-        if outstanding:
-            seen[1 if retransmit else 2].extend(
-                i for i in range(start, end) if i in outstanding)
-        if retransmit:
-            counters.retransmitted += count
-            timeline.retransmitted[start:end] = b"\x01" * count
-        if engine.chunk_events:
-            sent_at, name = timeline.sent, peer_name(addr)
-            for index in range(start, end):
-                engine.emit(ev.ChunkReceived(index, sent_at[index], since,
-                                             bool(retransmit), name))
-
-
 class DownloadEngine:
     """Download one song (``info``) from ``peers`` (the alive sources)."""
 
@@ -296,7 +188,8 @@ class DownloadEngine:
         self._events: list = []
         self._outbox: list = []
         self.fresh_runs: list = []  # (start, [data...]) new, unwritten
-        self.arrivals = Arrivals(self)
+        self.receiver = Receiver(self)  # datagrams in
+        self.report = Report(self)  # counters out
         self.last_progress = now
         self.finished_at: float | None = None
 
@@ -321,7 +214,7 @@ class DownloadEngine:
         if self.pieces:
             self.pieces.start(alive, now)
         if self.state.complete:
-            self._complete(now)
+            self.maybe_complete(now)
             return
         self.scheduler.start(alive, now)
 
@@ -384,10 +277,7 @@ class DownloadEngine:
         order (the driver's write path: one ``pwritev`` per run)."""
         fresh, self.fresh_runs = self.fresh_runs, []
         if self.pieces and fresh:
-            size = pieces.PIECE_CHUNKS
-            self.pieces.book.touch(self.state.have, {
-                piece for start, payloads in fresh for piece in range(
-                    start // size, (start + len(payloads) - 1) // size + 1)})
+            self.pieces.touch_runs(fresh)
         return fresh
 
     def pieces_to_verify(self) -> list[int]:
@@ -425,124 +315,8 @@ class DownloadEngine:
         self.receive_batch([(data, addr)], now)
 
     def receive_batch(self, batch, now: float) -> None:
-        """One turn's datagrams: chunks on the fast path, the rest decoded.
-
-        The hottest code of the leecher.  Per datagram it only parses and
-        checks the chunk (``chunk_fields``: its CRC once) and, when the
-        chunk follows the one before it (same seeder and session, next
-        index, next ``tx_seq``, same flags: what a seeder's run of
-        consecutive chunks looks like, coalesced by GRO or not), adds it
-        to the open run.  Everything else is done once per run
-        (``Arrivals.take``); loss detection once per batch."""
-        heard: dict = {}  # transfer -> [count, resent, late] (ordered)
-        chunk_fields, data_at = p.chunk_fields, p.CHUNK_DATA_AT
-        info = self.info
-        file_id, total, last = info.file_id, info.chunks, info.chunks - 1
-        full = info.chunk_size
-        # The datagram sizes of every chunk but the last, and of the last.
-        full_size = data_at + full
-        last_size = data_at + (info.size - last * full if total else 0)
-        transfers, counters = self.transfers, self.counters
-        banned = self.failover.banned
-        take_run, new = self.arrivals.take, 0
-        run = None  # the open run: (transfer, addr, session, flags)
-        run_addr = run_session = run_flags = None
-        start = end = tx = 0
-        payloads: list = []
-        sends: list = []
-        for data, addr in batch:
-            fields = chunk_fields(data)
-            if fields is not None:
-                session, flags, chunk_file, index, tx_seq, send_ms = fields
-                if index == end and tx_seq == tx + 1 and addr == run_addr \
-                        and session == run_session and flags == run_flags \
-                        and chunk_file == file_id and index < total \
-                        and len(data) == (full_size if index != last
-                                          else last_size):
-                    payloads.append(data[data_at:])
-                    sends.append(send_ms)
-                    end, tx = end + 1, tx_seq
-                    continue
-            if run is not None:
-                new += take_run(run, start, payloads, sends, tx, heard, now)
-                run = run_addr = None
-            if fields is None:
-                self._on_message(data, addr, now)
-                continue
-            transfer = transfers.get((addr, session))
-            if transfer is None or addr in banned:
-                # Not an address and session we asked, or a peer that
-                # lied: what its sessions still send is not taken.
-                counters.forged += 1
-                continue
-            if chunk_file != file_id or index >= total or len(data) != (
-                    full_size if index != last else last_size):
-                counters.bad += 1
-                continue
-            run = (transfer, addr, session, flags)
-            run_addr, run_session, run_flags = addr, session, flags
-            start, end, tx = index, index + 1, tx_seq
-            payloads, sends = [data[data_at:]], [send_ms]
-        if run is not None:
-            new += take_run(run, start, payloads, sends, tx, heard, now)
-        if new:
-            self.last_progress = now
-        delivered = self.scheduler.backoff.delivered
-        for transfer, (count, resent, late) in heard.items():
-            delivered(transfer.peer.addr)
-            if not transfer.dead:
-                transfer.recovery.on_arrivals(
-                    now, transfer.highest_place, resent, late, count,
-                    transfer.pacing())
-                self.detect_losses(transfer, now)
-        if heard and self.scheduler.piecewise:
-            self.scheduler.after_arrivals(list(heard), now)
-        if new and self.state.complete:
-            self._complete(now)
-
-    def _on_message(self, data, addr, now: float) -> None:
-        try:
-            datagram = p.decode(data)
-        except p.ProtocolError:
-            self.counters.bad += 1
-            return
-        msg = datagram.message
-        if isinstance(msg, p.Pong):
-            self.failover.on_pong(msg, addr, now)
-            return
-        if not datagram.session and self.pieces:  # the hash list's
-            self.pieces.on_message(msg, addr, now)
-            return
-        transfer = self.transfers.get((addr, datagram.session))
-        if transfer is None or transfer.dead:
-            return  # a reply to an old or unknown session
-        if isinstance(msg, p.Done):
-            transfer.done = True
-            transfer.seeder_counters = msg
-            transfer.recovery.on_done(now, msg.resent)
-            self.detect_losses(transfer, now)
-            self.scheduler.on_done(transfer, now)
-        elif isinstance(msg, p.Retry):
-            if transfer.retries < MAX_RETRIES:
-                transfer.retries += 1
-                transfer.peer.token = msg.token
-                self.send(transfer.request(self.info.file_id), addr,
-                          transfer.sid)
-        elif isinstance(msg, p.Error):
-            self._on_error(transfer, msg, now)
-
-    def _on_error(self, transfer: Transfer, msg: p.Error, now: float):
-        """A source refused: BUSY backs off (told at the first BUSY in
-        a row only), any other ERROR makes it gone."""
-        busy = msg.code == p.ErrorCode.BUSY
-        addr = transfer.peer.addr
-        if not busy or self.scheduler.backoff.hit(addr, now):
-            self.emit(ev.Refused(peer_name(addr), msg.code, msg.text[:200],
-                                 self.since_start(now)))
-        if busy:
-            self.failover.busy(transfer, now)
-        else:
-            self.failover.give_up_on(transfer, now)
+        """One turn's datagrams (``download_receive.Receiver``)."""
+        self.receiver.receive_batch(batch, now)
 
     # ------------------------------------------------------------- losses
     def detect_losses(self, transfer: Transfer, now: float) -> None:
@@ -640,14 +414,12 @@ class DownloadEngine:
     def missing_of(self, transfer: Transfer) -> p.RangeSet:
         return self.state.missing_in(transfer.ranges)
 
-    def _complete(self, now: float) -> None:
+    def maybe_complete(self, now: float) -> None:
+        """Done once ``complete``: every session still open is CANCELled."""
         if not self.complete or self.finished_at is not None:
             return  # pieces still to verify, or done already
         self.finished_at = now
         self.cancel_all()
-
-    def maybe_complete(self, now: float) -> None:
-        self._complete(now)
 
     def cancel_all(self) -> None:
         """CANCEL every session still open (done, stopped or failed)."""
@@ -658,36 +430,65 @@ class DownloadEngine:
 
     # --------------------------------------------------------------- stats
     def snapshot(self, now: float) -> ev.Snapshot:
-        return ev.Snapshot(self.since_start(now), self.state.received,
-                           self.info.chunks, self.counters.nack_entries,
-                           self.counters.retransmitted, self.per_peer())
+        return self.report.snapshot(now)
+
+    def per_peer(self) -> dict[str, int]:
+        return self.report.per_peer()
+
+    def sources(self) -> dict[str, str]:
+        return self.report.sources()
+
+    def seeders_gone(self) -> list[str]:
+        return self.report.seeders_gone()
+
+    def stats(self, now: float) -> dict:
+        """The counters of the JSON statistics (``Report.stats``)."""
+        return self.report.stats(now)
+
+    def piece_stats(self) -> dict:
+        return self.report.piece_stats()
+
+
+class Report:
+    """What the download did, for the JSON statistics, the window's
+    snapshots and the driver: counters, sources, pieces."""
+
+    def __init__(self, engine: DownloadEngine):
+        self.engine = engine
+
+    def snapshot(self, now: float) -> ev.Snapshot:
+        engine = self.engine
+        return ev.Snapshot(engine.since_start(now), engine.state.received,
+                           engine.info.chunks, engine.counters.nack_entries,
+                           engine.counters.retransmitted, self.per_peer())
 
     def per_peer(self) -> dict[str, int]:
         """New chunks stored from each source (seeder or peer)."""
         return {peer_name(addr): count for addr, count
-                in self.counters.stored_from.items()}
+                in self.engine.counters.stored_from.items()}
 
     def sources(self) -> dict[str, str]:
         """Every known source: "seeder" or "peer" (partial)."""
         return {peer_name(addr): "seeder" if peer.holds is None else "peer"
-                for addr, peer in self.peers.items()}
+                for addr, peer in self.engine.peers.items()}
 
     def seeders_gone(self) -> list[str]:
-        return sorted(peer_name(addr) for addr in self.failover.gone)
+        return sorted(peer_name(addr) for addr in self.engine.failover.gone)
 
     def stats(self, now: float) -> dict:
         """The counters of the JSON statistics (the driver adds the file
         and audio parts)."""
-        end = self.finished_at or now
-        elapsed = end - self.started
-        over_the_wire = self.state.received - self.resumed
-        size = min(self.info.size, over_the_wire * self.info.chunk_size)
-        counters = self.counters
+        engine = self.engine
+        end = engine.finished_at or now
+        elapsed = end - engine.started
+        over_the_wire = engine.state.received - engine.resumed
+        size = min(engine.info.size, over_the_wire * engine.info.chunk_size)
+        counters = engine.counters
         return {
-            "chunks": self.info.chunks,
+            "chunks": engine.info.chunks,
             "chunks_received": over_the_wire,
-            "chunks_resumed": self.resumed,
-            "duplicates": self.state.duplicates,
+            "chunks_resumed": engine.resumed,
+            "duplicates": engine.state.duplicates,
             "nacks_sent": counters.nacks_sent,
             "nack_entries": counters.nack_entries,
             "chunks_retransmitted": counters.retransmitted,
@@ -695,7 +496,7 @@ class DownloadEngine:
             "out_of_share_chunks": counters.out_of_share,
             "elapsed_s": round(elapsed, 4),
             "goodput_Bps": round(size / elapsed, 1)
-            if elapsed > 0 and self.complete else 0.0,
+            if elapsed > 0 and engine.complete else 0.0,
             "per_peer": self.per_peer(),
             "sources": self.sources(),
             "seeders_gone": self.seeders_gone(),
@@ -706,10 +507,11 @@ class DownloadEngine:
         """``piece_hashes``: "checked" (the list), "unavailable" (no
         peer gave a list that matches the id) or "none" (a song named by
         its SHA-256: checked whole only)."""
-        if self.pieces is None:
+        pieces = self.engine.pieces
+        if pieces is None:
             return {"piece_hashes": "none", "bad_pieces": 0,
                     "bad_pieces_per_peer": {}}
-        return self.pieces.stats()
+        return pieces.stats()
 
 
 class Failover:
@@ -942,6 +744,14 @@ class PieceCheck:
     def take_verified(self) -> list[int]:
         taken, self.fresh = self.fresh, []
         return taken
+
+    def touch_runs(self, runs: list) -> None:
+        """The pieces the new chunks of ``runs`` (``(start, [data,
+        ...])``) fall in may be ready to check."""
+        size = pieces.PIECE_CHUNKS
+        self.book.touch(self.engine.state.have, {
+            piece for start, payloads in runs for piece in range(
+                start // size, (start + len(payloads) - 1) // size + 1)})
 
     def to_verify(self) -> list[int]:
         return sorted(self.book.ready) if self.book.hashes else []

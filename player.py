@@ -10,7 +10,7 @@ Three pieces, all driven by background threads that ``Player`` starts:
   tell the caller which bytes have been played.  The seeder uses it, through
   ``mp3_duration``, to report song lengths.
 
-* Decoding: a single ffmpeg process (through ``audioread``'s
+* Decoding (``Decoder``): a single ffmpeg process (through ``audioread``'s
   ``FFmpegAudioFile``) reads the MP3 from a named pipe (FIFO) in a private
   temporary folder.  A feeder thread copies the bytes given to
   ``Player.feed()`` into the FIFO.  A FIFO, rather than a growing file,
@@ -27,9 +27,10 @@ Three pieces, all driven by background threads that ``Player`` starts:
   tags after the audio (ID3v2, APEv2, ID3v1) never reach ffmpeg, which
   could take bytes inside them for frames.
 
-* A playback thread takes blocks of ~0.1 s of PCM from that buffer and
-  writes them to a ``Sink``, which consumes them in real time (sound card,
-  silent null sink, or a WAV file).
+* ``Player``: a playback thread takes blocks of ~0.1 s of PCM from that
+  buffer and writes them to a ``Sink``, which consumes them in real time
+  (sound card, silent null sink, or a WAV file); it keeps the position,
+  the start-up and the stalls.
 
 Stalls: once the first sound has been played, a stall starts whenever the
 sink needs audio, the decoder has none ready, and the input is not finished
@@ -513,6 +514,207 @@ def choose_sink(audio_out: str | None = None, fast: bool = False,
     return card
 
 
+# ------------------------------------------------------------------- decoder
+class Decoder:
+    """The MP3 bytes fed in order, decoded by ffmpeg into PCM.
+
+    Holds the input (``map``, the bytes not yet given to ffmpeg), the
+    FIFO in a private folder, and the two threads around ffmpeg: the
+    feeder writes the FIFO (audio frames only, at most ``DECODE_AHEAD_S``
+    ahead of the playback position), the decoder moves ffmpeg's PCM into
+    ``pcm``.  Everything here is guarded by the player's lock; the
+    player's ``_stopping`` ends both threads.
+    """
+
+    def __init__(self, player: "Player"):
+        self.player = player
+        self._cond = player._cond
+        self.map = ByteTimeMap()
+        self.pending = collections.deque()  # fed, not yet in the FIFO
+        self.fed = 0             # bytes given to feed()
+        self.written = 0         # bytes written into the FIFO
+        self.input_done = False
+        self.pcm = bytearray()   # decoded, not yet played
+        self.format = None       # (rate, channels) once ffmpeg reports it
+        self.done = False        # the decoder thread has ended
+        self._audio = None       # the FFmpegAudioFile
+        self._tmpdir = None
+        self._fifo = None
+
+    def feed(self, data: bytes) -> None:
+        """The next bytes of the file (called with the lock held)."""
+        self.map.feed(data)
+        self.fed += len(data)
+        self.pending.append(memoryview(bytes(data)))
+
+    def no_frame(self) -> bool:
+        """All the input is here and holds no MP3 frame: the prebuffer can
+        never fill, and ffmpeg may be slow to give up (or, given some other
+        format, play what our time map cannot follow)."""
+        return self.input_done and not self.map.offsets
+
+    def take_pcm(self, block: int, frame_bytes: int) -> bytes:
+        """Up to ``block`` bytes of the PCM decoded, whole audio frames
+        (called with the lock held, at least one frame there)."""
+        size = min(len(self.pcm), block)
+        size -= size % frame_bytes
+        pcm = bytes(self.pcm[:size])
+        del self.pcm[:size]
+        return pcm
+
+    def make_fifo(self) -> str | None:
+        """Make the FIFO ffmpeg reads; the one-line error if it cannot."""
+        try:
+            self._tmpdir = tempfile.mkdtemp(prefix="p2p-facom-player-")
+            self._fifo = os.path.join(self._tmpdir, "input.mp3")
+            _LIVE_DIRS.add(self._tmpdir)
+            os.mkfifo(self._fifo)
+        except (OSError, AttributeError) as exc:  # no mkfifo: Windows
+            if self._tmpdir:
+                self.remove_fifo()
+            return f"cannot make the decoder's pipe: {cli.one_line(exc)}"
+        return None
+
+    def remove_fifo(self) -> None:
+        shutil.rmtree(self._tmpdir, ignore_errors=True)
+        _LIVE_DIRS.discard(self._tmpdir)
+
+    def threads(self) -> tuple:
+        """(name, target) of the feeder and decoder threads."""
+        return (("feeder", self._run_feeder), ("decoder", self._run_decoder))
+
+    def kill(self) -> None:
+        with self._cond:
+            audio = self._audio
+        proc = getattr(audio, "proc", None)
+        if proc is not None and proc.poll() is None:
+            proc.kill()  # the decoder thread reaps it (audio.close())
+
+    # ------------------------------------------------------ feeder thread
+    def _run_feeder(self) -> None:
+        fd = self._open_fifo()
+        if fd is None:
+            return
+        try:
+            while (data := self._next_input()) is not None:
+                while data:
+                    data = data[os.write(fd, data):]
+        except OSError:
+            pass  # ffmpeg is gone; the decoder thread says why
+        finally:
+            os.close(fd)
+
+    def _open_fifo(self) -> int | None:
+        """Open the FIFO for writing once ffmpeg has opened it for reading
+        (a blocking open could wait forever if ffmpeg never starts)."""
+        while True:
+            try:
+                fd = os.open(self._fifo, os.O_WRONLY | os.O_NONBLOCK)
+            except OSError as exc:
+                if exc.errno != errno.ENXIO:
+                    return None
+                with self._cond:
+                    if self.done:
+                        return None
+                    self._cond.wait(0.01)
+                continue
+            os.set_blocking(fd, True)
+            return fd
+
+    def _next_input(self) -> memoryview | None:
+        """The next bytes for ffmpeg, None when the input ends or on stop.
+        Waits while enough audio is already ahead of the position."""
+        with self._cond:
+            while True:
+                if self.player._stopping:
+                    return None
+                # Only bytes up to the end of the last frame: trailing tags
+                # are no audio, and ffmpeg may take bytes in them for
+                # frames (and play them, or the encoder's padding).
+                allowed = self.map.audio_end - self.written
+                if self.pending and allowed > 0 \
+                        and self._may_decode_more():
+                    data = self.pending.popleft()
+                    size = min(len(data), allowed, FEED_SLICE)
+                    if size < len(data):
+                        self.pending.appendleft(data[size:])
+                        data = data[:size]
+                    self.written += len(data)
+                    return data
+                if self.input_done and (not self.pending or allowed <= 0):
+                    return None
+                self._cond.wait()
+
+    def _may_decode_more(self) -> bool:
+        ahead = self.map.time_at(self.written) - self.player._position()
+        return ahead < DECODE_AHEAD_S
+
+    # ----------------------------------------------------- decoder thread
+    def _run_decoder(self) -> None:
+        try:
+            self._decode()
+        except PlayerError as exc:
+            self.player._fail(str(exc))
+        except Exception as exc:  # audioread's DecodeError, OSError, ...
+            self.player._fail(f"decoder: {cli.one_line(exc)}")
+        finally:
+            with self._cond:
+                self.done = True
+                self._cond.notify_all()
+
+    def _decode(self) -> None:
+        from audioread import ffdec
+        try:
+            # Returns once ffmpeg has printed the stream format, i.e. after
+            # it has read ~50 frames from the FIFO (or its end).
+            audio = ffdec.FFmpegAudioFile(self._fifo)
+        except ffdec.NotInstalledError:
+            raise PlayerError(FFMPEG_MISSING) from None
+        except (ffdec.UnsupportedError, ffdec.CommunicationError):
+            raise PlayerError(NO_AUDIO) from None
+        try:
+            with self._cond:
+                self._audio = audio
+                if self.player._stopping:
+                    return
+                if audio.samplerate <= 0 or audio.channels <= 0:
+                    raise PlayerError("decoder: no audio stream found")
+                self.format = (audio.samplerate, audio.channels)
+                self._cond.notify_all()
+            self._pump(audio)
+        finally:
+            audio.close()  # kills ffmpeg if still running, and reaps it
+        self._check_exit(audio)
+
+    def _pump(self, audio) -> None:
+        """Move ffmpeg's PCM into self.pcm until ffmpeg ends."""
+        from audioread.ffdec import ReadTimeoutError
+        while True:
+            try:
+                for block in audio.read_data(timeout=1.0):
+                    with self._cond:
+                        self.pcm += block
+                        self._cond.notify_all()
+                return
+            except ReadTimeoutError:
+                continue  # the download is slow; ffmpeg waits for bytes
+
+    def _check_exit(self, audio) -> None:
+        with self._cond:
+            if self.player._stopping:
+                return
+            input_done = self.input_done
+        code = audio.proc.returncode
+        if code == 0 and input_done:
+            return
+        # audioread keeps ffmpeg's stderr in its reader thread's queue.
+        reader = getattr(audio, "stderr_reader", None)
+        output = b"".join(reader.queue.queue) if reader else b""
+        lines = output.decode("utf-8", "replace").strip().splitlines()
+        why = lines[-1].strip() if lines else f"exit status {code}"
+        raise PlayerError(f"decoder: ffmpeg stopped early ({why})")
+
+
 # -------------------------------------------------------------------- player
 class Player:
     """Plays an MP3 file fed in order, possibly while it downloads.
@@ -520,6 +722,8 @@ class Player:
     Thread-safe: ``feed``, ``finish_input``, ``pause``, ``resume`` and
     ``stop`` may be called from any thread and never block for long.
     ``on_played(byte_end, when)`` is called from the playback thread.
+    The decoding is the ``Decoder``'s; the player owns the playback
+    thread, the sink, the position, start-up and stalls.
     """
 
     def __init__(self, sink: Sink, prebuffer_s: float = 2.0, on_played=None,
@@ -529,17 +733,9 @@ class Player:
         self.on_played = on_played
         self.clock = clock
         self.error: str | None = None
-        self._map = ByteTimeMap()
         self._cond = threading.Condition()
         self._done = threading.Event()
-        self._pending = collections.deque()  # fed, not yet in the FIFO
-        self._fed = 0            # bytes given to feed()
-        self._written = 0        # bytes written into the FIFO
-        self._input_done = False
-        self._pcm = bytearray()  # decoded, not yet played
-        self._format = None      # (rate, channels) once ffmpeg reports it
-        self._decoder_done = False
-        self._audio = None       # the FFmpegAudioFile
+        self._decoder = Decoder(self)
         self._frames = 0         # audio frames (samples per channel) played
         self._rate = 0
         self._paused = False
@@ -552,8 +748,6 @@ class Player:
         self._stall_s = 0.0
         self._reported = 0
         self._threads: list[threading.Thread] = []
-        self._tmpdir = None
-        self._fifo = None
 
     # ---------------------------------------------------------- public API
     def feed(self, data: bytes) -> None:
@@ -563,11 +757,9 @@ class Player:
         with self._cond:
             if self._stopping or self._final:
                 return
-            if self._input_done:
+            if self._decoder.input_done:
                 raise ValueError("feed() after finish_input()")
-            self._map.feed(data)
-            self._fed += len(data)
-            self._pending.append(memoryview(bytes(data)))
+            self._decoder.feed(data)
             self._cond.notify_all()
 
     def time_map(self, size: int) -> ByteTimeMap | None:
@@ -575,12 +767,13 @@ class Player:
         whole file) were: it is final then, and no other thread writes
         it.  None before."""
         with self._cond:
-            return self._map if self._fed >= size else None
+            decoder = self._decoder
+            return decoder.map if decoder.fed >= size else None
 
     def finish_input(self) -> None:
         """No more bytes will come."""
         with self._cond:
-            self._input_done = True
+            self._decoder.input_done = True
             self._cond.notify_all()
 
     def play_file(self, path: str) -> None:
@@ -598,24 +791,15 @@ class Player:
             if self._threads or self._final:
                 return
             self._started_at = self.clock()
-            try:
-                self._tmpdir = tempfile.mkdtemp(prefix="p2p-facom-player-")
-                self._fifo = os.path.join(self._tmpdir, "input.mp3")
-                _LIVE_DIRS.add(self._tmpdir)
-                os.mkfifo(self._fifo)
-            except (OSError, AttributeError) as exc:  # no mkfifo: Windows
-                if self._tmpdir:
-                    shutil.rmtree(self._tmpdir, ignore_errors=True)
-                    _LIVE_DIRS.discard(self._tmpdir)
-                self.error = f"cannot make the decoder's pipe: " \
-                             f"{cli.one_line(exc)}"
+            failed = self._decoder.make_fifo()
+            if failed:
+                self.error = failed
                 self._end_without_threads()
                 return
             self._threads = [
                 threading.Thread(target=target, name=f"player-{name}",
                                  daemon=True)
-                for name, target in (("feeder", self._run_feeder),
-                                     ("decoder", self._run_decoder),
+                for name, target in (*self._decoder.threads(),
                                      ("playback", self._run_playback))]
         for thread in self._threads:
             thread.start()
@@ -640,7 +824,7 @@ class Player:
             if not self._threads:
                 self._end_without_threads()
                 return
-        self._kill_decoder()
+        self._decoder.kill()
         if threading.current_thread() not in self._threads:
             self._done.wait(timeout=5.0)
 
@@ -690,137 +874,6 @@ class Player:
         self._final = "stopped"
         self._done.set()
 
-    def _kill_decoder(self) -> None:
-        with self._cond:
-            audio = self._audio
-        proc = getattr(audio, "proc", None)
-        if proc is not None and proc.poll() is None:
-            proc.kill()  # the decoder thread reaps it (audio.close())
-
-    # ------------------------------------------------------ feeder thread
-    def _run_feeder(self) -> None:
-        fd = self._open_fifo()
-        if fd is None:
-            return
-        try:
-            while (data := self._next_input()) is not None:
-                while data:
-                    data = data[os.write(fd, data):]
-        except OSError:
-            pass  # ffmpeg is gone; the decoder thread says why
-        finally:
-            os.close(fd)
-
-    def _open_fifo(self) -> int | None:
-        """Open the FIFO for writing once ffmpeg has opened it for reading
-        (a blocking open could wait forever if ffmpeg never starts)."""
-        while True:
-            try:
-                fd = os.open(self._fifo, os.O_WRONLY | os.O_NONBLOCK)
-            except OSError as exc:
-                if exc.errno != errno.ENXIO:
-                    return None
-                with self._cond:
-                    if self._decoder_done:
-                        return None
-                    self._cond.wait(0.01)
-                continue
-            os.set_blocking(fd, True)
-            return fd
-
-    def _next_input(self) -> memoryview | None:
-        """The next bytes for ffmpeg, None when the input ends or on stop.
-        Waits while enough audio is already ahead of the position."""
-        with self._cond:
-            while True:
-                if self._stopping:
-                    return None
-                # Only bytes up to the end of the last frame: trailing tags
-                # are no audio, and ffmpeg may take bytes in them for
-                # frames (and play them, or the encoder's padding).
-                allowed = self._map.audio_end - self._written
-                if self._pending and allowed > 0 \
-                        and self._may_decode_more():
-                    data = self._pending.popleft()
-                    size = min(len(data), allowed, FEED_SLICE)
-                    if size < len(data):
-                        self._pending.appendleft(data[size:])
-                        data = data[:size]
-                    self._written += len(data)
-                    return data
-                if self._input_done and (not self._pending or allowed <= 0):
-                    return None
-                self._cond.wait()
-
-    def _may_decode_more(self) -> bool:
-        ahead = self._map.time_at(self._written) - self._position()
-        return ahead < DECODE_AHEAD_S
-
-    # ----------------------------------------------------- decoder thread
-    def _run_decoder(self) -> None:
-        try:
-            self._decode()
-        except PlayerError as exc:
-            self._fail(str(exc))
-        except Exception as exc:  # audioread's DecodeError, OSError, ...
-            self._fail(f"decoder: {cli.one_line(exc)}")
-        finally:
-            with self._cond:
-                self._decoder_done = True
-                self._cond.notify_all()
-
-    def _decode(self) -> None:
-        from audioread import ffdec
-        try:
-            # Returns once ffmpeg has printed the stream format, i.e. after
-            # it has read ~50 frames from the FIFO (or its end).
-            audio = ffdec.FFmpegAudioFile(self._fifo)
-        except ffdec.NotInstalledError:
-            raise PlayerError(FFMPEG_MISSING) from None
-        except (ffdec.UnsupportedError, ffdec.CommunicationError):
-            raise PlayerError(NO_AUDIO) from None
-        try:
-            with self._cond:
-                self._audio = audio
-                if self._stopping:
-                    return
-                if audio.samplerate <= 0 or audio.channels <= 0:
-                    raise PlayerError("decoder: no audio stream found")
-                self._format = (audio.samplerate, audio.channels)
-                self._cond.notify_all()
-            self._pump(audio)
-        finally:
-            audio.close()  # kills ffmpeg if still running, and reaps it
-        self._check_exit(audio)
-
-    def _pump(self, audio) -> None:
-        """Move ffmpeg's PCM into self._pcm until ffmpeg ends."""
-        from audioread.ffdec import ReadTimeoutError
-        while True:
-            try:
-                for block in audio.read_data(timeout=1.0):
-                    with self._cond:
-                        self._pcm += block
-                        self._cond.notify_all()
-                return
-            except ReadTimeoutError:
-                continue  # the download is slow; ffmpeg waits for bytes
-
-    def _check_exit(self, audio) -> None:
-        with self._cond:
-            if self._stopping:
-                return
-            input_done = self._input_done
-        code = audio.proc.returncode
-        if code == 0 and input_done:
-            return
-        # audioread keeps ffmpeg's stderr in its reader thread's queue.
-        reader = getattr(audio, "stderr_reader", None)
-        output = b"".join(reader.queue.queue) if reader else b""
-        lines = output.decode("utf-8", "replace").strip().splitlines()
-        why = lines[-1].strip() if lines else f"exit status {code}"
-        raise PlayerError(f"decoder: ffmpeg stopped early ({why})")
-
     # ---------------------------------------------------- playback thread
     def _run_playback(self) -> None:
         finished = False
@@ -836,25 +889,20 @@ class Player:
 
     def _wait_until_ready(self) -> bool:
         """Wait for the format and the pre-buffer; False if none comes."""
+        decoder = self._decoder
         with self._cond:
-            while not (self._stopping or self._decoder_done or
-                       self._no_frame() or (self._format and (
-                           self._input_done or
-                           self._map.seconds >= self.prebuffer_s))):
+            while not (self._stopping or decoder.done or
+                       decoder.no_frame() or (decoder.format and (
+                           decoder.input_done or
+                           decoder.map.seconds >= self.prebuffer_s))):
                 self._cond.wait()
-            if self._no_frame() and not self._stopping:
+            if decoder.no_frame() and not self._stopping:
                 raise PlayerError(NO_FRAME)
-            return bool(self._format) and not self._stopping
-
-    def _no_frame(self) -> bool:
-        """All the input is here and holds no MP3 frame: the prebuffer can
-        never fill, and ffmpeg may be slow to give up (or, given some other
-        format, play what our time map cannot follow)."""
-        return self._input_done and not self._map.offsets
+            return bool(decoder.format) and not self._stopping
 
     def _play(self) -> bool:
         """Play until the end (True) or a stop (False)."""
-        rate, channels = self._format
+        rate, channels = self._decoder.format
         frame_bytes = 2 * channels
         block_s = getattr(self.sink, "block_s", Sink.block_s)
         block = max(1, int(rate * block_s)) * frame_bytes
@@ -866,7 +914,7 @@ class Player:
                 self.sink.write(pcm)
                 with self._cond:
                     self._frames += len(pcm) // frame_bytes
-                    byte_end = self._map.byte_at(self._position())
+                    byte_end = self._decoder.map.byte_at(self._position())
                     self._cond.notify_all()  # the feeder may go on
                 self._report(byte_end)
         finally:
@@ -880,21 +928,20 @@ class Player:
     def _next_block(self, block: int, frame_bytes: int) -> bytes | None:
         """Up to ``block`` bytes of PCM; waits while paused or stalled.
         None at the end of the audio or on stop."""
+        decoder = self._decoder
         with self._cond:
             while not self._stopping:
                 if self._paused:
                     self._cond.wait()
-                elif len(self._pcm) >= frame_bytes:
-                    size = min(len(self._pcm), block)
-                    size -= size % frame_bytes
-                    pcm = bytes(self._pcm[:size])
-                    del self._pcm[:size]
+                elif len(decoder.pcm) >= frame_bytes:
+                    pcm = decoder.take_pcm(block, frame_bytes)
                     if self._first_sound is None:
                         self._first_sound = self.clock()
                     return pcm
-                elif self._decoder_done:
+                elif decoder.done:
                     return None
-                elif self._first_sound is not None and not self._input_done:
+                elif self._first_sound is not None \
+                        and not decoder.input_done:
                     self._stall(frame_bytes)
                 else:
                     self._cond.wait()  # start-up or the decoder's tail
@@ -906,9 +953,10 @@ class Player:
         self._stalls += 1
         self._stall_since = self.clock()
         target = self._position() + self.prebuffer_s
-        while not (self._stopping or self._decoder_done or (
-                len(self._pcm) >= frame_bytes and (
-                    self._input_done or self._map.seconds >= target))):
+        decoder = self._decoder
+        while not (self._stopping or decoder.done or (
+                len(decoder.pcm) >= frame_bytes and (
+                    decoder.input_done or decoder.map.seconds >= target))):
             self._cond.wait()
         self._stall_s += self.clock() - self._stall_since
         self._stall_since = None
@@ -923,15 +971,14 @@ class Player:
         with self._cond:
             self._stopping = True  # feeder and decoder end if still running
             self._cond.notify_all()
-        self._kill_decoder()
+        self._decoder.kill()
         for thread in self._threads:
             if thread is not threading.current_thread():
                 thread.join()
-        shutil.rmtree(self._tmpdir, ignore_errors=True)
-        _LIVE_DIRS.discard(self._tmpdir)
+        self._decoder.remove_fifo()
         if finished:
             try:
-                self._report(self._fed)
+                self._report(self._decoder.fed)
             except Exception as exc:
                 self._fail(f"playback: {cli.one_line(exc)}")
         with self._cond:

@@ -56,9 +56,14 @@ MAX_LIMIT = 0xFFFFFFFF
 # that the round trip between two batches (one REQUEST each) costs a few
 # per cent, short enough that a slow or vanished peer holds few pieces.
 BATCH_S = 0.5
-# At most 32 pieces (2,048 chunks, 2.9 MB) in one batch: what a failover
+# At most 32 pieces (512 chunks, 717 KB) in one batch: what a failover
 # or an endgame may have to fetch again, and one REQUEST of 32 ranges.
 MAX_BATCH_PIECES = 32
+# A batch is at most this many times the last one: a small batch comes in
+# the sender's start burst (netem.BURST_DATAGRAMS, 16 datagrams: a whole
+# 16-chunk piece), faster than its link, so its rate says too much; one
+# piece at 100 KB/s looked like ~30 pieces in BATCH_S (a 7 s batch).
+BATCH_GROWTH = 2
 # A peer that answers BUSY (too many sessions, too many session starts,
 # its session evicted) is asked again after this, twice as long after
 # each BUSY in a row, at most MAX_BUSY_BACKOFF_S: a peer serves a few
@@ -77,8 +82,8 @@ RESCUE_FACTOR = 4.0
 # within a round trip or a queue, long before 64 more retire.  A chunk of
 # a session pruned is counted as forged, as any unknown session's, and
 # dropped.  Bounds the table of a long piece-wise download: a transfer of
-# one piece holds ~2.9 KB (measured), and a 2 GB song fetched a piece per
-# batch makes 24,000 of them (~70 MB if all were kept).
+# one piece holds ~2.7 KB (measured), and a 2 GB song fetched a piece per
+# batch makes 96,000 of them (~250 MB if all were kept).
 KEPT_RETIRED = 64
 
 
@@ -669,9 +674,12 @@ class Scheduler:
             self.engine.send(p.Cancel(), transfer.peer.addr, transfer.sid)
 
     def _learn(self, transfer: Transfer) -> None:
-        """The next batch: ``BATCH_S`` worth at the rate it delivered."""
+        """The next batch: ``BATCH_S`` worth at the rate it delivered,
+        at most ``BATCH_GROWTH`` times the last one."""
         if transfer.received:
-            self.endgame.rates[transfer.peer.addr] = transfer.rate()
+            addr = transfer.peer.addr
+            self.endgame.rates[addr] = transfer.rate()
             worth = transfer.rate() * BATCH_S / pieces.PIECE_CHUNKS
-            self.batch[transfer.peer.addr] = max(1, min(
-                MAX_BATCH_PIECES, round(worth)))
+            self.batch[addr] = max(1, min(
+                MAX_BATCH_PIECES, BATCH_GROWTH * self.batch.get(addr, 1),
+                round(worth)))

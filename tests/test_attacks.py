@@ -19,6 +19,7 @@ from hypothesis import given, settings, strategies as st
 import download_engine as de
 import events as ev
 import leecher
+import pieces
 import protocol as p
 import seed_engine as se
 from test_swarm_download import Busy
@@ -1043,7 +1044,6 @@ def test_swarm_one_host_cannot_crowd_honest_peers_out_of_a_directory():
 
 
 def pieces_of_song(info=SONG_INFO) -> int:
-    import pieces
     return pieces.piece_count(info.chunks)
 
 
@@ -1071,7 +1071,6 @@ def engine_with_idle_peers(count: int, idle: int) -> de.DownloadEngine:
     """A started download of a ``count``-piece song (a made-up piece
     list: no data) from one seeder, with ``idle`` known partial peers
     that hold nothing yet (also attacks/have_flood_cpu.py's)."""
-    import pieces
     hashes = bytes(32) * count
     size = count * pieces.PIECE_CHUNKS * CHUNK - 100
     info = p.FileInfo(pieces.file_id_from(hashes), size, p.chunk_count(size),
@@ -1132,10 +1131,7 @@ def test_swarm_a_liar_holding_everything_is_dropped_after_two_bad_pieces():
     assert 0 < bad <= BAD_PIECES_BEFORE_DROPPED
     assert engine.pieces.strikes == {liar: bad}
     stored = sum(engine.counters.stored_from.values())
-    assert stored - engine.info.chunks <= 2 * bad * PIECE_CHUNKS_WRITTEN
-
-
-PIECE_CHUNKS_WRITTEN = 64  # chunks in a piece (pieces.PIECE_CHUNKS)
+    assert stored - engine.info.chunks <= 2 * bad * pieces.PIECE_CHUNKS
 
 
 class DoneAtOnce(Busy):
@@ -1172,7 +1168,7 @@ def test_swarm_a_peer_that_answers_done_and_sends_nothing_backs_off():
     swarm.run(60)
     swarm.assert_whole()
     took = swarm.net.now - swarm.started_at
-    alone = count * PIECE_CHUNKS_WRITTEN * (CHUNK + 40) / 400_000
+    alone = count * pieces.PIECE_CHUNKS * (CHUNK + 40) / 400_000
     assert took < 1.2 * alone
     assert host.engine.requests <= at_most_requests(took)
 
@@ -1207,7 +1203,7 @@ def _slow_sybils_hold_the_tail(last) -> None:
     swarm.start(de.Options(seed=1))
     swarm.run(120)
     swarm.assert_whole()
-    alone = count * PIECE_CHUNKS_WRITTEN * (CHUNK + 40) / 400_000
+    alone = count * pieces.PIECE_CHUNKS * (CHUNK + 40) / 400_000
     assert swarm.net.now - swarm.started_at < 1.5 * alone
     sessions = {(to, sid, piece) for _, to, sid, got in swarm.requests()
                 for piece in got}  # a REQUEST repeated is one session
@@ -1259,7 +1255,6 @@ def test_swarm_a_lister_whose_addresses_mostly_answer_is_still_heard():
 
 
 def _swarm_minimal(kind: str, info) -> p.Message:
-    import pieces
     third = (("10.99.0.1", 80),) * p.MAX_PEERS_LISTED
     return {
         "get-peers": p.GetPeers(info.file_id, 0),

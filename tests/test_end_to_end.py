@@ -249,7 +249,7 @@ def test_two_sharing_leechers_trade_pieces_and_end_byte_exact(
     first = start_sharing_get(tmp_path / "a", seeder, "127.0.0.21")
     second = None
     try:
-        wait_for_line(first, at_least(35))  # more than a piece (64 of 230)
+        wait_for_line(first, at_least(35))  # 80 of 230 chunks: pieces verified
         second = start_sharing_get(tmp_path / "b", seeder, "127.0.0.22")
         outputs = [proc.communicate(timeout=60) for proc in (first, second)]
     finally:

@@ -1168,7 +1168,7 @@ def test_the_window_takes_chunks_from_a_sharing_peer_coloured_apart(
     finds it (peer exchange), says so, takes chunks from it, draws them
     in the peers' colours and names it a peer; byte-exact; and once
     complete it shares the song on."""
-    song = "facom-sample.mp3"  # 4 pieces: room to fetch some from the peer
+    song = "facom-sample.mp3"  # 15 pieces: room to fetch some from the peer
     (seeder,) = seeders(("127.0.0.1", "-d", str(song_dir), "-q", "--rate",
                          "400"))
     giver = subprocess.Popen(

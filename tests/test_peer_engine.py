@@ -41,6 +41,7 @@ def song(chunks: int = 200, seed: int = 1):
 
 INFO, DATA, HASHES = song()
 PIECES = pieces.piece_count(INFO.chunks)
+PIECE = pieces.PIECE_CHUNKS
 
 
 class FakeDownload:
@@ -166,8 +167,8 @@ def test_shared_song_serves_only_verified_pieces():
     assert len(shared) == 1 and shared.search("song") == [INFO]
     assert shared.held(INFO.file_id) == p.RangeSet()
     shared.add_pieces([1, PIECES + 5, -1])  # out of range: ignored
-    assert shared.held(INFO.file_id) == p.RangeSet([(64, 128)])
-    assert shared.read(INFO.file_id, 64) == chunk_of(64)
+    assert shared.held(INFO.file_id) == p.RangeSet([(PIECE, 2 * PIECE)])
+    assert shared.read(INFO.file_id, PIECE) == chunk_of(PIECE)
     with pytest.raises(OSError):
         shared.read(INFO.file_id, 0)
     assert shared.info(b"unknown!") is None
@@ -191,17 +192,17 @@ def test_a_request_reaches_the_seed_side_a_chunk_the_download():
     h = Harness(verified=[0])
     h.started()
     token = h.token(OTHER)
-    h.send(p.Request(INFO.file_id, p.Order.SEQUENTIAL, ((0, 70),), 100,
-                     token), OTHER, sid=5)
+    h.send(p.Request(INFO.file_id, p.Order.SEQUENTIAL, ((0, PIECE + 6),),
+                     100, token), OTHER, sid=5)
     chunks = [d.message.index for d, a in h.out()
               if isinstance(d.message, p.Chunk) and a == OTHER]
-    assert chunks == list(range(64))  # piece 0 only: what we verified
+    assert chunks == list(range(PIECE))  # piece 0 only: what we verified
     assert h.download.batches == []
     data = p.encode_chunk(INFO.file_id, 3, 0, 0, chunk_of(3), 7)
     h.engine.receive_datagram(data, SEEDER, h.now)
     assert h.download.batches == [[(data, SEEDER)]]
-    assert h.engine.served()["chunks"] == 64
-    assert h.engine.stats(h.now)["served_to"] == {"127.0.0.60:4000": 64}
+    assert h.engine.served()["chunks"] == PIECE
+    assert h.engine.stats(h.now)["served_to"] == {"127.0.0.60:4000": PIECE}
 
 
 def test_not_sharing_the_seed_side_hears_nothing():
@@ -219,7 +220,7 @@ def test_not_sharing_the_seed_side_hears_nothing():
 
 def test_sharing_switched_off_ends_the_sessions_with_an_error():
     h = Harness(verified=[0, 1])
-    h.send(p.Request(INFO.file_id, p.Order.SEQUENTIAL, ((0, 128),), 8,
+    h.send(p.Request(INFO.file_id, p.Order.SEQUENTIAL, ((0, 2 * PIECE),), 8,
                      h.token(OTHER)), OTHER, sid=5)
     h.out()
     h.engine.set_sharing(False, h.now)
@@ -362,7 +363,7 @@ def test_verified_pieces_are_told_to_the_known_peers_not_the_seeders():
     assert not h.engine.check_piece(3, piece_of(0), h.now)
     haves = h.messages(p.Have)
     assert haves == [(p.Have(INFO.file_id, PIECES, ((1, 3),), 99), OTHER)]
-    assert h.song.held(INFO.file_id) == p.RangeSet([(64, 192)])
+    assert h.song.held(INFO.file_id) == p.RangeSet([(PIECE, 3 * PIECE)])
     assert h.engine.take_verified() == [1, 2]
     assert h.engine.take_verified() == []
 
@@ -439,7 +440,8 @@ class HashedSource:
         return 1
 
 
-BIG, BIG_DATA, BIG_HASHES = song(chunks=640, seed=2)  # 10 pieces, 0.9 MB
+# 0.9 MB: 4.5 s at the simnet seeders' 200 kB/s.
+BIG, BIG_DATA, BIG_HASHES = song(chunks=640, seed=2)
 
 
 def leecher(net, addr, seeder, now):
@@ -569,9 +571,10 @@ def test_hostile_datagrams_of_every_type_never_raise(items):
 
 def test_pieces_an_earlier_run_verified_are_shared_from_the_start():
     seeder = de.Peer(SEEDER, rtt=0.02, token=1)
-    download = de.DownloadEngine(BIG, [seeder], 0.0, present=range(128),
+    download = de.DownloadEngine(BIG, [seeder], 0.0,
+                                 present=range(2 * PIECE),
                                  verified=[0, 1])
     shared = SharedSong(BIG, lambda i: BIG_DATA[i * CHUNK:(i + 1) * CHUNK])
     PeerEngine(download, shared, b"secret", 1, own_addr=ME)
     assert shared.pieces == p.RangeSet([(0, 2)])
-    assert shared.held(BIG.file_id) == p.RangeSet([(0, 128)])
+    assert shared.held(BIG.file_id) == p.RangeSet([(0, 2 * PIECE)])

@@ -237,7 +237,11 @@ def test_a_seeder_sending_wrong_data_with_valid_crcs_is_named(corrupt):
     named, at most 2 extra pieces fetched per bad piece, the honest ones
     never blamed."""
     info, data, hashes = song(6 * pieces.PIECE_CHUNKS)
-    bad = {70} if corrupt == "one chunk" else set(range(info.chunks))
+    # B deals the second block of each round (the classic split): one of
+    # its chunks past piece 0, in a piece the three of them share.
+    from_b = p.split_among(info.chunks, 3)[1].values()
+    one = next(index for index in from_b if index > pieces.PIECE_CHUNKS)
+    bad = {one} if corrupt == "one chunk" else set(range(info.chunks))
     swarm = Swarm(info, {A: Source(info, data, hashes),
                          B: Source(info, data, hashes, corrupt=bad),
                          C: Source(info, data, hashes)})
@@ -352,16 +356,17 @@ def test_the_sidecar_keeps_verified_pieces_while_their_chunks_are_intact(
     part.write(fresh, state)
     assert part.save_progress(state, verified=[(0, 2)]) is None
     part.close()
+    rotten = pieces.PIECE_CHUNKS + 6  # a chunk of piece 1
     with open(tmp_path / "s.mp3.part", "r+b") as handle:  # the disk rots
-        handle.seek(70 * CHUNK + 5)
+        handle.seek(rotten * CHUNK + 5)
         handle.write(b"\xff")
     again = leecher.PartFile(info, str(tmp_path / "s.mp3"))
     again.open()
     told = []
     present = again.resume(told.append)
     again.close()
-    assert 70 not in present and len(present) == info.chunks - 1
-    assert again.verified_pieces == [0]  # piece 1 lost its chunk 70
+    assert rotten not in present and len(present) == info.chunks - 1
+    assert again.verified_pieces == [0]  # piece 1 lost a chunk
     other = p.FileInfo(b"otherid!", *list(vars(info).values())[1:])
     assert leecher.Sidecar(str(tmp_path / "s.mp3.part.json")).load(other) \
         is leecher.Sidecar.CHANGED  # another id: another song

@@ -11,12 +11,14 @@ import time
 
 from conftest import free_port, run_leecher, sha256
 
+import pieces
 import protocol as p
 
 RELAY_IP = "127.0.0.4"
 # Piece 1 of the 230-chunk sample song: whichever of its chunks the
 # leecher asks of the relay come wrong.
-CORRUPTED = range(64, 128)
+SAMPLE_CHUNKS = 230
+CORRUPTED = range(*pieces.chunk_range(1, SAMPLE_CHUNKS))
 RELAY_LIFETIME_S = 90  # the relay stops by itself (the test's bound)
 
 
@@ -94,4 +96,4 @@ def test_a_chunk_rewritten_with_a_valid_crc_is_caught_and_its_peer_named(
     assert named and all(culprit in line for line in named), result.stdout
     # At most two extra pieces fetched per bad piece.
     extra = sum(stats["per_peer"].values()) - stats["chunks"]
-    assert extra <= 2 * 64 * stats["bad_pieces"]
+    assert extra <= 2 * pieces.PIECE_CHUNKS * stats["bad_pieces"]

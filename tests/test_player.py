@@ -432,7 +432,7 @@ def test_ffmpeg_decoding_nothing_is_an_error_not_a_song(clip, monkeypatch):
     def pump_nothing(self, audio):
         for _ in audio.read_data(timeout=1.0):
             pass  # the PCM is lost, as if ffmpeg had decoded none
-    monkeypatch.setattr(player.Player, "_pump", pump_nothing)
+    monkeypatch.setattr(player.Decoder, "_pump", pump_nothing)
     song = player.Player(player.NullSink())
     song.play_file(clip)
     assert song.wait(timeout=10) and song.state == "stopped"

@@ -9,6 +9,7 @@ import pytest
 from hypothesis import given, settings, strategies as st
 
 import netem
+import pieces
 import protocol as p
 import seed_engine as se
 
@@ -51,6 +52,7 @@ SONG = bytes(range(256)) * 550  # 140,800 bytes = 101 chunks
 SOURCE = BytesSource({"song.mp3": SONG})
 SONG_ID = SOURCE.index.files[0].file_id
 CHUNKS = p.chunk_count(len(SONG))
+SONG_PIECES = pieces.piece_count(CHUNKS)
 
 
 class Harness:
@@ -1025,7 +1027,7 @@ def test_a_source_without_held_or_with_none_serves_everything():
         assert chunk_indices(h.messages()) == list(range(CHUNKS))
 
 
-def have(h, token, addr=LEECHER, pieces_=2, file_id=SONG_ID):
+def have(h, token, addr=LEECHER, pieces_=SONG_PIECES, file_id=SONG_ID):
     h.send(p.Have(file_id, pieces_, ((0, 1),), token), addr, sid=0)
 
 
@@ -1037,9 +1039,9 @@ def test_a_have_with_a_valid_token_is_recorded_and_never_answered():
 
 
 @pytest.mark.parametrize("token, pieces_, file_id", [
-    (1234, 2, SONG_ID),  # a forged token
-    (None, 3, SONG_ID),  # a piece count that is not the song's
-    (None, 2, b"unknown!"),  # a song we do not have
+    (1234, SONG_PIECES, SONG_ID),  # a forged token
+    (None, SONG_PIECES + 1, SONG_ID),  # a piece count not the song's
+    (None, SONG_PIECES, b"unknown!"),  # a song we do not have
 ])
 def test_a_bad_have_is_not_recorded_and_gets_no_reply(token, pieces_,
                                                       file_id):

@@ -16,6 +16,7 @@ import cli  # noqa: E402  (conftest puts the project on sys.path)
 import events as ev
 import i18n
 import leecher
+import pieces
 import protocol as p
 import share
 
@@ -292,7 +293,6 @@ def test_the_window_switch_is_applied_by_the_loop_once_per_change(tmp_path):
 def swarm_song(tmp_path, data: bytes):
     """A song with a piece list (shared), its .part open with every
     chunk written, and its download engine."""
-    import pieces
     from download_engine import DownloadEngine
     sha, hashes = pieces.hash_bytes(data, 1000)
     info = p.FileInfo(pieces.file_id_from(hashes), len(data),
@@ -309,7 +309,8 @@ def swarm_song(tmp_path, data: bytes):
     (("127.0.0.21", 4000), ("127.0.0.21", 4000))])
 def test_a_song_with_a_piece_list_is_driven_by_a_peer_engine(
         tmp_path, bound, own):
-    data = os.urandom(70_000)  # two pieces of 64 chunks
+    piece = pieces.PIECE_CHUNKS
+    data = os.urandom((piece + 6) * 1000)  # 2 pieces of 1000-byte chunks
     info, part, engine = swarm_song(tmp_path, data)
     sharer = share.Sharer(share.Sharing(upload_kbps=800), part)
     peer = sharer.drive(engine, bound, seed=1)
@@ -319,7 +320,8 @@ def test_a_song_with_a_piece_list_is_driven_by_a_peer_engine(
     assert peer.seeder.link.spec.rate_Bps == 100_000
     assert sharer.on and peer.sharing
     peer.song.add_pieces([1])  # verified: served from the .part
-    assert peer.song.read(info.file_id, 64) == data[64_000:65_000]
+    assert peer.song.read(info.file_id, piece) \
+        == data[piece * 1000:(piece + 1) * 1000]
     with pytest.raises(OSError):  # piece 0 is not verified: not served
         peer.song.read(info.file_id, 0)
     part.close()

@@ -29,6 +29,12 @@ PIECE = pieces.PIECE_CHUNKS
 LEECHER = simnet.LEECHER_ADDRESS
 
 
+def pieces_lasting(seconds: float, rate_Bps: float) -> int:
+    """Pieces that take ``seconds`` to send at ``rate_Bps``: a song
+    sized by how long the test needs it to last, whatever the piece."""
+    return max(1, round(seconds * rate_Bps / (PIECE * CHUNK)))
+
+
 def song(count: int, seed: int = 1, short: int = 100):
     """``count`` pieces of random bytes (the last one ``short`` bytes
     short), named by their piece list."""
@@ -342,8 +348,11 @@ def test_deadline_asks_the_pieces_at_the_play_point_first():
 def test_a_partial_peer_killed_mid_transfer_its_pieces_go_to_holders():
     """Peer 1 dies while fetching: once it is given up on, the piece it
     was on goes back to the pool and is asked of a holder."""
-    count = 24
-    swarm = Swarm(count, [None, set(range(16)), set(range(8, 24))],
+    # ~10 s at the three rates: pieces still unclaimed long after the
+    # victim is given up on (six doubling probes, ~6 s after it died).
+    count = pieces_lasting(10.0, 3 * 100_000)
+    swarm = Swarm(count, [None, set(range(2 * count // 3)),
+                          set(range(count // 3, count))],
                   rates=[100_000] * 3)
     victim = swarm.addrs[1]
     swarm.net.kill(victim, 0.5)
@@ -587,15 +596,27 @@ def test_any_swarm_byte_exact_and_never_asks_a_non_holder(case):
 
 
 def test_the_batch_grows_with_the_rate_a_peer_delivered():
-    """1 piece first; then about BATCH_S worth at the measured rate."""
-    swarm = Swarm(40, [set(range(40))], rates=[500_000])
+    """1 piece first; then at most BATCH_GROWTH times the last batch (a
+    first piece may come in the sender's start burst), up to about
+    BATCH_S worth at the measured rate."""
+    rate = 500_000
+    count = pieces_lasting(2.0, rate)
+    swarm = Swarm(count, [set(range(count))], rates=[rate])
     swarm.start(de.Options(seed=12, pick="sequential"))
     swarm.run()
     swarm.assert_whole()
     sizes = [len(asked) for _, _, _, asked in swarm.requests()]
     assert sizes[0] == 1
-    # 500 KB/s = 348 chunks/s: half a second is 2.7 pieces, so 2-3.
-    assert all(2 <= n <= 3 for n in sizes[2:-1]), sizes
+    assert all(later <= scheduler.BATCH_GROWTH * earlier
+               for earlier, later in zip(sizes, sizes[1:])), sizes
+    # 500 KB/s = 357 chunks/s: half a second is ~2.8 pieces of 64
+    # chunks, ~11 of 16; the last batch is what is left.
+    worth = round(rate / CHUNK * scheduler.BATCH_S / PIECE)
+    grown = next((k for k, n in enumerate(sizes) if n >= worth - 1),
+                 len(sizes))
+    steady = sizes[grown:-1]
+    assert len(steady) >= 2 and all(worth - 1 <= n <= worth
+                                    for n in steady), sizes
     assert max(sizes) <= scheduler.MAX_BATCH_PIECES
 
 
@@ -641,7 +662,9 @@ def test_with_the_seeder_gone_a_peer_without_the_rest_is_no_way_back():
 
 
 def test_with_nobody_holding_the_rest_the_download_fails_in_time():
-    swarm = Swarm(3, [None, {0}], rates=[100_000, 100_000])
+    # ~3 s at the seeder's rate: far from done when it dies at 0.3 s.
+    swarm = Swarm(pieces_lasting(3.0, 100_000), [None, {0}],
+                  rates=[100_000, 100_000])
     swarm.net.kill(swarm.addrs[0], 0.3)
     engine = swarm.start(de.Options(seed=14, timeout=10.0))
     with pytest.raises(ev.DownloadFailed) as failed:
@@ -687,7 +710,7 @@ def test_a_busy_partial_peer_backs_off_then_serves_and_is_never_gone():
     goes back to the pool (peer 1 takes it), it is asked again after
     0.25, 0.5, 1 s, then serves; it is never given up on.  Having
     served, its next BUSY backs off 0.25 s again."""
-    count = 16
+    count = pieces_lasting(3.6, 2 * 200_000)  # past the 1.75 s of waits
     swarm = Swarm(count, [set(range(count))] * 2, rates=[200_000] * 2)
     busy = swarm.busy(0, {0, 1, 2, 4})
     engine = swarm.start(de.Options(seed=15, pick="sequential"))
@@ -748,7 +771,7 @@ def test_a_real_peer_with_its_one_session_taken_serves_once_it_frees():
     another leecher until 1.5 s: it answers BUSY "too many sessions"
     (its pieces go to peer 1 meanwhile), and is asked again, not given
     up on: it serves once its session is free."""
-    count = 12
+    count = pieces_lasting(2.7, 2 * 200_000)  # past the hog's 1.5 s
     swarm = Swarm(count, [set(range(count))] * 2, rates=[200_000] * 2,
                   sessions={0: 1})
     swarm.net.add_host(HOG, Hog(swarm, 0, until=1.5))
@@ -768,7 +791,7 @@ def test_a_real_peer_with_its_one_session_taken_serves_once_it_frees():
 
 
 def test_a_partial_peer_busy_for_ever_costs_a_request_per_back_off():
-    count = 12
+    count = pieces_lasting(18.0, 60_000)  # the other peer alone
     swarm = Swarm(count, [set(range(count))] * 2, rates=[0.0, 60_000])
     swarm.busy(0, None)
     engine = swarm.start(de.Options(seed=16))
@@ -852,7 +875,9 @@ def test_a_long_piece_wise_download_keeps_the_transfer_table_bounded(
     counted as forged, and changes nothing."""
     monkeypatch.setattr(scheduler, "KEPT_RETIRED", 4)
     count = 40
-    swarm = Swarm(count, [set(range(count))], rates=[100_000])
+    # Half a piece in BATCH_S: every batch is one piece.
+    rate = PIECE * CHUNK / (2 * scheduler.BATCH_S)
+    swarm = Swarm(count, [set(range(count))], rates=[rate])
     engine = swarm.start(de.Options(seed=19, pick="sequential"))
     sizes = []
 

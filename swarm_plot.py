@@ -92,8 +92,6 @@ def draw_sources(ax, runs) -> None:
     ax.set_xlim(-1, max(len(shown), 2))  # one swarm: a bar, not a wall
     ax.set_xticks(list(x))
     ax.set_xticklabels(labels, fontsize=10, rotation=35, ha="right")
-    ax.set_yscale("log" if max(seeder + peers, default=0) > 100 and
-                  len(shown) > 1 else "linear")
     ax.set_ylabel(_("songs received"), fontsize=13)
     ax.set_title(_("Chunks served by the seeder vs by peers"), fontsize=14)
     ax.legend(fontsize=11)

@@ -245,6 +245,15 @@ class DownloadEngine:
                 and self.scheduler.has(peer, ranges):
             self.scheduler.refresh(now)
 
+    def peer_fetching(self, addr, ranges, now: float) -> None:
+        """A known partial peer fetches ``ranges`` from a seeder (HAVE
+        with ``FLAG_FETCHING``): ours ask the seeders for others first."""
+        self.scheduler.hint(self.peers.get(addr), ranges, now)
+
+    def take_fetching(self) -> list[int]:
+        """The pieces asked of seeders since the last call (to hint)."""
+        return self.scheduler.take_fetching()
+
     def take_verified(self) -> list[int]:
         """The pieces verified since the last call (to share them)."""
         return self.pieces.take_verified() if self.pieces else []

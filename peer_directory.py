@@ -2,14 +2,16 @@
 
 A ``SeederEngine`` records every address that sent it a HAVE with a
 valid token for a song it knows (``record``) and answers GET_PEERS with
-the most recent of them (``listing``).  Pure and bounded: no clock (the
-caller gives ``now``), no socket, and its memory is capped per song and
-in total whatever a flood of HAVEs from proven addresses does.
+the newest of them and a random sample of the others (``listing``).
+Pure and bounded: no clock (the caller gives ``now``), no socket, and its
+memory is capped per song and in total whatever a flood of HAVEs from
+proven addresses does.
 """
 
 from __future__ import annotations
 
 import ipaddress
+import random
 from collections import OrderedDict
 
 import protocol as p
@@ -29,6 +31,11 @@ MAX_PER_HOST = 8
 # A peer re-registers every ``peer_engine.DIRECTORY_REFRESH_S`` (20 s):
 # three refreshes lost in a row, or a peer gone, and it is no longer listed.
 PEER_TTL_S = 60.0
+# A PEERS lists the newest sharers first (a newcomer is found at once),
+# then a random sample of the others: if every answer listed the same 32
+# newest, a flash crowd would split into one clique everyone knows and
+# the rest, who would take everything from the seeder.
+NEWEST_LISTED = 8
 
 
 def listable(addr) -> bool:
@@ -50,7 +57,8 @@ class PeerDirectory:
     entry per (song, address), refreshed (moved to the end) by each
     HAVE.  Entries older than ``PEER_TTL_S`` are dropped as they are met."""
 
-    def __init__(self):
+    def __init__(self, seed: int = 0):
+        self._rng = random.Random(seed)  # the sample: seeded, repeatable
         # (file_id, addr) -> when last heard, oldest first: expiry and
         # the total bound take from the front.
         self._recent: OrderedDict[tuple, float] = OrderedDict()
@@ -87,19 +95,19 @@ class PeerDirectory:
 
     def listing(self, file_id: bytes, asker, now: float,
                 most: int = p.MAX_PEERS_LISTED) -> tuple[tuple[str, int], ...]:
-        """Up to ``most`` sharers of ``file_id``, most recent first,
-        ``asker`` left out."""
+        """Up to ``most`` sharers of ``file_id``, ``asker`` left out: the
+        ``NEWEST_LISTED`` most recent first, then a random sample of the
+        others (at most ``MAX_PEERS_PER_SONG``: bounded work)."""
         self._expire(now)
         peers = self._songs.get(file_id)
         if not peers:
             return ()
-        listed = []
-        for addr in reversed(peers):
-            if len(listed) >= most:
-                break
-            if addr != asker:
-                listed.append(addr)
-        return tuple(listed)
+        newest_first = [addr for addr in reversed(peers) if addr != asker]
+        if len(newest_first) <= most:
+            return tuple(newest_first)
+        newest = newest_first[:min(NEWEST_LISTED, most)]
+        return tuple(newest + self._rng.sample(newest_first[len(newest):],
+                                               most - len(newest)))
 
     def _make_room_for(self, file_id: bytes, host: str) -> None:
         """A new entry of ``host``: its oldest for this song goes when it

@@ -47,7 +47,7 @@ MAX_KNOWN_PEERS = 32  # partial peers given to the download
 # Candidates PINGed per second at most: a PEERS listing 32 addresses
 # (218 bytes) makes at most this many 64-byte PINGs a second, so a
 # forged list cannot aim a flood at third parties.
-PINGS_PER_S = 4
+PINGS_PER_S = 8
 MAX_CANDIDATES = 64  # addresses waiting for their PING
 PING_ANSWER_S = 2.0  # a PONG later than this is not taken
 RETRY_CANDIDATE_S = 30.0  # an address that did not answer is left alone
@@ -174,8 +174,8 @@ class Swarm:
     def token(self, peer: Peer) -> int:
         return self.tokens.get(peer.addr, peer.token)
 
-    def send(self, msg, addr, sid: int = 0) -> None:
-        self.outbox.append((p.encode(msg, sid), addr))
+    def send(self, msg, addr, sid: int = 0, flags: int = 0) -> None:
+        self.outbox.append((p.encode(msg, sid, flags), addr))
 
     # ---------------------------------------------------------- start
     def start(self, now: float) -> None:
@@ -201,10 +201,13 @@ class Swarm:
             self.send(p.Have(self.info.file_id, self.piece_total, (),
                              self.token(peer)), peer.addr)
 
-    def announce(self, peer: Peer, verified: p.RangeSet) -> None:
+    def announce(self, peer: Peer, pieces_: p.RangeSet,
+                 flags: int = 0) -> None:
+        """HAVEs of ``pieces_`` (verified, or with ``FLAG_FETCHING``
+        being fetched from a seeder) to ``peer``."""
         if self.engine.sharing and self.active:
-            for have in have_messages(self.info, verified, self.token(peer)):
-                self.send(have, peer.addr)
+            for have in have_messages(self.info, pieces_, self.token(peer)):
+                self.send(have, peer.addr, flags=flags)
 
     def announce_all(self) -> None:
         """Sharing (again): every peer hears all we hold."""
@@ -221,7 +224,10 @@ class Swarm:
             self.bad += 1
             return
         msg = datagram.message
-        if isinstance(msg, p.Have):
+        if isinstance(msg, p.Have) and datagram.flags & p.FLAG_FETCHING:
+            if addr in self.partial and msg.file_id == self.info.file_id:
+                self.engine.download.peer_fetching(addr, msg.ranges, now)
+        elif isinstance(msg, p.Have):
             self.on_have(msg, addr, now)
         elif isinstance(msg, p.Peers):
             self.on_peers(msg, addr, now)
@@ -402,15 +408,23 @@ class Swarm:
         for peer in self.seeders() + list(self.partial.values()):
             self.ping(peer.addr, now)
 
+    def _announce_alive(self, pieces_: p.RangeSet, flags: int = 0) -> None:
+        for peer in self.partial.values():
+            if peer.alive:
+                self.announce(peer, pieces_, flags)
+
     def flush(self) -> list:
         """What the swarm side sends now: the HAVE of the pieces
         verified since the last call to every known peer (the seeders
         hold them all)."""
         if self.fresh:
-            for peer in self.partial.values():
-                if peer.alive:
-                    self.announce(peer, self.fresh)
+            self._announce_alive(self.fresh)
             self.fresh = p.RangeSet()
+        fetching = self.engine.download.take_fetching() if self.active \
+            else ()
+        if fetching:
+            self._announce_alive(p.RangeSet(p.runs(sorted(fetching))),
+                                 p.FLAG_FETCHING)
         out, self.outbox = self.outbox, []
         return out
 

@@ -54,7 +54,9 @@ HASH_PAGE      file id 8s, page u16, pages u16, hashes (32 bytes each, at
 HAVE           token u32, file id 8s, pieces u32 (the song's piece
                count), count u16, piece ranges (start u32, end u32) — the
                sender holds these verified pieces and shares them (a
-               swarm's bitfield; an empty list says "I share, nothing yet")
+               swarm's bitfield; an empty list says "I share, nothing yet");
+               with ``FLAG_FETCHING``: pieces it is fetching from a
+               seeder, a hint, not held
 GET_PEERS      token u32, file id 8s — who else shares this song?
 PEERS          file id 8s, count u16, then per peer: IPv4 4s, port u16
                (at most ``MAX_PEERS_LISTED``, the most recent first)
@@ -88,6 +90,10 @@ MAX_BODY = MAX_DATAGRAM - HEADER.size
 FLAG_LAST = 0x01  # SEARCH_RESULT: last page of the answer
 FLAG_RETRANSMIT = 0x02  # CHUNK: sent again after a NACK
 FLAG_PAGE = 0x04  # SEARCH: a page number (u16) follows the token
+# HAVE: these pieces are being fetched from a seeder, not held yet: other
+# leechers then ask the seeder for other pieces first, so that its upload
+# (the swarm's scarcest) carries each piece once rather than many times.
+FLAG_FETCHING = 0x08
 
 FILE_ID_SIZE = 8
 SHA256_SIZE = 32

@@ -59,6 +59,12 @@ BATCH_S = 0.5
 # At most 32 pieces (512 chunks, 717 KB) in one batch: what a failover
 # or an endgame may have to fetch again, and one REQUEST of 32 ranges.
 MAX_BATCH_PIECES = 32
+# A peer's "I am fetching these from a seeder" (HAVE with FLAG_FETCHING)
+# counts this long: a slow seeder shared by 8 sessions takes ~4 s a
+# piece.  A peer that never finishes them only changes the order others
+# pick in (when every unheld piece is hinted they fetch one anyway),
+# never what they may fetch.
+FETCH_HINT_S = 10.0
 # A batch is at most this many times the last one: a small batch comes in
 # the sender's start burst (netem.BURST_DATAGRAMS, 16 datagrams: a whole
 # 16-chunk piece), faster than its link, so its rate says too much; one
@@ -229,6 +235,17 @@ class Holdings:
         self.pieces = count
         self.count = array("I", [0]) * count
         self.counted: set = set()  # peers whose pieces are in ``count``
+        # Per piece, until when a peer's FLAG_FETCHING hint counts.
+        self.hinted_until = array("d", [0.0]) * count
+
+    def hint(self, ranges, now: float) -> None:
+        """A peer is fetching these pieces from a seeder (clipped)."""
+        until = now + FETCH_HINT_S
+        for start, end in self.clip(ranges):
+            self.hinted_until[start:end] = array("d", [until]) * (end - start)
+
+    def hinted(self, piece: int, now: float) -> bool:
+        return self.hinted_until[piece] > now
 
     def clip(self, ranges) -> p.RangeSet:
         """What a peer said it holds, as it may be trusted: at most
@@ -357,12 +374,22 @@ class Scheduler:
         self.begun = self.piecewise = self.dirty = False
         self.live: list[Transfer] = []  # piece-wise, not dead
         self.batch: dict[tuple, int] = {}  # peer -> pieces in its next
+        self.fetching: list[int] = []  # pieces asked of seeders: hints out
         self.endgame = Endgame(self)
         self.playhead: int | None = None  # the driver's play point
         self.backoff = Backoff()  # peers that said BUSY
         self.prune = Pruner()
 
     # ------------------------------------------------------ the peers
+    def hint(self, peer, ranges, now: float) -> None:
+        """``peer`` (partial) fetches ``ranges`` from a seeder."""
+        if peer is not None and peer.holds is not None and self.holdings:
+            self.holdings.hint(ranges, now)
+
+    def take_fetching(self) -> list[int]:
+        taken, self.fetching = self.fetching, []
+        return taken
+
     def adopt(self, peer) -> bool:
         """A partial peer's ``holds`` clipped; False when the song is
         never fetched piece-wise (no piece list)."""
@@ -576,6 +603,8 @@ class Scheduler:
             picked = self._pick_for(peer, free, claims, endgame, len(alive),
                                     now)
             if picked:
+                if peer.holds is None:
+                    self.fetching += picked
                 for piece in picked:
                     claims.setdefault(piece, []).append(peer.addr)
                 free = [piece for piece in free if piece not in claims]
@@ -646,7 +675,11 @@ class Scheduler:
                           if peer.addr not in who and self.holds(peer, n)
                           and self.endgame.may_fetch(peer, n, who, now))
         elif holds is None:  # a seeder: first what no partial peer holds
-            mine = [n for n in free if not self.holdings.count[n]] or free
+            # nor fetches from a seeder (its upload carries a piece once)
+            count = self.holdings.count
+            unheld = [n for n in free if not count[n]]
+            mine = [n for n in unheld if not self.holdings.hinted(n, now)] \
+                or unheld or free
         else:
             mine = Holdings.held_of(holds, free)
         left = len(mine) if endgame else len(free)

@@ -1107,8 +1107,13 @@ class SeederEngine(Replies, ChunkSending):
                  ordered_fraction: float = 0.5,
                  link: netem.LinkSpec = netem.LinkSpec(),
                  name: str = "seeder", max_sessions: int = MAX_SESSIONS,
-                 max_sessions_per_host: int = MAX_SESSIONS_PER_HOST):
+                 max_sessions_per_host: int = MAX_SESSIONS_PER_HOST,
+                 upload_slots: int = 0):
+        """``upload_slots``: sessions served at once (0: as many as
+        ``max_sessions``); beyond, a REQUEST gets BUSY "ask again later"
+        (see ``_start``)."""
         self.source = source
+        self.upload_slots = upload_slots
         self.catalog = source if catalog is None else catalog
         self.order = order
         self.ordered_fraction = ordered_fraction
@@ -1125,7 +1130,7 @@ class SeederEngine(Replies, ChunkSending):
         self.sessions = SessionTable(max_sessions, max_sessions_per_host)
         self.outbox = Outbox()
         self.counters = Counters()
-        self.directory = PeerDirectory()  # who sent us a HAVE, per song
+        self.directory = PeerDirectory(rng_seed)  # who sent a HAVE, per song
         self.served = ServedTally()
         self._events: list = []
         self._now = float("-inf")  # the latest ``now`` we were given
@@ -1301,6 +1306,16 @@ class SeederEngine(Replies, ChunkSending):
         return ranges if allowed is None else allowed.intersection(ranges)
 
     def _start(self, msg: p.Request, info, ranges, addr, sid, now) -> None:
+        if self.upload_slots and len(self.sessions) >= self.upload_slots:
+            # Upload slots (BitTorrent's unchoked few): a flash crowd's
+            # leechers get whole pieces soon, one after the other, and
+            # share them, instead of a sliver each and nothing to share
+            # (a seeder dividing 400 kbit/s among 100 sessions sends
+            # nobody a piece for a minute).  They ask again after a
+            # back-off, and meanwhile fetch from each other.
+            self._refuse(p.ErrorCode.BUSY, "every upload slot is taken, "
+                         "ask again later", addr, sid, now)
+            return
         asked = ranges.count()
         room, evicted = self.sessions.make_room(
             addr[0], asked + SESSION_COST_CHUNKS)

@@ -387,7 +387,8 @@ class Seeder:
                  link: netem.LinkSpec = netem.LinkSpec(),
                  rng_seed: int | None = None, name: str | None = None,
                  log=print, notice=print, offload: bool = True,
-                 pcap_path: str | None = None):
+                 pcap_path: str | None = None,
+                 upload_slots: int | None = None):
         self.library = Library(folder, notice)
         # The first scan's notices are the caller's to print, after the
         # line that says the seeder started (test harnesses wait for it).
@@ -407,7 +408,8 @@ class Seeder:
             rng_seed = int.from_bytes(os.urandom(8), "big")
         self.engine = SeederEngine(
             self.library, os.urandom(SECRET_BYTES), rng_seed, order=order,
-            ordered_fraction=ordered_fraction, link=link, name=self.name)
+            ordered_fraction=ordered_fraction, link=link, name=self.name,
+            upload_slots=upload_slots or 0)
         # offload=False (--no-offload): one datagram per system call.
         self.sender = udp_offload.make_sender(self.sock, offload)
         if self.capture:
@@ -613,6 +615,11 @@ def add_arguments(parser) -> None:
                         metavar="MS", help=_("emulated one-way delay"))
     parser.add_argument("--jitter", type=cli.non_negative, default=0,
                         metavar="MS", help=_("emulated extra random delay"))
+    parser.add_argument("--slots", type=cli.at_least_one, default=None,
+                        metavar="N",
+                        help=_("send to at most N leechers at once; the "
+                               "others are told to ask again (a swarm "
+                               "then shares sooner)"))
     parser.add_argument("--rng-seed", type=int, default=None, metavar="N",
                         help=_("make loss and orders repeatable"))
     parser.add_argument("--name", default=None,
@@ -640,7 +647,8 @@ def run(args) -> int:
     seeder = Seeder(args.ip, args.port, args.dir, p.ORDER_NAMES[args.order],
                     args.ordered_fraction, link, args.rng_seed, args.name,
                     (lambda line: None) if args.quiet else _say, _say,
-                    offload=args.offload, pcap_path=args.pcap)
+                    offload=args.offload, pcap_path=args.pcap,
+                    upload_slots=args.slots)
     files = len(seeder.library)
     _say(tr(N_("seeder {name}: sharing {files} file(s) from {folder}, "
                "{order} order"), name=seeder.name, files=files,

@@ -33,6 +33,29 @@ def test_a_listing_holds_at_most_what_a_peers_may_carry():
     assert len(d.listing(SONG, None, 1.0, most=3)) == 3
 
 
+def test_a_long_listing_is_the_newest_then_a_sample_of_the_rest():
+    """More sharers than a PEERS carries: the newest few first, then a
+    sample of the older ones (not always the same next-newest: a flash
+    crowd would split into one clique everyone knows and the rest)."""
+    d = pd.PeerDirectory(seed=5)
+    total = 100
+    for n in range(total):
+        d.record(SONG, addr(n), 1.0 + n / 1000)
+    newest = [addr(n) for n in range(total - 1, total - 1 - pd.NEWEST_LISTED,
+                                     -1)]
+    samples = [d.listing(SONG, None, 2.0) for _ in range(5)]
+    for listed in samples:
+        assert len(listed) == p.MAX_PEERS_LISTED == len(set(listed))
+        assert list(listed[:pd.NEWEST_LISTED]) == newest
+    older = set().union(*(set(listed[pd.NEWEST_LISTED:]) for listed in
+                          samples))
+    next_newest = {addr(n) for n in range(
+        total - 1 - pd.NEWEST_LISTED,
+        total - 1 - p.MAX_PEERS_LISTED, -1)}
+    assert older - next_newest  # some older sharers are listed too
+    assert len(older) > p.MAX_PEERS_LISTED - pd.NEWEST_LISTED
+
+
 def test_entries_expire_after_the_ttl_unless_refreshed():
     d = pd.PeerDirectory()
     d.record(SONG, addr(0), 0.0)

@@ -55,6 +55,8 @@ class FakeDownload:
         self.complete = False
         self.pieces = None
         self.verified = []
+        self.fetching = []  # pieces the test says it asked a seeder for
+        self.hints = []  # (addr, ranges) of FLAG_FETCHING HAVEs heard
 
     def start(self, now):
         self.started_at = now
@@ -93,6 +95,13 @@ class FakeDownload:
     def take_verified(self):
         taken, self.verified = self.verified, []
         return taken
+
+    def take_fetching(self):
+        taken, self.fetching = self.fetching, []
+        return taken
+
+    def peer_fetching(self, addr, ranges, now):
+        self.hints.append((addr, tuple(ranges)))
 
     def stats(self, now):
         return {"chunks": self.info.chunks}
@@ -366,6 +375,29 @@ def test_verified_pieces_are_told_to_the_known_peers_not_the_seeders():
     assert h.song.held(INFO.file_id) == p.RangeSet([(PIECE, 3 * PIECE)])
     assert h.engine.take_verified() == [1, 2]
     assert h.engine.take_verified() == []
+
+
+def test_pieces_asked_of_a_seeder_are_hinted_to_peers_and_hints_heard():
+    """What the download asks of a seeder goes to the known partial
+    peers (not the seeders) as a HAVE with FLAG_FETCHING; such a HAVE
+    from a known peer is a hint for the download, not a holding."""
+    h = Harness()
+    h.started()
+    assert h.join(OTHER)
+    h.out()
+    h.download.fetching = [4, 5, 9]
+    sent = [(d.message, d.flags, addr) for d, addr in h.out()
+            if isinstance(d.message, p.Have)]
+    assert sent == [(p.Have(INFO.file_id, PIECES, ((4, 6), (9, 10)), 99),
+                     p.FLAG_FETCHING, OTHER)]
+    hint = p.Have(INFO.file_id, PIECES, ((7, 8),), h.token(OTHER))
+    h.engine.receive_datagram(p.encode(hint, 0, p.FLAG_FETCHING), OTHER,
+                              h.now)
+    assert h.download.hints == [(OTHER, ((7, 8),))]
+    assert h.download.has == []  # a hint is no holding
+    h.engine.receive_datagram(p.encode(hint, 0, p.FLAG_FETCHING),
+                              ("127.0.9.9", 4000), h.now)
+    assert h.download.hints == [(OTHER, ((7, 8),))]  # unknown: ignored
 
 
 def test_known_peers_are_bounded():

@@ -363,6 +363,27 @@ def test_cancel_ends_the_session_done_or_cancelled():
     assert len(h.engine.sessions) == 0
 
 
+def test_beyond_its_upload_slots_a_seeder_says_ask_again_later():
+    """``upload_slots``: that many sessions at once; a REQUEST beyond
+    gets BUSY (the leecher backs off and asks again) and starts no
+    session; once one ends, the next REQUEST is served."""
+    h = Harness(upload_slots=2)
+    h.request(ranges=((0, 3),), sid=1)
+    h.request(ranges=((0, 3),), sid=2)
+    h.messages()
+    h.request(ranges=((0, 3),), sid=3)
+    (error,) = h.messages(p.Error)
+    assert error.code == p.ErrorCode.BUSY and "ask again" in error.text
+    assert len(h.engine.sessions) == 2
+    h.send(p.Cancel(), sid=1)
+    h.request(ranges=((0, 3),), sid=3)
+    assert chunk_indices(h.messages()) == [0, 1, 2]
+    unlimited = Harness()
+    for sid in range(1, 6):
+        unlimited.request(ranges=((0, 3),), sid=sid)
+    assert len(unlimited.engine.sessions) == 5
+
+
 def test_a_silent_session_times_out():
     h = Harness()
     h.request(ranges=((0, 3),))

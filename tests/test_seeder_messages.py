@@ -192,3 +192,14 @@ def search_all(client, query: str) -> list:
         if got.flags & p.FLAG_LAST:
             return files
         page += 1
+
+
+def test_upload_slots_must_be_a_whole_number_of_at_least_one():
+    for bad in ("0", "x", "-3"):
+        result = subprocess.run(
+            [PYTHON, os.path.join(ROOT, "seeder.py"), "-i", "127.0.0.1",
+             "-p", "9555", "--slots", bad], capture_output=True, text=True,
+            timeout=30)
+        assert result.returncode == 2, bad
+        assert result.stderr.count("\n") == 1 and "--slots" in result.stderr
+        assert "Traceback" not in result.stderr

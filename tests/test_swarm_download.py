@@ -465,6 +465,30 @@ def test_a_peer_that_gains_pieces_gets_work_at_once():
     assert swarm.stored(1) > 0
 
 
+@pytest.mark.parametrize("hinted", [False, True])
+def test_pieces_a_peer_fetches_from_a_seeder_are_asked_of_it_last(hinted):
+    """A peer's FLAG_FETCHING hint: the seeder is asked for other pieces
+    first (its upload carries each piece once), and what we ask of the
+    seeder is handed out as hints in turn."""
+    swarm = Swarm(8, [None, set()], rates=[30_000, 30_000])
+    engine = swarm.start(de.Options(seed=4, pick="sequential"))
+    assert first_request_to(swarm, swarm.addrs[0]) == {0}
+    assert engine.take_fetching() == [0]
+    if hinted:
+        engine.peer_fetching(swarm.addrs[1], [(1, 5)], swarm.net.now)
+    engine.peer_fetching(simnet.seeder_address(7), [(5, 8)], swarm.net.now)
+    swarm.net.run(until=swarm.net.now + 0.5, stop_when=lambda: len(
+        swarm.requests_to(0)) >= 2)
+    second = [asked for _, to, _, asked in swarm.requests()
+              if to == swarm.addrs[0]][1]
+    # The lowest unhinted piece first (an unknown peer's hint counts not).
+    assert min(second) == (5 if hinted else 1)
+    assert not hinted or not second & {1, 2, 3, 4}
+    assert engine.take_fetching() == sorted(second)
+    swarm.run()
+    swarm.assert_whole()
+
+
 # ----------------------------------------------- lone leecher: classic
 def test_a_lone_leecher_with_only_seeders_asks_exactly_as_before():
     """Two seeders and no peer: one REQUEST each, the missing chunks

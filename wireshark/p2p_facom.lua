@@ -56,7 +56,7 @@ local RANGE = "start:u32 end:u32"
 local PEER = "ip:ipv4 port:u16"
 local FILE = "file_id:id size:u64 chunks:u32 chunk_size:u16 duration_ms:u32 sha256:sha name_len:u16"
 
-local FLAGS = {[0x01] = "FLAG_LAST", [0x02] = "FLAG_RETRANSMIT", [0x04] = "FLAG_PAGE"}
+local FLAGS = {[0x01] = "FLAG_LAST", [0x02] = "FLAG_RETRANSMIT", [0x04] = "FLAG_PAGE", [0x08] = "FLAG_FETCHING"}
 local ORDERS = {[0] = "sequential", [1] = "random", [2] = "semi-random", [255] = "default"}
 local ERRORS = {[1] = "NOT_FOUND", [2] = "FILE_GONE", [3] = "BAD_REQUEST",
                 [4] = "BUSY", [5] = "UNKNOWN_SESSION"}
@@ -103,6 +103,7 @@ F["pf.flags"] = ProtoField.uint8("pf.flags", "flags", base.HEX)
 F["pf.flags.last"] = ProtoField.bool("pf.flags.last", "last search page", 8, nil, 0x01)
 F["pf.flags.retransmit"] = ProtoField.bool("pf.flags.retransmit", "retransmitted chunk", 8, nil, 0x02)
 F["pf.flags.page"] = ProtoField.bool("pf.flags.page", "paged search", 8, nil, 0x04)
+F["pf.flags.fetching"] = ProtoField.bool("pf.flags.fetching", "being fetched (HAVE hint)", 8, nil, 0x08)
 F["pf.crc.status"] = ProtoField.uint8("pf.crc.status", "CRC-32 status", base.DEC, {[0] = "Bad", [1] = "Good", [2] = "Unverified (truncated capture)"})
 F["pf.chunk.retransmission"] = ProtoField.bool("pf.chunk.retransmission", "Retransmission")
 F["pf.emulated_drop"] = ProtoField.bool("pf.emulated_drop", "Dropped by the emulated link (not on the wire)")
@@ -394,7 +395,8 @@ local INFO = {
   ERROR = function(v) return string.format("ERROR %s: %s", ERRORS[v.code] or v.code, v.text or "") end,
   HASHES = function(v) return string.format("HASHES: page %d of the piece hash list, please", v.page) end,
   HASH_PAGE = function(v) return string.format("HASH_PAGE %d of %d: %s", v.page + 1, v.pages, plural(v.hashes, "piece hash")) end,
-  HAVE = function(v) return v.count == 0 and string.format("HAVE: no piece yet of %d (shares the song)", v.pieces)
+  HAVE = function(v, flags) return v.count == 0 and string.format("HAVE: no piece yet of %d (shares the song)", v.pieces)
+      or bit32.btest(flags, 0x08) and string.format("HAVE: fetching %s %s of %d from a seeder", v.total == 1 and "piece" or "pieces", ranges_text(v), v.pieces)
       or string.format("HAVE: %s %s of %d (shares them)", v.total == 1 and "piece" or "pieces", ranges_text(v), v.pieces) end,
   GET_PEERS = function() return "GET_PEERS: who else shares this song?" end,
   PEERS = function(v) return string.format("PEERS: %s%s", plural(v.count, "peer"), v.count > 0 and (": " .. v.peers) or "") end,
@@ -410,6 +412,7 @@ local function add_header(tree, tvb)
   items.flags:add(F["pf.flags.last"], tvb(4, 1))    -- the bits, under their byte
   items.flags:add(F["pf.flags.retransmit"], tvb(4, 1))
   items.flags:add(F["pf.flags.page"], tvb(4, 1))
+  items.flags:add(F["pf.flags.fetching"], tvb(4, 1))
   return v
 end
 

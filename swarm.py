@@ -265,6 +265,11 @@ def build_parser() -> cli.Parser:
                         metavar="KBPS",
                         help=_("each leecher's upload rate, kbit/s (0: "
                                "unlimited; default: the seeder's --rate)"))
+    parser.add_argument("--slots", type=cli.at_least_one, default=None,
+                        metavar="N",
+                        help=_("the seeder sends to at most N leechers at "
+                               "once (seeder.py --slots; default: to all "
+                               "that ask)"))
     parser.add_argument("--seed-for", type=cli.non_negative,
                         default=DEFAULT_SEED_FOR_S, metavar="S",
                         help=tr(N_("seconds each leecher keeps serving "
@@ -409,7 +414,8 @@ class RealSwarm:
 
     def start_seeder(self) -> None:
         args = ["-d", self.share_dir, "-q", "--rate", f"{self.args.rate:g}",
-                "--rng-seed", str(self.args.seed), "--lang", "en"]
+                "--rng-seed", str(self.args.seed), "--lang", "en"] + (
+            ["--slots", str(self.args.slots)] if self.args.slots else [])
         try:
             self.seeder = cli.start_seeders(
                 [(SEEDER_IP, self.port, args)])[0][0]
@@ -556,6 +562,7 @@ def conditions_line(args) -> str:
               upload=f"{upload:g} kbit/s" if upload else _("unlimited"),
               song=f"{args.song_seconds:g}", pick=args.pick,
               seed_for=f"{args.seed_for:g}") \
+        + (tr(N_(", seeder slots {n}"), n=args.slots) if args.slots else "") \
         + (_(", simulated network") if args.simulate else "")
 
 

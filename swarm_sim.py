@@ -68,6 +68,7 @@ class SwarmSpec:
     seed_for_s: float | None = 15.0    # None: until everyone is done
     spread_s: float = 0.0              # joins spread over this long
     delay_ms: float = DEFAULT_DELAY_MS
+    slots: int = 0                     # the seeder's upload slots; 0: none
     prebuffer_s: float = DEFAULT_PREBUFFER_S
     seed: int = 1
     wall_limit_s: float = DEFAULT_WALL_LIMIT_S
@@ -84,7 +85,7 @@ def spec_from(args) -> SwarmSpec:
                      song_seconds=args.song_seconds, rate_kbps=args.rate,
                      upload_kbps=upload, seed_for_s=args.seed_for,
                      spread_s=args.spread, delay_ms=args.delay,
-                     seed=args.seed)
+                     slots=args.slots or 0, seed=args.seed)
 
 
 # ------------------------------------------------------------ the song
@@ -270,7 +271,7 @@ class SimSwarm:
         self.seeder = SeederEngine(
             self.song.source, SECRET, spec.seed,
             link=netem.LinkSpec(rate_Bps=spec.rate_kbps * 125),
-            name="swarm-seeder")
+            name="swarm-seeder", upload_slots=spec.slots)
         self.net.add_host(SEEDER, self.seeder)
         self.leechers = [
             SimLeecher(self, leecher_address(n), self._join_time(n),

@@ -194,3 +194,11 @@ def test_a_real_swarm_of_three_is_byte_exact_and_shares(tmp_path):
         summary = next(csv.DictReader(handle))
     assert 0 < float(summary["seeder_songs"]) <= 3.5  # resends at most
     assert int(summary["seeder_sent"]) > 0
+
+
+def test_the_seeders_upload_slots_reach_the_simulated_seeder():
+    spec = swarm_sim.SwarmSpec(peers=6, slots=2, song_seconds=4.0)
+    swarm_run = swarm_sim.SimSwarm(spec)
+    assert swarm_run.seeder.upload_slots == 2
+    run = swarm_run.run()
+    assert run.verified == 6

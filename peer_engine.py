@@ -294,6 +294,7 @@ class Swarm:
         download = self.engine.download
         peer = Peer(addr, rtt=rtt, holds=p.RangeSet())
         peer.learn(pong)
+        told = self.engine.mark()  # joined: told before it is asked
         download.add_peer(peer, now)
         if addr not in download.peers:
             return  # the download takes no more peers (or banned it)
@@ -301,7 +302,7 @@ class Swarm:
         if holds:
             download.peer_has(addr, tuple(holds), now)
         self.engine.emit(ev.PeerJoined(peer_name(addr),
-                                       download.since_start(now)))
+                                       download.since_start(now)), told)
         self.announce(peer, self.engine.song.pieces)
 
     # ----------------------------------------------------- candidates
@@ -462,8 +463,17 @@ class PeerEngine:
         self.swarm.start(now)
         self._start_by = now + PEX_WAIT_S if self.swarm.awaiting else now
 
-    def emit(self, event) -> None:
-        self._events.append(event)
+    def mark(self) -> int:
+        """Where an event emitted now goes (``emit``'s ``at``); the
+        download's events so far are taken first, to keep the order."""
+        self._events += self.download.events()
+        return len(self._events)
+
+    def emit(self, event, at: int | None = None) -> None:
+        """``event`` after everything so far, or at ``at`` (a ``mark``
+        taken during this call): before what the download said since."""
+        self._events += self.download.events()
+        self._events.insert(len(self._events) if at is None else at, event)
 
     # ------------------------------------------------- engine interface
     def receive_datagram(self, data, addr, now: float) -> None:
@@ -525,9 +535,10 @@ class PeerEngine:
             self.download.handle_timer(now)
 
     def events(self) -> list:
-        """The download's events, then ``PeerJoined`` and ``Served``."""
+        """The download's events, ``PeerJoined`` and ``Served``, in the
+        order they happened."""
         mine, self._events = self._events, []
-        return self.download.events() + mine
+        return mine + self.download.events()
 
     # ---------------------------------------------- the driver's download
     @property

@@ -157,6 +157,8 @@ class Swarm:
         # nonce -> (addr, sent at, who listed it)
         self.pinging: dict[int, tuple] = {}
         self.tried: OrderedDict[tuple, float] = OrderedDict()
+        # Peers not among ours that got our pieces in answer to a HAVE.
+        self.answered: OrderedDict[tuple, float] = OrderedDict()
         self.recent_pings: deque[float] = deque()  # candidates, last second
         self.fresh = p.RangeSet()  # pieces verified, not yet announced
         self.next_pex = self.next_refresh = None
@@ -250,6 +252,26 @@ class Swarm:
             self._hold(addr, msg.ranges)
             self.candidate(addr, now)
             self.ping_candidates(now)
+            self.answer_have(addr, now)
+
+    def answer_have(self, addr, now: float) -> None:
+        """What we hold, to a proven peer that told us its pieces but is
+        not among ours (our table may be full): it knows us, so it can
+        fetch from us.  Once per ``PEX_INTERVAL_S`` per address, for at
+        most ``MAX_TRIED`` addresses: a reply of a few ranges to each of
+        its HAVEs, never more."""
+        pieces_held = self.engine.song.pieces
+        last = self.answered.get(addr)
+        if not pieces_held or not self.engine.sharing or (
+                last is not None and now - last < PEX_INTERVAL_S):
+            return
+        self.answered.pop(addr, None)
+        self.answered[addr] = now
+        if len(self.answered) > MAX_TRIED:
+            self.answered.popitem(last=False)
+        for have in have_messages(self.info, pieces_held,
+                                  self.tokens.get(addr, 0)):
+            self.send(have, addr)
 
     def on_peers(self, msg: p.Peers, addr, now: float) -> None:
         """Only the answer of a peer we asked, once, in time."""

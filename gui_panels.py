@@ -201,8 +201,16 @@ class DownloadPanel:
         labels.bind(ttk.Checkbutton(row, variable=self.preview_var),
                     N_("Preview while downloading")).pack(side="left")
         self.prebuffer_var = tk.StringVar(value=str(settings.prebuffer))
-        ttk.Spinbox(row, from_=0, to=30, increment=0.5, width=4,
-                    textvariable=self.prebuffer_var).pack(side="right")
+        box = self.prebuffer_box = ttk.Spinbox(
+            row, width=4, textvariable=self.prebuffer_var)
+        box.pack(side="right")
+        # Tk's own arrows read "2,5" as 2 and write "3.0": ours step in
+        # the language in use (arrow keys and the mouse wheel too).
+        for sequence, direction in (("<<Increment>>", 1),
+                                    ("<<Decrement>>", -1)):
+            box.bind(sequence, lambda event, d=direction:
+                     self._step_prebuffer(d))
+        labels.call(self._show_prebuffer)
         labels.bind(ttk.Label(row), N_("Prebuffer (s):")).pack(
             side="right", padx=(6, 4))
         self._build_share_row(labels, settings, actions["share"])
@@ -226,6 +234,19 @@ class DownloadPanel:
                                      parent.winfo_toplevel().p2p_fonts[0])
         self.progress_label.grid(row=7, column=0, columnspan=3, sticky="ew")
         self.frame.columnconfigure(2, weight=1)
+
+    def _step_prebuffer(self, direction: int) -> str:
+        stepped = gui_state.prebuffer_step(self.prebuffer_var.get(),
+                                           direction)
+        if stepped is not None:
+            self.prebuffer_var.set(stepped)
+        return "break"  # not Tk's own step as well
+
+    def _show_prebuffer(self) -> None:
+        """The prebuffer in the language in use: 2,0 in Portuguese."""
+        value = gui_state.prebuffer_value(self.prebuffer_var.get())
+        if value is not None:
+            self.prebuffer_var.set(gui_state.prebuffer_text(value))
 
     def _build_share_row(self, labels: Labels, settings, toggled) -> None:
         """The switch "Share with other listeners" (a download serves the

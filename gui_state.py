@@ -527,3 +527,132 @@ def played_chunk(byte_end: int, chunk_size: int, chunks: int) -> int:
     """The last chunk wholly or partly played when every byte before
     ``byte_end`` has played (-1: none)."""
     return min(chunks, -(-byte_end // max(chunk_size, 1))) - 1
+
+
+# ------------------------------------------------------ live playback
+class MeanRateClock:
+    """A time map (``time_at``) at the song's mean bit rate, duration over
+    size: the window's estimate until the player has scanned the whole
+    file (its own ``time_map``).  A tag at the front makes it late by the
+    tag's share of the song."""
+
+    def __init__(self, size: int, duration_s: float):
+        self.size = size
+        self.seconds = duration_s
+
+    def time_at(self, byte_offset: int) -> float:
+        if self.size <= 0:
+            return 0.0
+        return self.seconds * min(max(byte_offset, 0), self.size) / self.size
+
+
+@dataclass
+class LivePlayback:
+    """What the preview has played so far, from its Played events alone
+    (on the download's clock): when it first sounded, how far it got."""
+
+    first: tuple | None = None  # (byte_end, at_s) of the first Played
+    byte_end: int = 0           # every byte before it has played
+    done: bool = False          # the player's final figures took over
+
+    def take(self, event: ev.Played) -> None:
+        if event.byte_end <= 0:
+            return
+        if self.first is None:
+            self.first = (event.byte_end, event.at_s)
+        self.byte_end = max(self.byte_end, event.byte_end)
+
+    def figures(self, clock, run: Run, chunk_size: int) -> dict:
+        """Start-up, seconds played and the continuity of the chunks
+        played so far, through the time map ``clock``; {} before the
+        first sound.  Start-up: the first Played's time less the audio it
+        says had played by then."""
+        if self.first is None:
+            return {}
+        byte_end, at_s = self.first
+        startup = max(0.0, at_s - clock.time_at(byte_end))
+        return {"startup_s": startup,
+                "played_s": clock.time_at(self.byte_end),
+                "continuity": continuity_so_far(run, startup, chunk_size,
+                                                clock)}
+
+
+def preview_figures(playback: LivePlayback, run: Run, info,
+                    player) -> dict:
+    """The preview's start-up, seconds played and continuity so far (its
+    Played events, through the player's time map once it has the whole
+    file, else the song's mean bit rate, ``info``'s), and its stalls (the
+    player's own count: no event tells when a stall ends); {} without a
+    preview."""
+    if player is None:
+        return {}
+    clock = player.time_map(info.size) or MeanRateClock(
+        info.size, (info.duration_ms or 0) / 1000)
+    figures = playback.figures(clock, run, info.chunk_size)
+    audio = player.stats
+    if audio.get("stalls") is not None:
+        figures.update(stalls=audio["stalls"], stall_s=audio["stall_s"])
+    return figures
+
+
+WHOLE_SONG = ("startup_s", "continuity")  # a download's, once it knew them
+
+
+def over_final(stats: dict, playback: dict) -> dict:
+    """A download's final ``stats`` with what its preview has played
+    since (``preview_figures``): its start-up and continuity stay when
+    the download knew them (continuity then counts the whole song)."""
+    return {**stats, **{key: value for key, value in playback.items()
+                        if key not in WHOLE_SONG or stats.get(key) is None}}
+
+
+def continuity_so_far(run: Run, startup: float, chunk_size: int,
+                      clock) -> float | None:
+    """The continuity index (``playback_model.continuity``) of the chunks
+    played so far: each of them is here, so one that never arrived during
+    this run was on disk before it (resumed: on time).  Chunks still to
+    play are left out: whether they come in time is not known yet."""
+    import playback_model
+    count = sum(1 for t in run.played if t is not None)  # a prefix
+    if not count:
+        return None
+    arrivals = [math.nan if t is None else t for t in run.received[:count]]
+    return playback_model.continuity(arrivals, startup, chunk_size, clock)
+
+
+# ----------------------------------------------------------- prebuffer
+PREBUFFER_MAX_S = 30.0  # more is no preview: a short song would be over
+PREBUFFER_STEP_S = 0.5  # one click of the prebuffer box's arrows
+PREBUFFER_DIGITS = 3    # decimals kept of a prebuffer typed finer
+
+
+def prebuffer_value(text: str) -> float | None:
+    """The seconds typed in the prebuffer box, with a decimal comma or a
+    point; None unless a number from 0 to PREBUFFER_MAX_S."""
+    try:
+        value = float(text.strip().replace(",", "."))
+    except ValueError:
+        return None
+    return value if 0 <= value <= PREBUFFER_MAX_S else None  # NaN: None
+
+
+def prebuffer_text(value: float) -> str:
+    """'2.0' in English, '2,0' in Portuguese; a finer value typed keeps
+    its decimals ('2,25')."""
+    digits = next((d for d in range(1, PREBUFFER_DIGITS)
+                   if round(value, d) == value), PREBUFFER_DIGITS)
+    return i18n.decimal(value, digits)
+
+
+def prebuffer_step(text: str, direction: int) -> str | None:
+    """The prebuffer box after a click of its up (+1) or down (-1) arrow:
+    the next multiple of PREBUFFER_STEP_S that way, within range, in the
+    language in use; None when the text is no prebuffer."""
+    value = prebuffer_value(text)
+    if value is None:
+        return None
+    steps = value / PREBUFFER_STEP_S
+    steps = math.floor(steps + 1e-9) + 1 if direction > 0 \
+        else math.ceil(steps - 1e-9) - 1
+    return prebuffer_text(min(PREBUFFER_MAX_S,
+                              max(0.0, steps * PREBUFFER_STEP_S)))

@@ -49,6 +49,8 @@ class Session:
     runs: list = field(default_factory=list)
     run: gui_state.Run | None = None  # the running or last run
     live: gui_state.Live = field(default_factory=gui_state.Live)
+    playback: gui_state.LivePlayback = field(
+        default_factory=gui_state.LivePlayback)  # the preview's, so far
     song_selected: bool = False
     final_stats_asked: bool = False
     player_error_shown: object = None
@@ -226,7 +228,7 @@ class View:
         self._show_progress()
         self._show_player()
         self._show_player_error()
-        if self.app.state.downloading and \
+        if (self.app.state.downloading or self._previewing()) and \
                 now - self._live_shown_at >= LIVE_STATS_EVERY_S:
             self._live_shown_at = now
             self.show_stats()
@@ -245,21 +247,34 @@ class View:
             served,
             f"{i18n._(STAT_NAMES['served'])}: {stat_text('served', stats)}")
 
-    def _shown_stats(self) -> dict:
-        """The final statistics, or during a download the live ones."""
+    def _previewing(self) -> bool:
+        """The last download's preview plays on, its final figures not
+        in yet: the statistics follow it."""
         state = self.app.state
-        if not state.downloading or state.info is None:
+        player = state.preview_player
+        return player is not None and not state.playback.done and \
+            player.state in gui_state.PLAYER_ACTIVE
+
+    def _shown_stats(self) -> dict:
+        """The final statistics, or during a download the live ones;
+        with, while the preview plays, what it has played so far (the
+        download's own start-up and continuity, whole-song figures, stay
+        when it knew them)."""
+        state = self.app.state
+        if state.info is None or state.run is None:
             return state.stats
+        playback = {} if state.playback.done else \
+            gui_state.preview_figures(state.playback, state.run, state.info,
+                                      state.preview_player)
+        if not state.downloading:
+            return gui_state.over_final(state.stats, playback)
         live = state.live
-        audio = state.preview_player.stats if state.preview_player else {}
-        return {"file": state.run.song if state.run else None,
+        return {"file": state.run.song,
                 "size": state.info.size, "chunks": state.info.chunks,
                 "chunks_received": live.received, "nacks_sent": live.nacks,
                 "chunks_retransmitted": live.retransmitted,
-                "stalls": audio.get("stalls", live.stalls),
-                "stall_s": audio.get("stall_s"),
-                "startup_s": audio.get("startup_s"),
-                "played_s": audio.get("played_s"),
+                "stalls": live.stalls, "stall_s": None,
+                "startup_s": None, "played_s": None, **playback,
                 "seeders_gone": sorted(live.gone),
                 "elapsed_s": time.monotonic() - state.started_at,
                 "per_peer": dict(live.sources),
@@ -364,17 +379,13 @@ class View:
 
     def prebuffer(self) -> float | None:
         """The prebuffer typed, in seconds; None (and said) when it is
-        not a number of seconds from 0 to 30."""
-        try:
-            value = float(self.download.prebuffer_var.get().replace(",",
-                                                                    "."))
-            if not 0 <= value <= 30:
-                raise ValueError
-        except ValueError:
+        not a number of seconds from 0 to 30 (a decimal comma or
+        point)."""
+        value = gui_state.prebuffer_value(self.download.prebuffer_var.get())
+        if value is None:
             self.set_status(
                 N_("Prebuffer must be a number of seconds (0-30)."),
                 "error")
-            return None
         return value
 
     # ----------------------------------------------------------- runs
@@ -513,6 +524,7 @@ class Handlers:
                                       info.chunks)
         self.view.plot.add("played", event.at_s, last)
         self.state.run.take_played(last, event.at_s)
+        self.state.playback.take(event)
 
     # ------------------------------------------------ worker messages
     def on_PeerAnswered(self, message: gw.PeerAnswered) -> None:
@@ -588,6 +600,7 @@ class Handlers:
             return
         run.stats.update(gui_state.audio_figures(player.stats))
         if run is self.state.run:
+            self.state.playback.done = True
             self.state.stats = dict(run.stats)
             self.view.show_stats()
         self.view.show_runs()
@@ -604,6 +617,7 @@ class Handlers:
             state.player_name = message.name
         state.stats = {}
         state.live = gui_state.Live(total=message.info.chunks)
+        state.playback = gui_state.LivePlayback()
         state.final_stats_asked = False
         state.run = gui_state.Run(
             len(state.runs) + 1, message.name, message.order,
@@ -659,6 +673,7 @@ class Handlers:
 
     def on_StatsUpdated(self, message: gw.StatsUpdated) -> None:
         if self.state.run in self.state.runs:  # completed
+            self.state.playback.done = True  # after the preview played
             self._finish_run(message.stats)
 
     def on_PlayerStarted(self, message: gw.PlayerStarted) -> None:

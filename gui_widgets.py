@@ -160,14 +160,21 @@ STAT_NAMES = {
     "per_peer": N_("Chunks per source"),
     "served": N_("Served to others"),
 }
-STAT_ROWS = (  # left, right: continuity next to start-up
-    ("startup_s", "continuity"), ("stalls", "played_s"),
+HINT_ROW = ()  # where the line explaining continuity goes
+# Rows of two (left, right: continuity next to start-up) or of one, wide,
+# across the panel.  At 1024x768 the panel shows three rows and a half
+# (with the demo's note in Portuguese): what was served to others is the
+# third, not below the fold; the line explaining continuity comes next.
+STAT_LAYOUT = (
+    ("startup_s", "continuity"), ("stalls", "played_s"), ("served",),
+    HINT_ROW,
     ("nacks_sent", "chunks_retransmitted"), ("chunks_received", "chunks"),
     ("elapsed_s", "goodput_Bps"), ("size", "duplicates"),
     ("datagrams_dropped_by_leecher", "seeders_gone"),
+    ("per_peer",),
 )
 NO_BREAK = "\u00a0"  # a space where a wrapped line may not break
-WIDE_STATS = ("served", "per_peer")  # a row each, across the panel
+WIDE_STATS = tuple(keys[0] for keys in STAT_LAYOUT if len(keys) == 1)
 WIDE_MARGIN_PX = 12     # right of a wide row's text: the scrollbar's side
 WIDE_MIN_PX = 120       # a wide row wraps no narrower, whatever the panel
 CONTINUITY_HINT = N_(
@@ -238,17 +245,16 @@ class StatsPanel:
         body = self.scrolled.inner
         self.names: dict = {}
         self.values: dict = {}
-        for row, keys in enumerate(STAT_ROWS):
-            for column, key in enumerate(keys):  # the hint goes in row 1
-                self._add(body, key, row + (row > 0), 2 * column)
-        for row, key in enumerate(WIDE_STATS, start=len(STAT_ROWS) + 1):
-            self._add(body, key, row, 0, span=3)
+        for row, keys in enumerate(STAT_LAYOUT):
+            span = 3 if len(keys) == 1 else 1  # a wide one: the whole row
+            for column, key in enumerate(keys):
+                self._add(body, key, row, 2 * column, span=span)
         body.bind("<Configure>", self._wrap_wide, add="+")
         self.hint = ttk.Label(body, style="Small.TLabel")
         self.hint_line = OneLine(self.hint, master.winfo_toplevel()
                                  .p2p_fonts[0])
-        self.hint.grid(row=1, column=0, columnspan=4, sticky="ew",
-                       pady=(0, 2))
+        self.hint.grid(row=STAT_LAYOUT.index(HINT_ROW), column=0,
+                       columnspan=4, sticky="ew", pady=(0, 2))
         body.columnconfigure(1, weight=1)
         body.columnconfigure(3, weight=1)
         self.stats: dict = {}

@@ -545,11 +545,16 @@ class PartFile:
     the contiguous prefix as it grows, the resume data, the final rename.
     Errors become ``events.DownloadFailed``."""
 
-    def __init__(self, info: p.FileInfo, final_path: str):
+    def __init__(self, info: p.FileInfo, final_path: str,
+                 in_place: bool = False):
+        """``in_place``: the song is here already (its pieces are checked
+        to be shared): the file itself is the ``.part``, never renamed
+        away and given no resume data."""
         self.info = info
         self.name = os.path.basename(final_path)
         self.final_path = final_path
-        self.part_path = final_path + ".part"
+        self.in_place = in_place
+        self.part_path = final_path if in_place else final_path + ".part"
         self.sidecar = Sidecar(final_path + SIDECAR_SUFFIX)
         self.crcs = array("I", bytes(4 * info.chunks))  # for resuming
         self.fd = None
@@ -634,7 +639,8 @@ class PartFile:
                       verified=()) -> str | None:
         """Write the sidecar (after the engine's ``runs`` not yet written);
         the reason it failed, if it did."""
-        if self.fd is None or not state.received or self.untrusted:
+        if self.fd is None or not state.received or self.untrusted \
+                or self.in_place:
             return None
         try:
             with contextlib.suppress(ev.DownloadFailed):
@@ -825,11 +831,15 @@ class Download:
     ``sharing`` (``share.Sharing``; None: no sharing) makes it a peer of
     the swarm for a song with a piece list: it serves what it verified
     while downloading, and ``seed()`` goes on serving after ``run()``.
+    ``already_here``: the song is saved and verified already; ``run()``
+    fetches its piece list and checks its pieces from the file (nothing
+    is downloaded), so that ``seed()`` can share it.
     """
 
     def __init__(self, endpoint: Endpoint, song: Song, peers: dict,
                  out_dir: str, options: Options | None = None, events=None,
-                 player=None, sharing: share.Sharing | None = None):
+                 player=None, sharing: share.Sharing | None = None,
+                 already_here: bool = False):
         self.endpoint = endpoint
         self.song = song
         self.info = song.info
@@ -839,7 +849,7 @@ class Download:
         self.player = player
         self.name = safe_name(song.info)
         self.final_path = os.path.join(out_dir, self.name)
-        self.part = PartFile(self.info, self.final_path)
+        self.part = PartFile(self.info, self.final_path, already_here)
         self.part_path = self.part.part_path
         self.engine: DownloadEngine | None = None
         self.driven = None  # what the loop drives: engine, or a PeerEngine
@@ -870,7 +880,9 @@ class Download:
         self.part.open()
         self.started = time.monotonic()
         try:
-            if self.options.fresh:  # "Download again": from nothing
+            if self.part.in_place:  # every chunk here, pieces to check
+                present = range(self.info.chunks)
+            elif self.options.fresh:  # "Download again": from nothing
                 self.part.sidecar.remove()
                 present = []
             else:
@@ -1261,11 +1273,12 @@ class TerminalView:
         self.last = None  # monotonic time of the last bar drawn
         self.shown = None  # the counts of the last line (a log's)
         self.snapshot = None
+        self.busy: set[str] = set()  # peers whose last answer was BUSY
         told = self.tell  # a line in the language in use (i18n.describe)
         self.handlers = {
-            ev.RequestSent: told, ev.Resumed: self._resumed,
+            ev.RequestSent: self._asked, ev.Resumed: self._resumed,
             ev.SongChanged: told, ev.SeederGone: told, ev.SeedersBack: told,
-            ev.Refused: told, ev.WaitingForSeeders: told,
+            ev.Refused: self._refused, ev.WaitingForSeeders: told,
             ev.BadPiece: told, ev.BadHashList: told,
             ev.Snapshot: self._snapshot,
             ev.ChunkReceived: None, ev.NackSent: None, ev.Played: None,
@@ -1289,6 +1302,22 @@ class TerminalView:
             self.stream.write("\r\033[K")  # over the bar, drawn again later
         self.stream.write("  " + line + "\n")
         self.stream.flush()
+
+    def _refused(self, event: ev.Refused) -> None:
+        if event.code == p.ErrorCode.BUSY:
+            self.busy.add(event.peer)
+        self.tell(event)
+
+    def _asked(self, event: ev.RequestSent) -> None:
+        """A REQUEST; one that follows a BUSY "ask again later" says it
+        is the same chunks asked again after the back-off."""
+        if event.peer not in self.busy:
+            self.tell(event)
+            return
+        self.busy.discard(event.peer)
+        self.say(tr(N_("asked {peer} again for {chunks} chunks, after its "
+                       "\"ask again later\""), peer=event.peer,
+                    chunks=event.chunks))
 
     def _resumed(self, event: ev.Resumed) -> None:
         self.resumed = event.chunks
@@ -1376,7 +1405,8 @@ def report(stats: dict) -> str:
                         role=_(ROLES.get(roles.get(peer), ROLES["seeder"]))))
     if stats.get("shared") or stats.get("served_chunks"):
         lines.append(tr(N_("served          {chunks} chunks to {peers} "
-                           "peer(s)"), chunks=stats["served_chunks"],
+                           "other listener(s)"),
+                        chunks=stats["served_chunks"],
                         peers=len(stats["served_to"])))
     if stats["seeders_gone"]:
         lines.append(tr(N_("seeders gone    {peers}"),
@@ -1536,22 +1566,33 @@ def cmd_get(args) -> int:
     options = Options(args.order, args.window, args.timeout, args.loss,
                       args.rng_seed, args.force, pick=args.pick)
     audio = Audio(args) if (args.play or args.preview) else None
-    with Keys.active(audio):
-        return _get(args, options, audio)
+    with Keys.active(audio), sigterm_as_interrupt():
+        try:
+            return _get(args, options, audio)
+        except Terminated:
+            cli.say_error(tr(N_("{prog}: terminated"), prog="leecher"))
+            return EXIT_TERMINATED
 
 
 def _get(args, options: Options, audio) -> int:
+    """The run; Ctrl-C or SIGTERM (``Terminated``) during it still writes
+    the --json (``complete`` false) before the run ends with 130 / 143;
+    during --seed-for either ends the sharing and the run reports, exit
+    0 (the song is saved)."""
     endpoint = _endpoint(args)
+    song = download = None
     try:
         print(_("seeders:"))
         peers = find_alive(endpoint, read_seeders(args.seeders))
         songs = search(endpoint, [x for x in peers.values() if x.alive],
                        args.name)
         song = pick_song(songs, args.name, args.song_id)
+        sharing = share.from_args(args)
         existing = check_output(args.output, song, args.force)
-        # --play and --preview play a song already here; anything else
-        # has nothing to do (--force fetches it again).
-        if existing and not (args.play or args.preview):
+        # --play and --preview play a song already here, --seed-for shares
+        # it; anything else has nothing to do (--force fetches it again).
+        reshare = existing and shares_when_here(sharing, song)
+        if existing and not (args.play or args.preview or reshare):
             print(tr(N_("{path} is already here and verified (--force "
                         "downloads it again)"),
                      path=cli.printable(existing)))
@@ -1562,11 +1603,20 @@ def _get(args, options: Options, audio) -> int:
                             else None)
         view.audio = audio
         download = Download(endpoint, song, peers, args.output, options,
-                            events=view, sharing=share.from_args(args))
-        path = existing or _download(download, audio, view)
+                            events=view, sharing=sharing,
+                            already_here=bool(reshare))
+        if reshare:
+            print(tr(N_("{path} is already here and verified: its pieces "
+                        "are checked, then shared"),
+                     path=cli.printable(existing)))
+        path = _download(download, audio, view) if not existing or reshare \
+            else existing
         print(tr(N_("saved {path}"), path=cli.printable(path)))
-        if not existing:
-            _seed(download)
+        stopped_by = _seed(download) if download.started else None
+    except KeyboardInterrupt as exc:
+        if args.json:
+            write_interrupted(args.json, download, song, exc)
+        raise
     finally:
         _close(endpoint)
     if audio:
@@ -1574,17 +1624,79 @@ def _get(args, options: Options, audio) -> int:
     stats = download.stats(timeline=False)
     print(report(stats))
     if args.json:
+        stats.update(complete=True, interrupted_by=stopped_by)
         write_json(args.json, stats, download.times.rows())
     return cli.EXIT_OK
+
+
+def shares_when_here(sharing: share.Sharing, song: Song) -> bool:
+    """A song saved already is shared (--seed-for) when it has a piece
+    list: the list is fetched and each piece checked, as in a download,
+    so that the others may trust what they get."""
+    return sharing.share and sharing.seed_for > 0 \
+        and not pieces.legacy(song.info)
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised where a Ctrl-C would be: the run ends the same
+    way (the --json written, --seed-for's summary), but exits 143."""
+
+
+EXIT_TERMINATED = 128 + signal.SIGTERM  # as the shell reports a SIGTERM
+
+
+def signal_name(exc: BaseException) -> str:
+    return "SIGTERM" if isinstance(exc, Terminated) else "SIGINT"
+
+
+@contextlib.contextmanager
+def sigterm_as_interrupt():
+    """SIGTERM raises ``Terminated`` meanwhile (main thread only)."""
+    import threading
+
+    def terminated(signum, frame):
+        raise Terminated
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    before = signal.signal(signal.SIGTERM, terminated)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, before)
+
+
+def write_interrupted(path: str, download, song, exc) -> None:
+    """The --json of a run stopped before its song was saved: what is
+    known, ``complete`` false."""
+    if download is not None and download.engine is not None:
+        stats = download.stats(timeline=False)
+        timeline = download.times.rows()
+    else:
+        stats, timeline = {}, None
+        if song is not None:
+            stats = {"file": safe_name(song.info), "size": song.info.size,
+                     "sha256": song.info.sha256.hex()}
+    stats.update(complete=False, interrupted_by=signal_name(exc))
+    write_json(path, stats, timeline)
 
 
 def already_verified(path: str, song: Song) -> dict:
     """The statistics of a song that was already here: what is known."""
     return {"file": os.path.basename(path), "size": song.info.size,
-            "sha256": song.info.sha256.hex(), "already_verified": True}
+            "sha256": song.info.sha256.hex(), "already_verified": True,
+            "complete": True}
+
+
+# How the pieces are chosen (--pick), told once as a download starts.
+PICKS = {"sequential": N_("pieces picked in order"),
+         "rarest": N_("pieces picked rarest first"),
+         "deadline": N_("pieces picked near the play point first")}
 
 
 def _download(download: Download, audio, view: TerminalView) -> str:
+    if not (pieces.legacy(download.info) or download.part.in_place):
+        print(_(PICKS[download.options.pick]))
     if audio and audio.preview:
         audio.start_preview(download)
     try:
@@ -1592,7 +1704,8 @@ def _download(download: Download, audio, view: TerminalView) -> str:
     except (KeyboardInterrupt, ev.DownloadFailed):
         if audio:
             audio.stop()
-        if download.started and os.path.exists(download.part_path):
+        if download.started and not download.part.in_place \
+                and os.path.exists(download.part_path):
             print(tr(N_("partial download kept in {path}: run the same "
                         "command again to resume"),
                      path=cli.printable(download.part_path)),
@@ -1602,18 +1715,20 @@ def _download(download: Download, audio, view: TerminalView) -> str:
         view.draw(final=True)
 
 
-def _seed(download: Download) -> None:
-    """--seed-for: serve the saved song a while; Ctrl-C ends it, and the
-    run goes on to its report."""
+def _seed(download: Download) -> str | None:
+    """--seed-for: serve the saved song a while; Ctrl-C or SIGTERM ends
+    it (the signal's name returned), and the run goes on to its report."""
     seconds = download.sharer.seed_for
     if not download.sharing_on or not seconds:
-        return
+        return None
     try:  # from the line on: a Ctrl-C right after it ends the sharing
         print(tr(N_("sharing for {seconds} s (Ctrl-C stops)"),
                  seconds=i18n.decimal(seconds, 1)), flush=True)
         download.seed()
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as exc:
         print(_("sharing stopped"))
+        return signal_name(exc)
+    return None
 
 
 KEYS_HELP = N_("keys: p or space = pause/resume, q = stop playing")

@@ -157,6 +157,8 @@ class Swarm:
         # nonce -> (addr, sent at, who listed it)
         self.pinging: dict[int, tuple] = {}
         self.tried: OrderedDict[tuple, float] = OrderedDict()
+        # Peers not among ours that got our pieces in answer to a HAVE.
+        self.answered: OrderedDict[tuple, float] = OrderedDict()
         self.recent_pings: deque[float] = deque()  # candidates, last second
         self.fresh = p.RangeSet()  # pieces verified, not yet announced
         self.next_pex = self.next_refresh = None
@@ -250,6 +252,26 @@ class Swarm:
             self._hold(addr, msg.ranges)
             self.candidate(addr, now)
             self.ping_candidates(now)
+            self.answer_have(addr, now)
+
+    def answer_have(self, addr, now: float) -> None:
+        """What we hold, to a proven peer that told us its pieces but is
+        not among ours (our table may be full): it knows us, so it can
+        fetch from us.  Once per ``PEX_INTERVAL_S`` per address, for at
+        most ``MAX_TRIED`` addresses: a reply of a few ranges to each of
+        its HAVEs, never more."""
+        pieces_held = self.engine.song.pieces
+        last = self.answered.get(addr)
+        if not pieces_held or not self.engine.sharing or (
+                last is not None and now - last < PEX_INTERVAL_S):
+            return
+        self.answered.pop(addr, None)
+        self.answered[addr] = now
+        if len(self.answered) > MAX_TRIED:
+            self.answered.popitem(last=False)
+        for have in have_messages(self.info, pieces_held,
+                                  self.tokens.get(addr, 0)):
+            self.send(have, addr)
 
     def on_peers(self, msg: p.Peers, addr, now: float) -> None:
         """Only the answer of a peer we asked, once, in time."""
@@ -294,6 +316,7 @@ class Swarm:
         download = self.engine.download
         peer = Peer(addr, rtt=rtt, holds=p.RangeSet())
         peer.learn(pong)
+        told = self.engine.mark()  # joined: told before it is asked
         download.add_peer(peer, now)
         if addr not in download.peers:
             return  # the download takes no more peers (or banned it)
@@ -301,7 +324,7 @@ class Swarm:
         if holds:
             download.peer_has(addr, tuple(holds), now)
         self.engine.emit(ev.PeerJoined(peer_name(addr),
-                                       download.since_start(now)))
+                                       download.since_start(now)), told)
         self.announce(peer, self.engine.song.pieces)
 
     # ----------------------------------------------------- candidates
@@ -462,8 +485,17 @@ class PeerEngine:
         self.swarm.start(now)
         self._start_by = now + PEX_WAIT_S if self.swarm.awaiting else now
 
-    def emit(self, event) -> None:
-        self._events.append(event)
+    def mark(self) -> int:
+        """Where an event emitted now goes (``emit``'s ``at``); the
+        download's events so far are taken first, to keep the order."""
+        self._events += self.download.events()
+        return len(self._events)
+
+    def emit(self, event, at: int | None = None) -> None:
+        """``event`` after everything so far, or at ``at`` (a ``mark``
+        taken during this call): before what the download said since."""
+        self._events += self.download.events()
+        self._events.insert(len(self._events) if at is None else at, event)
 
     # ------------------------------------------------- engine interface
     def receive_datagram(self, data, addr, now: float) -> None:
@@ -525,9 +557,10 @@ class PeerEngine:
             self.download.handle_timer(now)
 
     def events(self) -> list:
-        """The download's events, then ``PeerJoined`` and ``Served``."""
+        """The download's events, ``PeerJoined`` and ``Served``, in the
+        order they happened."""
         mine, self._events = self._events, []
-        return self.download.events() + mine
+        return mine + self.download.events()
 
     # ---------------------------------------------- the driver's download
     @property

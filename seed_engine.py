@@ -844,6 +844,7 @@ class Counters:
     bad_datagrams: int = 0
     sessions: int = 0
     refused: int = 0
+    slots_full: int = 0  # REQUESTs told BUSY: every upload slot taken
 
     def __post_init__(self):
         self.link = SendCounts()  # the five DONE counters, summed
@@ -1313,6 +1314,7 @@ class SeederEngine(Replies, ChunkSending):
             # (a seeder dividing 400 kbit/s among 100 sessions sends
             # nobody a piece for a minute).  They ask again after a
             # back-off, and meanwhile fetch from each other.
+            self.counters.slots_full += 1
             self._refuse(p.ErrorCode.BUSY, "every upload slot is taken, "
                          "ask again later", addr, sid, now)
             return

@@ -576,6 +576,9 @@ class Seeder:
                    dropped=link.dropped, duplicated=link.duplicated,
                    mb=i18n.decimal(link.bytes_sent / 1e6, 1),
                    bad=c.bad_datagrams)
+                + (tr(N_(", {n} requests told to ask again later (every "
+                         "upload slot taken)"), n=c.slots_full)
+                   if self.engine.upload_slots else "")
                 + (f"; {fallback}" if (fallback := getattr(
                     self.sender, "fallback_reason", "")) else ""))
 

@@ -88,8 +88,9 @@ def bind_address(text: str | None) -> tuple[str, int]:
         host, port = text.strip(), "0"
     try:
         ip = cli.ip_address(host)
-    except argparse.ArgumentTypeError as exc:
-        raise cannot_bind(text, exc) from None
+    except argparse.ArgumentTypeError:  # the whole value, as typed
+        raise cannot_bind(text, tr(N_("not an IPv4 address: {text}"),
+                                   text=repr(text.strip()))) from None
     if not (port.isascii() and port.isdigit()) or int(port) > MAX_PORT:
         raise cannot_bind(text, tr(N_("port must be 0-65535: {text}"),
                                    text=repr(port)))

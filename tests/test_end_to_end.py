@@ -174,7 +174,7 @@ def test_output_errors_are_one_line(seeders, song_dir, tmp_path):
     assert stats == {"file": "short-tune.mp3",
                      "size": (song_dir / "short-tune.mp3").stat().st_size,
                      "sha256": sha256(song_dir / "short-tune.mp3"),
-                     "already_verified": True}
+                     "already_verified": True, "complete": True}
 
 
 @pytest.mark.parametrize("loss", ["0", "0.05"])
@@ -200,14 +200,7 @@ def test_slow_seeder_is_not_flooded_with_nacks(seeders, song_dir, tmp_path,
 def start_sharing_get(out, seeder, ip, seed_for="3"):
     """A sharing `get` bound to ``ip``, serving ``seed_for`` s after its
     download, writing its statistics to ``out/stats.json``."""
-    import subprocess
-    from conftest import PYTHON, ROOT
-    os.makedirs(out, exist_ok=True)
-    return subprocess.Popen(
-        [PYTHON, os.path.join(ROOT, "leecher.py"), "get", "facom-sample",
-         "-o", str(out), "--seeders", seeder.address, "--bind", ip,
-         "--seed-for", seed_for, "--json", str(out / "stats.json")],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    return sharing_get(out, seeder, ip, "--seed-for", seed_for)
 
 
 def wait_for_line(proc, wanted, timeout: float = 20.0) -> str:
@@ -283,7 +276,7 @@ def test_two_sharing_leechers_trade_pieces_and_end_byte_exact(
         assert from_ip(stats[gave]["served_to"], ips[got]), stats[gave]
         said = dict(zip("ab", (out for out, _ in outputs)))
         assert f"served          {stats[gave]['served_chunks']} chunks " \
-            "to 1 peer(s)" in said[gave]  # the report's last lines
+            "to 1 other listener(s)" in said[gave]  # the report's last lines
         assert re.search(r"  served \d+ chunks to 1 other listener",
                          said[gave])  # told while it served
         assert re.search(ips[gave].replace(".", r"\.") + r":\d+, another "
@@ -306,10 +299,107 @@ def test_ctrl_c_ends_the_sharing_and_the_run_reports(seeders, song_dir,
             proc.wait()
     assert proc.returncode == 0, out + err
     assert "sharing stopped" in out and "Traceback" not in err
-    assert "served          0 chunks to 0 peer(s)" in out
+    assert "served          0 chunks to 0 other listener(s)" in out
     assert sha256(tmp_path / "facom-sample.mp3") == \
         sha256(song_dir / "facom-sample.mp3")
     # saved, and no .part or resume data left behind
     assert sorted(os.listdir(tmp_path)) == ["facom-sample.mp3", "stats.json"]
     stats = json.loads((tmp_path / "stats.json").read_text())
     assert stats["shared"] is True and stats["served_chunks"] == 0
+
+
+def sharing_get(out, seeder, ip, *extra):
+    """A `get` bound to ``ip`` writing ``out/stats.json``, in a pipe."""
+    import subprocess
+    from conftest import PYTHON, ROOT
+    os.makedirs(out, exist_ok=True)
+    return subprocess.Popen(
+        [PYTHON, os.path.join(ROOT, "leecher.py"), "get", "facom-sample",
+         "-o", str(out), "--seeders", seeder.address, "--bind", ip,
+         "--json", str(out / "stats.json"), *extra],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def ended(proc, timeout: float = 30) -> tuple[str, str]:
+    try:
+        return proc.communicate(timeout=timeout)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+
+@pytest.mark.parametrize("signame, code", [("SIGINT", 130),
+                                           ("SIGTERM", 143)])
+def test_a_download_stopped_by_a_signal_still_writes_its_json(
+        seeders, song_dir, tmp_path, signame, code):
+    """Ctrl-C or SIGTERM mid-download: the .part is kept, the JSON says
+    what is known and that the run is not complete, the exit code is the
+    shell's for the signal.  The pick policy was said as it started."""
+    import signal
+    (seeder,) = seeders(("127.0.0.1", "-d", str(song_dir), "-q",
+                         "--rate", "200"))  # ~13 s for the song
+    proc = sharing_get(tmp_path, seeder, "127.0.0.26", "--pick", "deadline")
+    try:
+        said = wait_for_line(proc, lambda line: "pieces picked" in line)
+        wait_for_line(proc, at_least(5))
+        proc.send_signal(getattr(signal, signame))
+    finally:
+        out, err = ended(proc)
+    assert proc.returncode == code, out + err
+    assert said == "pieces picked near the play point first"
+    assert "Traceback" not in err and "partial download kept in" in err
+    stats = json.loads((tmp_path / "stats.json").read_text())
+    assert stats["complete"] is False and stats["interrupted_by"] == signame
+    assert 0 < stats["chunks_received"] < stats["chunks"]
+    assert stats["pick"] == "deadline"
+
+
+def test_seed_for_shares_a_song_already_here_and_sigterm_ends_it(
+        seeders, song_dir, tmp_path):
+    """The song is in a/ already: --seed-for checks its pieces (the list
+    from the seeder) and shares it; a second leecher gets chunks from it
+    while the seeder sends slowly; SIGTERM then ends the sharing as Ctrl-C
+    does: summary, JSON, exit 0."""
+    import shutil
+    import signal
+    (seeder,) = seeders(("127.0.0.1", "-d", str(song_dir), "-q",
+                         "--rate", "200"))
+    os.makedirs(tmp_path / "a")
+    shutil.copy(song_dir / "facom-sample.mp3", tmp_path / "a")
+    sharer = sharing_get(tmp_path / "a", seeder, "127.0.0.24",
+                         "--seed-for", "60")
+    getter = None
+    try:
+        wait_for_line(sharer, lambda line: line.startswith("sharing for 60"))
+        getter = sharing_get(tmp_path / "b", seeder, "127.0.0.25")
+        got_out, got_err = ended(getter, timeout=40)
+        sharer.send_signal(signal.SIGTERM)
+    finally:
+        out, err = ended(sharer)
+    assert getter.returncode == 0, got_out + got_err
+    assert sharer.returncode == 0, out + err
+    assert "sharing stopped" in out and "Traceback" not in err
+    assert sha256(tmp_path / "b" / "facom-sample.mp3") == \
+        sha256(song_dir / "facom-sample.mp3")
+    shared = json.loads((tmp_path / "a" / "stats.json").read_text())
+    assert shared["complete"] is True and shared["interrupted_by"] == \
+        "SIGTERM"
+    assert shared["piece_hashes"] == "checked"
+    assert shared["pieces_verified"] == shared["pieces"]
+    got = json.loads((tmp_path / "b" / "stats.json").read_text())
+    from_sharer = {peer: n for peer, n in got["per_peer"].items()
+                   if peer.startswith("127.0.0.24:")}
+    assert sum(from_sharer.values()) > 0, got["per_peer"]
+    assert shared["served_chunks"] >= sum(from_sharer.values())
+    assert f"served          {shared['served_chunks']} chunks to 1 other " \
+        "listener(s)" in out
+    assert sorted(os.listdir(tmp_path / "a")) == ["facom-sample.mp3",
+                                                  "stats.json"]
+    # the sharer joined before it was asked for anything
+    lines = got_out.splitlines()
+    joined = next(n for n, line in enumerate(lines)
+                  if re.match(r"  127\.0\.0\.24:\d+, another listener", line))
+    asked = [n for n, line in enumerate(lines)
+             if re.match(r"  asked 127\.0\.0\.24:\d+ ", line)]
+    assert asked and min(asked) > joined, got_out

@@ -1438,3 +1438,160 @@ def test_autostart_needs_a_song_one_line(tmp_path):
     assert result.returncode == 2
     assert result.stderr == ("gui.py: error: --autostart needs --song NAME "
                              "(see -h)\n")
+
+
+# ------------------------------------------------------- window fixes
+class PreviewPlayer:
+    """A preview player as the window sees it: its state, its own
+    figures, no time map yet (the download is not complete)."""
+
+    error = None
+    position_s = 0.0
+
+    def __init__(self):
+        self.state = "waiting"
+        self.stats = {"startup_s": None, "stalls": 0, "stall_s": 0.0,
+                      "played_s": 0.0}
+
+    @staticmethod
+    def time_map(size):
+        return None
+
+    def stop(self):
+        self.state = "stopped"
+
+
+def preview_download(app, player, chunks: int = 10):
+    """fake_download, with a preview player; every chunk arrives, chunk 3
+    late (at 2.0 s, after its turn to play)."""
+    import events as ev
+    import gui_worker as gw
+    info = fake_download(app, chunks)
+    app.inbox.get_nowait()  # fake_download's DownloadStarted: ours instead
+    app.inbox.put(gw.DownloadStarted(
+        "a.mp3", info, "/x/a.mp3.part", "random",
+        (("127.0.0.1:9000", "random"),), player))
+    for index in range(chunks):
+        app.inbox.put(ev.ChunkReceived(index, None, 2.0 if index == 3
+                                       else 0.05 * index, False,
+                                       "127.0.0.1:9000"))
+    pump(app, lambda: app.inbox.empty() and app.state.live.received ==
+         chunks, what="the chunks")
+    return info
+
+
+def shown_stats(app) -> dict:
+    app.view._live_shown_at = 0.0
+    app.view.tick(time.monotonic())
+    return {key: label.cget("text")
+            for key, label in app.view.stats_panel.values.items()}
+
+
+def test_preview_figures_are_live_during_and_after_the_download(window):
+    """Start-up as soon as playback starts, Played and the continuity of
+    what played so far while it plays, from the Played events; after the
+    download ends (its final figures knew no start-up: the first sound
+    came later) they go on, not frozen at the download's end."""
+    import events as ev
+    import gui_worker as gw
+    app = window([("127.0.0.1", free_port())], lang="en")
+    player = PreviewPlayer()
+    preview_download(app, player)  # 10 chunks of 1400 B, 5 s of audio
+    assert shown_stats(app)["startup_s"] == "—"
+    player.state = "playing"
+    # 0.5 s of audio (1400 B) had played at 1.2 s: first sound at 0.7 s
+    app.inbox.put(ev.Played(1400, 1.2))
+    pump(app, lambda: app.inbox.empty(), what="Played")
+    values = shown_stats(app)
+    assert values["startup_s"] == "0.70 s"
+    assert values["played_s"] == "0.50 s"
+    assert values["continuity"] == "100.0 %"  # chunk 0 only, on time
+    app.inbox.put(gw.DownloadEnded("/x/a.mp3", {
+        "file": "a.mp3", "chunks": 10, "startup_s": None,
+        "continuity": None, "played_s": 0.5, "stalls": 0}))
+    pump(app, lambda: not app.state.downloading, what="the end")
+    # chunk 3's turn came at 0.7 + 1.5 s = 2.2 s: on time at 2.0 s; 4
+    # chunks played of which none late
+    app.inbox.put(ev.Played(4 * 1400, 2.7))
+    pump(app, lambda: app.inbox.empty(), what="Played")
+    values = shown_stats(app)
+    assert values["startup_s"] == "0.70 s"
+    assert values["played_s"] == "2.00 s"  # not 0.50 s, the download's
+    assert values["continuity"] == "100.0 %"
+    app.set_language("pt")
+    assert shown_stats(app)["played_s"] == "2,00 s"
+    app.set_language("en")
+    player.state = "finished"  # the worker gives the final figures
+    player.stats = {"startup_s": 0.69, "stalls": 0, "stall_s": 0.0,
+                    "played_s": 5.0}
+    app.inbox.put(gw.StatsUpdated({"file": "a.mp3", "chunks": 10,
+                                   "startup_s": 0.69, "continuity": 1.0,
+                                   "played_s": 5.0, "stalls": 0}))
+    pump(app, lambda: app.state.playback.done, what="the final figures")
+    values = shown_stats(app)
+    assert (values["startup_s"], values["played_s"]) == ("0.69 s",
+                                                         "5.00 s")
+
+
+def test_continuity_so_far_counts_a_late_chunk_once_played(window):
+    import events as ev
+    app = window([("127.0.0.1", free_port())], lang="en")
+    player = PreviewPlayer()
+    player.state = "playing"
+    preview_download(app, player)
+    # first sound at 0.0 s (0.5 s played at 0.5 s): chunk 3's turn at
+    # 1.5 s, it came at 2.0 s; 5 chunks played, 4 on time
+    app.inbox.put(ev.Played(1400, 0.5))
+    app.inbox.put(ev.Played(5 * 1400, 3.0))
+    pump(app, lambda: app.inbox.empty(), what="Played")
+    values = shown_stats(app)
+    assert values["startup_s"] == "0.00 s"
+    assert values["continuity"] == "80.0 %"
+    assert values["played_s"] == "2.50 s"
+
+
+@pytest.mark.parametrize("lang", ["en", "pt"])
+def test_what_was_served_is_in_sight_at_1024x768(window, lang):
+    """'Served to others' is among the statistics shown without scrolling
+    at 1024x768, with the demo's note (three lines in Portuguese) above."""
+    import gui_demo
+    app = window([("127.0.0.1", free_port())], lang=lang)
+    app.root.geometry("{}x{}".format(*gui_state.window_size(1024, 768)))
+    app.view.note.show(gui_demo.STARTED, song="facom-sample.mp3",
+                       order="each seeder's own")
+    app.state.stats = {"served_chunks": 57, "served_peers": 2}
+    app.view.show_stats()
+    for _ in range(30):
+        app.root.update()
+        time.sleep(0.01)
+    panel = app.view.stats_panel
+    canvas = panel.scrolled.canvas
+    assert canvas.yview()[0] == 0.0  # not scrolled
+    for widget in (panel.names["served"], panel.values["served"]):
+        bottom = widget.winfo_y() + widget.winfo_height()
+        assert 0 < bottom <= canvas.winfo_height(), (lang, bottom,
+                                                     canvas.winfo_height())
+        assert widget.winfo_ismapped()
+
+
+def test_prebuffer_uses_the_decimal_comma_in_portuguese(window):
+    """Pré-buffer (s): 2,0 in Portuguese, 2.0 in English; the arrows step
+    in the language shown; a comma typed is read."""
+    app = window([("127.0.0.1", free_port())], lang="pt")
+    download = app.view.download
+    assert download.prebuffer_var.get() == "2,0"
+    spin = download.prebuffer_box
+    spin.event_generate("<<Increment>>")
+    assert download.prebuffer_var.get() == "2,5"
+    download.prebuffer_var.set("2,3")
+    spin.event_generate("<<Increment>>")
+    assert download.prebuffer_var.get() == "2,5"  # not Tk's "3.0"
+    spin.event_generate("<<Decrement>>")
+    spin.event_generate("<<Decrement>>")
+    assert download.prebuffer_var.get() == "1,5"
+    download.prebuffer_var.set("0,25")
+    assert app.view.prebuffer() == 0.25
+    app.set_language("en")
+    assert download.prebuffer_var.get() == "0.25"
+    app.set_language("pt")
+    assert download.prebuffer_var.get() == "0,25"

@@ -417,3 +417,76 @@ def test_live_counters_keep_the_last_served_figures():
     live.take(ev.Served(150, 4, 6.0))  # totals, not increments
     assert (live.served_chunks, live.served_peers) == (150, 4)
     assert live.received == 0 and live.sources == {}
+
+
+# ------------------------------------------------------ live playback
+def test_live_playback_takes_start_up_from_the_first_played_event():
+    run = gs.Run(1, "a.mp3", None, (), "", 0.0, chunks=4)
+    for index, when in enumerate((0.1, 0.2, 3.0, 0.3)):  # chunk 2 late
+        run.take(ev.ChunkReceived(index, None, when, False, "s"))
+    clock = gs.MeanRateClock(4000, 4.0)  # 1 s per 1000-byte chunk
+    playback = gs.LivePlayback()
+    assert playback.figures(clock, run, 1000) == {}
+    playback.take(ev.Played(0, 0.5))  # nothing played yet: ignored
+    playback.take(ev.Played(500, 1.5))
+    run.take_played(0, 1.5)
+    figures = playback.figures(clock, run, 1000)
+    assert figures["startup_s"] == pytest.approx(1.0)
+    assert figures["played_s"] == pytest.approx(0.5)
+    assert figures["continuity"] == 1.0
+    playback.take(ev.Played(3000, 4.0))  # chunk 2 (due 3.0 s) came at 3.0
+    run.take_played(2, 4.0)
+    assert playback.figures(clock, run, 1000)["continuity"] == 1.0
+    playback.take(ev.Played(2000, 9.0))  # older news: never goes back
+    assert playback.figures(clock, run, 1000)["played_s"] == \
+        pytest.approx(3.0)
+
+
+def test_continuity_so_far_counts_played_chunks_only():
+    run = gs.Run(1, "a.mp3", None, (), "", 0.0, chunks=4)
+    clock = gs.MeanRateClock(4000, 4.0)
+    assert gs.continuity_so_far(run, 0.5, 1000, clock) is None
+    run.received = [0.1, 2.0, None, 9.0]  # chunk 1 late; 2 was on disk
+    run.take_played(2, 4.0)
+    assert gs.continuity_so_far(run, 0.5, 1000, clock) == \
+        pytest.approx(2 / 3)  # chunk 3, very late, has not played yet
+
+
+def test_mean_rate_clock_stays_within_the_song():
+    clock = gs.MeanRateClock(1000, 10.0)
+    assert (clock.time_at(-5), clock.time_at(500),
+            clock.time_at(5000)) == (0.0, 5.0, 10.0)
+    assert gs.MeanRateClock(0, 10.0).time_at(100) == 0.0
+
+
+# ----------------------------------------------------------- prebuffer
+@pytest.mark.parametrize("text,value", [
+    ("2", 2.0), ("2,5", 2.5), (" 2.5 ", 2.5), ("0", 0.0), ("30", 30.0),
+    ("30,5", None), ("-1", None), ("nan", None), ("inf", None),
+    ("dois", None), ("", None), ("1,2,3", None)])
+def test_prebuffer_reads_a_comma_or_a_point(text, value):
+    assert gs.prebuffer_value(text) == value
+
+
+def test_prebuffer_is_shown_and_stepped_in_the_language_in_use():
+    i18n.use("pt")
+    assert gs.prebuffer_text(2.0) == "2,0"
+    assert gs.prebuffer_text(0.25) == "0,25"
+    assert gs.prebuffer_step("2,0", 1) == "2,5"
+    assert gs.prebuffer_step("2,3", 1) == "2,5"
+    assert gs.prebuffer_step("2,3", -1) == "2,0"
+    assert gs.prebuffer_step("0", -1) == "0,0"
+    assert gs.prebuffer_step("30", 1) == "30,0"
+    assert gs.prebuffer_step("x", 1) is None
+    i18n.use("en")
+    assert gs.prebuffer_step("2,5", 1) == "3.0"
+
+
+def test_over_final_keeps_the_downloads_whole_song_figures():
+    final = {"startup_s": 0.46, "continuity": 0.9, "played_s": 1.0}
+    live = {"startup_s": 0.45, "continuity": 1.0, "played_s": 7.5}
+    assert gs.over_final(final, live) == {"startup_s": 0.46,
+                                          "continuity": 0.9, "played_s": 7.5}
+    unknown = {"startup_s": None, "continuity": None, "played_s": 0.0}
+    assert gs.over_final(unknown, live) == live
+    assert gs.over_final(final, {}) == final

@@ -329,6 +329,31 @@ def test_a_have_from_an_unknown_address_needs_our_token_to_get_a_ping():
     assert ping[1] == OTHER
 
 
+def test_a_proven_peer_not_ours_hears_what_we_hold_in_answer():
+    """A HAVE from a peer we do not know (our table may be full) but that
+    proved its address: our pieces go back to it, at most once per
+    PEX_INTERVAL_S; nothing to a bad token, nothing when we hold nothing
+    (without this, late joiners of a big swarm knew peers that never
+    told them a piece, and took the whole song from the seeder)."""
+    h = Harness(verified=[0, 2])
+    h.started()
+    h.send(p.Have(INFO.file_id, PIECES, (), 1234), OTHER)
+    assert h.messages(p.Have) == []
+    h.send(p.Have(INFO.file_id, PIECES, (), h.token(OTHER)), OTHER)
+    assert h.messages(p.Have) == [(p.Have(INFO.file_id, PIECES,
+                                          ((0, 1), (2, 3)), 0), OTHER)]
+    h.now += pe.PEX_INTERVAL_S / 2
+    h.send(p.Have(INFO.file_id, PIECES, (), h.token(OTHER)), OTHER)
+    assert h.messages(p.Have) == []
+    h.now += pe.PEX_INTERVAL_S
+    h.send(p.Have(INFO.file_id, PIECES, (), h.token(OTHER)), OTHER)
+    assert len(h.messages(p.Have)) == 1
+    empty = Harness()
+    empty.started()
+    empty.send(p.Have(INFO.file_id, PIECES, (), empty.token(OTHER)), OTHER)
+    assert empty.messages(p.Have) == []
+
+
 def test_a_pong_makes_a_peer_that_hears_what_we_hold():
     h = Harness(verified=[0, 2])
     h.started()

@@ -203,3 +203,40 @@ def test_upload_slots_must_be_a_whole_number_of_at_least_one():
         assert result.returncode == 2, bad
         assert result.stderr.count("\n") == 1 and "--slots" in result.stderr
         assert "Traceback" not in result.stderr
+
+
+def test_the_summary_counts_the_requests_turned_away_by_full_slots(
+        seeders, song_dir):
+    """--slots 1: a session is open (its credit used up, so it stays),
+    a second REQUEST is told BUSY, and the summary counts it."""
+    (seeder,) = seeders(("127.0.0.1", "-d", str(song_dir), "--slots", "1"))
+    first, second = Client(seeder.address), Client(seeder.address)
+    first.send(p.Request(sample_id(), p.Order.SEQUENTIAL, ((0, 50),), 1,
+                         first.token), session=0x61)
+    first.next_of(p.Chunk)
+    second.send(p.Request(sample_id(), p.Order.SEQUENTIAL, ((0, 50),), 1,
+                          second.token), session=0x62)
+    refused = second.next_of(p.Error)
+    assert refused.code == p.ErrorCode.BUSY
+    for client in (first, second):
+        client.close()
+    summary = [line for line in output_to_the_end(seeder).splitlines()
+               if " stopped: " in line]
+    assert len(summary) == 1, summary
+    assert summary[0].endswith(", 1 requests told to ask again later "
+                               "(every upload slot taken)"), summary
+
+
+def test_no_slots_no_count_and_the_count_in_portuguese(seeders, song_dir):
+    import i18n
+    (seeder,) = seeders(("127.0.0.1", "-d", str(song_dir)))
+    Client(seeder.address).close()
+    assert "upload slot" not in output_to_the_end(seeder)
+    try:
+        i18n.use("pt")
+        assert i18n.text(", {n} requests told to ask again later (every "
+                         "upload slot taken)", n=2) == \
+            ", 2 pedidos avisados para pedir de novo mais tarde (todas " \
+            "as vagas de envio ocupadas)"
+    finally:
+        i18n.use("en")

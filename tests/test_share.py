@@ -226,12 +226,14 @@ def test_the_report_names_each_source_with_its_role_and_what_was_served():
     english = leecher.report(STATS).splitlines()
     assert "  from 127.0.0.1:9000        60 chunks (a seeder)" in english
     assert "  from 127.0.0.22:4000       9 chunks (a listener)" in english
-    assert "served          40 chunks to 2 peer(s)" in english
+    # one word for the others in every line (the report, the events)
+    assert "served          40 chunks to 2 other listener(s)" in english
     i18n.use("pt")
     portuguese = leecher.report(STATS).splitlines()
     assert "  de   127.0.0.22:4000       9 pedaços (um ouvinte)" \
         in portuguese
-    assert "servidos        40 pedaços a 2 ouvinte(s)" in portuguese
+    assert "servidos        40 pedaços a 2 outro(s) ouvinte(s)" \
+        in portuguese
     for line in portuguese:
         if not line.startswith("  "):  # every label pads to column 16
             assert line[15] == " " and line[16] != " ", line
@@ -250,6 +252,48 @@ def test_the_terminal_view_tells_who_joined_and_what_was_served():
     assert out.getvalue().splitlines() == [
         "  127.0.0.22:4000, another listener sharing this song, joined",
         "  served 12 chunks to 2 other listener(s)"]
+    i18n.use("pt")
+    out.seek(0)
+    out.truncate()
+    view.put(ev.Served(16, 1, 3.0))
+    assert out.getvalue() == \
+        "  16 pedaços enviados a 1 outro(s) ouvinte(s)\n"  # not "chunks"
+
+
+def test_a_request_after_ask_again_later_says_it_is_asked_again():
+    out = io.StringIO()
+    view = leecher.TerminalView(song_info(b"x"), stream=out)
+    seeder = "127.0.0.1:9000"
+    view.put(ev.RequestSent(seeder, 16, "random", 0.1))
+    view.put(ev.Refused(seeder, p.ErrorCode.BUSY, "every upload slot is "
+                        "taken, ask again later", 0.2))
+    view.put(ev.RequestSent(seeder, 16, "random", 0.9))
+    view.put(ev.RequestSent(seeder, 16, "random", 1.9))  # served: plain
+    lines = out.getvalue().splitlines()
+    assert lines[0] == lines[3] == \
+        "  asked 127.0.0.1:9000 for 16 chunks (random)"
+    assert lines[2] == ('  asked 127.0.0.1:9000 again for 16 chunks, '
+                        'after its "ask again later"')
+    view.put(ev.Refused(seeder, p.ErrorCode.NOT_FOUND, "gone", 2.0))
+    view.put(ev.RequestSent(seeder, 16, "random", 2.1))
+    assert "again" not in out.getvalue().splitlines()[-1]  # not busy
+
+
+def test_an_ipv6_bind_address_is_quoted_whole():
+    with pytest.raises(cli.UsageError) as raised:
+        share.bind_address("::1")
+    assert str(raised.value) == \
+        "cannot bind ::1: not an IPv4 address: '::1'"
+
+
+@pytest.mark.parametrize("pick, line", [
+    ("sequential", "pieces picked in order"),
+    ("rarest", "pieces picked rarest first"),
+    ("deadline", "pieces picked near the play point first")])
+def test_the_pick_is_said_in_both_languages(pick, line):
+    assert leecher._(leecher.PICKS[pick]) == line
+    i18n.use("pt")
+    assert leecher._(leecher.PICKS[pick]).startswith("partes escolhidas ")
 
 
 class FakePeerEngine:

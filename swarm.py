@@ -243,6 +243,12 @@ def _csv_value(value):
 
 
 # ------------------------------------------------------------- options
+# The seeder's upload slots (BitTorrent unchokes ~4): without them a
+# seeder splits its link among every leecher that asks, nobody completes
+# a piece for long, and a big flash crowd has nothing to share.
+DEFAULT_SLOTS = 4
+
+
 def build_parser() -> cli.Parser:
     parser = cli.Parser(
         prog="p2p_facom.py swarm",
@@ -265,11 +271,12 @@ def build_parser() -> cli.Parser:
                         metavar="KBPS",
                         help=_("each leecher's upload rate, kbit/s (0: "
                                "unlimited; default: the seeder's --rate)"))
-    parser.add_argument("--slots", type=cli.at_least_one, default=None,
-                        metavar="N",
+    parser.add_argument("--slots", type=cli.at_least_one,
+                        default=DEFAULT_SLOTS, metavar="N",
                         help=_("the seeder sends to at most N leechers at "
-                               "once (seeder.py --slots; default: to all "
-                               "that ask)"))
+                               "once (seeder.py --slots; default 4: a "
+                               "flash crowd then gets whole pieces soon "
+                               "and shares them)"))
     parser.add_argument("--seed-for", type=cli.non_negative,
                         default=DEFAULT_SEED_FOR_S, metavar="S",
                         help=tr(N_("seconds each leecher keeps serving "

@@ -11,7 +11,7 @@ import pytest
 
 import swarm
 import swarm_sim
-from conftest import ROOT
+from conftest import ROOT, skip_outside_ci
 
 RUNNER = os.path.join(ROOT, "p2p_facom.py")
 # A short song keeps each simulated swarm under a second of real time.
@@ -175,7 +175,7 @@ def test_a_real_swarm_of_three_is_byte_exact_and_shares(tmp_path):
     the CSV say where the chunks came from."""
     import shutil
     if shutil.which("ffmpeg") is None:
-        pytest.skip("ffmpeg is missing (the sample song)")
+        skip_outside_ci("ffmpeg is missing (the sample song)")
     out = tmp_path / "real.csv"
     result = run_swarm("--peers", "3", "--song-seconds", "6", "--rate",
                        "300", "--seed-for", "4", "--timeout", "60",

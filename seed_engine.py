@@ -685,21 +685,24 @@ class SessionTable:
             self.building.remove(session)
         self.queued_chunks -= session.cost
 
-    def make_room(self, host: str, cost: int) -> tuple[bool, list]:
+    def make_room(self, host: str, cost: int,
+                  slots: int = 0) -> tuple[bool, list]:
         """(room for a new session of ``host`` holding ``cost``?, the
         sessions to evict for it: from the host holding the most
         sessions, or chunks, when that is more than ``host`` would hold
-        with the new one; least recently heard first)."""
+        with the new one; least recently heard first).  ``slots``: room
+        for fewer sessions than ``self.most`` (the upload slots)."""
         if self._per_host[host] >= self.per_host \
                 or cost > MAX_QUEUED_CHUNKS:
             return False, []
+        room_for = min(slots or self.most, self.most)
         sessions, chunks = Counter(self._per_host), Counter(
             self._host_chunks)
         victims: list[Session] = []
         while True:
             if sum(chunks.values()) + cost > MAX_QUEUED_CHUNKS:
                 held, mine = chunks, chunks[host] + cost
-            elif sum(sessions.values()) >= self.most:
+            elif sum(sessions.values()) >= room_for:
                 held, mine = sessions, sessions[host] + 1
             else:
                 return True, victims
@@ -1307,20 +1310,22 @@ class SeederEngine(Replies, ChunkSending):
         return ranges if allowed is None else allowed.intersection(ranges)
 
     def _start(self, msg: p.Request, info, ranges, addr, sid, now) -> None:
-        if self.upload_slots and len(self.sessions) >= self.upload_slots:
-            # Upload slots (BitTorrent's unchoked few): a flash crowd's
-            # leechers get whole pieces soon, one after the other, and
-            # share them, instead of a sliver each and nothing to share
-            # (a seeder dividing 400 kbit/s among 100 sessions sends
-            # nobody a piece for a minute).  They ask again after a
-            # back-off, and meanwhile fetch from each other.
+        asked = ranges.count()
+        # Upload slots (BitTorrent's unchoked few): a flash crowd's
+        # leechers get whole pieces soon, one after the other, and share
+        # them, instead of a sliver each and nothing to share (a seeder
+        # dividing 400 kbit/s among 100 sessions sends nobody a piece for
+        # a minute).  They ask again after a back-off, and meanwhile
+        # fetch from each other.  Slots full, a host holding more than
+        # its share loses one (else one host holds them all for ever).
+        room, evicted = self.sessions.make_room(
+            addr[0], asked + SESSION_COST_CHUNKS, self.upload_slots)
+        if not room and self.upload_slots \
+                and len(self.sessions) >= self.upload_slots:
             self.counters.slots_full += 1
             self._refuse(p.ErrorCode.BUSY, "every upload slot is taken, "
                          "ask again later", addr, sid, now)
             return
-        asked = ranges.count()
-        room, evicted = self.sessions.make_room(
-            addr[0], asked + SESSION_COST_CHUNKS)
         if not room:
             self._refuse(p.ErrorCode.BUSY, "too many sessions", addr, sid,
                          now)

@@ -1292,3 +1292,31 @@ def test_swarm_a_sharing_leecher_gives_an_unvalidated_source_at_most_3x(
                 assert not isinstance(message, p.Chunk)
         h.now += 0.01
     assert sent <= 3 * received
+
+
+# ====================================== swarm, round 2 (late additions)
+def test_swarm_one_host_cannot_hold_every_upload_slot_forever():
+    """``upload_slots=4``: one host opens 4 sessions of a 4.5 GB file
+    and ACKs a chunk a second (never idle, never done).  An honest
+    leecher on another host still gets the song: the greedy host loses
+    a slot to it (its fair share is less than all of them)."""
+    slots = 4
+    seeder = new_seeder(upload_slots=slots)
+    huge = SOURCE.by_name("huge.mp3")
+    for sid in range(1, slots + 1):
+        open_session(seeder, huge, ((0, 1000),), 1, sid=sid)
+    assert len(seeder.sessions) == slots
+    world = World({SEEDER: seeder})
+    acked = {sid: 0 for sid in range(1, slots + 1)}
+
+    def keep_alive(w):  # one ACK per session per second, a slow reader
+        for sid in acked:
+            acked[sid] += 1
+            send(seeder, p.Ack(acked[sid]), sid=sid, now=w.now)
+
+    world.start()
+    world.run(until=world.now + 60.0, attack=keep_alive, every=1.0)
+    assert world.failed is None
+    assert world.download.complete and world.file() == SONG
+    hosts = [s.addr[0] for s in seeder.sessions]
+    assert hosts.count(ATTACKER[0]) < slots

@@ -259,11 +259,16 @@ class Swarm:
         not among ours (our table may be full): it knows us, so it can
         fetch from us.  Once per ``PEX_INTERVAL_S`` per address, for at
         most ``MAX_TRIED`` addresses: a reply of a few ranges to each of
-        its HAVEs, never more."""
+        its HAVEs, never more.  Full of addresses answered within
+        ``PEX_INTERVAL_S``, none is forgotten (else a host with more
+        ports than that is answered at every HAVE)."""
         pieces_held = self.engine.song.pieces
         last = self.answered.get(addr)
         if not pieces_held or not self.engine.sharing or (
                 last is not None and now - last < PEX_INTERVAL_S):
+            return
+        if last is None and len(self.answered) >= MAX_TRIED and \
+                now - next(iter(self.answered.values())) < PEX_INTERVAL_S:
             return
         self.answered.pop(addr, None)
         self.answered[addr] = now

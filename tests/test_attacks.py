@@ -1320,3 +1320,25 @@ def test_swarm_one_host_cannot_hold_every_upload_slot_forever():
     assert world.download.complete and world.file() == SONG
     hosts = [s.addr[0] for s in seeder.sessions]
     assert hosts.count(ATTACKER[0]) < slots
+
+
+def test_swarm_answers_to_have_are_bounded_in_total_not_only_per_port():
+    """``answer_have``: once per PEX_INTERVAL_S per address, remembered
+    for MAX_TRIED addresses.  A host with more proven ports than that,
+    each HAVE-ing in turn, evicted its own oldest port and was answered
+    at every HAVE (two rounds in one second: 2 x 600 answers); now at
+    most MAX_TRIED answers per PEX_INTERVAL_S in all."""
+    import peer_engine as pe
+    from test_peer_engine import INFO, PIECES
+    from test_peer_engine import Harness as PeerHarness
+    h = PeerHarness(verified=[0, 2, 4])
+    h.started()
+    h.out()
+    ports = [("127.0.0.66", 10000 + n) for n in range(pe.MAX_TRIED + 88)]
+    answered = 0
+    for _ in range(2):
+        for addr in ports:
+            h.send(p.Have(INFO.file_id, PIECES, (), h.token(addr)), addr)
+            answered += len(h.messages(p.Have))
+        h.now += pe.PEX_INTERVAL_S / 4
+    assert 0 < answered <= pe.MAX_TRIED

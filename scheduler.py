@@ -35,6 +35,7 @@ ends.  Dead transfers beyond ``KEPT_RETIRED`` leave the table.
 from __future__ import annotations
 
 import bisect
+import heapq
 import itertools
 import math
 import random
@@ -678,8 +679,7 @@ class Scheduler:
             # nor fetches from a seeder (its upload carries a piece once)
             count = self.holdings.count
             unheld = [n for n in free if not count[n]]
-            mine = [n for n in unheld if not self.holdings.hinted(n, now)] \
-                or unheld or free
+            mine = self._unhinted(unheld, now) or unheld or free
         else:
             mine = Holdings.held_of(holds, free)
         left = len(mine) if endgame else len(free)
@@ -690,6 +690,18 @@ class Scheduler:
         for piece in picked if endgame else ():
             self.endgame.taken(piece, claims[piece])
         return picked
+
+    def _unhinted(self, unheld: list, now: float) -> list[int]:
+        """``unheld`` but the pieces a peer says it fetches from a
+        seeder, except, while a player plays, the ``URGENT_PIECES`` next
+        from its play point: a liar hinting those for ever must not
+        defer what the player needs next to the end of the download."""
+        play = self.playhead
+        urgent = () if play is None else set(heapq.nsmallest(
+            piece_picker.URGENT_PIECES,
+            (n for n in unheld if n >= play // pieces.PIECE_CHUNKS)))
+        return [n for n in unheld
+                if n in urgent or not self.holdings.hinted(n, now)]
 
     def _play_piece(self) -> int:
         chunk = self.playhead if self.playhead is not None \

@@ -1367,7 +1367,6 @@ def test_swarm_fetching_hints_cannot_defer_the_pieces_the_player_needs():
     (never sends one).  The seeder's share went to every other piece
     first: the first 16 of 64 pieces came with the last, 3.7 s instead
     of 0.9 s.  While a player plays, the next URGENT_PIECES from its
-    play point ignore hints:
-    1.4 s."""
+    play point ignore hints: 1.4 s."""
     honest, attacked = _prefix_time(False), _prefix_time(True)
     assert attacked <= 2 * honest, (honest, attacked)
